@@ -1,0 +1,1 @@
+//! hydra distributed lock manager (issue 5): not yet written.

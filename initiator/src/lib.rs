@@ -1,0 +1,1 @@
+//! hydra initiator (issue 4): not yet written.

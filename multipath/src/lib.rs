@@ -1,0 +1,1 @@
+//! hydra multipath aggregator: not yet written.

@@ -1,0 +1,28 @@
+//! # hydra-proto — iSCSI and SCSI on the wire, with no I/O
+//!
+//! This crate holds every wire format and protocol rule that hydra's target and initiator
+//! share. It has no tokio, no sockets and no clock: inputs are byte slices and values,
+//! outputs are byte vectors and decisions (the quinn-proto / smoltcp shape).
+//!
+//! Layers, bottom up:
+//! - [`serial`]: RFC 1982 serial-number arithmetic for CmdSN/StatSN/DataSN/R2TSN.
+//! - [`digest`]: CRC32C header and data digests (RFC 7143 §12.1 of the digests: iSCSI uses
+//!   the Castagnoli polynomial).
+//! - [`bhs`]: the 48-byte Basic Header Segment as a zero-copy view; [`pdu`]: one `Repr`
+//!   per RFC 7143 opcode with `parse`/`emit`.
+//! - [`text`]: `key=value\0` data segments; [`negotiate`]: the RFC 7143 §13 key table and
+//!   negotiation rules; [`chap`]: CHAP (RFC 1994) with IANA algorithm numbers.
+//! - [`scsi`]: CDB views, sense data, VPD page encoders, device identity (tgt-compatible).
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub use error::{Error, Result};
+
+pub mod bhs;
+pub mod chap;
+pub mod digest;
+pub mod negotiate;
+pub mod pdu;
+pub mod scsi;
+pub mod serial;
+pub mod text;
