@@ -1,0 +1,3 @@
+//! (being written)
+pub mod settings;
+pub use settings::{LunSettings, SenseFormat};
