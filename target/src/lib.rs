@@ -14,7 +14,12 @@ pub mod error;
 pub use error::{Error, Result};
 
 pub mod acl;
+pub mod admin;
 pub mod backing;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod iscsi;
 pub mod lun;
 pub mod nexus;
+pub mod registry;

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): one backing file served by Debian's tgtd and by hydra tgtd on
+# loopback, libiscsi's iscsi-perf against each in turn — 4 KiB random read at 32 in
+# flight, 1 MiB sequential read at 32 in flight — then both figures and hydra/tgtd
+# ratios. Usage: scripts/bench-target.sh [seconds per run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+scripts/setup.sh
+cargo build --release -q
+bin=$PWD/build/release/hydra
+work=$(mktemp -d /var/tmp/hydra-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+img=$work/disk.img
+# Real data (not a sparse file) so that both targets read real page-cache pages.
+dd if=/dev/urandom of="$img" bs=1M count=1024 status=none
+cat "$img" > /dev/null
+iqn=iqn.2026-11.org.hydra:bench
+tport=3262; hport=3263
+
+/usr/sbin/tgtd -f --iscsi portal=127.0.0.1:$tport -C 7 >"$work/tgtd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do tgtadm -C 7 --lld iscsi --mode sys --op show >/dev/null 2>&1 && break; sleep 0.1; done
+tgtadm -C 7 --lld iscsi --mode target --op new --tid 1 -T $iqn
+tgtadm -C 7 --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 -b "$img"
+tgtadm -C 7 --lld iscsi --mode target --op bind --tid 1 -I ALL
+
+printf '<target %s>\n    backing-store %s\n</target>\n' $iqn "$img" > "$work/targets.conf"
+"$bin" tgtd -f --iscsi portal=127.0.0.1:$hport -C 7 --run-dir "$work/run" --conf "$work/targets.conf" 2>"$work/hydra.log" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$work/run/socket.7" ] && break; sleep 0.1; done
+
+perf() { # port blocks random? -> "iops MBps"
+    local extra=()
+    [ "$3" = random ] && extra=(-r)
+    iscsi-perf -m 32 -b "$2" -t "$secs" "${extra[@]}" "iscsi://127.0.0.1:$1/$iqn/1" 2>&1 \
+        | tr '\r' '\n' | grep -o 'iops average [0-9]* ([0-9]* MB/s)' | tail -1 \
+        | sed -E 's/iops average ([0-9]+) \(([0-9]+) MB\/s\)/\1 \2/'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+read -r t4 _ <<<"$(perf $tport 8 random)"
+read -r h4 _ <<<"$(perf $hport 8 random)"
+read -r _ t1 <<<"$(perf $tport 2048 seq)"
+read -r _ h1 <<<"$(perf $hport 2048 seq)"
+echo "workload                          tgtd            hydra           hydra/tgtd"
+printf '4 KiB random read, 32 in flight  %-8s IOPS   %-8s IOPS   %s\n' "$t4" "$h4" "$(ratio "$h4" "$t4")"
+printf '1 MiB seq read, 32 in flight     %-8s MB/s   %-8s MB/s   %s\n' "$t1" "$h1" "$(ratio "$h1" "$t1")"

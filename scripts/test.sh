@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# hydra's test suite: installs what a fresh Debian 12 machine lacks (scripts/setup.sh),
+# then runs every unit, property, integration, interop (libiscsi, Debian's tgtd) and
+# conformance (iscsi-test-cu) test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo test --workspace --all-targets 2>&1

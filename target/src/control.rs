@@ -1,0 +1,134 @@
+//! The control socket: how `hydra tgtadm` and `hydra tgt-admin` talk to a running
+//! `hydra tgtd`. One unix socket per control port (`<run dir>/socket.<port>`, as tgt's
+//! `/var/run/tgtd/socket.<port>`), one JSON request per line, one JSON response per line.
+//! The protocol carries a version so that a newer CLI refuses an older daemon clearly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::admin;
+use crate::registry::Registry;
+use crate::{Error, Result};
+
+/// Bumped whenever a request or response changes shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default run directory: kept apart from tgt's /var/run/tgtd so both daemons can run on
+/// one machine (the benchmark does).
+pub const DEFAULT_RUN_DIR: &str = "/run/hydra-tgtd";
+
+/// The socket path of control port `port` under `run_dir`.
+pub fn socket_path(run_dir: &Path, port: u16) -> PathBuf {
+    run_dir.join(format!("socket.{port}"))
+}
+
+/// One admin request (tgtadm's `--mode M --op O` and tgt-admin's file operations).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// tgt-admin -e/--update/--delete/--offline/--ready over a config file.
+    ApplyConfig { path: PathBuf, mode: admin::ApplyMode, pretend: bool },
+    TargetNew { tid: u32, iqn: String },
+    TargetDelete { tid: u32, force: bool },
+    TargetShow,
+    TargetBind { tid: u32, address: Option<String>, name: Option<String> },
+    TargetUnbind { tid: u32, address: Option<String>, name: Option<String> },
+    /// `--mode target --op update --name K --value V` (login keys, `state`).
+    TargetUpdate { tid: u32, name: String, value: String },
+    LunNew { tid: u32, lun: u64, path: PathBuf, params: Vec<(String, String)> },
+    LunDelete { tid: u32, lun: u64 },
+    /// Re-read the backing size and the like (`--mode logicalunit --op update`).
+    LunUpdate { tid: u32, lun: u64, params: Vec<(String, String)> },
+    AccountNew { user: String, password: String },
+    AccountDelete { user: String },
+    AccountBind { tid: Option<u32>, user: String, outgoing: bool },
+    AccountUnbind { tid: Option<u32>, user: String, outgoing: bool },
+    AccountShow,
+    PortalShow,
+    SessionShow { tid: Option<u32> },
+    ConnectionDelete { tid: u32, sid: u64 },
+    SysShow,
+    SysUpdate { name: String, value: String },
+    /// Stop the daemon (`--mode sys --op delete`).
+    SysDelete,
+}
+
+/// The answer: ok with text to print, or an error message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    version: u32,
+    request: Request,
+}
+
+/// Serve admin requests until the listener is dropped. `shutdown` is signalled on
+/// `SysDelete`.
+pub async fn serve(
+    listener: UnixListener,
+    registry: Arc<Registry>,
+    ctx: Arc<admin::Context>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let reg = registry.clone();
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let resp = match serde_json::from_str::<Envelope>(&line) {
+                    Ok(env) if env.version == PROTOCOL_VERSION => {
+                        let reg = reg.clone();
+                        let ctx = ctx.clone();
+                        // Admin work opens files and may fsync: keep it off the runtime.
+                        match tokio::task::spawn_blocking(move || admin::handle(&reg, &ctx, env.request)).await {
+                            Ok(Ok(text)) => Response { version: PROTOCOL_VERSION, ok: true, text },
+                            Ok(Err(e)) => Response { version: PROTOCOL_VERSION, ok: false, text: e.to_string() },
+                            Err(e) => Response { version: PROTOCOL_VERSION, ok: false, text: format!("internal error: {e}") },
+                        }
+                    }
+                    Ok(env) => Response {
+                        version: PROTOCOL_VERSION,
+                        ok: false,
+                        text: format!("control protocol version {} not supported (daemon speaks {PROTOCOL_VERSION})", env.version),
+                    },
+                    Err(e) => Response { version: PROTOCOL_VERSION, ok: false, text: format!("bad request: {e}") },
+                };
+                let mut out = serde_json::to_string(&resp).expect("serialize");
+                out.push('\n');
+                if w.write_all(out.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// Send one request to the daemon on `port` and wait for its answer.
+pub async fn call(run_dir: &Path, port: u16, request: Request) -> Result<Response> {
+    let path = socket_path(run_dir, port);
+    let stream = UnixStream::connect(&path).await.map_err(|e| {
+        Error::io(format!("can't connect to hydra tgtd on control port {port} ({})", path.display()), e)
+    })?;
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_string(&Envelope { version: PROTOCOL_VERSION, request }).expect("serialize");
+    line.push('\n');
+    w.write_all(line.as_bytes()).await.map_err(|e| Error::io("control socket write", e))?;
+    let mut lines = BufReader::new(r).lines();
+    let answer = lines
+        .next_line()
+        .await
+        .map_err(|e| Error::io("control socket read", e))?
+        .ok_or_else(|| Error::Admin("hydra tgtd closed the control socket without answering".into()))?;
+    serde_json::from_str(&answer).map_err(|e| Error::Admin(format!("bad answer from hydra tgtd: {e}")))
+}

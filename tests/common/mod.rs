@@ -1,0 +1,206 @@
+//! Shared helpers for the integration tests: start `hydra tgtd` (and Debian's tgtd) on
+//! loopback ports of their own, in a temporary directory, and stop them by pid when the
+//! test ends — also when it fails (Drop).
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The hydra binary cargo built for these tests.
+pub fn hydra() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hydra"))
+}
+
+/// A free loopback TCP port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A command, run to completion with a time limit.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{:?} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                cmd,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Output as text (stdout then stderr).
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn wait_port(port: u16, child: &mut Child, what: &str) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("{what} exited during start-up: {st}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `hydra tgtd -f` with its own port, control port and run directory.
+pub struct Hydra {
+    pub child: Child,
+    pub port: u16,
+    pub control_port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Hydra {
+    /// Start with `conf` (targets.conf text; `@DIR@` is replaced by the temp dir) after
+    /// `prepare` ran on the temp dir (e.g. to create backing files).
+    pub fn start(conf: &str, prepare: impl FnOnce(&Path)) -> Hydra {
+        Self::start_with(conf, &[], prepare)
+    }
+
+    /// Start with extra `--iscsi` parameters (e.g. "nop_interval=1").
+    pub fn start_with(conf: &str, iscsi_extra: &[&str], prepare: impl FnOnce(&Path)) -> Hydra {
+        let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
+        let port = free_port();
+        let control_port = 10_000 + (port % 50_000);
+        let conf_path = dir.path().join("targets.conf");
+        std::fs::write(&conf_path, conf.replace("@DIR@", dir.path().to_str().unwrap())).unwrap();
+        let mut iscsi = format!("portal=127.0.0.1:{port}");
+        for e in iscsi_extra {
+            iscsi.push(',');
+            iscsi.push_str(e);
+        }
+        let log = std::fs::File::create(dir.path().join("tgtd.log")).unwrap();
+        let mut child = Command::new(hydra())
+            .args(["tgtd", "-f", "--iscsi", &iscsi, "-C", &control_port.to_string(), "--run-dir"])
+            .arg(dir.path().join("run"))
+            .arg("--conf")
+            .arg(&conf_path)
+            .env("RUST_LOG", "info")
+            .stderr(log)
+            .spawn()
+            .expect("spawn hydra tgtd");
+        wait_port(port, &mut child, "hydra tgtd");
+        Hydra { child, port, control_port, dir }
+    }
+
+    /// A sparse file of `size` bytes in the temp dir (create before `start` by path).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `iscsi://127.0.0.1:PORT/IQN/LUN`
+    pub fn url(&self, iqn: &str, lun: u32) -> String {
+        format!("iscsi://127.0.0.1:{}/{iqn}/{lun}", self.port)
+    }
+
+    /// Run `hydra <tool> <args>` against this daemon's control port.
+    pub fn admin(&self, tool: &str, args: &[&str]) -> Output {
+        let cp = self.control_port.to_string();
+        let mut c = Command::new(hydra());
+        c.arg(tool).args(["-C", &cp, "--run-dir"]).arg(self.dir.path().join("run")).args(args);
+        run(&mut c, Duration::from_secs(30))
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tgtd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Hydra {
+    fn drop(&mut self) {
+        // SIGTERM first (clean close), then make sure.
+        unsafe_kill(self.child.id(), 15);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Send a signal by pid through kill(1): tests keep no unsafe code of their own.
+pub fn unsafe_kill(pid: u32, sig: i32) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+/// Debian's tgtd on a loopback port, configured with tgtadm; killed by pid on drop.
+pub struct Tgtd {
+    pub child: Child,
+    pub port: u16,
+    pub control_port: u16,
+}
+
+impl Tgtd {
+    /// Whether Debian's tgtd is installed (scripts/setup.sh installs it).
+    pub fn available() -> bool {
+        Path::new("/usr/sbin/tgtd").exists()
+    }
+
+    pub fn start() -> Tgtd {
+        let port = free_port();
+        let control_port = 20_000 + (port % 40_000);
+        let mut child = Command::new("/usr/sbin/tgtd")
+            .args(["-f", "--iscsi", &format!("portal=127.0.0.1:{port}"), "-C", &control_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tgtd");
+        wait_port(port, &mut child, "tgtd");
+        Tgtd { child, port, control_port }
+    }
+
+    /// `tgtadm -C N <args>`, which must succeed.
+    pub fn tgtadm(&self, args: &[&str]) {
+        let o = run(
+            Command::new("tgtadm").args(["-C", &self.control_port.to_string(), "--lld", "iscsi"]).args(args),
+            Duration::from_secs(20),
+        );
+        assert!(o.status.success(), "tgtadm {args:?}: {}", text(&o));
+    }
+
+    /// Apply a targets.conf with Debian's tgt-admin.
+    pub fn tgt_admin_execute(&self, conf: &Path) {
+        let o = run(
+            Command::new("tgt-admin").args(["-C", &self.control_port.to_string(), "-e", "-c"]).arg(conf),
+            Duration::from_secs(30),
+        );
+        assert!(o.status.success(), "tgt-admin -e: {}", text(&o));
+    }
+
+    pub fn url(&self, iqn: &str, lun: u32) -> String {
+        format!("iscsi://127.0.0.1:{}/{iqn}/{lun}", self.port)
+    }
+}
+
+impl Drop for Tgtd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A sparse file.
+pub fn sparse(path: &Path, size: u64) {
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+}
