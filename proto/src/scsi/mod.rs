@@ -1,1 +1,101 @@
-//! (being written)
+//! SCSI on the wire (no I/O): opcodes and status codes, CDB field access, sense data
+//! (SPC-4 §4.5), and the INQUIRY/VPD encoders (SPC-4 §6.6, §7.8), including tgt's device
+//! identity so that WWIDs stay the same when tgtd is replaced.
+
+pub mod cdb;
+pub mod sense;
+pub mod vpd;
+
+pub use sense::Sense;
+
+/// SAM-5 §5.3 status codes.
+pub mod status {
+    pub const GOOD: u8 = 0x00;
+    pub const CHECK_CONDITION: u8 = 0x02;
+    pub const CONDITION_MET: u8 = 0x04;
+    pub const BUSY: u8 = 0x08;
+    pub const RESERVATION_CONFLICT: u8 = 0x18;
+    pub const TASK_SET_FULL: u8 = 0x28;
+}
+
+/// Operation codes hydra knows (SPC-4 Annex D, SBC-3 §5).
+pub mod op {
+    pub const TEST_UNIT_READY: u8 = 0x00;
+    pub const REQUEST_SENSE: u8 = 0x03;
+    pub const FORMAT_UNIT: u8 = 0x04;
+    pub const READ_6: u8 = 0x08;
+    pub const WRITE_6: u8 = 0x0a;
+    pub const INQUIRY: u8 = 0x12;
+    pub const MODE_SELECT_6: u8 = 0x15;
+    pub const RESERVE_6: u8 = 0x16;
+    pub const RELEASE_6: u8 = 0x17;
+    pub const MODE_SENSE_6: u8 = 0x1a;
+    pub const START_STOP_UNIT: u8 = 0x1b;
+    pub const SEND_DIAGNOSTIC: u8 = 0x1d;
+    pub const PREVENT_ALLOW: u8 = 0x1e;
+    pub const READ_CAPACITY_10: u8 = 0x25;
+    pub const READ_10: u8 = 0x28;
+    pub const WRITE_10: u8 = 0x2a;
+    pub const WRITE_VERIFY_10: u8 = 0x2e;
+    pub const VERIFY_10: u8 = 0x2f;
+    pub const PRE_FETCH_10: u8 = 0x34;
+    pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
+    pub const WRITE_SAME_10: u8 = 0x41;
+    pub const UNMAP: u8 = 0x42;
+    pub const MODE_SELECT_10: u8 = 0x55;
+    pub const MODE_SENSE_10: u8 = 0x5a;
+    pub const PERSISTENT_RESERVE_IN: u8 = 0x5e;
+    pub const PERSISTENT_RESERVE_OUT: u8 = 0x5f;
+    pub const EXTENDED_COPY: u8 = 0x83;
+    pub const RECEIVE_COPY_RESULTS: u8 = 0x84;
+    pub const READ_16: u8 = 0x88;
+    pub const COMPARE_AND_WRITE: u8 = 0x89;
+    pub const WRITE_16: u8 = 0x8a;
+    pub const WRITE_VERIFY_16: u8 = 0x8e;
+    pub const VERIFY_16: u8 = 0x8f;
+    pub const PRE_FETCH_16: u8 = 0x90;
+    pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
+    pub const WRITE_SAME_16: u8 = 0x93;
+    pub const SERVICE_ACTION_IN_16: u8 = 0x9e;
+    pub const REPORT_LUNS: u8 = 0xa0;
+    pub const MAINTENANCE_IN: u8 = 0xa3;
+    pub const READ_12: u8 = 0xa8;
+    pub const WRITE_12: u8 = 0xaa;
+    pub const WRITE_VERIFY_12: u8 = 0xae;
+    pub const VERIFY_12: u8 = 0xaf;
+
+    /// SERVICE ACTION IN(16) service actions.
+    pub const SAI_READ_CAPACITY_16: u8 = 0x10;
+    pub const SAI_GET_LBA_STATUS: u8 = 0x12;
+    /// MAINTENANCE IN service actions.
+    pub const MI_REPORT_TARGET_PORT_GROUPS: u8 = 0x0a;
+    pub const MI_REPORT_SUPPORTED_OPCODES: u8 = 0x0c;
+    pub const MI_REPORT_SUPPORTED_TMFS: u8 = 0x0d;
+}
+
+/// CDB length from the opcode's group code (SPC-4 §4.2.5.1); None for groups whose
+/// length is vendor specific or variable.
+pub fn cdb_len(opcode: u8) -> Option<usize> {
+    match opcode >> 5 {
+        0 => Some(6),
+        1 | 2 => Some(10),
+        4 => Some(16),
+        5 => Some(12),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_lengths() {
+        assert_eq!(cdb_len(op::READ_6), Some(6));
+        assert_eq!(cdb_len(op::READ_10), Some(10));
+        assert_eq!(cdb_len(op::MODE_SENSE_10), Some(10));
+        assert_eq!(cdb_len(op::READ_16), Some(16));
+        assert_eq!(cdb_len(op::READ_12), Some(12));
+        assert_eq!(cdb_len(0x7f), None);
+    }
+}
