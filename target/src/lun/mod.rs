@@ -1,3 +1,313 @@
-//! (being written)
+//! SCSI emulation of one logical unit: tgt's LUN 0 controller or a disk (SPC-4, SBC-3).
+//!
+//! [`Lun::execute`] is synchronous and does no I/O of its own besides the backing store;
+//! with [`IoMode::NoWait`] it never blocks (page-cache hits only) and returns
+//! [`WouldBlock`] — before any side effect — when it would, so the connection driver can
+//! rerun the command on its blocking pool. Reservations, COMPARE AND WRITE, thin
+//! provisioning and ALUA hook in at [`Lun::execute`]'s checks (next issue).
+
+pub mod opcodes;
 pub mod settings;
+mod mode;
+mod sbc;
+mod spc;
+mod ua;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use hydra_proto::scsi::vpd::{Identity, TYPE_CONTROLLER, TYPE_DISK};
+use hydra_proto::scsi::{op, status, Sense};
+
 pub use settings::{LunSettings, SenseFormat};
+
+use crate::backing::Backing;
+use crate::nexus::ItNexus;
+use crate::Result;
+
+/// Largest transfer one command may ask for (VPD 0xB0 MAXIMUM TRANSFER LENGTH): bounds the
+/// memory one command can make the daemon allocate.
+pub const MAX_TRANSFER_BYTES: u64 = 32 << 20;
+
+/// Whether the caller may block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// On the network task: page-cache hits only.
+    NoWait,
+    /// On the blocking pool.
+    Blocking,
+}
+
+/// The command needs I/O that could block; nothing was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WouldBlock;
+
+/// One command as the LUN sees it.
+pub struct ScsiRequest<'a> {
+    pub cdb: &'a [u8],
+    pub nexus: &'a ItNexus,
+    /// All Data-Out the initiator sent (its Expected Data Transfer Length for writes).
+    pub data_out: &'a [u8],
+    /// The initiator's Expected Data Transfer Length for reads.
+    pub expected_in: u32,
+    /// Every LUN number of the target (REPORT LUNS).
+    pub luns: &'a [u64],
+}
+
+/// The result of one command.
+#[derive(Debug, Clone)]
+pub struct ScsiOutcome {
+    pub status: u8,
+    /// Encoded sense data, empty when there is none.
+    pub sense: Vec<u8>,
+    /// Data the command produced (at most its allocation/transfer length; the driver
+    /// truncates to the Expected Data Transfer Length and computes residuals).
+    pub data_in: Bytes,
+    /// How many Data-Out bytes the command needed, when it takes any (for the driver's
+    /// residual counts, RFC 7143 §11.4.5).
+    pub data_out_len: Option<u32>,
+}
+
+impl ScsiOutcome {
+    fn good(data: impl Into<Bytes>) -> ScsiOutcome {
+        ScsiOutcome { status: status::GOOD, sense: Vec::new(), data_in: data.into(), data_out_len: None }
+    }
+    fn check(sense: &Sense, format: SenseFormat) -> ScsiOutcome {
+        let sense = match format {
+            SenseFormat::Fixed => sense.fixed(),
+            SenseFormat::Descriptor => sense.descriptor(),
+        };
+        ScsiOutcome { status: status::CHECK_CONDITION, sense, data_in: Bytes::new(), data_out_len: None }
+    }
+    fn with_data_out(mut self, n: u32) -> ScsiOutcome {
+        self.data_out_len = Some(n);
+        self
+    }
+}
+
+/// What sits behind a LUN number.
+enum Kind {
+    Controller,
+    Disk(Box<Disk>),
+}
+
+struct Disk {
+    backing: Backing,
+    settings: LunSettings,
+    block_size: u32,
+    /// Write cache enabled (MODE SELECT can change it).
+    wce: AtomicBool,
+    /// Stopped by START STOP UNIT.
+    stopped: AtomicBool,
+}
+
+/// One logical unit.
+pub struct Lun {
+    number: u64,
+    identity: Identity,
+    kind: Kind,
+    ua: ua::UnitAttentions,
+    sense_format: SenseFormat,
+}
+
+impl Lun {
+    /// LUN 0 of every target: tgt's storage array controller (SCC-2), no medium.
+    pub fn controller(tid: u32) -> Lun {
+        Lun {
+            number: 0,
+            identity: Identity {
+                device_type: TYPE_CONTROLLER,
+                removable: false,
+                vendor: "IET".into(),
+                product: "Controller".into(),
+                revision: "0001".into(),
+                scsi_id: Identity::tgt_scsi_id(tid, 0),
+                serial: Identity::tgt_serial(tid, 0),
+                tid,
+                lun: 0,
+            },
+            kind: Kind::Controller,
+            ua: Default::default(),
+            sense_format: SenseFormat::Fixed,
+        }
+    }
+
+    /// A disk LUN backed by `settings.path`.
+    pub fn disk(tid: u32, lun: u64, settings: LunSettings) -> Result<Lun> {
+        let backing = Backing::open(&settings.path, settings.o_direct, settings.o_sync, settings.readonly)?;
+        let identity = Identity {
+            device_type: TYPE_DISK,
+            removable: settings.removable,
+            vendor: settings.vendor_id.clone(),
+            product: settings.product_id.clone(),
+            revision: settings.product_rev.clone(),
+            scsi_id: settings.scsi_id.clone().unwrap_or_else(|| Identity::tgt_scsi_id(tid, lun)),
+            serial: settings.scsi_sn.clone().unwrap_or_else(|| Identity::tgt_serial(tid, lun)),
+            tid,
+            lun,
+        };
+        Ok(Lun {
+            number: lun,
+            identity,
+            sense_format: settings.sense_format,
+            kind: Kind::Disk(Box::new(Disk {
+                backing,
+                block_size: settings.block_size,
+                wce: AtomicBool::new(settings.write_cache),
+                stopped: AtomicBool::new(false),
+                settings,
+            })),
+            ua: Default::default(),
+        })
+    }
+
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+    /// None for the controller.
+    pub fn settings(&self) -> Option<&LunSettings> {
+        match &self.kind {
+            Kind::Disk(d) => Some(&d.settings),
+            Kind::Controller => None,
+        }
+    }
+    pub fn size_bytes(&self) -> u64 {
+        match &self.kind {
+            Kind::Disk(d) => d.backing.size() / d.block_size as u64 * d.block_size as u64,
+            Kind::Controller => 0,
+        }
+    }
+    pub fn scsi_id(&self) -> String {
+        self.identity.scsi_id.clone()
+    }
+    pub fn scsi_sn(&self) -> String {
+        self.identity.serial.clone()
+    }
+
+    /// A new I_T nexus: it starts with POWER ON, RESET OCCURRED.
+    pub fn nexus_added(&self, n: &ItNexus) {
+        self.ua.register(n);
+    }
+    pub fn nexus_removed(&self, n: &ItNexus) {
+        self.ua.unregister(n);
+    }
+    /// LOGICAL UNIT RESET (SAM-5 §7.7): 29/03 for every other nexus.
+    pub fn lun_reset(&self, by: &ItNexus) {
+        if let Kind::Disk(d) = &self.kind {
+            d.stopped.store(false, Ordering::Relaxed);
+        }
+        self.ua.raise(Some(by), Sense::unit_attention(0x29, 0x03));
+    }
+    /// TARGET WARM RESET: 29/02 (SCSI BUS RESET OCCURRED) for every other nexus.
+    pub fn target_reset(&self, by: &ItNexus) {
+        self.ua.raise(Some(by), Sense::unit_attention(0x29, 0x02));
+    }
+    /// Raise a unit attention for every nexus.
+    pub fn unit_attention_all(&self, asc: u8, ascq: u8) {
+        self.ua.raise(None, Sense::unit_attention(asc, ascq));
+    }
+
+    fn check(&self, s: &Sense) -> ScsiOutcome {
+        ScsiOutcome::check(s, self.sense_format)
+    }
+
+    /// Execute one command (see the module doc for `mode`).
+    pub fn execute(&self, req: &ScsiRequest<'_>, mode: IoMode) -> Result<ScsiOutcome, WouldBlock> {
+        let cdb = req.cdb;
+        let Some(&opcode) = cdb.first() else {
+            return Ok(self.check(&Sense::illegal_request_invalid_opcode()));
+        };
+        let table = match self.kind {
+            Kind::Disk(_) => opcodes::DISK,
+            Kind::Controller => opcodes::CONTROLLER,
+        };
+        let sa = match opcode {
+            op::SERVICE_ACTION_IN_16 | op::MAINTENANCE_IN => cdb.get(1).map(|b| b & 0x1f),
+            _ => None,
+        };
+        // Commands that report or clear unit attentions run before the UA check
+        // (SAM-5 §5.14: INQUIRY, REPORT LUNS and REQUEST SENSE are not refused).
+        let Some(info) = opcodes::find(table, opcode, sa) else {
+            if let Some(ua) = self.ua.take(req.nexus) {
+                return Ok(self.check(&ua));
+            }
+            return Ok(self.check(&if sa.is_some() && table.iter().any(|c| c.opcode == opcode) {
+                Sense::invalid_cdb_field(1, Some(4))
+            } else {
+                Sense::illegal_request_invalid_opcode()
+            }));
+        };
+        if cdb.len() < info.usage.len() {
+            return Ok(self.check(&Sense::illegal_request_invalid_opcode()));
+        }
+        let cdb = &cdb[..info.usage.len()];
+        let control = cdb[cdb.len() - 1];
+        if !matches!(opcode, op::INQUIRY | op::REPORT_LUNS | op::REQUEST_SENSE) {
+            if let Some(ua) = self.ua.take(req.nexus) {
+                return Ok(self.check(&ua));
+            }
+        }
+        // NACA (SAM-5 §5.10) is not supported; LINK is obsolete.
+        if control & 0x05 != 0 {
+            return Ok(self.check(&Sense::invalid_cdb_field(cdb.len() as u16 - 1, Some(if control & 4 != 0 { 2 } else { 0 }))));
+        }
+        if let Some((byte, bit)) = opcodes::reserved_bit(info, cdb) {
+            return Ok(self.check(&Sense::invalid_cdb_field(byte, Some(bit))));
+        }
+        let req = ScsiRequest { cdb, ..*req };
+        match opcode {
+            op::INQUIRY => Ok(spc::inquiry(self, &req)),
+            op::REPORT_LUNS => Ok(spc::report_luns(self, &req)),
+            op::REQUEST_SENSE => Ok(spc::request_sense(self, &req)),
+            op::TEST_UNIT_READY => Ok(self.ready().map(|_| ScsiOutcome::good(Bytes::new())).unwrap_or_else(|s| self.check(&s))),
+            op::MAINTENANCE_IN => Ok(spc::report_supported_opcodes(self, table, &req)),
+            _ => match &self.kind {
+                Kind::Disk(d) => sbc::execute(self, d, &req, mode),
+                Kind::Controller => Ok(self.check(&Sense::illegal_request_invalid_opcode())),
+            },
+        }
+    }
+
+    /// NOT READY conditions: offline LUN (`online 0`) or stopped unit.
+    fn ready(&self) -> std::result::Result<(), Sense> {
+        if let Kind::Disk(d) = &self.kind {
+            if !d.settings.online {
+                return Err(Sense::not_ready_offline());
+            }
+            if d.stopped.load(Ordering::Relaxed) {
+                return Err(Sense::not_ready_stopped());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The answer for a LUN number the target does not have (SPC-4 §4.6.20, SAM-5 §5.9.8):
+/// INQUIRY says "not connected" (qualifier 011b, type 1Fh), REPORT LUNS and REQUEST
+/// SENSE work, everything else is LOGICAL UNIT NOT SUPPORTED.
+pub fn no_such_lun(req: &ScsiRequest<'_>) -> ScsiOutcome {
+    let cdb = req.cdb;
+    match cdb.first().copied() {
+        Some(op::INQUIRY) if cdb.len() >= 6 && cdb[1] & 1 == 0 => {
+            let mut b = vec![0u8; 36];
+            b[0] = 0x7f;
+            b[2] = 0x05;
+            b[3] = 0x12;
+            b[4] = 31;
+            let alloc = hydra_proto::scsi::cdb::be16(cdb, 3) as usize;
+            b.truncate(alloc);
+            ScsiOutcome::good(b)
+        }
+        Some(op::REPORT_LUNS) if cdb.len() >= 12 => spc::report_luns_data(req),
+        Some(op::REQUEST_SENSE) if cdb.len() >= 6 => {
+            let s = Sense::lun_not_supported();
+            let mut d = if cdb[1] & 1 != 0 { s.descriptor() } else { s.fixed() };
+            d.truncate(cdb[4] as usize);
+            ScsiOutcome::good(d)
+        }
+        _ => ScsiOutcome::check(&Sense::lun_not_supported(), SenseFormat::Fixed),
+    }
+}
+
+#[cfg(test)]
+mod tests;
