@@ -23,3 +23,4 @@ pub mod iscsi;
 pub mod lun;
 pub mod nexus;
 pub mod registry;
+pub mod show;
