@@ -31,7 +31,9 @@ pub enum IoError {
 
 impl From<Errno> for IoError {
     fn from(e: Errno) -> Self {
-        if e == Errno::AGAIN {
+        // EAGAIN: not cached. EOPNOTSUPP: this filesystem has no RWF_NOWAIT for the
+        // operation (many refuse it for buffered writes); either way, go blocking.
+        if e == Errno::AGAIN || e == Errno::OPNOTSUPP {
             IoError::WouldBlock
         } else {
             IoError::Io(e.into())
@@ -46,6 +48,8 @@ pub struct Backing {
     size: AtomicU64,
     direct: bool,
     block_device: bool,
+    /// The filesystem refused RWF_NOWAIT writes once: stop trying (saves a syscall).
+    no_nowait_writes: std::sync::atomic::AtomicBool,
 }
 
 fn size_of(file: &File, block_device: bool) -> std::io::Result<u64> {
@@ -77,7 +81,14 @@ impl Backing {
         }
         let file = OpenOptions::new().read(true).write(!readonly).custom_flags(flags).open(path).map_err(err)?;
         let size = size_of(&file, block_device).map_err(err)?;
-        Ok(Backing { file, path: path.to_path_buf(), size: AtomicU64::new(size), direct, block_device })
+        Ok(Backing {
+            file,
+            path: path.to_path_buf(),
+            size: AtomicU64::new(size),
+            direct,
+            block_device,
+            no_nowait_writes: Default::default(),
+        })
     }
 
     /// The path it was opened from.
@@ -130,6 +141,9 @@ impl Backing {
 
     /// Write `data` at `off`; `dsync` makes it durable before returning (RWF_DSYNC).
     pub fn write(&self, off: u64, data: &[u8], nowait: bool, dsync: bool) -> Result<(), IoError> {
+        if nowait && self.no_nowait_writes.load(Ordering::Relaxed) {
+            return Err(IoError::WouldBlock);
+        }
         let mut flags = if nowait { ReadWriteFlags::NOWAIT } else { ReadWriteFlags::empty() };
         if dsync {
             flags |= ReadWriteFlags::DSYNC;
@@ -146,7 +160,14 @@ impl Backing {
         };
         let mut off = off;
         while !buf.is_empty() {
-            let n = pwritev2(&self.file, &[IoSlice::new(buf)], off, flags)?;
+            let n = match pwritev2(&self.file, &[IoSlice::new(buf)], off, flags) {
+                Ok(n) => n,
+                Err(Errno::OPNOTSUPP) if nowait => {
+                    self.no_nowait_writes.store(true, Ordering::Relaxed);
+                    return Err(IoError::WouldBlock);
+                }
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 return Err(IoError::Io(std::io::ErrorKind::WriteZero.into()));
             }

@@ -373,34 +373,22 @@ impl Session {
     fn execute(&mut self, c: ScsiCommand, lun: Option<Arc<Lun>>, data_out: Bytes) {
         let cdb_len = hydra_proto::scsi::cdb_len(c.cdb[0]).unwrap_or(16).min(16);
         let luns = self.target.as_ref().map(|t| t.lun_numbers()).unwrap_or_default();
-        let req = ScsiRequest {
-            cdb: &c.cdb[..cdb_len],
-            nexus: &self.nexus,
-            data_out: &data_out,
-            expected_in: if c.read { c.edtl } else { 0 },
-            luns: &luns,
+        let expected_in = if c.read { c.edtl } else { 0 };
+        let result = {
+            let req = ScsiRequest { cdb: &c.cdb[..cdb_len], nexus: &self.nexus, data_out: &data_out, expected_in, luns: &luns };
+            match &lun {
+                None => Ok(lun::no_such_lun(&req)),
+                Some(l) => l.execute(&req, IoMode::NoWait),
+            }
         };
-        let Some(lun) = lun else {
-            let out = lun::no_such_lun(&req);
-            self.finish(c, out);
-            return;
-        };
-        match lun.execute(&req, IoMode::NoWait) {
-            Ok(out) => self.finish(c, out),
-            Err(lun::WouldBlock) => {
-                let job = BlockingJob {
-                    itt: c.itt,
-                    lun: lun.clone(),
-                    cdb: c.cdb,
-                    cdb_len,
-                    nexus: self.nexus.clone(),
-                    data_out,
-                    expected_in: req.expected_in,
-                    luns,
-                };
+        match (result, lun) {
+            (Ok(out), _) => self.finish(c, out),
+            (Err(lun::WouldBlock), Some(lun)) => {
+                let job = BlockingJob { itt: c.itt, lun: lun.clone(), cdb: c.cdb, cdb_len, nexus: self.nexus.clone(), data_out, expected_in, luns };
                 self.tasks.insert(c.itt, Task { cmd: c, lun: Some(lun), state: TaskState::Running, aborted: false });
                 self.jobs.push(job);
             }
+            (Err(lun::WouldBlock), None) => unreachable!("no_such_lun never blocks"),
         }
     }
 
