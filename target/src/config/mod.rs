@@ -302,14 +302,16 @@ fn structure(lines: Vec<Line>) -> Result<Raw> {
                             stores: Vec::new(),
                         });
                     }
-                    (Some(t), "target", _) => return Err(cfg_err(
-                        &loc,
-                        &tag,
-                        format!(
+                    (Some(t), "target", _) => {
+                        return Err(cfg_err(
+                            &loc,
+                            &tag,
+                            format!(
                             "<target> inside <target {}> (opened at {}): is a </target> missing?",
                             t.iqn, t.loc
                         ),
-                    )),
+                        ))
+                    }
                     (Some(_), _, Some(direct)) => {
                         let path = name.ok_or_else(|| {
                             cfg_err(
@@ -1212,11 +1214,11 @@ fn check_backing(path: &Path, allow_in_use: bool, loc: &Location, dir: &str) -> 
     use std::os::unix::fs::FileTypeExt;
     let md = std::fs::metadata(path).map_err(|e| {
         let what = if e.kind() == std::io::ErrorKind::NotFound {
-            "does not exist".to_string()
+            " does not exist".to_string()
         } else {
-            e.to_string()
+            format!(": {e}")
         };
-        cfg_err(loc, dir, format!("{}: {what}", path.display()))
+        cfg_err(loc, dir, format!("{}{what}", path.display()))
     })?;
     let ft = md.file_type();
     if ft.is_dir() {
