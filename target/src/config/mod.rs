@@ -1033,6 +1033,8 @@ fn build_target(
                 _ => st.opts.push(o),
             }
         }
+        // Check the container's values now, so errors come in file order.
+        apply_opts(&mut LunSettings::new("/"), &st.opts, None)?;
         stores.push(st);
     }
     if let Some((n, o)) = &target_lun {
