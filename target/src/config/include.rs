@@ -127,9 +127,9 @@ fn glob(pattern: &Path) -> Vec<PathBuf> {
                 .collect();
             names.sort();
             for n in names {
-                if !(n.starts_with('.') && !part.starts_with('.'))
-                    && matches(part.as_bytes(), n.as_bytes())
-                {
+                // A leading dot must be matched explicitly, as in the shell.
+                let hidden = n.starts_with('.') && !part.starts_with('.');
+                if !hidden && matches(part.as_bytes(), n.as_bytes()) {
                     next.push(dir.join(n));
                 }
             }
