@@ -88,7 +88,7 @@ fn lex_into(text: &str, file: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Lin
                         format!("{} includes itself (loop)", path.display()),
                     ));
                 }
-                let text = std::fs::read_to_string(&path).map_err(|e| {
+                let text = read_config(&path).map_err(|e| {
                     cfg_err(
                         &at(n),
                         "include",
@@ -116,6 +116,31 @@ fn lex_into(text: &str, file: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Lin
         ));
     }
     Ok(())
+}
+
+/// Larger than this is not a config file (and `include /dev/zero` must not hang).
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Read a config file: a regular file of sane size, UTF-8.
+pub fn read_config(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let md = f.metadata()?;
+    if !md.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut text = String::new();
+    f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
+    }
+    Ok(text)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

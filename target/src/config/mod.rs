@@ -173,7 +173,7 @@ fn warn(loc: &Location, directive: &str, text: impl fmt::Display) -> String {
 
 /// Read `path` and everything it includes.
 pub fn load(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+    let text = lexer::read_config(path).map_err(|e| Error::Config {
         file: path.to_path_buf(),
         line: 0,
         directive: "file".into(),

@@ -513,3 +513,44 @@ fn apply_lun_param_for_tgtadm() {
     assert!(apply_lun_param(&mut s, "bs-type", "aio").unwrap().is_some());
     assert!(apply_lun_param(&mut s, "nonsense", "1").is_err());
 }
+
+#[test]
+fn include_refuses_special_files() {
+    let d = Dir::new(&[]);
+    assert_eq!(
+        d.err("include /dev/zero\n"),
+        "@D@/targets.conf:1: include: cannot read /dev/zero: not a regular file"
+    );
+}
+
+/// Random edits of a config never panic (the fuzz target's property, cheaply).
+#[test]
+fn mutations_never_panic() {
+    let d = Dir::new(&["a.img", "b.img"]);
+    let seed = "default-driver iscsi\n<target iqn.x:a>\n  backing-store @D@/a.img\n  <backing-store @D@/b.img>\n    lun 3\n    params thin_provisioning=1\n    mode_page 8:0:18:0x14\n  </backing-store>\n  initiator-address [::1]/128\n  incominguser u secretsecret12\n  MaxBurstLength 65536\n  vendor_id \"a\\\"b\" # c\n</target>\n"
+        .replace("@D@", &d.path().display().to_string());
+    let alphabet = b"<>/\\\"#= \n\tabcdeilmnoprstuxyz0123456789:.-_[]{}*?";
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..3000 {
+        let mut b = seed.clone().into_bytes();
+        for _ in 0..(next() % 4 + 1) {
+            let i = (next() as usize) % b.len();
+            match next() % 3 {
+                0 => b[i] = alphabet[(next() as usize) % alphabet.len()],
+                1 => {
+                    b.remove(i);
+                }
+                _ => b.insert(i, alphabet[(next() as usize) % alphabet.len()]),
+            }
+        }
+        if let Ok(text) = String::from_utf8(b) {
+            let _ = parse_str(&text, &d.conf()).map_err(|e| e.to_string());
+        }
+    }
+}
