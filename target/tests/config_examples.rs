@@ -14,6 +14,9 @@ use hydra_target::config;
 
 const EXAMPLES: &str = "/usr/share/doc/tgt/examples";
 
+/// (target name suffix, tid, [(LUN, path)]).
+type Numbering = (String, u32, Vec<(u64, String)>);
+
 fn example(name: &str) -> Option<String> {
     match std::fs::read_to_string(Path::new(EXAMPLES).join(name)) {
         Ok(s) => Some(s),
@@ -126,7 +129,7 @@ fn targets_conf_example_step_by_step() {
     // tgt-admin -f; in hydra, `allow-in-use yes` outside the targets.
     text = format!("allow-in-use yes\n{text}");
     let c = config::parse_str(&text, &file).unwrap();
-    let got: Vec<(String, u32, Vec<(u64, String)>)> = c
+    let got: Vec<Numbering> = c
         .targets
         .iter()
         .map(|t| {
