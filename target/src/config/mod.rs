@@ -187,7 +187,7 @@ pub fn load(path: &Path) -> Result<Config> {
 pub fn parse_str(text: &str, file: &Path) -> Result<Config> {
     let lines = lexer::lex(text, file)?;
     let raw = structure(lines)?;
-    build(raw, file)
+    build(raw)
 }
 
 /// Apply one LUN setting, as a targets.conf LUN directive (`write-cache`, `block-size`,
@@ -539,7 +539,7 @@ impl Accounts {
     }
 }
 
-fn build(raw: Raw, file: &Path) -> Result<Config> {
+fn build(raw: Raw) -> Result<Config> {
     let mut cfg = Config {
         default_driver: "iscsi".into(),
         ignore_errors: false,
@@ -614,7 +614,7 @@ fn build(raw: Raw, file: &Path) -> Result<Config> {
 
     let mut targets = Vec::new();
     for t in raw.targets {
-        targets.push(build_target(t, &cfg, &mut accounts, file)?);
+        targets.push(build_target(t, &cfg, &mut accounts)?);
     }
     // Duplicate names (iSCSI names are case-insensitive).
     for (i, t) in targets.iter().enumerate() {
@@ -806,7 +806,6 @@ fn build_target(
     t: RawTarget,
     cfg: &Config,
     accounts: &mut Accounts,
-    file: &Path,
 ) -> Result<(TargetConfig, Option<Location>)> {
     let mut warnings = Vec::new();
     check_iqn(&t.iqn, &t.loc, &mut warnings)?;
@@ -1108,7 +1107,7 @@ fn build_target(
             }
         };
         let dir = kind_of(st.raw);
-        let path = resolve(&st.raw.path, &st.raw.loc.file, file);
+        let path = resolve(&st.raw.path, &st.raw.loc.file);
         let mut settings = LunSettings::new(path);
         apply_opts(&mut settings, &lun_level, None)?;
         let mut w = Vec::new();
@@ -1155,7 +1154,7 @@ fn build_target(
                     l.direct_store == direct
                         && sorted
                             .iter()
-                            .any(|s| resolve(&s.raw.path, &s.raw.loc.file, file) == l.settings.path)
+                            .any(|s| resolve(&s.raw.path, &s.raw.loc.file) == l.settings.path)
                 })
                 .map(|l| format!("LUN {} = {}", l.lun, l.settings.path.display()))
                 .collect();
@@ -1201,7 +1200,7 @@ fn build_target(
 }
 
 /// A relative backing path is relative to the directory of the file naming it.
-fn resolve(path: &str, named_in: &Path, _top: &Path) -> PathBuf {
+fn resolve(path: &str, named_in: &Path) -> PathBuf {
     let p = Path::new(path);
     if p.is_absolute() {
         p.to_path_buf()
