@@ -10,8 +10,8 @@
 //!   or `sync:direct` ([`backing_flags`]); `Account information:` lists incoming users
 //!   then `USER (outgoing)`; `ACL information:` lists addresses (as bound) then names.
 //!   The text ends with a newline; with no target it is empty.
-//! - `tgtadm --lld iscsi --mode session --op show --tid N`: [`format_sessions`] (newest
-//!   session first).
+//! - `tgtadm --lld iscsi --mode conn --op show --tid N`: [`format_sessions`] (newest
+//!   session first). (`--mode session --op show` answers "invalid request" in tgt 1.0.85.)
 //! - `tgtadm --mode sys --op show`: [`format_sys`]. tgt prints discovery accounts under a
 //!   quirky `    Account information:` line followed by an empty line.
 //!
@@ -179,7 +179,7 @@ pub fn format_targets(targets: &[TargetView]) -> String {
     s
 }
 
-/// `tgtadm --lld iscsi --mode session --op show --tid N`: tgt lists the newest session
+/// `tgtadm --lld iscsi --mode conn --op show --tid N`: tgt lists the newest session
 /// first, one `Initiator`/`IP Address` pair per connection.
 pub fn format_sessions(sessions: &[NexusView]) -> String {
     let mut s = String::new();
