@@ -46,10 +46,13 @@ fn classify(out: &str) -> Vec<(String, String, Verdict)> {
             continue;
         }
         let Some((name, skipped)) = test.as_mut() else { continue };
-        if line.contains("[SKIPPED]") {
+        // A verdict line may carry a late note ("passed    [SKIPPED] ..." from the suite
+        // teardown): the verdict is the first word, and that note is not about this test.
+        let t = line.trim();
+        if line.contains("[SKIPPED]") && !t.starts_with("passed") && !t.starts_with("FAILED") {
             *skipped = true;
         }
-        match line.trim() {
+        match t.split_whitespace().next().unwrap_or("") {
             "passed" => {
                 let v = if *skipped { Verdict::Skip } else { Verdict::Pass };
                 res.push((suite.clone(), name.clone(), v));
@@ -67,9 +70,9 @@ fn classify(out: &str) -> Vec<(String, String, Verdict)> {
 
 #[test]
 fn classify_reads_cunit_verbose_output() {
-    let out = "Suite: A\n  Test: One ...passed\n  Test: Two ...    [SKIPPED] nope\npassed\n  Test: Three ...FAILED\n    1. x.c:1\nSuite: B\n  Test: Four ...\n    [FAILED] note\nFAILED\n  Test: Five ...passed    [FAILED] late note\n";
+    let out = "Suite: A\n  Test: One ...passed\n  Test: Two ...    [SKIPPED] nope\npassed\n  Test: Six ...passed\npassed    [SKIPPED] teardown note\n  Test: Three ...FAILED\n    1. x.c:1\nSuite: B\n  Test: Four ...\n    [FAILED] note\nFAILED\n  Test: Five ...passed    [FAILED] late note\n";
     let v: Vec<Verdict> = classify(out).into_iter().map(|x| x.2).collect();
-    assert_eq!(v, vec![Verdict::Pass, Verdict::Skip, Verdict::Fail, Verdict::Fail, Verdict::Pass]);
+    assert_eq!(v, vec![Verdict::Pass, Verdict::Skip, Verdict::Pass, Verdict::Fail, Verdict::Fail, Verdict::Pass]);
 }
 
 #[test]

@@ -46,7 +46,14 @@ pub fn block(cdb: &[u8]) -> Option<BlockCdb> {
         op::READ_6 | op::WRITE_6 => 6,
         op::READ_10 | op::WRITE_10 | op::VERIFY_10 | op::WRITE_VERIFY_10 | op::PRE_FETCH_10 | op::SYNCHRONIZE_CACHE_10 => 10,
         op::READ_12 | op::WRITE_12 | op::VERIFY_12 | op::WRITE_VERIFY_12 => 12,
-        op::READ_16 | op::WRITE_16 | op::VERIFY_16 | op::WRITE_VERIFY_16 | op::PRE_FETCH_16 | op::SYNCHRONIZE_CACHE_16 => 16,
+        op::READ_16
+        | op::WRITE_16
+        | op::VERIFY_16
+        | op::WRITE_VERIFY_16
+        | op::PRE_FETCH_16
+        | op::SYNCHRONIZE_CACHE_16
+        | op::ORWRITE_16
+        | op::WRITE_ATOMIC_16 => 16,
         _ => return None,
     };
     if cdb.len() < need {
@@ -60,6 +67,8 @@ pub fn block(cdb: &[u8]) -> Option<BlockCdb> {
     let (lba, blocks) = match need {
         10 => (be32(cdb, 2) as u64, be16(cdb, 7) as u32),
         12 => (be32(cdb, 2) as u64, be32(cdb, 6)),
+        // WRITE ATOMIC(16) has a 2-byte transfer length at 12 (SBC-4 §5.48).
+        _ if opcode == op::WRITE_ATOMIC_16 => (be64(cdb, 2), be16(cdb, 12) as u32),
         _ => (be64(cdb, 2), be32(cdb, 10)),
     };
     let b1 = cdb[1];

@@ -34,6 +34,7 @@ pub mod op {
     pub const SEND_DIAGNOSTIC: u8 = 0x1d;
     pub const PREVENT_ALLOW: u8 = 0x1e;
     pub const READ_CAPACITY_10: u8 = 0x25;
+    pub const READ_DEFECT_DATA_10: u8 = 0x37;
     pub const READ_10: u8 = 0x28;
     pub const WRITE_10: u8 = 0x2a;
     pub const WRITE_VERIFY_10: u8 = 0x2e;
@@ -50,12 +51,14 @@ pub mod op {
     pub const RECEIVE_COPY_RESULTS: u8 = 0x84;
     pub const READ_16: u8 = 0x88;
     pub const COMPARE_AND_WRITE: u8 = 0x89;
+    pub const ORWRITE_16: u8 = 0x8b;
     pub const WRITE_16: u8 = 0x8a;
     pub const WRITE_VERIFY_16: u8 = 0x8e;
     pub const VERIFY_16: u8 = 0x8f;
     pub const PRE_FETCH_16: u8 = 0x90;
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
     pub const WRITE_SAME_16: u8 = 0x93;
+    pub const WRITE_ATOMIC_16: u8 = 0x9c;
     pub const SERVICE_ACTION_IN_16: u8 = 0x9e;
     pub const REPORT_LUNS: u8 = 0xa0;
     pub const MAINTENANCE_IN: u8 = 0xa3;
@@ -63,6 +66,7 @@ pub mod op {
     pub const WRITE_12: u8 = 0xaa;
     pub const WRITE_VERIFY_12: u8 = 0xae;
     pub const VERIFY_12: u8 = 0xaf;
+    pub const READ_DEFECT_DATA_12: u8 = 0xb7;
 
     /// SERVICE ACTION IN(16) service actions.
     pub const SAI_READ_CAPACITY_16: u8 = 0x10;

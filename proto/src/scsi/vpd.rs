@@ -124,12 +124,17 @@ pub fn device_identification(id: &Identity) -> Vec<u8> {
     page(id, page::DEVICE_ID, body)
 }
 
-/// VPD 0xB0 Block Limits (SBC-3 §6.5.3).
+/// VPD 0xB0 Block Limits (SBC-4 §6.6.4): transfer limits, and the atomic write limits
+/// (WRITE ATOMIC(16) accepts up to `max_transfer_blocks`, any alignment).
 pub fn block_limits(id: &Identity, max_transfer_blocks: u32, optimal_transfer_blocks: u32) -> Vec<u8> {
     let mut body = vec![0u8; 0x3c];
-    // bytes are offsets of the page minus the 4-byte header
+    // Offsets below are page offsets minus the 4-byte header.
     body[8 - 4..12 - 4].copy_from_slice(&max_transfer_blocks.to_be_bytes());
     body[12 - 4..16 - 4].copy_from_slice(&optimal_transfer_blocks.to_be_bytes());
+    // MAXIMUM ATOMIC TRANSFER LENGTH, ATOMIC ALIGNMENT (1 = any), GRANULARITY (1).
+    body[44 - 4..48 - 4].copy_from_slice(&max_transfer_blocks.to_be_bytes());
+    body[48 - 4..52 - 4].copy_from_slice(&1u32.to_be_bytes());
+    body[52 - 4..56 - 4].copy_from_slice(&1u32.to_be_bytes());
     page(id, page::BLOCK_LIMITS, body)
 }
 

@@ -41,7 +41,8 @@ pub struct BlockingJob {
 }
 
 impl BlockingJob {
-    /// Run it (on a blocking thread).
+    /// Run it (on a blocking thread). A bug that panics fails this one command with
+    /// HARDWARE ERROR / INTERNAL TARGET FAILURE instead of leaving it hanging.
     pub fn run(&self) -> ScsiOutcome {
         let req = ScsiRequest {
             cdb: &self.cdb[..self.cdb_len],
@@ -50,10 +51,7 @@ impl BlockingJob {
             expected_in: self.expected_in,
             luns: &self.luns,
         };
-        match self.lun.execute(&req, IoMode::Blocking) {
-            Ok(o) => o,
-            Err(_) => unreachable!("IoMode::Blocking never returns WouldBlock"),
-        }
+        guarded(&self.lun, || self.lun.execute(&req, IoMode::Blocking)).unwrap_or_else(|_| internal_failure(&self.lun))
     }
 }
 
@@ -353,11 +351,19 @@ impl Session {
             return Ok(());
         };
         if let Err(e) = w.data_out(d.ttt, d.buffer_offset, d.data_sn, &f.data) {
-            tracing::warn!("{}: ITT 0x{:08x}: {e}", self.peer, d.itt);
-            if matches!(e, super::task::DataError::DataSn { .. }) {
-                return Err(Fatal::Protocol(format!("ITT 0x{:08x}: {e}", d.itt)));
-            }
-            self.reject(RejectReason::PROTOCOL_ERROR, &f.bhs);
+            // At ErrorRecoveryLevel 0 a broken data sequence cannot be repaired: the task
+            // ends with ABORTED COMMAND (RFC 7143 §7.1.4.2 via SAM-5) and the connection
+            // carries on; later Data-Out for it is dropped as unknown.
+            tracing::warn!("{}: ITT 0x{:08x}: {e}: task aborted", self.peer, d.itt);
+            let ascq = match e {
+                super::task::DataError::UnknownTtt(_) => 0x01,
+                super::task::DataError::PastEnd { .. } => 0x02,
+                super::task::DataError::OutsideR2t { .. } => 0x05,
+                _ => 0x00,
+            };
+            let task = self.tasks.remove(&d.itt).expect("task");
+            let sense = Sense::new(hydra_proto::scsi::sense::key::ABORTED_COMMAND, 0x4b, ascq);
+            self.finish(task.cmd, error_outcome(&sense, task.lun.as_deref()));
             return Ok(());
         }
         if w.complete() {
@@ -378,7 +384,7 @@ impl Session {
             let req = ScsiRequest { cdb: &c.cdb[..cdb_len], nexus: &self.nexus, data_out: &data_out, expected_in, luns: &luns };
             match &lun {
                 None => Ok(lun::no_such_lun(&req)),
-                Some(l) => l.execute(&req, IoMode::NoWait),
+                Some(l) => guarded(l, || l.execute(&req, IoMode::NoWait)),
             }
         };
         match (result, lun) {
@@ -759,6 +765,21 @@ impl Session {
     pub fn bhs_lun(bhs: &[u8; BHS_LEN]) -> Option<u64> {
         decode_lun(Bhs::new_unchecked(&bhs[..]).lun())
     }
+}
+
+/// Run `f`, turning a panic into an internal target failure for this command only.
+fn guarded(l: &Lun, f: impl FnOnce() -> Result<ScsiOutcome, lun::WouldBlock>) -> Result<ScsiOutcome, lun::WouldBlock> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("LUN {}: internal error while executing a command (bug): failed with HARDWARE ERROR", l.number());
+            Ok(internal_failure(l))
+        }
+    }
+}
+
+fn internal_failure(l: &Lun) -> ScsiOutcome {
+    error_outcome(&Sense::new(hydra_proto::scsi::sense::key::HARDWARE_ERROR, 0x44, 0x00), Some(l))
 }
 
 /// SAM-5 §4.7 LUN field: single-level peripheral (00b) or flat space (01b) addressing.

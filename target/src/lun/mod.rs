@@ -99,6 +99,9 @@ struct Disk {
     wce: AtomicBool,
     /// Stopped by START STOP UNIT.
     stopped: AtomicBool,
+    /// Shared by ordinary reads and writes, exclusive for the commands that must be
+    /// atomic against them (ORWRITE, WRITE ATOMIC). Uncontended, it costs one atomic.
+    io_lock: std::sync::RwLock<()>,
 }
 
 /// One logical unit.
@@ -155,6 +158,7 @@ impl Lun {
                 block_size: settings.block_size,
                 wce: AtomicBool::new(settings.write_cache),
                 stopped: AtomicBool::new(false),
+                io_lock: Default::default(),
                 settings,
             })),
             ua: Default::default(),

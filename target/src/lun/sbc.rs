@@ -67,7 +67,7 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
         op::READ_CAPACITY_10 => Ok(read_capacity_10(lun, d, c)),
         op::SERVICE_ACTION_IN_16 => Ok(read_capacity_16(d, c)),
         op::READ_6 | op::READ_10 | op::READ_12 | op::READ_16 => {
-            let b = cdb::block(c).expect("block opcode");
+            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
             let (off, len) = match range(d, &b, len_byte(opcode)) {
                 Ok(r) => r,
                 Err(s) => return Ok(lun.check(&s)),
@@ -75,14 +75,24 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
             if len == 0 {
                 return Ok(ScsiOutcome::good(Bytes::new()));
             }
+            let _shared = d.io_lock.read().expect("lock");
             match d.backing.read(off, len as usize, nowait) {
                 Ok(data) => Ok(ScsiOutcome::good(data)),
                 Err(e) => io_err(lun, "read", e, Sense::read_error()),
             }
         }
-        op::WRITE_6 | op::WRITE_10 | op::WRITE_12 | op::WRITE_16 | op::WRITE_VERIFY_10 | op::WRITE_VERIFY_12 | op::WRITE_VERIFY_16 => {
-            let b = cdb::block(c).expect("block opcode");
+        op::WRITE_6
+        | op::WRITE_10
+        | op::WRITE_12
+        | op::WRITE_16
+        | op::WRITE_VERIFY_10
+        | op::WRITE_VERIFY_12
+        | op::WRITE_VERIFY_16
+        | op::ORWRITE_16
+        | op::WRITE_ATOMIC_16 => {
+            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
             let verify = matches!(opcode, op::WRITE_VERIFY_10 | op::WRITE_VERIFY_12 | op::WRITE_VERIFY_16);
+            let exclusive = matches!(opcode, op::ORWRITE_16 | op::WRITE_ATOMIC_16);
             let needed = (b.blocks as u64 * d.block_size as u64).min(u32::MAX as u64) as u32;
             if d.settings.readonly {
                 return Ok(lun.check(&Sense::write_protected()).with_data_out(needed));
@@ -94,23 +104,44 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
             if len == 0 {
                 return Ok(ScsiOutcome::good(Bytes::new()).with_data_out(0));
             }
-            if (req.data_out.len() as u64) < len {
-                // The initiator announced less data than the CDB transfers: nothing is
-                // written (RFC 7143 §11.4.5.1 leaves the target free to refuse).
-                return Ok(lun.check(&Sense::invalid_cdb_field(len_byte(opcode), None)).with_data_out(needed));
+            // When the initiator sends less than the CDB transfers (its Expected Data
+            // Transfer Length is short), only the whole blocks it did send are written and
+            // the shortfall is reported as a residual overflow (RFC 7143 §11.4.5.1), never
+            // padded with invented data.
+            let bs = d.block_size as u64;
+            let len = len.min(req.data_out.len() as u64 / bs * bs);
+            if len == 0 {
+                return Ok(ScsiOutcome::good(Bytes::new()).with_data_out(needed));
             }
             // write-cache off, FUA, or WRITE AND VERIFY: durable before status.
             let dsync = !d.wce.load(Ordering::Relaxed) || b.fua || verify;
-            if dsync && nowait {
+            if (dsync || exclusive) && nowait {
                 return Err(WouldBlock);
             }
+            if exclusive {
+                // Read-modify-write (ORWRITE, SBC-3 §5.9) or all-at-once (WRITE ATOMIC,
+                // SBC-4 §5.48): no other command of this LUN sees or interleaves with it.
+                let _excl = d.io_lock.write().expect("lock");
+                let mut data = req.data_out[..len as usize].to_vec();
+                if opcode == op::ORWRITE_16 {
+                    match d.backing.read(off, len as usize, false) {
+                        Ok(old) => data.iter_mut().zip(old.iter()).for_each(|(n, o)| *n |= o),
+                        Err(e) => return io_err(lun, "orwrite read", e, Sense::read_error()).map(|o| o.with_data_out(needed)),
+                    }
+                }
+                return match d.backing.write(off, &data, false, dsync) {
+                    Ok(()) => Ok(ScsiOutcome::good(Bytes::new()).with_data_out(needed)),
+                    Err(e) => io_err(lun, "write", e, Sense::write_error()).map(|o| o.with_data_out(needed)),
+                };
+            }
+            let _shared = d.io_lock.read().expect("lock");
             match d.backing.write(off, &req.data_out[..len as usize], nowait, dsync) {
                 Ok(()) => Ok(ScsiOutcome::good(Bytes::new()).with_data_out(needed)),
                 Err(e) => io_err(lun, "write", e, Sense::write_error()).map(|o| o.with_data_out(needed)),
             }
         }
         op::VERIFY_10 | op::VERIFY_12 | op::VERIFY_16 => {
-            let b = cdb::block(c).expect("block opcode");
+            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
             let bs = d.block_size as u64;
             let needed = match b.bytchk {
                 0 => 0,
@@ -142,8 +173,9 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
                 Some(i) => Ok(lun.check(&Sense::miscompare(i as u64)).with_data_out(needed)),
             }
         }
+        op::READ_DEFECT_DATA_10 | op::READ_DEFECT_DATA_12 => Ok(read_defect_data(c)),
         op::PRE_FETCH_10 | op::PRE_FETCH_16 => {
-            let b = cdb::block(c).expect("block opcode");
+            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
             let bs = d.block_size as u64;
             let capacity = d.backing.size() / bs;
             if b.lba > capacity || b.lba.checked_add(b.blocks as u64).is_none_or(|e| e > capacity) {
@@ -154,7 +186,7 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
             Ok(ScsiOutcome::good(Bytes::new()))
         }
         op::SYNCHRONIZE_CACHE_10 | op::SYNCHRONIZE_CACHE_16 => {
-            let b = cdb::block(c).expect("block opcode");
+            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
             let capacity = d.backing.size() / d.block_size as u64;
             if b.lba > capacity || b.lba.checked_add(b.blocks as u64).is_none_or(|e| e > capacity) {
                 return Ok(lun.check(&Sense::lba_out_of_range()));
@@ -169,6 +201,24 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
         }
         _ => Ok(lun.check(&Sense::illegal_request_invalid_opcode())),
     }
+}
+
+/// READ DEFECT DATA (SBC-3 §5.11, §5.12): a file has no grown or primary defects, so the
+/// lists requested are valid and empty.
+fn read_defect_data(c: &[u8]) -> ScsiOutcome {
+    let mut v = if c[0] == op::READ_DEFECT_DATA_10 {
+        let alloc = hydra_proto::scsi::cdb::be16(c, 7) as usize;
+        let mut v = vec![0, c[2] & 0x1f, 0, 0];
+        v.truncate(alloc);
+        v
+    } else {
+        let alloc = be32(c, 6) as usize;
+        let mut v = vec![0, c[1] & 0x1f, 0, 0, 0, 0, 0, 0];
+        v.truncate(alloc);
+        v
+    };
+    v.shrink_to_fit();
+    ScsiOutcome::good(v)
 }
 
 fn read_capacity_10(lun: &Lun, d: &Disk, c: &[u8]) -> ScsiOutcome {
