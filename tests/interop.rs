@@ -27,8 +27,9 @@ fn discovery_lists_target_portal_and_luns() {
     assert!(o.status.success(), "{out}\n{}", h.log());
     assert!(out.contains(&format!("Target:iqn.2026-11.org.hydra:disc Portal:127.0.0.1:{},1", h.port)), "{out}");
     assert!(out.contains("Lun:0    Type:STORAGE_ARRAY_CONTROLLER"), "{out}");
-    assert!(out.contains("Lun:1    Type:DIRECT_ACCESS (Size:64M)"), "{out}");
-    assert!(out.contains("Lun:2    Type:DIRECT_ACCESS (Size:32M)"), "{out}");
+    // iscsi-ls prints the last LBA in MiB, as it does for tgtd (256 MiB shows 255M).
+    assert!(out.contains("Lun:1    Type:DIRECT_ACCESS (Size:63M)"), "{out}");
+    assert!(out.contains("Lun:2    Type:DIRECT_ACCESS (Size:31M)"), "{out}");
 }
 
 /// The same targets.conf served by Debian's tgtd and by hydra must give byte-identical

@@ -7,7 +7,7 @@
 
 use md5::Md5;
 use sha1::Sha1;
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 use sha3::Sha3_256;
 
 use crate::text::{hex_binary, parse_binary};

@@ -158,7 +158,8 @@ impl Tgtd {
 
     pub fn start() -> Tgtd {
         let port = free_port();
-        let control_port = 20_000 + (port % 40_000);
+        // tgtd refuses control ports of 32768 and above (exit 34).
+        let control_port = 20_000 + (port % 10_000);
         let mut child = Command::new("/usr/sbin/tgtd")
             .args(["-f", "--iscsi", &format!("portal=127.0.0.1:{port}"), "-C", &control_port.to_string()])
             .stdout(Stdio::null())

@@ -1,0 +1,173 @@
+//! LUN emulation against a real temporary file.
+
+use super::*;
+use hydra_proto::scsi::sense::key;
+
+fn nexus(n: u8) -> ItNexus {
+    ItNexus { initiator: format!("iqn.2026-11.test:i{n}"), isid: [0, 2, 0x3d, 0, 0, n], target_port: 1 }
+}
+
+struct Fixture {
+    _f: tempfile::NamedTempFile,
+    lun: Lun,
+}
+
+fn disk(size: u64, tweak: impl FnOnce(&mut LunSettings)) -> Fixture {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().set_len(size).unwrap();
+    let mut s = LunSettings::new(f.path());
+    tweak(&mut s);
+    let lun = Lun::disk(1, 1, s).unwrap();
+    Fixture { _f: f, lun }
+}
+
+fn run(l: &Lun, n: &ItNexus, cdb: &[u8], data_out: &[u8]) -> ScsiOutcome {
+    let req = ScsiRequest { cdb, nexus: n, data_out, expected_in: 1 << 20, luns: &[0, 1] };
+    l.execute(&req, IoMode::Blocking).unwrap()
+}
+
+fn sense_of(o: &ScsiOutcome) -> (u8, u8, u8) {
+    assert_eq!(o.status, status::CHECK_CONDITION, "expected CHECK CONDITION");
+    (o.sense[2] & 0x0f, o.sense[12], o.sense[13])
+}
+
+fn write10(lba: u32, blocks: u16) -> [u8; 10] {
+    let l = lba.to_be_bytes();
+    let b = blocks.to_be_bytes();
+    [op::WRITE_10, 0, l[0], l[1], l[2], l[3], 0, b[0], b[1], 0]
+}
+
+fn read10(lba: u32, blocks: u16) -> [u8; 10] {
+    let mut c = write10(lba, blocks);
+    c[0] = op::READ_10;
+    c
+}
+
+#[test]
+fn unit_attention_after_login_then_gone() {
+    let f = disk(1 << 20, |_| {});
+    let n = nexus(1);
+    f.lun.nexus_added(&n);
+    // INQUIRY is not refused by a pending UA (SAM-5 §5.14).
+    assert_eq!(run(&f.lun, &n, &[op::INQUIRY, 0, 0, 0, 36, 0], &[]).status, 0);
+    let tur = [op::TEST_UNIT_READY, 0, 0, 0, 0, 0];
+    assert_eq!(sense_of(&run(&f.lun, &n, &tur, &[])), (key::UNIT_ATTENTION, 0x29, 0x00));
+    assert_eq!(run(&f.lun, &n, &tur, &[]).status, 0);
+}
+
+#[test]
+fn write_then_read_back_and_range_checks() {
+    let f = disk(1 << 20, |_| {});
+    let n = nexus(1);
+    let data: Vec<u8> = (0..1024u32).map(|i| i as u8).collect();
+    assert_eq!(run(&f.lun, &n, &write10(7, 2), &data).status, 0);
+    let r = run(&f.lun, &n, &read10(7, 2), &[]);
+    assert_eq!(&r.data_in[..], &data[..]);
+    // Last block is readable, one past it is not (and nothing is touched).
+    assert_eq!(run(&f.lun, &n, &read10(2047, 1), &[]).status, 0);
+    assert_eq!(sense_of(&run(&f.lun, &n, &read10(2047, 2), &[])), (key::ILLEGAL_REQUEST, 0x21, 0));
+    assert_eq!(sense_of(&run(&f.lun, &n, &write10(2048, 1), &[0; 512])), (key::ILLEGAL_REQUEST, 0x21, 0));
+    let mut r16 = [0u8; 16];
+    r16[0] = op::READ_16;
+    r16[2..10].copy_from_slice(&u64::MAX.to_be_bytes());
+    r16[13] = 1;
+    assert_eq!(sense_of(&run(&f.lun, &n, &r16, &[])), (key::ILLEGAL_REQUEST, 0x21, 0));
+    assert_eq!(f.lun.size_bytes(), 1 << 20, "the backing file did not grow");
+}
+
+#[test]
+fn short_data_out_writes_only_whole_blocks_sent() {
+    let f = disk(1 << 20, |_| {});
+    let n = nexus(1);
+    run(&f.lun, &n, &write10(0, 2), &[b'a'; 1024]);
+    let o = run(&f.lun, &n, &write10(0, 2), &[b'b'; 512]);
+    assert_eq!((o.status, o.data_out_len), (0, Some(1024)));
+    let r = run(&f.lun, &n, &read10(0, 2), &[]);
+    assert!(r.data_in[..512].iter().all(|b| *b == b'b'));
+    assert!(r.data_in[512..].iter().all(|b| *b == b'a'));
+}
+
+#[test]
+fn readonly_refuses_writes() {
+    let f = disk(1 << 20, |s| s.readonly = true);
+    assert_eq!(sense_of(&run(&f.lun, &nexus(1), &write10(0, 1), &[0; 512])), (key::DATA_PROTECT, 0x27, 0));
+}
+
+#[test]
+fn mode_select_changes_wce_and_tells_other_nexuses() {
+    let f = disk(1 << 20, |_| {});
+    let (a, b) = (nexus(1), nexus(2));
+    f.lun.nexus_added(&a);
+    f.lun.nexus_added(&b);
+    let _ = f.lun.ua.take(&a);
+    let _ = f.lun.ua.take(&b);
+    let sense_caching = [op::MODE_SENSE_6, 0x08, 0x08, 0, 255, 0];
+    let cur = run(&f.lun, &a, &sense_caching, &[]);
+    assert_eq!(cur.data_in[4] & 0x3f, 0x08);
+    assert_eq!(cur.data_in[6] & 0x04, 0x04, "write-cache on by default, as in tgt");
+    let mut page = cur.data_in[4..].to_vec();
+    page[2] &= !0x04;
+    let mut param = vec![0, 0, 0, 0];
+    param.extend(&page);
+    let sel = [op::MODE_SELECT_6, 0x10, 0, 0, param.len() as u8, 0];
+    assert_eq!(run(&f.lun, &a, &sel, &param).status, 0);
+    assert_eq!(run(&f.lun, &a, &sense_caching, &[]).data_in[6] & 0x04, 0);
+    assert_eq!(sense_of(&run(&f.lun, &b, &[0; 6], &[])), (key::UNIT_ATTENTION, 0x2a, 0x01));
+    // A non-changeable bit is refused with the parameter's position.
+    param[6] |= 0x01;
+    assert_eq!(sense_of(&run(&f.lun, &a, &sel, &param)), (key::ILLEGAL_REQUEST, 0x26, 0));
+}
+
+#[test]
+fn reserved_bits_and_unknown_opcodes() {
+    let f = disk(1 << 20, |_| {});
+    let n = nexus(1);
+    let mut c = read10(0, 1);
+    c[1] = 0x20; // RDPROTECT without protection information
+    let o = run(&f.lun, &n, &c, &[]);
+    assert_eq!(sense_of(&o), (key::ILLEGAL_REQUEST, 0x24, 0));
+    assert_eq!((o.sense[15], o.sense[16], o.sense[17]), (0xc8 | 5, 0, 1), "field pointer: byte 1 bit 5");
+    assert_eq!(sense_of(&run(&f.lun, &n, &[0xff, 0, 0, 0, 0, 0], &[])), (key::ILLEGAL_REQUEST, 0x20, 0));
+}
+
+#[test]
+fn verify_miscompare_reports_offset() {
+    let f = disk(1 << 20, |_| {});
+    let n = nexus(1);
+    run(&f.lun, &n, &write10(3, 1), &[9; 512]);
+    let mut expect = vec![9u8; 512];
+    expect[100] = 8;
+    let v = [op::VERIFY_10, 0x02, 0, 0, 0, 3, 0, 0, 1, 0];
+    let o = run(&f.lun, &n, &v, &expect);
+    assert_eq!(sense_of(&o), (key::MISCOMPARE, 0x1d, 0));
+    assert_eq!(u32::from_be_bytes([o.sense[3], o.sense[4], o.sense[5], o.sense[6]]), 100);
+    assert_eq!(run(&f.lun, &n, &v, &[9; 512]).status, 0);
+}
+
+#[test]
+fn nowait_miss_has_no_side_effect() {
+    // A write with write-cache off must be durable, so the network task may not do it:
+    // WouldBlock, and the file is unchanged.
+    let f = disk(1 << 20, |s| s.write_cache = false);
+    let n = nexus(1);
+    let c = write10(1, 1);
+    let req = ScsiRequest { cdb: &c, nexus: &n, data_out: &[7; 512], expected_in: 0, luns: &[0, 1] };
+    assert_eq!(f.lun.execute(&req, IoMode::NoWait).unwrap_err(), WouldBlock);
+    assert!(run(&f.lun, &n, &read10(1, 1), &[]).data_in.iter().all(|b| *b == 0));
+    assert_eq!(f.lun.execute(&req, IoMode::Blocking).unwrap().status, 0);
+    assert!(run(&f.lun, &n, &read10(1, 1), &[]).data_in.iter().all(|b| *b == 7));
+}
+
+#[test]
+fn controller_and_missing_lun() {
+    let c = Lun::controller(3);
+    let n = nexus(1);
+    let inq = run(&c, &n, &[op::INQUIRY, 0, 0, 0, 96, 0], &[]);
+    assert_eq!(inq.data_in[0], 0x0c);
+    assert_eq!(&inq.data_in[16..26], b"Controller");
+    assert_eq!(c.scsi_id(), "IET     00030000");
+    let req = ScsiRequest { cdb: &[op::TEST_UNIT_READY, 0, 0, 0, 0, 0], nexus: &n, data_out: &[], expected_in: 0, luns: &[0] };
+    assert_eq!(sense_of(&no_such_lun(&req)), (key::ILLEGAL_REQUEST, 0x25, 0));
+    let req = ScsiRequest { cdb: &[op::INQUIRY, 0, 0, 0, 36, 0], nexus: &n, data_out: &[], expected_in: 36, luns: &[0] };
+    assert_eq!(no_such_lun(&req).data_in[0], 0x7f);
+}
