@@ -231,7 +231,10 @@ mod tests {
 
     #[test]
     fn short_buffer_refused_and_unknown_opcode_kept() {
-        assert!(matches!(Bhs::new_checked(&[0u8; 47][..]), Err(Error::Truncated { .. })));
+        assert!(matches!(
+            Bhs::new_checked(&[0u8; 47][..]),
+            Err(Error::Truncated { .. })
+        ));
         assert_eq!(Opcode::from(0x1e), Opcode::Unknown(0x1e));
         assert_eq!(u8::from(Opcode::from(0x3f)), 0x3f);
         assert!(Opcode::Snack.is_initiator() && !Opcode::R2t.is_initiator());

@@ -35,7 +35,7 @@ impl ChapAlgorithm {
     }
 
     /// Digest length in bytes, also the challenge length hydra sends.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             ChapAlgorithm::Md5 => 16,
             ChapAlgorithm::Sha1 => 20,
@@ -77,7 +77,11 @@ pub fn weak_secret(secret: &[u8]) -> bool {
 
 enum TargetState {
     ExpectAlgorithms,
-    ExpectResponse { alg: ChapAlgorithm, id: u8, challenge: Vec<u8> },
+    ExpectResponse {
+        alg: ChapAlgorithm,
+        id: u8,
+        challenge: Vec<u8>,
+    },
     Done,
 }
 
@@ -103,7 +107,15 @@ impl ChapTarget {
         id: u8,
         random: Vec<u8>,
     ) -> Self {
-        ChapTarget { accounts, mutual, algorithms, id, random, state: TargetState::ExpectAlgorithms, user: None }
+        ChapTarget {
+            accounts,
+            mutual,
+            algorithms,
+            id,
+            random,
+            state: TargetState::ExpectAlgorithms,
+            user: None,
+        }
     }
 
     /// Authentication finished successfully.
@@ -119,10 +131,17 @@ impl ChapTarget {
                 // Pick the initiator's most preferred algorithm that we allow.
                 let alg = a
                     .split(',')
-                    .filter_map(|c| c.trim().parse::<u32>().ok().and_then(ChapAlgorithm::from_code))
+                    .filter_map(|c| {
+                        c.trim()
+                            .parse::<u32>()
+                            .ok()
+                            .and_then(ChapAlgorithm::from_code)
+                    })
                     .find(|x| self.algorithms.contains(x))
-                    .ok_or_else(|| Error::Auth(format!("no acceptable CHAP algorithm in CHAP_A={a}")))?;
-                let challenge = self.random[..alg.len().min(self.random.len())].to_vec();
+                    .ok_or_else(|| {
+                        Error::Auth(format!("no acceptable CHAP algorithm in CHAP_A={a}"))
+                    })?;
+                let challenge = self.random[..alg.digest_len().min(self.random.len())].to_vec();
                 if challenge.len() < 16 {
                     return Err(Error::Auth("challenge randomness too short".into()));
                 }
@@ -131,7 +150,11 @@ impl ChapTarget {
                     ("CHAP_I".into(), self.id.to_string()),
                     ("CHAP_C".into(), hex_binary(&challenge)),
                 ];
-                self.state = TargetState::ExpectResponse { alg, id: self.id, challenge };
+                self.state = TargetState::ExpectResponse {
+                    alg,
+                    id: self.id,
+                    challenge,
+                };
                 Ok(out)
             }
             TargetState::ExpectResponse { alg, id, challenge } => {
@@ -154,15 +177,21 @@ impl ChapTarget {
                     (Some(i), Some(c)) => {
                         let (mu, ms) =
                             self.mutual.clone().ok_or_else(|| Error::Auth("initiator asks for mutual CHAP but the target has no outgoing account".into()))?;
-                        let i: u8 = i.parse().map_err(|_| Error::Auth(format!("CHAP_I={i} is not 0..255")))?;
+                        let i: u8 = i
+                            .parse()
+                            .map_err(|_| Error::Auth(format!("CHAP_I={i} is not 0..255")))?;
                         let c = parse_binary(c).map_err(|e| Error::Auth(format!("CHAP_C: {e}")))?;
                         if c.len() < 16 {
-                            return Err(Error::Auth("initiator challenge shorter than 16 bytes".into()));
+                            return Err(Error::Auth(
+                                "initiator challenge shorter than 16 bytes".into(),
+                            ));
                         }
                         // A peer echoing our own challenge wants us to compute its answer
                         // (reflection attack, RFC 7143 §12.1.3).
                         if c == challenge {
-                            return Err(Error::Auth("initiator reflected the target's challenge".into()));
+                            return Err(Error::Auth(
+                                "initiator reflected the target's challenge".into(),
+                            ));
                         }
                         out.push(("CHAP_N".into(), mu));
                         out.push(("CHAP_R".into(), hex_binary(&alg.response(i, &ms, &c))));
@@ -172,14 +201,20 @@ impl ChapTarget {
                 self.state = TargetState::Done;
                 Ok(out)
             }
-            TargetState::Done => Err(Error::Auth("CHAP keys after authentication completed".into())),
+            TargetState::Done => Err(Error::Auth(
+                "CHAP keys after authentication completed".into(),
+            )),
         }
     }
 }
 
 enum InitiatorState {
     ExpectChallenge,
-    ExpectMutualResponse { alg: ChapAlgorithm, id: u8, challenge: Vec<u8> },
+    ExpectMutualResponse {
+        alg: ChapAlgorithm,
+        id: u8,
+        challenge: Vec<u8>,
+    },
     Done,
 }
 
@@ -204,12 +239,25 @@ impl ChapInitiator {
         id: u8,
         random: Vec<u8>,
     ) -> Self {
-        ChapInitiator { user, secret, mutual, algorithms, id, random, state: InitiatorState::ExpectChallenge }
+        ChapInitiator {
+            user,
+            secret,
+            mutual,
+            algorithms,
+            id,
+            random,
+            state: InitiatorState::ExpectChallenge,
+        }
     }
 
     /// The first keys to send: CHAP_A with our algorithms.
     pub fn start(&self) -> Vec<(String, String)> {
-        let a = self.algorithms.iter().map(|a| (*a as u8).to_string()).collect::<Vec<_>>().join(",");
+        let a = self
+            .algorithms
+            .iter()
+            .map(|a| (*a as u8).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         vec![("CHAP_A".into(), a)]
     }
 
@@ -222,44 +270,68 @@ impl ChapInitiator {
     pub fn receive(&mut self, keys: &[(String, String)]) -> Result<Vec<(String, String)>> {
         match std::mem::replace(&mut self.state, InitiatorState::Done) {
             InitiatorState::ExpectChallenge => {
-                let a = get(keys, "CHAP_A").ok_or_else(|| Error::Auth("target sent no CHAP_A".into()))?;
+                let a = get(keys, "CHAP_A")
+                    .ok_or_else(|| Error::Auth("target sent no CHAP_A".into()))?;
                 let alg = a
                     .parse::<u32>()
                     .ok()
                     .and_then(ChapAlgorithm::from_code)
                     .filter(|x| self.algorithms.contains(x))
-                    .ok_or_else(|| Error::Auth(format!("target chose CHAP_A={a}, which was not offered")))?;
+                    .ok_or_else(|| {
+                        Error::Auth(format!("target chose CHAP_A={a}, which was not offered"))
+                    })?;
                 let i: u8 = get(keys, "CHAP_I")
                     .and_then(|i| i.parse().ok())
                     .ok_or_else(|| Error::Auth("target sent no valid CHAP_I".into()))?;
-                let c = parse_binary(get(keys, "CHAP_C").ok_or_else(|| Error::Auth("target sent no CHAP_C".into()))?)?;
+                let c = parse_binary(
+                    get(keys, "CHAP_C")
+                        .ok_or_else(|| Error::Auth("target sent no CHAP_C".into()))?,
+                )?;
                 let mut out = vec![
                     ("CHAP_N".into(), self.user.clone()),
-                    ("CHAP_R".into(), hex_binary(&alg.response(i, &self.secret, &c))),
+                    (
+                        "CHAP_R".into(),
+                        hex_binary(&alg.response(i, &self.secret, &c)),
+                    ),
                 ];
                 if self.mutual.is_some() {
-                    let mine = self.random[..alg.len().min(self.random.len())].to_vec();
+                    let mine = self.random[..alg.digest_len().min(self.random.len())].to_vec();
                     if mine == c {
                         return Err(Error::Auth("random challenge equals the target's".into()));
                     }
                     out.push(("CHAP_I".into(), self.id.to_string()));
                     out.push(("CHAP_C".into(), hex_binary(&mine)));
-                    self.state = InitiatorState::ExpectMutualResponse { alg, id: self.id, challenge: mine };
+                    self.state = InitiatorState::ExpectMutualResponse {
+                        alg,
+                        id: self.id,
+                        challenge: mine,
+                    };
                 } else {
                     self.state = InitiatorState::Done;
                 }
                 Ok(out)
             }
             InitiatorState::ExpectMutualResponse { alg, id, challenge } => {
-                let (name, secret) = self.mutual.clone().expect("mutual state implies credentials");
-                let n = get(keys, "CHAP_N").ok_or_else(|| Error::Auth("target sent no CHAP_N".into()))?;
-                let r = parse_binary(get(keys, "CHAP_R").ok_or_else(|| Error::Auth("target sent no CHAP_R".into()))?)?;
+                let (name, secret) = self
+                    .mutual
+                    .clone()
+                    .expect("mutual state implies credentials");
+                let n = get(keys, "CHAP_N")
+                    .ok_or_else(|| Error::Auth("target sent no CHAP_N".into()))?;
+                let r = parse_binary(
+                    get(keys, "CHAP_R")
+                        .ok_or_else(|| Error::Auth("target sent no CHAP_R".into()))?,
+                )?;
                 if n != name || !ct_eq(&alg.response(id, &secret, &challenge), &r) {
-                    return Err(Error::Auth(format!("target failed mutual CHAP (name '{n}')")));
+                    return Err(Error::Auth(format!(
+                        "target failed mutual CHAP (name '{n}')"
+                    )));
                 }
                 Ok(Vec::new())
             }
-            InitiatorState::Done => Err(Error::Auth("CHAP keys after authentication completed".into())),
+            InitiatorState::Done => Err(Error::Auth(
+                "CHAP keys after authentication completed".into(),
+            )),
         }
     }
 }
@@ -294,7 +366,11 @@ mod tests {
             vec![0x22; 32],
         );
         let a = t.receive(&i.start())?;
-        assert_eq!(a[0], ("CHAP_A".into(), "5".into()), "initiator's first acceptable choice");
+        assert_eq!(
+            a[0],
+            ("CHAP_A".into(), "5".into()),
+            "initiator's first acceptable choice"
+        );
         let r = i.receive(&a)?;
         let m = t.receive(&r)?;
         if !m.is_empty() {
@@ -314,16 +390,31 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert!(matches!(pair(false, false, b"wrong-secret!!"), Err(Error::Auth(m)) if m.contains("wrong CHAP response")));
-        assert!(matches!(pair(false, true, b"sesame-secret1"), Err(Error::Auth(m)) if m.contains("no outgoing account")));
+        assert!(
+            matches!(pair(false, false, b"wrong-secret!!"), Err(Error::Auth(m)) if m.contains("wrong CHAP response"))
+        );
+        assert!(
+            matches!(pair(false, true, b"sesame-secret1"), Err(Error::Auth(m)) if m.contains("no outgoing account"))
+        );
         let mut t = ChapTarget::new(vec![], None, vec![ChapAlgorithm::Md5], 1, vec![0; 32]);
         assert!(t.receive(&[("CHAP_A".into(), "99".into())]).is_err());
         // Reflection: the initiator sends our own challenge back.
-        let mut t = ChapTarget::new(vec![("u".into(), b"s".to_vec())], Some(("t".into(), b"m".to_vec())), vec![ChapAlgorithm::Md5], 1, vec![7; 32]);
+        let mut t = ChapTarget::new(
+            vec![("u".into(), b"s".to_vec())],
+            Some(("t".into(), b"m".to_vec())),
+            vec![ChapAlgorithm::Md5],
+            1,
+            vec![7; 32],
+        );
         let a = t.receive(&[("CHAP_A".into(), "5".into())]).unwrap();
         let c = a.iter().find(|(k, _)| k == "CHAP_C").unwrap().1.clone();
         let r = hex_binary(&ChapAlgorithm::Md5.response(1, b"s", &[7; 16]));
-        let e = t.receive(&[("CHAP_N".into(), "u".into()), ("CHAP_R".into(), r), ("CHAP_I".into(), "1".into()), ("CHAP_C".into(), c)]);
+        let e = t.receive(&[
+            ("CHAP_N".into(), "u".into()),
+            ("CHAP_R".into(), r),
+            ("CHAP_I".into(), "1".into()),
+            ("CHAP_C".into(), c),
+        ]);
         assert!(matches!(e, Err(Error::Auth(m)) if m.contains("reflected")));
     }
 }

@@ -9,7 +9,11 @@ pub enum Error {
     /// Fewer bytes than the structure needs ("incomplete" in a stream is not an error:
     /// framing reports it separately).
     #[error("truncated {what}: need {need} bytes, have {have}")]
-    Truncated { what: &'static str, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     /// A field holds a value the spec forbids.
     #[error("malformed {what}: {detail}")]
     Malformed { what: &'static str, detail: String },
@@ -30,7 +34,10 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::Malformed`].
     pub fn malformed(what: &'static str, detail: impl Into<String>) -> Self {
-        Error::Malformed { what, detail: detail.into() }
+        Error::Malformed {
+            what,
+            detail: detail.into(),
+        }
     }
     /// Shorthand for [`Error::Truncated`].
     pub fn truncated(what: &'static str, need: usize, have: usize) -> Self {

@@ -95,22 +95,34 @@ const SEG_MIN: u64 = 512;
 const SEG_MAX: u64 = (1 << 24) - 1;
 
 fn range(key: &str, v: &str, lo: u64, hi: u64) -> Result<u64> {
-    let n = parse_number(v).ok_or_else(|| Error::Negotiation { key: key.into(), detail: format!("'{v}' is not a number") })?;
+    let n = parse_number(v).ok_or_else(|| Error::Negotiation {
+        key: key.into(),
+        detail: format!("'{v}' is not a number"),
+    })?;
     if n < lo || n > hi {
-        return Err(Error::Negotiation { key: key.into(), detail: format!("{n} is outside {lo}..={hi}") });
+        return Err(Error::Negotiation {
+            key: key.into(),
+            detail: format!("{n} is outside {lo}..={hi}"),
+        });
     }
     Ok(n)
 }
 
 fn boolean(key: &str, v: &str) -> Result<bool> {
-    parse_bool(v).ok_or_else(|| Error::Negotiation { key: key.into(), detail: format!("'{v}' is not Yes or No") })
+    parse_bool(v).ok_or_else(|| Error::Negotiation {
+        key: key.into(),
+        detail: format!("'{v}' is not Yes or No"),
+    })
 }
 
 fn digests(key: &str, v: &str) -> Result<Vec<Digest>> {
     let d: Option<Vec<Digest>> = v.split(',').map(Digest::from_name).collect();
     match d {
         Some(d) if !d.is_empty() => Ok(d),
-        _ => Err(Error::Negotiation { key: key.into(), detail: format!("'{v}' is not a list of None/CRC32C") }),
+        _ => Err(Error::Negotiation {
+            key: key.into(),
+            detail: format!("'{v}' is not a list of None/CRC32C"),
+        }),
     }
 }
 
@@ -124,9 +136,13 @@ impl LocalParams {
             "MaxConnections" => self.max_connections = range(key, value, 1, 65535)? as u16,
             "InitialR2T" => self.initial_r2t = boolean(key, value)?,
             "ImmediateData" => self.immediate_data = boolean(key, value)?,
-            "MaxRecvDataSegmentLength" => self.max_recv_data_segment_length = range(key, value, SEG_MIN, SEG_MAX)? as u32,
+            "MaxRecvDataSegmentLength" => {
+                self.max_recv_data_segment_length = range(key, value, SEG_MIN, SEG_MAX)? as u32
+            }
             "MaxBurstLength" => self.max_burst_length = range(key, value, SEG_MIN, SEG_MAX)? as u32,
-            "FirstBurstLength" => self.first_burst_length = range(key, value, SEG_MIN, SEG_MAX)? as u32,
+            "FirstBurstLength" => {
+                self.first_burst_length = range(key, value, SEG_MIN, SEG_MAX)? as u32
+            }
             "DefaultTime2Wait" => self.default_time2wait = range(key, value, 0, 3600)? as u16,
             "DefaultTime2Retain" => self.default_time2retain = range(key, value, 0, 3600)? as u16,
             "MaxOutstandingR2T" => self.max_outstanding_r2t = range(key, value, 1, 65535)? as u16,
@@ -135,17 +151,28 @@ impl LocalParams {
             "ErrorRecoveryLevel" => {
                 let n = range(key, value, 0, 2)?;
                 if n != 0 {
-                    return Err(Error::Negotiation { key: key.into(), detail: "hydra supports ErrorRecoveryLevel 0 only".into() });
+                    return Err(Error::Negotiation {
+                        key: key.into(),
+                        detail: "hydra supports ErrorRecoveryLevel 0 only".into(),
+                    });
                 }
             }
             // Markers were removed by RFC 7143; "No" is all hydra accepts.
             "IFMarker" | "OFMarker" => {
                 if boolean(key, value)? {
-                    return Err(Error::Negotiation { key: key.into(), detail: "markers are not supported".into() });
+                    return Err(Error::Negotiation {
+                        key: key.into(),
+                        detail: "markers are not supported".into(),
+                    });
                 }
             }
             "IFMarkInt" | "OFMarkInt" => {}
-            other => return Err(Error::Negotiation { key: other.into(), detail: "unknown login key".into() }),
+            other => {
+                return Err(Error::Negotiation {
+                    key: other.into(),
+                    detail: "unknown login key".into(),
+                })
+            }
         }
         Ok(())
     }
@@ -251,7 +278,14 @@ impl Negotiation {
             data_sequence_in_order: d.data_sequence_in_order,
             error_recovery_level: 0,
         };
-        Negotiation { role, session_type, local, result, sent: Vec::new(), pending: Vec::new() }
+        Negotiation {
+            role,
+            session_type,
+            local,
+            result,
+            sent: Vec::new(),
+            pending: Vec::new(),
+        }
     }
 
     fn local_num(&self, key: &str) -> u64 {
@@ -318,7 +352,10 @@ impl Negotiation {
         let mut out = Vec::new();
         // FirstBurstLength must not exceed MaxBurstLength (§13.14): cap it by the burst
         // length this same exchange settles on.
-        let mbl_offer = keys.iter().find(|(k, _)| k == "MaxBurstLength").and_then(|(_, v)| parse_number(v));
+        let mbl_offer = keys
+            .iter()
+            .find(|(k, _)| k == "MaxBurstLength")
+            .and_then(|(_, v)| parse_number(v));
         for (key, value) in keys {
             let Some((kind, discovery_irrelevant)) = kind(key) else {
                 out.push((key.clone(), "NotUnderstood".into()));
@@ -331,7 +368,11 @@ impl Negotiation {
             let answer = match kind {
                 Kind::Digest => match digests(key, value) {
                     Ok(offer) => {
-                        let ours = if key == "HeaderDigest" { &self.local.header_digest } else { &self.local.data_digest };
+                        let ours = if key == "HeaderDigest" {
+                            &self.local.header_digest
+                        } else {
+                            &self.local.data_digest
+                        };
                         match offer.iter().find(|d| ours.contains(d)) {
                             Some(d) => {
                                 let on = *d == Digest::Crc32c;
@@ -350,9 +391,15 @@ impl Negotiation {
                 Kind::Min(lo, hi) | Kind::Max(lo, hi) => match range(key, value, lo, hi) {
                     Ok(n) => {
                         let local = self.local_num(key);
-                        let mut v = if matches!(kind, Kind::Min(..)) { n.min(local) } else { n.max(local) };
+                        let mut v = if matches!(kind, Kind::Min(..)) {
+                            n.min(local)
+                        } else {
+                            n.max(local)
+                        };
                         if key == "FirstBurstLength" {
-                            let mbl = mbl_offer.unwrap_or(self.result.max_burst_length as u64).min(self.local.max_burst_length as u64);
+                            let mbl = mbl_offer
+                                .unwrap_or(self.result.max_burst_length as u64)
+                                .min(self.local.max_burst_length as u64);
                             v = v.min(mbl.max(SEG_MIN));
                         }
                         self.store_num(key, v);
@@ -363,7 +410,11 @@ impl Negotiation {
                 Kind::Or | Kind::And => match parse_bool(value) {
                     Some(b) => {
                         let local = self.local_bool(key);
-                        let v = if matches!(kind, Kind::Or) { b || local } else { b && local };
+                        let v = if matches!(kind, Kind::Or) {
+                            b || local
+                        } else {
+                            b && local
+                        };
                         self.store_bool(key, v);
                         bool_str(v).to_string()
                     }
@@ -399,11 +450,19 @@ impl Negotiation {
             if matches!(value.as_str(), "NotUnderstood" | "Irrelevant" | "Reject") {
                 continue; // keep the default
             }
-            let bad = |detail: String| Error::Negotiation { key: key.clone(), detail };
+            let bad = |detail: String| Error::Negotiation {
+                key: key.clone(),
+                detail,
+            };
             match kind {
                 Kind::Digest => {
-                    let d = Digest::from_name(value).ok_or_else(|| bad(format!("answer '{value}'")))?;
-                    let ours = if key == "HeaderDigest" { &self.local.header_digest } else { &self.local.data_digest };
+                    let d =
+                        Digest::from_name(value).ok_or_else(|| bad(format!("answer '{value}'")))?;
+                    let ours = if key == "HeaderDigest" {
+                        &self.local.header_digest
+                    } else {
+                        &self.local.data_digest
+                    };
                     if !ours.contains(&d) {
                         return Err(bad(format!("target chose {value}, which was not offered")));
                     }
@@ -417,22 +476,29 @@ impl Negotiation {
                     let n = range(key, value, lo, hi)?;
                     let local = self.local_num(key);
                     if self.sent.contains(key)
-                        && ((matches!(kind, Kind::Min(..)) && n > local) || (matches!(kind, Kind::Max(..)) && n < local))
+                        && ((matches!(kind, Kind::Min(..)) && n > local)
+                            || (matches!(kind, Kind::Max(..)) && n < local))
                     {
-                        return Err(bad(format!("answer {n} is outside what was offered ({local})")));
+                        return Err(bad(format!(
+                            "answer {n} is outside what was offered ({local})"
+                        )));
                     }
                     self.store_num(key, n);
                 }
                 Kind::Or | Kind::And => {
                     let b = boolean(key, value)?;
                     let local = self.local_bool(key);
-                    if self.sent.contains(key) && ((matches!(kind, Kind::Or) && local && !b) || (matches!(kind, Kind::And) && !local && b)) {
+                    if self.sent.contains(key)
+                        && ((matches!(kind, Kind::Or) && local && !b)
+                            || (matches!(kind, Kind::And) && !local && b))
+                    {
                         return Err(bad(format!("answer {value} contradicts the offer")));
                     }
                     self.store_bool(key, b);
                 }
                 Kind::Declarative => {
-                    self.result.max_xmit_data_segment_length = range(key, value, SEG_MIN, SEG_MAX)? as u32;
+                    self.result.max_xmit_data_segment_length =
+                        range(key, value, SEG_MIN, SEG_MAX)? as u32;
                 }
             }
         }
@@ -453,7 +519,12 @@ impl Negotiation {
         };
         match self.role {
             Role::Target => {
-                push(&mut out, &mut self.sent, "MaxRecvDataSegmentLength", self.local.max_recv_data_segment_length.to_string());
+                push(
+                    &mut out,
+                    &mut self.sent,
+                    "MaxRecvDataSegmentLength",
+                    self.local.max_recv_data_segment_length.to_string(),
+                );
             }
             Role::Initiator => {
                 let l = self.local.clone();
@@ -461,7 +532,10 @@ impl Negotiation {
                 let mut offers = vec![
                     ("HeaderDigest", list(&l.header_digest)),
                     ("DataDigest", list(&l.data_digest)),
-                    ("MaxRecvDataSegmentLength", l.max_recv_data_segment_length.to_string()),
+                    (
+                        "MaxRecvDataSegmentLength",
+                        l.max_recv_data_segment_length.to_string(),
+                    ),
                     ("DefaultTime2Wait", l.default_time2wait.to_string()),
                     ("DefaultTime2Retain", l.default_time2retain.to_string()),
                     ("ErrorRecoveryLevel", l.error_recovery_level.to_string()),
@@ -472,10 +546,16 @@ impl Negotiation {
                         ("InitialR2T", bool_str(l.initial_r2t).to_string()),
                         ("ImmediateData", bool_str(l.immediate_data).to_string()),
                         ("MaxBurstLength", l.max_burst_length.to_string()),
-                        ("FirstBurstLength", l.first_burst_length.min(l.max_burst_length).to_string()),
+                        (
+                            "FirstBurstLength",
+                            l.first_burst_length.min(l.max_burst_length).to_string(),
+                        ),
                         ("MaxOutstandingR2T", l.max_outstanding_r2t.to_string()),
                         ("DataPDUInOrder", bool_str(l.data_pdu_in_order).to_string()),
-                        ("DataSequenceInOrder", bool_str(l.data_sequence_in_order).to_string()),
+                        (
+                            "DataSequenceInOrder",
+                            bool_str(l.data_sequence_in_order).to_string(),
+                        ),
                     ]);
                 }
                 for (k, v) in offers {
@@ -513,12 +593,19 @@ mod tests {
     use proptest::prelude::*;
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn target_answers_table() {
-        let local = LocalParams { max_burst_length: 1 << 20, max_recv_data_segment_length: 262_144, ..Default::default() };
+        let local = LocalParams {
+            max_burst_length: 1 << 20,
+            max_recv_data_segment_length: 262_144,
+            ..Default::default()
+        };
         let rows: &[(&str, &str, &str)] = &[
             ("HeaderDigest", "CRC32C,None", "CRC32C"),
             ("DataDigest", "None", "None"),
@@ -548,35 +635,74 @@ mod tests {
     #[test]
     fn discovery_irrelevant_and_declared_segment_length() {
         let mut n = Negotiation::new(Role::Target, SessionType::Discovery, LocalParams::default());
-        let a = n.receive(&kv(&[("MaxBurstLength", "4096"), ("MaxRecvDataSegmentLength", "4096")])).unwrap();
-        assert_eq!(a, kv(&[("MaxBurstLength", "Irrelevant"), ("MaxRecvDataSegmentLength", "8192")]));
+        let a = n
+            .receive(&kv(&[
+                ("MaxBurstLength", "4096"),
+                ("MaxRecvDataSegmentLength", "4096"),
+            ]))
+            .unwrap();
+        assert_eq!(
+            a,
+            kv(&[
+                ("MaxBurstLength", "Irrelevant"),
+                ("MaxRecvDataSegmentLength", "8192")
+            ])
+        );
         assert_eq!(n.params().max_xmit_data_segment_length, 4096);
         assert!(n.proposals().is_empty(), "the declaration was already sent");
     }
 
     #[test]
     fn first_burst_capped_by_burst() {
-        let mut n = Negotiation::new(Role::Target, SessionType::Normal, LocalParams { first_burst_length: 1 << 20, max_burst_length: 1 << 20, ..Default::default() });
-        n.receive(&kv(&[("MaxBurstLength", "4096"), ("FirstBurstLength", "65536")])).unwrap();
+        let mut n = Negotiation::new(
+            Role::Target,
+            SessionType::Normal,
+            LocalParams {
+                first_burst_length: 1 << 20,
+                max_burst_length: 1 << 20,
+                ..Default::default()
+            },
+        );
+        n.receive(&kv(&[
+            ("MaxBurstLength", "4096"),
+            ("FirstBurstLength", "65536"),
+        ]))
+        .unwrap();
         let p = n.params();
         assert_eq!((p.max_burst_length, p.first_burst_length), (4096, 4096));
     }
 
     fn arb_local() -> impl Strategy<Value = LocalParams> {
-        (any::<bool>(), any::<bool>(), 512u32..1 << 20, 512u32..1 << 20, 512u32..1 << 20, 1u16..16, 0u16..10, 0u16..30, any::<bool>())
-            .prop_map(|(ir2t, imm, mrdsl, mbl, fbl, r2t, t2w, t2r, crc)| LocalParams {
-                header_digest: if crc { vec![Digest::Crc32c, Digest::None] } else { vec![Digest::None] },
-                data_digest: vec![Digest::None, Digest::Crc32c],
-                initial_r2t: ir2t,
-                immediate_data: imm,
-                max_recv_data_segment_length: mrdsl,
-                max_burst_length: mbl,
-                first_burst_length: fbl,
-                max_outstanding_r2t: r2t,
-                default_time2wait: t2w,
-                default_time2retain: t2r,
-                ..Default::default()
-            })
+        (
+            any::<bool>(),
+            any::<bool>(),
+            512u32..1 << 20,
+            512u32..1 << 20,
+            512u32..1 << 20,
+            1u16..16,
+            0u16..10,
+            0u16..30,
+            any::<bool>(),
+        )
+            .prop_map(
+                |(ir2t, imm, mrdsl, mbl, fbl, r2t, t2w, t2r, crc)| LocalParams {
+                    header_digest: if crc {
+                        vec![Digest::Crc32c, Digest::None]
+                    } else {
+                        vec![Digest::None]
+                    },
+                    data_digest: vec![Digest::None, Digest::Crc32c],
+                    initial_r2t: ir2t,
+                    immediate_data: imm,
+                    max_recv_data_segment_length: mrdsl,
+                    max_burst_length: mbl,
+                    first_burst_length: fbl,
+                    max_outstanding_r2t: r2t,
+                    default_time2wait: t2w,
+                    default_time2retain: t2r,
+                    ..Default::default()
+                },
+            )
     }
 
     proptest! {

@@ -24,18 +24,30 @@ pub fn parse(data: &[u8]) -> Result<Vec<(String, String)>> {
         if raw.is_empty() {
             continue;
         }
-        let eq = raw
-            .iter()
-            .position(|b| *b == b'=')
-            .ok_or_else(|| Error::malformed("text key", format!("'{}' has no '='", String::from_utf8_lossy(raw))))?;
+        let eq = raw.iter().position(|b| *b == b'=').ok_or_else(|| {
+            Error::malformed(
+                "text key",
+                format!("'{}' has no '='", String::from_utf8_lossy(raw)),
+            )
+        })?;
         let (k, v) = (&raw[..eq], &raw[eq + 1..]);
         if k.is_empty() || k.len() > MAX_KEY_LEN || !k.iter().all(|c| key_char_ok(*c)) {
-            return Err(Error::malformed("text key", format!("invalid key name '{}'", String::from_utf8_lossy(k))));
+            return Err(Error::malformed(
+                "text key",
+                format!("invalid key name '{}'", String::from_utf8_lossy(k)),
+            ));
         }
         let key = std::str::from_utf8(k).expect("ASCII checked");
-        let limit = if key.starts_with("CHAP_") { MAX_LARGE_VALUE_LEN } else { MAX_VALUE_LEN };
+        let limit = if key.starts_with("CHAP_") {
+            MAX_LARGE_VALUE_LEN
+        } else {
+            MAX_VALUE_LEN
+        };
         if v.len() > limit {
-            return Err(Error::malformed("text value", format!("value of {key} is {} bytes (limit {limit})", v.len())));
+            return Err(Error::malformed(
+                "text value",
+                format!("value of {key} is {} bytes (limit {limit})", v.len()),
+            ));
         }
         let value = std::str::from_utf8(v)
             .map_err(|_| Error::malformed("text value", format!("value of {key} is not UTF-8")))?;
@@ -89,7 +101,11 @@ pub fn bool_str(b: bool) -> &'static str {
 /// A binary value: `0x`/`0X` hex digits or `0b`/`0B` base64 (§6.1).
 pub fn parse_binary(v: &str) -> Result<Vec<u8>> {
     if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        let h = if h.len() % 2 == 1 { format!("0{h}") } else { h.to_string() };
+        let h = if h.len() % 2 == 1 {
+            format!("0{h}")
+        } else {
+            h.to_string()
+        };
         (0..h.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&h[i..i + 2], 16))
@@ -98,7 +114,10 @@ pub fn parse_binary(v: &str) -> Result<Vec<u8>> {
     } else if let Some(b) = v.strip_prefix("0b").or_else(|| v.strip_prefix("0B")) {
         base64_decode(b).ok_or_else(|| Error::malformed("binary value", "bad base64"))
     } else {
-        Err(Error::malformed("binary value", format!("'{v}' has neither 0x nor 0b prefix")))
+        Err(Error::malformed(
+            "binary value",
+            format!("'{v}' has neither 0x nor 0b prefix"),
+        ))
     }
 }
 
@@ -139,7 +158,13 @@ mod tests {
     fn golden_login_text() {
         let t = b"InitiatorName=iqn.1993-08.org.debian:01:abc\0SessionType=Normal\0\0\0";
         let p = parse(t).unwrap();
-        assert_eq!(p[0], ("InitiatorName".into(), "iqn.1993-08.org.debian:01:abc".into()));
+        assert_eq!(
+            p[0],
+            (
+                "InitiatorName".into(),
+                "iqn.1993-08.org.debian:01:abc".into()
+            )
+        );
         assert_eq!(p[1], ("SessionType".into(), "Normal".into()));
         let mut out = Vec::new();
         emit(&p, &mut out);

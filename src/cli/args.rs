@@ -18,11 +18,19 @@ pub struct Parsed {
 impl Parsed {
     /// The last value given for `long`.
     pub fn value(&self, long: &str) -> Option<&str> {
-        self.opts.iter().rev().find(|(k, _)| *k == long).and_then(|(_, v)| v.as_deref())
+        self.opts
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == long)
+            .and_then(|(_, v)| v.as_deref())
     }
     /// Every value given for `long`, in order.
     pub fn values(&self, long: &str) -> Vec<&str> {
-        self.opts.iter().filter(|(k, _)| *k == long).filter_map(|(_, v)| v.as_deref()).collect()
+        self.opts
+            .iter()
+            .filter(|(k, _)| *k == long)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
     }
     /// Whether the flag `long` was given.
     pub fn has(&self, long: &str) -> bool {
@@ -46,11 +54,20 @@ pub fn parse(args: &[String], specs: &[Spec]) -> Result<Parsed, String> {
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (long, None),
             };
-            let s = specs.iter().find(|s| s.long == name).ok_or_else(|| format!("unrecognized option '--{name}'"))?;
+            let s = specs
+                .iter()
+                .find(|s| s.long == name)
+                .ok_or_else(|| format!("unrecognized option '--{name}'"))?;
             (s, inline)
-        } else if a.len() >= 2 && a.starts_with('-') && !a[1..].starts_with(|c: char| c.is_ascii_digit()) {
+        } else if a.len() >= 2
+            && a.starts_with('-')
+            && !a[1..].starts_with(|c: char| c.is_ascii_digit())
+        {
             let c = a[1..].chars().next().expect("non-empty");
-            let s = specs.iter().find(|s| s.short == c).ok_or_else(|| format!("invalid option -- '{c}'"))?;
+            let s = specs
+                .iter()
+                .find(|s| s.short == c)
+                .ok_or_else(|| format!("invalid option -- '{c}'"))?;
             let rest = &a[1 + c.len_utf8()..];
             (s, (!rest.is_empty()).then(|| rest.to_string()))
         } else {
@@ -61,7 +78,10 @@ pub fn parse(args: &[String], specs: &[Spec]) -> Result<Parsed, String> {
             match inline {
                 Some(v) => Some(v),
                 None => {
-                    let v = args.get(i).cloned().ok_or_else(|| format!("option '--{}' requires an argument", spec.long))?;
+                    let v = args
+                        .get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("option '--{}' requires an argument", spec.long))?;
                     i += 1;
                     Some(v)
                 }
@@ -79,8 +99,16 @@ mod tests {
     use super::*;
 
     const S: &[Spec] = &[
-        Spec { short: 'm', long: "mode", value: true },
-        Spec { short: 'f', long: "force", value: false },
+        Spec {
+            short: 'm',
+            long: "mode",
+            value: true,
+        },
+        Spec {
+            short: 'f',
+            long: "force",
+            value: false,
+        },
     ];
 
     fn v(a: &[&str]) -> Vec<String> {
@@ -93,7 +121,13 @@ mod tests {
         assert_eq!(p.values("mode"), vec!["target", "sys", "lun"]);
         assert!(p.has("force"));
         assert_eq!(p.positional, vec!["pos"]);
-        assert_eq!(parse(&v(&["--bogus"]), S).unwrap_err(), "unrecognized option '--bogus'");
-        assert_eq!(parse(&v(&["--mode"]), S).unwrap_err(), "option '--mode' requires an argument");
+        assert_eq!(
+            parse(&v(&["--bogus"]), S).unwrap_err(),
+            "unrecognized option '--bogus'"
+        );
+        assert_eq!(
+            parse(&v(&["--mode"]), S).unwrap_err(),
+            "option '--mode' requires an argument"
+        );
     }
 }

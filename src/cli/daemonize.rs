@@ -14,7 +14,8 @@ static READY_FD: AtomicI32 = AtomicI32::new(-1);
 /// Fork into the background. Returns in the child only; the parent exits with the
 /// child's start-up verdict.
 pub fn detach(run_dir: &Path, control_port: u16) -> Result<(), String> {
-    std::fs::create_dir_all(run_dir).map_err(|e| format!("run directory {}: {e}", run_dir.display()))?;
+    std::fs::create_dir_all(run_dir)
+        .map_err(|e| format!("run directory {}: {e}", run_dir.display()))?;
     let log_path = run_dir.join(format!("tgtd.{control_port}.log"));
     let log = OpenOptions::new()
         .create(true)
@@ -44,7 +45,11 @@ pub fn detach(run_dir: &Path, control_port: u16) -> Result<(), String> {
         let msg = msg.trim();
         eprintln!(
             "tgtd: {}",
-            if msg.is_empty() { format!("daemon exited during start-up (see {})", log_path.display()) } else { msg.to_string() }
+            if msg.is_empty() {
+                format!("daemon exited during start-up (see {})", log_path.display())
+            } else {
+                msg.to_string()
+            }
         );
         std::process::exit(1);
     }

@@ -11,23 +11,80 @@ use hydra_target::control::{self, Request};
 use super::args::{parse, Spec};
 
 const SPECS: &[Spec] = &[
-    Spec { short: 'e', long: "execute", value: false },
-    Spec { short: 'c', long: "conf", value: true },
-    Spec { short: 's', long: "show", value: false },
-    Spec { short: ' ', long: "update", value: true },
-    Spec { short: ' ', long: "delete", value: true },
-    Spec { short: ' ', long: "offline", value: true },
-    Spec { short: ' ', long: "ready", value: true },
-    Spec { short: 'f', long: "force", value: false },
-    Spec { short: 'C', long: "control-port", value: true },
-    Spec { short: 'p', long: "pretend", value: false },
-    Spec { short: 'v', long: "verbose", value: false },
-    Spec { short: ' ', long: "ignore-errors", value: false },
-    Spec { short: ' ', long: "run-dir", value: true },
-    Spec { short: 'h', long: "help", value: false },
+    Spec {
+        short: 'e',
+        long: "execute",
+        value: false,
+    },
+    Spec {
+        short: 'c',
+        long: "conf",
+        value: true,
+    },
+    Spec {
+        short: 's',
+        long: "show",
+        value: false,
+    },
+    Spec {
+        short: ' ',
+        long: "update",
+        value: true,
+    },
+    Spec {
+        short: ' ',
+        long: "delete",
+        value: true,
+    },
+    Spec {
+        short: ' ',
+        long: "offline",
+        value: true,
+    },
+    Spec {
+        short: ' ',
+        long: "ready",
+        value: true,
+    },
+    Spec {
+        short: 'f',
+        long: "force",
+        value: false,
+    },
+    Spec {
+        short: 'C',
+        long: "control-port",
+        value: true,
+    },
+    Spec {
+        short: 'p',
+        long: "pretend",
+        value: false,
+    },
+    Spec {
+        short: 'v',
+        long: "verbose",
+        value: false,
+    },
+    Spec {
+        short: ' ',
+        long: "ignore-errors",
+        value: false,
+    },
+    Spec {
+        short: ' ',
+        long: "run-dir",
+        value: true,
+    },
+    Spec {
+        short: 'h',
+        long: "help",
+        value: false,
+    },
 ];
 
-const HELP: &str = "usage: hydra tgt-admin [-C N] [-c FILE] (-e | -s | --update <tid|ALL> | --delete <tid|ALL>
+const HELP: &str =
+    "usage: hydra tgt-admin [-C N] [-c FILE] (-e | -s | --update <tid|ALL> | --delete <tid|ALL>
                        | --offline <tid|ALL> | --ready <tid|ALL>) [-f|--force] [-p|--pretend]
   -c FILE defaults to /etc/tgt/targets.conf; a file with any error is not applied at all";
 
@@ -36,7 +93,9 @@ fn scope(v: &str, opt: &str) -> Result<Option<u32>, String> {
         return Ok(None);
     }
     let v = v.strip_prefix("tid=").unwrap_or(v);
-    v.parse().map(Some).map_err(|_| format!("--{opt} {v}: expected a tid or ALL"))
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("--{opt} {v}: expected a tid or ALL"))
 }
 
 pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
@@ -54,23 +113,42 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         let mode = if p.has("execute") {
             ApplyMode::Execute
         } else if let Some(v) = p.value("update") {
-            ApplyMode::Update { tid: scope(v, "update")?, force }
+            ApplyMode::Update {
+                tid: scope(v, "update")?,
+                force,
+            }
         } else if let Some(v) = p.value("delete") {
-            ApplyMode::Delete { tid: scope(v, "delete")?, force }
+            ApplyMode::Delete {
+                tid: scope(v, "delete")?,
+                force,
+            }
         } else if let Some(v) = p.value("offline") {
-            ApplyMode::Offline { tid: scope(v, "offline")? }
+            ApplyMode::Offline {
+                tid: scope(v, "offline")?,
+            }
         } else if let Some(v) = p.value("ready") {
-            ApplyMode::Ready { tid: scope(v, "ready")? }
+            ApplyMode::Ready {
+                tid: scope(v, "ready")?,
+            }
         } else {
             return Err(format!("nothing to do\n{HELP}"));
         };
-        Request::ApplyConfig { path, mode, pretend: p.has("pretend") }
+        Request::ApplyConfig {
+            path,
+            mode,
+            pretend: p.has("pretend"),
+        }
     };
     let port: u16 = match p.value("control-port") {
-        Some(v) => v.parse().map_err(|_| format!("-C {v}: not a port number"))?,
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("-C {v}: not a port number"))?,
         None => 0,
     };
-    let run_dir = p.value("run-dir").map(PathBuf::from).unwrap_or_else(hydra_target::admin::default_run_dir);
+    let run_dir = p
+        .value("run-dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(hydra_target::admin::default_run_dir);
     let resp = super::block_on(control::call(&run_dir, port, req)).map_err(|e| e.to_string())?;
     if resp.ok {
         print!("{}", resp.text);

@@ -9,32 +9,136 @@ use hydra_target::control::{self, Request};
 use super::args::{parse, Parsed, Spec};
 
 const SPECS: &[Spec] = &[
-    Spec { short: 'L', long: "lld", value: true },
-    Spec { short: 'm', long: "mode", value: true },
-    Spec { short: 'o', long: "op", value: true },
-    Spec { short: 't', long: "tid", value: true },
-    Spec { short: 'T', long: "targetname", value: true },
-    Spec { short: 'l', long: "lun", value: true },
-    Spec { short: 'b', long: "backing-store", value: true },
-    Spec { short: 'E', long: "bstype", value: true },
-    Spec { short: 'S', long: "bsopts", value: true },
-    Spec { short: 'f', long: "bsoflags", value: true },
-    Spec { short: 'y', long: "blocksize", value: true },
-    Spec { short: 'Y', long: "device-type", value: true },
-    Spec { short: 'I', long: "initiator-address", value: true },
-    Spec { short: 'Q', long: "initiator-name", value: true },
-    Spec { short: 'u', long: "user", value: true },
-    Spec { short: 'p', long: "password", value: true },
-    Spec { short: 'O', long: "outgoing", value: false },
-    Spec { short: 'n', long: "name", value: true },
-    Spec { short: 'v', long: "value", value: true },
-    Spec { short: 'P', long: "params", value: true },
-    Spec { short: 'F', long: "force", value: false },
-    Spec { short: 's', long: "sid", value: true },
-    Spec { short: 'c', long: "cid", value: true },
-    Spec { short: 'C', long: "control-port", value: true },
-    Spec { short: ' ', long: "run-dir", value: true },
-    Spec { short: 'h', long: "help", value: false },
+    Spec {
+        short: 'L',
+        long: "lld",
+        value: true,
+    },
+    Spec {
+        short: 'm',
+        long: "mode",
+        value: true,
+    },
+    Spec {
+        short: 'o',
+        long: "op",
+        value: true,
+    },
+    Spec {
+        short: 't',
+        long: "tid",
+        value: true,
+    },
+    Spec {
+        short: 'T',
+        long: "targetname",
+        value: true,
+    },
+    Spec {
+        short: 'l',
+        long: "lun",
+        value: true,
+    },
+    Spec {
+        short: 'b',
+        long: "backing-store",
+        value: true,
+    },
+    Spec {
+        short: 'E',
+        long: "bstype",
+        value: true,
+    },
+    Spec {
+        short: 'S',
+        long: "bsopts",
+        value: true,
+    },
+    Spec {
+        short: 'f',
+        long: "bsoflags",
+        value: true,
+    },
+    Spec {
+        short: 'y',
+        long: "blocksize",
+        value: true,
+    },
+    Spec {
+        short: 'Y',
+        long: "device-type",
+        value: true,
+    },
+    Spec {
+        short: 'I',
+        long: "initiator-address",
+        value: true,
+    },
+    Spec {
+        short: 'Q',
+        long: "initiator-name",
+        value: true,
+    },
+    Spec {
+        short: 'u',
+        long: "user",
+        value: true,
+    },
+    Spec {
+        short: 'p',
+        long: "password",
+        value: true,
+    },
+    Spec {
+        short: 'O',
+        long: "outgoing",
+        value: false,
+    },
+    Spec {
+        short: 'n',
+        long: "name",
+        value: true,
+    },
+    Spec {
+        short: 'v',
+        long: "value",
+        value: true,
+    },
+    Spec {
+        short: 'P',
+        long: "params",
+        value: true,
+    },
+    Spec {
+        short: 'F',
+        long: "force",
+        value: false,
+    },
+    Spec {
+        short: 's',
+        long: "sid",
+        value: true,
+    },
+    Spec {
+        short: 'c',
+        long: "cid",
+        value: true,
+    },
+    Spec {
+        short: 'C',
+        long: "control-port",
+        value: true,
+    },
+    Spec {
+        short: ' ',
+        long: "run-dir",
+        value: true,
+    },
+    Spec {
+        short: 'h',
+        long: "help",
+        value: false,
+    },
 ];
 
 const HELP: &str = "usage: hydra tgtadm [-C N] --lld iscsi --mode MODE --op OP [options]
@@ -50,12 +154,14 @@ const HELP: &str = "usage: hydra tgtadm [-C N] --lld iscsi --mode MODE --op OP [
   --mode sys          --op show | update --name State --value ready|offline | delete";
 
 fn need<'a>(p: &'a Parsed, k: &str) -> Result<&'a str, String> {
-    p.value(k).ok_or_else(|| format!("--{k} is required for this operation"))
+    p.value(k)
+        .ok_or_else(|| format!("--{k} is required for this operation"))
 }
 
 fn num<T: std::str::FromStr>(p: &Parsed, k: &str) -> Result<T, String> {
     let v = need(p, k)?;
-    v.parse().map_err(|_| format!("--{k} {v}: not a valid number"))
+    v.parse()
+        .map_err(|_| format!("--{k} {v}: not a valid number"))
 }
 
 fn opt_num<T: std::str::FromStr>(p: &Parsed, k: &str) -> Result<Option<T>, String> {
@@ -64,7 +170,13 @@ fn opt_num<T: std::str::FromStr>(p: &Parsed, k: &str) -> Result<Option<T>, Strin
 
 fn lun_params(p: &Parsed) -> Vec<(String, String)> {
     let mut v = Vec::new();
-    for (opt, key) in [("bstype", "bs-type"), ("bsoflags", "bsoflags"), ("blocksize", "block-size"), ("device-type", "device-type"), ("bsopts", "bsopts")] {
+    for (opt, key) in [
+        ("bstype", "bs-type"),
+        ("bsoflags", "bsoflags"),
+        ("blocksize", "block-size"),
+        ("device-type", "device-type"),
+        ("bsopts", "bsopts"),
+    ] {
         if let Some(x) = p.value(opt) {
             v.push((key.to_string(), x.to_string()));
         }
@@ -164,7 +276,10 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
     }
     let req = request(&p)?;
     let port: u16 = opt_num(&p, "control-port")?.unwrap_or(0);
-    let run_dir = p.value("run-dir").map(PathBuf::from).unwrap_or_else(hydra_target::admin::default_run_dir);
+    let run_dir = p
+        .value("run-dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(hydra_target::admin::default_run_dir);
     let resp = super::block_on(control::call(&run_dir, port, req)).map_err(|e| e.to_string())?;
     if resp.ok {
         print!("{}", resp.text);

@@ -14,14 +14,46 @@ use hydra_target::iscsi::conn::ConnOpts;
 use super::args::{parse, Spec};
 
 const SPECS: &[Spec] = &[
-    Spec { short: 'f', long: "foreground", value: false },
-    Spec { short: ' ', long: "iscsi", value: true },
-    Spec { short: 'C', long: "control-port", value: true },
-    Spec { short: ' ', long: "conf", value: true },
-    Spec { short: 't', long: "nr_iothreads", value: true },
-    Spec { short: ' ', long: "run-dir", value: true },
-    Spec { short: 'd', long: "debug", value: true },
-    Spec { short: 'h', long: "help", value: false },
+    Spec {
+        short: 'f',
+        long: "foreground",
+        value: false,
+    },
+    Spec {
+        short: ' ',
+        long: "iscsi",
+        value: true,
+    },
+    Spec {
+        short: 'C',
+        long: "control-port",
+        value: true,
+    },
+    Spec {
+        short: ' ',
+        long: "conf",
+        value: true,
+    },
+    Spec {
+        short: 't',
+        long: "nr_iothreads",
+        value: true,
+    },
+    Spec {
+        short: ' ',
+        long: "run-dir",
+        value: true,
+    },
+    Spec {
+        short: 'd',
+        long: "debug",
+        value: true,
+    },
+    Spec {
+        short: 'h',
+        long: "help",
+        value: false,
+    },
 ];
 
 const HELP: &str = "usage: hydra tgtd [-f|--foreground] [--iscsi portal=IP:PORT[,portal=IP:PORT...][,nop_interval=SECS][,nop_count=N][,MaxQueueCmd=N]]
@@ -30,7 +62,9 @@ const HELP: &str = "usage: hydra tgtd [-f|--foreground] [--iscsi portal=IP:PORT[
 
 fn parse_iscsi(v: &str, portals: &mut Vec<SocketAddr>, conn: &mut ConnOpts) -> Result<(), String> {
     for item in v.split(',').filter(|s| !s.is_empty()) {
-        let (k, val) = item.split_once('=').ok_or_else(|| format!("--iscsi: '{item}' is not key=value"))?;
+        let (k, val) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--iscsi: '{item}' is not key=value"))?;
         match k {
             "portal" => {
                 let addr = if val.parse::<SocketAddr>().is_ok() {
@@ -77,18 +111,27 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         portals.push("0.0.0.0:3260".parse().expect("literal"));
     }
     let control_port = match p.value("control-port") {
-        Some(v) => v.parse().map_err(|_| format!("--control-port {v}: not a port number"))?,
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("--control-port {v}: not a port number"))?,
         None => 0,
     };
     let threads: usize = match p.value("nr_iothreads") {
-        Some(v) => v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| format!("--nr_iothreads {v}: must be a number >= 1"))?,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("--nr_iothreads {v}: must be a number >= 1"))?,
         None => 16, // tgt's default number of backing-store threads per LUN
     };
     let opts = DaemonOpts {
         portals,
         control_port,
         conf: p.value("conf").map(PathBuf::from),
-        run_dir: p.value("run-dir").map(PathBuf::from).unwrap_or_else(hydra_target::admin::default_run_dir),
+        run_dir: p
+            .value("run-dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(hydra_target::admin::default_run_dir),
         conn,
     };
     let foreground = p.has("foreground");

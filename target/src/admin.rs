@@ -26,12 +26,22 @@ pub enum ApplyMode {
     Execute,
     /// `--update <tid|ALL>`: re-create changed targets (only idle ones unless forced),
     /// add new ones; with ALL, remove targets the file no longer has.
-    Update { tid: Option<u32>, force: bool },
+    Update {
+        tid: Option<u32>,
+        force: bool,
+    },
     /// `--delete <tid|ALL>`.
-    Delete { tid: Option<u32>, force: bool },
+    Delete {
+        tid: Option<u32>,
+        force: bool,
+    },
     /// `--offline <tid|ALL>` / `--ready <tid|ALL>`.
-    Offline { tid: Option<u32> },
-    Ready { tid: Option<u32> },
+    Offline {
+        tid: Option<u32>,
+    },
+    Ready {
+        tid: Option<u32>,
+    },
 }
 
 /// Daemon-wide admin state besides the registry.
@@ -48,7 +58,11 @@ pub struct Context {
 /// Carry out one request; the text is what the CLI prints.
 pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
     match req {
-        Request::ApplyConfig { path, mode, pretend } => apply_file(reg, ctx, &path, &mode, pretend),
+        Request::ApplyConfig {
+            path,
+            mode,
+            pretend,
+        } => apply_file(reg, ctx, &path, &mode, pretend),
         Request::TargetNew { tid, iqn } => {
             let mut targets = reg.targets.write().expect("lock");
             if targets.contains_key(&tid) {
@@ -85,14 +99,18 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
                 let before = acl.addresses.len();
                 acl.addresses.retain(|x| *x != p);
                 if acl.addresses.len() == before {
-                    return Err(Error::Admin(format!("target {tid} has no initiator-address {a}")));
+                    return Err(Error::Admin(format!(
+                        "target {tid} has no initiator-address {a}"
+                    )));
                 }
             }
             if let Some(n) = name {
                 let before = acl.names.len();
                 acl.names.retain(|x| !x.eq_ignore_ascii_case(&n));
                 if acl.names.len() == before {
-                    return Err(Error::Admin(format!("target {tid} has no initiator-name {n}")));
+                    return Err(Error::Admin(format!(
+                        "target {tid} has no initiator-name {n}"
+                    )));
                 }
             }
             Ok(String::new())
@@ -110,17 +128,25 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
             }
             Ok(String::new())
         }
-        Request::LunNew { tid, lun, path, params } => {
+        Request::LunNew {
+            tid,
+            lun,
+            path,
+            params,
+        } => {
             let t = target(reg, tid)?;
             if lun == 0 {
-                return Err(Error::Admin("LUN 0 is the target's controller and cannot be replaced".into()));
+                return Err(Error::Admin(
+                    "LUN 0 is the target's controller and cannot be replaced".into(),
+                ));
             }
             if t.lun(lun).is_some() {
                 return Err(Error::Admin(format!("target {tid} already has LUN {lun}")));
             }
             let mut settings = LunSettings::new(path);
             for (k, v) in &params {
-                config::apply_lun_param(&mut settings, k, v).map_err(|e| Error::Admin(format!("{k}={v}: {e}")))?;
+                config::apply_lun_param(&mut settings, k, v)
+                    .map_err(|e| Error::Admin(format!("{k}={v}: {e}")))?;
             }
             let l = Arc::new(Lun::disk(tid, lun, settings)?);
             let mut luns = t.luns.write().expect("lock");
@@ -134,7 +160,9 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
         Request::LunDelete { tid, lun } => {
             let t = target(reg, tid)?;
             if lun == 0 {
-                return Err(Error::Admin("LUN 0 is the target's controller and cannot be deleted".into()));
+                return Err(Error::Admin(
+                    "LUN 0 is the target's controller and cannot be deleted".into(),
+                ));
             }
             let mut luns = t.luns.write().expect("lock");
             if luns.remove(&lun).is_none() {
@@ -147,11 +175,17 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
         }
         Request::LunUpdate { tid, lun, params } => {
             let t = target(reg, tid)?;
-            let l = t.lun(lun).ok_or_else(|| Error::Admin(format!("target {tid} has no LUN {lun}")))?;
+            let l = t
+                .lun(lun)
+                .ok_or_else(|| Error::Admin(format!("target {tid} has no LUN {lun}")))?;
             if !params.is_empty() {
                 return Err(Error::Admin(format!(
                     "changing {} of a live LUN is not supported: delete and re-create the LUN",
-                    params.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+                    params
+                        .iter()
+                        .map(|(k, _)| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             let _ = l;
@@ -176,10 +210,17 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
                     *o = None;
                 }
             }
-            reg.discovery_incoming.write().expect("lock").retain(|a| a.user != user);
+            reg.discovery_incoming
+                .write()
+                .expect("lock")
+                .retain(|a| a.user != user);
             Ok(String::new())
         }
-        Request::AccountBind { tid, user, outgoing } => {
+        Request::AccountBind {
+            tid,
+            user,
+            outgoing,
+        } => {
             let password = ctx
                 .accounts
                 .lock()
@@ -190,17 +231,31 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
             let acct = Account { user, password };
             match (tid, outgoing) {
                 (Some(tid), false) => target(reg, tid)?.incoming.write().expect("lock").push(acct),
-                (Some(tid), true) => *target(reg, tid)?.outgoing.write().expect("lock") = Some(acct),
+                (Some(tid), true) => {
+                    *target(reg, tid)?.outgoing.write().expect("lock") = Some(acct)
+                }
                 (None, false) => reg.discovery_incoming.write().expect("lock").push(acct),
                 (None, true) => *reg.discovery_outgoing.write().expect("lock") = Some(acct),
             }
             Ok(String::new())
         }
-        Request::AccountUnbind { tid, user, outgoing } => {
+        Request::AccountUnbind {
+            tid,
+            user,
+            outgoing,
+        } => {
             match (tid, outgoing) {
-                (Some(tid), false) => target(reg, tid)?.incoming.write().expect("lock").retain(|a| a.user != user),
+                (Some(tid), false) => target(reg, tid)?
+                    .incoming
+                    .write()
+                    .expect("lock")
+                    .retain(|a| a.user != user),
                 (Some(tid), true) => *target(reg, tid)?.outgoing.write().expect("lock") = None,
-                (None, false) => reg.discovery_incoming.write().expect("lock").retain(|a| a.user != user),
+                (None, false) => reg
+                    .discovery_incoming
+                    .write()
+                    .expect("lock")
+                    .retain(|a| a.user != user),
                 (None, true) => *reg.discovery_outgoing.write().expect("lock") = None,
             }
             Ok(String::new())
@@ -215,7 +270,11 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
         Request::PortalShow => {
             let mut s = String::new();
             for p in reg.portals.read().expect("lock").iter() {
-                s.push_str(&format!("Portal: {},{}\n", crate::iscsi::discovery::format_addr(p.addr), p.tpgt));
+                s.push_str(&format!(
+                    "Portal: {},{}\n",
+                    crate::iscsi::discovery::format_addr(p.addr),
+                    p.tpgt
+                ));
             }
             Ok(s)
         }
@@ -249,7 +308,9 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
         }
         Request::SysUpdate { name, value } => {
             if !name.eq_ignore_ascii_case("state") {
-                return Err(Error::Admin(format!("system parameter {name} is not supported (only State)")));
+                return Err(Error::Admin(format!(
+                    "system parameter {name} is not supported (only State)"
+                )));
             }
             *reg.state.write().expect("lock") = parse_state(&value)?;
             Ok(String::new())
@@ -265,7 +326,9 @@ fn parse_state(v: &str) -> Result<TargetState> {
     match v.to_ascii_lowercase().as_str() {
         "ready" | "running" => Ok(TargetState::Ready),
         "offline" => Ok(TargetState::Offline),
-        other => Err(Error::Admin(format!("unknown state {other} (ready or offline)"))),
+        other => Err(Error::Admin(format!(
+            "unknown state {other} (ready or offline)"
+        ))),
     }
 }
 
@@ -274,14 +337,18 @@ fn parse_addr(a: &str) -> Result<AddrPattern> {
 }
 
 fn target(reg: &Registry, tid: u32) -> Result<Arc<Target>> {
-    reg.target(tid).ok_or_else(|| Error::Admin(format!("can't find the target {tid}")))
+    reg.target(tid)
+        .ok_or_else(|| Error::Admin(format!("can't find the target {tid}")))
 }
 
 fn delete_target(reg: &Registry, ctx: &Context, tid: u32, force: bool) -> Result<()> {
     let _ = target(reg, tid)?;
     let live = reg.sessions(Some(tid));
     if !live.is_empty() && !force {
-        return Err(Error::Admin(format!("target {tid} has {} session(s): use --force to delete it anyway", live.len())));
+        return Err(Error::Admin(format!(
+            "target {tid} has {} session(s): use --force to delete it anyway",
+            live.len()
+        )));
     }
     reg.targets.write().expect("lock").remove(&tid);
     ctx.sources.lock().expect("lock").remove(&tid);
@@ -299,7 +366,11 @@ pub fn build_target(tc: &TargetConfig) -> Result<Target> {
                 Error::Backing { path, source } => Error::Config {
                     file: l.location.file.clone(),
                     line: l.location.line,
-                    directive: if l.direct_store { "direct-store".into() } else { "backing-store".into() },
+                    directive: if l.direct_store {
+                        "direct-store".into()
+                    } else {
+                        "backing-store".into()
+                    },
                     detail: format!("{}: {source}", path.display()),
                 },
                 other => other,
@@ -328,13 +399,32 @@ fn in_scope(tid: u32, scope: Option<u32>) -> bool {
 }
 
 /// tgt-admin's file operations, all-or-nothing.
-fn apply_file(reg: &Registry, ctx: &Context, path: &std::path::Path, mode: &ApplyMode, pretend: bool) -> Result<String> {
+fn apply_file(
+    reg: &Registry,
+    ctx: &Context,
+    path: &std::path::Path,
+    mode: &ApplyMode,
+    pretend: bool,
+) -> Result<String> {
     match mode {
         ApplyMode::Offline { tid } | ApplyMode::Ready { tid } => {
-            let state = if matches!(mode, ApplyMode::Offline { .. }) { TargetState::Offline } else { TargetState::Ready };
+            let state = if matches!(mode, ApplyMode::Offline { .. }) {
+                TargetState::Offline
+            } else {
+                TargetState::Ready
+            };
             let mut log = String::new();
-            for t in reg.all_targets().into_iter().filter(|t| in_scope(t.tid, *tid)) {
-                log.push_str(&format!("Setting target {} (tid {}) {}\n", t.iqn, t.tid, state.as_str()));
+            for t in reg
+                .all_targets()
+                .into_iter()
+                .filter(|t| in_scope(t.tid, *tid))
+            {
+                log.push_str(&format!(
+                    "Setting target {} (tid {}) {}\n",
+                    t.iqn,
+                    t.tid,
+                    state.as_str()
+                ));
                 if !pretend {
                     *t.state.write().expect("lock") = state;
                 }
@@ -343,14 +433,24 @@ fn apply_file(reg: &Registry, ctx: &Context, path: &std::path::Path, mode: &Appl
         }
         ApplyMode::Delete { tid, force } => {
             let mut log = String::new();
-            let victims: Vec<_> = reg.all_targets().into_iter().filter(|t| in_scope(t.tid, *tid)).collect();
+            let victims: Vec<_> = reg
+                .all_targets()
+                .into_iter()
+                .filter(|t| in_scope(t.tid, *tid))
+                .collect();
             if tid.is_some() && victims.is_empty() {
-                return Err(Error::Admin(format!("can't find the target {}", tid.unwrap_or(0))));
+                return Err(Error::Admin(format!(
+                    "can't find the target {}",
+                    tid.unwrap_or(0)
+                )));
             }
             for t in victims {
                 let busy = !reg.sessions(Some(t.tid)).is_empty();
                 if busy && !force {
-                    log.push_str(&format!("Target {} (tid {}) is in use, not deleted (use --force)\n", t.iqn, t.tid));
+                    log.push_str(&format!(
+                        "Target {} (tid {}) is in use, not deleted (use --force)\n",
+                        t.iqn, t.tid
+                    ));
                     continue;
                 }
                 log.push_str(&format!("Deleting target {} (tid {})\n", t.iqn, t.tid));
@@ -377,7 +477,9 @@ fn apply_file(reg: &Registry, ctx: &Context, path: &std::path::Path, mode: &Appl
     let mut create: Vec<&TargetConfig> = Vec::new();
     let mut remove: Vec<u32> = Vec::new();
     for tc in cfg.targets.iter().filter(|t| in_scope(t.tid, scope)) {
-        let same_name = existing.values().find(|t| t.iqn.eq_ignore_ascii_case(&tc.iqn));
+        let same_name = existing
+            .values()
+            .find(|t| t.iqn.eq_ignore_ascii_case(&tc.iqn));
         match same_name {
             None => {
                 if existing.contains_key(&tc.tid) && !update {
@@ -385,7 +487,10 @@ fn apply_file(reg: &Registry, ctx: &Context, path: &std::path::Path, mode: &Appl
                         file: tc.location.file.clone(),
                         line: tc.location.line,
                         directive: "controller_tid".into(),
-                        detail: format!("tid {} is already used by {}", tc.tid, existing[&tc.tid].iqn),
+                        detail: format!(
+                            "tid {} is already used by {}",
+                            tc.tid, existing[&tc.tid].iqn
+                        ),
                     });
                 }
                 if existing.contains_key(&tc.tid) {
@@ -394,15 +499,23 @@ fn apply_file(reg: &Registry, ctx: &Context, path: &std::path::Path, mode: &Appl
                 create.push(tc);
             }
             Some(t) => {
-                let unchanged = sources.get(&t.tid).is_some_and(|s| config::same_target(s, tc));
+                let unchanged = sources
+                    .get(&t.tid)
+                    .is_some_and(|s| config::same_target(s, tc));
                 if !update || unchanged {
                     if !update {
-                        log.push_str(&format!("Target {} already exists (tid {}), left as it is\n", tc.iqn, t.tid));
+                        log.push_str(&format!(
+                            "Target {} already exists (tid {}), left as it is\n",
+                            tc.iqn, t.tid
+                        ));
                     }
                     continue;
                 }
                 if !reg.sessions(Some(t.tid)).is_empty() && !force {
-                    log.push_str(&format!("Target {} (tid {}) is in use, not updated (use --force)\n", tc.iqn, t.tid));
+                    log.push_str(&format!(
+                        "Target {} (tid {}) is in use, not updated (use --force)\n",
+                        tc.iqn, t.tid
+                    ));
                     continue;
                 }
                 remove.push(t.tid);
@@ -412,22 +525,36 @@ fn apply_file(reg: &Registry, ctx: &Context, path: &std::path::Path, mode: &Appl
     }
     if update && scope.is_none() {
         for t in existing.values() {
-            if !cfg.targets.iter().any(|tc| tc.iqn.eq_ignore_ascii_case(&t.iqn)) {
+            if !cfg
+                .targets
+                .iter()
+                .any(|tc| tc.iqn.eq_ignore_ascii_case(&t.iqn))
+            {
                 if !reg.sessions(Some(t.tid)).is_empty() && !force {
-                    log.push_str(&format!("Target {} (tid {}) is in use, not removed (use --force)\n", t.iqn, t.tid));
+                    log.push_str(&format!(
+                        "Target {} (tid {}) is in use, not removed (use --force)\n",
+                        t.iqn, t.tid
+                    ));
                     continue;
                 }
                 remove.push(t.tid);
             }
         }
     }
-    let built: Vec<(TargetConfig, Target)> =
-        create.iter().map(|tc| build_target(tc).map(|t| ((*tc).clone(), t))).collect::<Result<_>>()?;
+    let built: Vec<(TargetConfig, Target)> = create
+        .iter()
+        .map(|tc| build_target(tc).map(|t| ((*tc).clone(), t)))
+        .collect::<Result<_>>()?;
     for tid in &remove {
         log.push_str(&format!("Removing target tid {tid}\n"));
     }
     for (tc, _) in &built {
-        log.push_str(&format!("Adding target {} (tid {}) with {} LUN(s)\n", tc.iqn, tc.tid, tc.luns.len()));
+        log.push_str(&format!(
+            "Adding target {} (tid {}) with {} LUN(s)\n",
+            tc.iqn,
+            tc.tid,
+            tc.luns.len()
+        ));
     }
     if pretend {
         return Ok(log);
@@ -471,7 +598,10 @@ pub fn views(reg: &Registry, _ctx: &Context) -> Vec<show::TargetView> {
                         id: s.id,
                         initiator: s.nexus.initiator.clone(),
                         alias: s.alias.clone(),
-                        connections: vec![show::ConnView { cid: s.cid as u64, ip: s.peer.ip().to_string() }],
+                        connections: vec![show::ConnView {
+                            cid: s.cid as u64,
+                            ip: s.peer.ip().to_string(),
+                        }],
                     })
                     .collect(),
                 luns: t
@@ -483,7 +613,11 @@ pub fn views(reg: &Registry, _ctx: &Context) -> Vec<show::TargetView> {
                         let s = l.settings();
                         show::LunView {
                             lun: l.number(),
-                            type_: if s.is_some() { "disk".into() } else { "controller".into() },
+                            type_: if s.is_some() {
+                                "disk".into()
+                            } else {
+                                "controller".into()
+                            },
                             scsi_id: l.scsi_id(),
                             scsi_sn: l.scsi_sn(),
                             size_bytes: l.size_bytes(),
@@ -494,8 +628,14 @@ pub fn views(reg: &Registry, _ctx: &Context) -> Vec<show::TargetView> {
                             readonly: s.is_some_and(|s| s.readonly),
                             swp: false,
                             thin_provisioning: s.is_some_and(|s| s.thin_provisioning),
-                            backing_type: if s.is_some() { "rdwr".into() } else { "null".into() },
-                            backing_path: s.map(|s| s.path.display().to_string()).unwrap_or_else(|| "None".into()),
+                            backing_type: if s.is_some() {
+                                "rdwr".into()
+                            } else {
+                                "null".into()
+                            },
+                            backing_path: s
+                                .map(|s| s.path.display().to_string())
+                                .unwrap_or_else(|| "None".into()),
                             backing_flags: s
                                 .map(|s| {
                                     let mut f = Vec::new();
@@ -511,8 +651,19 @@ pub fn views(reg: &Registry, _ctx: &Context) -> Vec<show::TargetView> {
                         }
                     })
                     .collect(),
-                accounts: t.incoming.read().expect("lock").iter().map(|a| a.user.clone()).collect(),
-                outgoing_account: t.outgoing.read().expect("lock").as_ref().map(|a| a.user.clone()),
+                accounts: t
+                    .incoming
+                    .read()
+                    .expect("lock")
+                    .iter()
+                    .map(|a| a.user.clone())
+                    .collect(),
+                outgoing_account: t
+                    .outgoing
+                    .read()
+                    .expect("lock")
+                    .as_ref()
+                    .map(|a| a.user.clone()),
                 acl_addresses: acl.addresses.iter().map(|a| a.to_string()).collect(),
                 acl_names: acl.names.clone(),
             }
@@ -522,5 +673,7 @@ pub fn views(reg: &Registry, _ctx: &Context) -> Vec<show::TargetView> {
 
 /// The run directory default, overridable for tests.
 pub fn default_run_dir() -> PathBuf {
-    std::env::var_os("HYDRA_TGTD_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| crate::control::DEFAULT_RUN_DIR.into())
+    std::env::var_os("HYDRA_TGTD_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::control::DEFAULT_RUN_DIR.into())
 }

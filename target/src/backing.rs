@@ -66,10 +66,16 @@ fn size_of(file: &File, block_device: bool) -> std::io::Result<u64> {
 impl Backing {
     /// Open `path` read-write (read-only when `readonly`).
     pub fn open(path: &Path, direct: bool, sync: bool, readonly: bool) -> Result<Backing> {
-        let err = |source| Error::Backing { path: path.to_path_buf(), source };
+        let err = |source| Error::Backing {
+            path: path.to_path_buf(),
+            source,
+        };
         let meta = std::fs::metadata(path).map_err(err)?;
         if meta.is_dir() {
-            return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory")));
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a directory",
+            )));
         }
         let block_device = meta.file_type().is_block_device();
         let mut flags = 0;
@@ -79,7 +85,12 @@ impl Backing {
         if sync {
             flags |= libc::O_SYNC;
         }
-        let file = OpenOptions::new().read(true).write(!readonly).custom_flags(flags).open(path).map_err(err)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!readonly)
+            .custom_flags(flags)
+            .open(path)
+            .map_err(err)?;
         let size = size_of(&file, block_device).map_err(err)?;
         Ok(Backing {
             file,
@@ -110,7 +121,11 @@ impl Backing {
 
     /// Read `len` bytes at `off` into a fresh buffer. The caller has range-checked.
     pub fn read(&self, off: u64, len: usize, nowait: bool) -> Result<Bytes, IoError> {
-        let flags = if nowait { ReadWriteFlags::NOWAIT } else { ReadWriteFlags::empty() };
+        let flags = if nowait {
+            ReadWriteFlags::NOWAIT
+        } else {
+            ReadWriteFlags::empty()
+        };
         if self.direct {
             let mut v = vec![0u8; len + DIRECT_ALIGN];
             let start = v.as_ptr().align_offset(DIRECT_ALIGN);
@@ -122,12 +137,20 @@ impl Backing {
         Ok(Bytes::from(v))
     }
 
-    fn read_full(&self, mut buf: &mut [u8], mut off: u64, flags: ReadWriteFlags) -> Result<(), IoError> {
+    fn read_full(
+        &self,
+        mut buf: &mut [u8],
+        mut off: u64,
+        flags: ReadWriteFlags,
+    ) -> Result<(), IoError> {
         while !buf.is_empty() {
             let n = preadv2(&self.file, &mut [IoSliceMut::new(buf)], off, flags)?;
             if n == 0 {
                 // The file shrank under us: never invent data.
-                return Err(IoError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "backing store shorter than the LUN")));
+                return Err(IoError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "backing store shorter than the LUN",
+                )));
             }
             if flags.contains(ReadWriteFlags::NOWAIT) && n < buf.len() {
                 // Partly cached: let the blocking path do the rest in one go.
@@ -144,7 +167,11 @@ impl Backing {
         if nowait && self.no_nowait_writes.load(Ordering::Relaxed) {
             return Err(IoError::WouldBlock);
         }
-        let mut flags = if nowait { ReadWriteFlags::NOWAIT } else { ReadWriteFlags::empty() };
+        let mut flags = if nowait {
+            ReadWriteFlags::NOWAIT
+        } else {
+            ReadWriteFlags::empty()
+        };
         if dsync {
             flags |= ReadWriteFlags::DSYNC;
         }
@@ -188,7 +215,12 @@ impl Backing {
 
     /// Start reading a range into the page cache (PRE-FETCH).
     pub fn prefetch(&self, off: u64, len: u64) {
-        let _ = rustix::fs::fadvise(&self.file, off, std::num::NonZeroU64::new(len), rustix::fs::Advice::WillNeed);
+        let _ = rustix::fs::fadvise(
+            &self.file,
+            off,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::WillNeed,
+        );
     }
 }
 
@@ -227,6 +259,9 @@ mod tests {
     #[test]
     fn directory_refused() {
         let d = tempfile::tempdir().unwrap();
-        assert!(matches!(Backing::open(d.path(), false, false, false), Err(Error::Backing { .. })));
+        assert!(matches!(
+            Backing::open(d.path(), false, false, false),
+            Err(Error::Backing { .. })
+        ));
     }
 }

@@ -31,28 +31,83 @@ pub fn socket_path(run_dir: &Path, port: u16) -> PathBuf {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// tgt-admin -e/--update/--delete/--offline/--ready over a config file.
-    ApplyConfig { path: PathBuf, mode: admin::ApplyMode, pretend: bool },
-    TargetNew { tid: u32, iqn: String },
-    TargetDelete { tid: u32, force: bool },
+    ApplyConfig {
+        path: PathBuf,
+        mode: admin::ApplyMode,
+        pretend: bool,
+    },
+    TargetNew {
+        tid: u32,
+        iqn: String,
+    },
+    TargetDelete {
+        tid: u32,
+        force: bool,
+    },
     TargetShow,
-    TargetBind { tid: u32, address: Option<String>, name: Option<String> },
-    TargetUnbind { tid: u32, address: Option<String>, name: Option<String> },
+    TargetBind {
+        tid: u32,
+        address: Option<String>,
+        name: Option<String>,
+    },
+    TargetUnbind {
+        tid: u32,
+        address: Option<String>,
+        name: Option<String>,
+    },
     /// `--mode target --op update --name K --value V` (login keys, `state`).
-    TargetUpdate { tid: u32, name: String, value: String },
-    LunNew { tid: u32, lun: u64, path: PathBuf, params: Vec<(String, String)> },
-    LunDelete { tid: u32, lun: u64 },
+    TargetUpdate {
+        tid: u32,
+        name: String,
+        value: String,
+    },
+    LunNew {
+        tid: u32,
+        lun: u64,
+        path: PathBuf,
+        params: Vec<(String, String)>,
+    },
+    LunDelete {
+        tid: u32,
+        lun: u64,
+    },
     /// Re-read the backing size and the like (`--mode logicalunit --op update`).
-    LunUpdate { tid: u32, lun: u64, params: Vec<(String, String)> },
-    AccountNew { user: String, password: String },
-    AccountDelete { user: String },
-    AccountBind { tid: Option<u32>, user: String, outgoing: bool },
-    AccountUnbind { tid: Option<u32>, user: String, outgoing: bool },
+    LunUpdate {
+        tid: u32,
+        lun: u64,
+        params: Vec<(String, String)>,
+    },
+    AccountNew {
+        user: String,
+        password: String,
+    },
+    AccountDelete {
+        user: String,
+    },
+    AccountBind {
+        tid: Option<u32>,
+        user: String,
+        outgoing: bool,
+    },
+    AccountUnbind {
+        tid: Option<u32>,
+        user: String,
+        outgoing: bool,
+    },
     AccountShow,
     PortalShow,
-    SessionShow { tid: Option<u32> },
-    ConnectionDelete { tid: u32, sid: u64 },
+    SessionShow {
+        tid: Option<u32>,
+    },
+    ConnectionDelete {
+        tid: u32,
+        sid: u64,
+    },
     SysShow,
-    SysUpdate { name: String, value: String },
+    SysUpdate {
+        name: String,
+        value: String,
+    },
     /// Stop the daemon (`--mode sys --op delete`).
     SysDelete,
 }
@@ -73,13 +128,11 @@ struct Envelope {
 
 /// Serve admin requests until the listener is dropped. `shutdown` is signalled on
 /// `SysDelete`.
-pub async fn serve(
-    listener: UnixListener,
-    registry: Arc<Registry>,
-    ctx: Arc<admin::Context>,
-) {
+pub async fn serve(listener: UnixListener, registry: Arc<Registry>, ctx: Arc<admin::Context>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let reg = registry.clone();
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -118,17 +171,32 @@ pub async fn serve(
 pub async fn call(run_dir: &Path, port: u16, request: Request) -> Result<Response> {
     let path = socket_path(run_dir, port);
     let stream = UnixStream::connect(&path).await.map_err(|e| {
-        Error::io(format!("can't connect to hydra tgtd on control port {port} ({})", path.display()), e)
+        Error::io(
+            format!(
+                "can't connect to hydra tgtd on control port {port} ({})",
+                path.display()
+            ),
+            e,
+        )
     })?;
     let (r, mut w) = stream.into_split();
-    let mut line = serde_json::to_string(&Envelope { version: PROTOCOL_VERSION, request }).expect("serialize");
+    let mut line = serde_json::to_string(&Envelope {
+        version: PROTOCOL_VERSION,
+        request,
+    })
+    .expect("serialize");
     line.push('\n');
-    w.write_all(line.as_bytes()).await.map_err(|e| Error::io("control socket write", e))?;
+    w.write_all(line.as_bytes())
+        .await
+        .map_err(|e| Error::io("control socket write", e))?;
     let mut lines = BufReader::new(r).lines();
     let answer = lines
         .next_line()
         .await
         .map_err(|e| Error::io("control socket read", e))?
-        .ok_or_else(|| Error::Admin("hydra tgtd closed the control socket without answering".into()))?;
-    serde_json::from_str(&answer).map_err(|e| Error::Admin(format!("bad answer from hydra tgtd: {e}")))
+        .ok_or_else(|| {
+            Error::Admin("hydra tgtd closed the control socket without answering".into())
+        })?;
+    serde_json::from_str(&answer)
+        .map_err(|e| Error::Admin(format!("bad answer from hydra tgtd: {e}")))
 }

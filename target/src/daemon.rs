@@ -47,7 +47,11 @@ pub async fn bind(opts: DaemonOpts) -> Result<Bound> {
         let log = admin::handle(
             &registry,
             &ctx,
-            control::Request::ApplyConfig { path: conf.clone(), mode: ApplyMode::Execute, pretend: false },
+            control::Request::ApplyConfig {
+                path: conf.clone(),
+                mode: ApplyMode::Execute,
+                pretend: false,
+            },
         )?;
         for l in log.lines() {
             tracing::info!("{l}");
@@ -55,13 +59,19 @@ pub async fn bind(opts: DaemonOpts) -> Result<Bound> {
     }
     let mut listeners = Vec::new();
     for (i, addr) in opts.portals.iter().enumerate() {
-        let l = TcpListener::bind(addr).await.map_err(|e| Error::io(format!("can't listen on portal {addr}"), e))?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(format!("can't listen on portal {addr}"), e))?;
         let bound = l.local_addr().map_err(|e| Error::io("portal address", e))?;
-        registry.portals.write().expect("lock").push(Portal { addr: bound, tpgt: (i + 1) as u16 });
+        registry.portals.write().expect("lock").push(Portal {
+            addr: bound,
+            tpgt: (i + 1) as u16,
+        });
         tracing::info!("iSCSI portal {bound} (tpgt {})", i + 1);
         listeners.push(l);
     }
-    std::fs::create_dir_all(&opts.run_dir).map_err(|e| Error::io(format!("run directory {}", opts.run_dir.display()), e))?;
+    std::fs::create_dir_all(&opts.run_dir)
+        .map_err(|e| Error::io(format!("run directory {}", opts.run_dir.display()), e))?;
     let sock = control::socket_path(&opts.run_dir, opts.control_port);
     if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
         return Err(Error::Admin(format!(
@@ -71,63 +81,90 @@ pub async fn bind(opts: DaemonOpts) -> Result<Bound> {
         )));
     }
     let _ = std::fs::remove_file(&sock);
-    let ctl = UnixListener::bind(&sock).map_err(|e| Error::io(format!("control socket {}", sock.display()), e))?;
+    let ctl = UnixListener::bind(&sock)
+        .map_err(|e| Error::io(format!("control socket {}", sock.display()), e))?;
     let pid_file = opts.run_dir.join(format!("tgtd.{}.pid", opts.control_port));
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
 
-    Ok(Bound { registry, ctx, listeners, ctl, sock, pid_file, conn: Arc::new(opts.conn.clone()) })
+    Ok(Bound {
+        registry,
+        ctx,
+        listeners,
+        ctl,
+        sock,
+        pid_file,
+        conn: Arc::new(opts.conn.clone()),
+    })
 }
 
 impl Bound {
     /// The portals actually bound (port 0 resolved).
     pub fn portals(&self) -> Vec<SocketAddr> {
-        self.registry.portals.read().expect("lock").iter().map(|p| p.addr).collect()
+        self.registry
+            .portals
+            .read()
+            .expect("lock")
+            .iter()
+            .map(|p| p.addr)
+            .collect()
     }
 
     /// Serve until SIGTERM/SIGINT or a stop request; then close every session.
     pub async fn serve(self) -> Result<()> {
-    let Bound { registry, ctx, listeners, ctl, sock, pid_file, conn: copts } = self;
-    let mut tasks = Vec::new();
-    for l in listeners {
-        let reg = registry.clone();
-        let copts = copts.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                match l.accept().await {
-                    Ok((s, _)) => {
-                        tokio::spawn(conn::serve(s, reg.clone(), copts.clone()));
-                    }
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!("accept: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let Bound {
+            registry,
+            ctx,
+            listeners,
+            ctl,
+            sock,
+            pid_file,
+            conn: copts,
+        } = self;
+        let mut tasks = Vec::new();
+        for l in listeners {
+            let reg = registry.clone();
+            let copts = copts.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, _)) => {
+                            tokio::spawn(conn::serve(s, reg.clone(), copts.clone()));
+                        }
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!("accept: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
                     }
                 }
-            }
-        }));
-    }
-    tasks.push(tokio::spawn(control::serve(ctl, registry.clone(), ctx.clone())));
-
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::io("SIGTERM handler", e))?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: closing sessions"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: closing sessions"),
-        _ = ctx.shutdown.notified() => tracing::info!("stop requested over the control socket"),
-    }
-    for t in &tasks {
-        t.abort();
-    }
-    registry.stop_sessions(None);
-    // Give connections a moment to flush and close.
-    for _ in 0..50 {
-        if registry.sessions(None).is_empty() {
-            break;
+            }));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tasks.push(tokio::spawn(control::serve(
+            ctl,
+            registry.clone(),
+            ctx.clone(),
+        )));
+
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::io("SIGTERM handler", e))?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: closing sessions"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: closing sessions"),
+            _ = ctx.shutdown.notified() => tracing::info!("stop requested over the control socket"),
+        }
+        for t in &tasks {
+            t.abort();
+        }
+        registry.stop_sessions(None);
+        // Give connections a moment to flush and close.
+        for _ in 0..50 {
+            if registry.sessions(None).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = std::fs::remove_file(&sock);
+        let _ = std::fs::remove_file(&pid_file);
+        Ok(())
     }
-    let _ = std::fs::remove_file(&sock);
-    let _ = std::fs::remove_file(&pid_file);
-    Ok(())
-}
 }

@@ -12,22 +12,36 @@ pub enum Error {
     Proto(#[from] hydra_proto::Error),
     /// A targets.conf (or tgtadm argument) problem: names file, line and directive.
     #[error("{file}:{line}: {directive}: {detail}")]
-    Config { file: PathBuf, line: usize, directive: String, detail: String },
+    Config {
+        file: PathBuf,
+        line: usize,
+        directive: String,
+        detail: String,
+    },
     /// A runtime admin request that cannot be carried out (unknown tid, LUN in use...).
     #[error("{0}")]
     Admin(String),
     /// A backing store could not be opened or used.
     #[error("backing store {path}: {source}")]
-    Backing { path: PathBuf, source: std::io::Error },
+    Backing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Any other I/O failure (sockets, control socket, state files).
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     /// An I/O error with a note saying what was being done.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { what: what.into(), source }
+        Error::Io {
+            what: what.into(),
+            source,
+        }
     }
 }
 

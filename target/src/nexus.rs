@@ -31,6 +31,11 @@ impl ItNexus {
 
 impl fmt::Display for ItNexus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (tpgt {})", self.initiator_port_name(), self.target_port)
+        write!(
+            f,
+            "{} (tpgt {})",
+            self.initiator_port_name(),
+            self.target_port
+        )
     }
 }

@@ -153,14 +153,26 @@ impl Registry {
 
     /// All targets in tid order.
     pub fn all_targets(&self) -> Vec<Arc<Target>> {
-        self.targets.read().expect("lock").values().cloned().collect()
+        self.targets
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// A fresh TSIH: never 0 (RFC 7143 §11.12.6), unique among live sessions.
     pub fn alloc_tsih(&self) -> u16 {
         loop {
             let t = self.next_tsih.fetch_add(1, Ordering::Relaxed);
-            if t != 0 && !self.sessions.lock().expect("lock").iter().any(|s| s.tsih == t) {
+            if t != 0
+                && !self
+                    .sessions
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .any(|s| s.tsih == t)
+            {
                 return t;
             }
         }
@@ -194,7 +206,10 @@ impl Registry {
         s.retain(|old| {
             let same = old.tid == tid
                 && old.nexus.isid == entry.nexus.isid
-                && old.nexus.initiator.eq_ignore_ascii_case(&entry.nexus.initiator);
+                && old
+                    .nexus
+                    .initiator
+                    .eq_ignore_ascii_case(&entry.nexus.initiator);
             if same {
                 tracing::info!(
                     "reinstating session: {} on tid {} replaces tsih {}",
@@ -218,7 +233,10 @@ impl Registry {
     /// Live sessions, optionally of one target.
     pub fn sessions(&self, tid: Option<u32>) -> Vec<Arc<SessionEntry>> {
         let s = self.sessions.lock().expect("lock");
-        s.iter().filter(|e| tid.is_none_or(|t| e.tid == t)).cloned().collect()
+        s.iter()
+            .filter(|e| tid.is_none_or(|t| e.tid == t))
+            .cloned()
+            .collect()
     }
 
     /// Tell every session of a target (or all, with None) to close.
@@ -234,7 +252,11 @@ impl Registry {
         portals
             .iter()
             .find(|p| p.addr == local)
-            .or_else(|| portals.iter().find(|p| p.addr.port() == local.port() && p.addr.ip().is_unspecified()))
+            .or_else(|| {
+                portals
+                    .iter()
+                    .find(|p| p.addr.port() == local.port() && p.addr.ip().is_unspecified())
+            })
             .map(|p| p.tpgt)
             .unwrap_or(1)
     }

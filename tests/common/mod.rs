@@ -15,12 +15,20 @@ pub fn hydra() -> PathBuf {
 
 /// A free loopback TCP port (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A command, run to completion with a time limit.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let start = Instant::now();
     loop {
         if child.try_wait().expect("wait").is_some() {
@@ -42,7 +50,11 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
 
 /// Output as text (stdout then stderr).
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn wait_port(port: u16, child: &mut Child, what: &str) {
@@ -51,7 +63,10 @@ fn wait_port(port: u16, child: &mut Child, what: &str) {
         if let Some(st) = child.try_wait().unwrap() {
             panic!("{what} exited during start-up: {st}");
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "{what} did not listen on {port}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -78,7 +93,11 @@ impl Hydra {
         let port = free_port();
         let control_port = 10_000 + (port % 50_000);
         let conf_path = dir.path().join("targets.conf");
-        std::fs::write(&conf_path, conf.replace("@DIR@", dir.path().to_str().unwrap())).unwrap();
+        std::fs::write(
+            &conf_path,
+            conf.replace("@DIR@", dir.path().to_str().unwrap()),
+        )
+        .unwrap();
         let mut iscsi = format!("portal=127.0.0.1:{port}");
         for e in iscsi_extra {
             iscsi.push(',');
@@ -86,7 +105,15 @@ impl Hydra {
         }
         let log = std::fs::File::create(dir.path().join("tgtd.log")).unwrap();
         let mut child = Command::new(hydra())
-            .args(["tgtd", "-f", "--iscsi", &iscsi, "-C", &control_port.to_string(), "--run-dir"])
+            .args([
+                "tgtd",
+                "-f",
+                "--iscsi",
+                &iscsi,
+                "-C",
+                &control_port.to_string(),
+                "--run-dir",
+            ])
             .arg(dir.path().join("run"))
             .arg("--conf")
             .arg(&conf_path)
@@ -95,7 +122,12 @@ impl Hydra {
             .spawn()
             .expect("spawn hydra tgtd");
         wait_port(port, &mut child, "hydra tgtd");
-        Hydra { child, port, control_port, dir }
+        Hydra {
+            child,
+            port,
+            control_port,
+            dir,
+        }
     }
 
     /// A sparse file of `size` bytes in the temp dir (create before `start` by path).
@@ -112,7 +144,10 @@ impl Hydra {
     pub fn admin(&self, tool: &str, args: &[&str]) -> Output {
         let cp = self.control_port.to_string();
         let mut c = Command::new(hydra());
-        c.arg(tool).args(["-C", &cp, "--run-dir"]).arg(self.dir.path().join("run")).args(args);
+        c.arg(tool)
+            .args(["-C", &cp, "--run-dir"])
+            .arg(self.dir.path().join("run"))
+            .args(args);
         run(&mut c, Duration::from_secs(30))
     }
 
@@ -140,7 +175,10 @@ impl Drop for Hydra {
 
 /// Send a signal by pid through kill(1): tests keep no unsafe code of their own.
 pub fn unsafe_kill(pid: u32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// Debian's tgtd on a loopback port, configured with tgtadm; killed by pid on drop.
@@ -161,19 +199,31 @@ impl Tgtd {
         // tgtd refuses control ports of 32768 and above (exit 34).
         let control_port = 20_000 + (port % 10_000);
         let mut child = Command::new("/usr/sbin/tgtd")
-            .args(["-f", "--iscsi", &format!("portal=127.0.0.1:{port}"), "-C", &control_port.to_string()])
+            .args([
+                "-f",
+                "--iscsi",
+                &format!("portal=127.0.0.1:{port}"),
+                "-C",
+                &control_port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn tgtd");
         wait_port(port, &mut child, "tgtd");
-        Tgtd { child, port, control_port }
+        Tgtd {
+            child,
+            port,
+            control_port,
+        }
     }
 
     /// `tgtadm -C N <args>`, which must succeed.
     pub fn tgtadm(&self, args: &[&str]) {
         let o = run(
-            Command::new("tgtadm").args(["-C", &self.control_port.to_string(), "--lld", "iscsi"]).args(args),
+            Command::new("tgtadm")
+                .args(["-C", &self.control_port.to_string(), "--lld", "iscsi"])
+                .args(args),
             Duration::from_secs(20),
         );
         assert!(o.status.success(), "tgtadm {args:?}: {}", text(&o));
@@ -182,7 +232,9 @@ impl Tgtd {
     /// Apply a targets.conf with Debian's tgt-admin.
     pub fn tgt_admin_execute(&self, conf: &Path) {
         let o = run(
-            Command::new("tgt-admin").args(["-C", &self.control_port.to_string(), "-e", "-c"]).arg(conf),
+            Command::new("tgt-admin")
+                .args(["-C", &self.control_port.to_string(), "-e", "-c"])
+                .arg(conf),
             Duration::from_secs(30),
         );
         assert!(o.status.success(), "tgt-admin -e: {}", text(&o));

@@ -18,7 +18,10 @@ impl LoginStage {
             0 => Ok(LoginStage::Security),
             1 => Ok(LoginStage::Operational),
             3 => Ok(LoginStage::FullFeature),
-            _ => Err(Error::malformed("login stage", "stage 2 is reserved (RFC 7143 §11.12.3)")),
+            _ => Err(Error::malformed(
+                "login stage",
+                "stage 2 is reserved (RFC 7143 §11.12.3)",
+            )),
         }
     }
 }
@@ -76,7 +79,11 @@ impl Repr for LoginRequest {
             cont: b[1] & 0x40 != 0,
             csg: LoginStage::from_bits(b[1] >> 2)?,
             // NSG is reserved (and often 0) when T is clear.
-            nsg: if transit { LoginStage::from_bits(b[1])? } else { LoginStage::Security },
+            nsg: if transit {
+                LoginStage::from_bits(b[1])?
+            } else {
+                LoginStage::Security
+            },
             version_max: b[2],
             version_min: b[3],
             isid,
@@ -135,7 +142,11 @@ impl Repr for LoginResponse {
             transit,
             cont: b[1] & 0x40 != 0,
             csg: LoginStage::from_bits(b[1] >> 2)?,
-            nsg: if transit { LoginStage::from_bits(b[1])? } else { LoginStage::Security },
+            nsg: if transit {
+                LoginStage::from_bits(b[1])?
+            } else {
+                LoginStage::Security
+            },
             version_max: b[2],
             version_active: b[3],
             isid,

@@ -55,9 +55,14 @@ fn golden_login_request_from_open_iscsi() {
     b[1] = 0x81;
     b[8..14].copy_from_slice(&[0x00, 0x02, 0x3d, 0x00, 0x00, 0x01]);
     b[24..28].copy_from_slice(&1u32.to_be_bytes());
-    let Pdu::LoginRequest(l) = Pdu::parse(&b).unwrap() else { panic!("not a login") };
+    let Pdu::LoginRequest(l) = Pdu::parse(&b).unwrap() else {
+        panic!("not a login")
+    };
     assert!(l.transit && !l.cont);
-    assert_eq!((l.csg, l.nsg), (LoginStage::Security, LoginStage::Operational));
+    assert_eq!(
+        (l.csg, l.nsg),
+        (LoginStage::Security, LoginStage::Operational)
+    );
     assert_eq!(l.isid, [0x00, 0x02, 0x3d, 0x00, 0x00, 0x01]);
     assert_eq!(l.cmd_sn, 1);
     assert_eq!(l.emit(0), b);
@@ -75,9 +80,17 @@ fn reserved_stage_and_unknown_opcode_are_errors() {
 
 #[test]
 fn data_in_status_bit() {
-    let d = DataIn { final_: true, status: Some(0), residual: 3, underflow: true, ..Default::default() };
+    let d = DataIn {
+        final_: true,
+        status: Some(0),
+        residual: 3,
+        underflow: true,
+        ..Default::default()
+    };
     let b = d.emit(4096);
     assert_eq!(b[1], 0x83);
-    let Pdu::DataIn(back) = Pdu::parse(&b).unwrap() else { panic!() };
+    let Pdu::DataIn(back) = Pdu::parse(&b).unwrap() else {
+        panic!()
+    };
     assert_eq!(back, d);
 }

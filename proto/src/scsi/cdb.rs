@@ -44,7 +44,12 @@ pub fn block(cdb: &[u8]) -> Option<BlockCdb> {
     let opcode = *cdb.first()?;
     let need = match opcode {
         op::READ_6 | op::WRITE_6 => 6,
-        op::READ_10 | op::WRITE_10 | op::VERIFY_10 | op::WRITE_VERIFY_10 | op::PRE_FETCH_10 | op::SYNCHRONIZE_CACHE_10 => 10,
+        op::READ_10
+        | op::WRITE_10
+        | op::VERIFY_10
+        | op::WRITE_VERIFY_10
+        | op::PRE_FETCH_10
+        | op::SYNCHRONIZE_CACHE_10 => 10,
         op::READ_12 | op::WRITE_12 | op::VERIFY_12 | op::WRITE_VERIFY_12 => 12,
         op::READ_16
         | op::WRITE_16
@@ -62,7 +67,15 @@ pub fn block(cdb: &[u8]) -> Option<BlockCdb> {
     if need == 6 {
         let lba = (be24(cdb, 1) & 0x1f_ffff) as u64;
         let blocks = if cdb[4] == 0 { 256 } else { cdb[4] as u32 };
-        return Some(BlockCdb { lba, blocks, fua: false, dpo: false, protect: 0, bytchk: 0, immed: false });
+        return Some(BlockCdb {
+            lba,
+            blocks,
+            fua: false,
+            dpo: false,
+            protect: 0,
+            bytchk: 0,
+            immed: false,
+        });
     }
     let (lba, blocks) = match need {
         10 => (be32(cdb, 2) as u64, be16(cdb, 7) as u32),

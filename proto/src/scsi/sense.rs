@@ -39,7 +39,13 @@ pub struct FieldPointer {
 impl Sense {
     /// A sense condition without INFORMATION or a field pointer.
     pub const fn new(key: u8, asc: u8, ascq: u8) -> Sense {
-        Sense { key, asc, ascq, info: None, field: None }
+        Sense {
+            key,
+            asc,
+            ascq,
+            info: None,
+            field: None,
+        }
     }
 
     /// ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20/00).
@@ -52,11 +58,25 @@ impl Sense {
     }
     /// INVALID FIELD IN CDB pointing at `byte` (and `bit`).
     pub fn invalid_cdb_field(byte: u16, bit: Option<u8>) -> Sense {
-        Sense { field: Some(FieldPointer { cd: true, byte, bit }), ..Sense::invalid_field_in_cdb() }
+        Sense {
+            field: Some(FieldPointer {
+                cd: true,
+                byte,
+                bit,
+            }),
+            ..Sense::invalid_field_in_cdb()
+        }
     }
     /// INVALID FIELD IN PARAMETER LIST (26/00) pointing at `byte`.
     pub fn invalid_param_field(byte: u16) -> Sense {
-        Sense { field: Some(FieldPointer { cd: false, byte, bit: None }), ..Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x00) }
+        Sense {
+            field: Some(FieldPointer {
+                cd: false,
+                byte,
+                bit: None,
+            }),
+            ..Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x00)
+        }
     }
     /// PARAMETER LIST LENGTH ERROR (1A/00).
     pub fn parameter_list_length() -> Sense {
@@ -80,7 +100,10 @@ impl Sense {
     }
     /// MISCOMPARE DURING VERIFY OPERATION (1D/00) at byte `offset`.
     pub fn miscompare(offset: u64) -> Sense {
-        Sense { info: Some(offset), ..Sense::new(key::MISCOMPARE, 0x1d, 0x00) }
+        Sense {
+            info: Some(offset),
+            ..Sense::new(key::MISCOMPARE, 0x1d, 0x00)
+        }
     }
     /// MEDIUM ERROR, UNRECOVERED READ ERROR (11/00).
     pub fn read_error() -> Sense {
@@ -171,9 +194,15 @@ mod tests {
 
     #[test]
     fn descriptor_golden() {
-        assert_eq!(Sense::unit_attention(0x29, 0).descriptor(), vec![0x72, 6, 0x29, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Sense::unit_attention(0x29, 0).descriptor(),
+            vec![0x72, 6, 0x29, 0, 0, 0, 0, 0]
+        );
         let d = Sense::miscompare(7).descriptor();
-        assert_eq!(d, vec![0x72, 0x0e, 0x1d, 0, 0, 0, 0, 12, 0, 0x0a, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+        assert_eq!(
+            d,
+            vec![0x72, 0x0e, 0x1d, 0, 0, 0, 0, 12, 0, 0x0a, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 7]
+        );
         let d = Sense::invalid_param_field(4).descriptor();
         assert_eq!(&d[8..], &[2, 6, 0, 0x80, 0, 4, 0, 0]);
     }

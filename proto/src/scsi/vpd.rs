@@ -66,7 +66,11 @@ pub fn standard_inquiry(id: &Identity) -> Vec<u8> {
     b[8..16].copy_from_slice(&padded(&id.vendor, 8));
     b[16..32].copy_from_slice(&padded(&id.product, 16));
     b[32..36].copy_from_slice(&padded(&id.revision, 4));
-    let third = if id.device_type == TYPE_CONTROLLER { 0x01fb } else { 0x0300 };
+    let third = if id.device_type == TYPE_CONTROLLER {
+        0x01fb
+    } else {
+        0x0300
+    };
     for (i, d) in [0x04c0u16, 0x0960, third].iter().enumerate() {
         b[58 + 2 * i..60 + 2 * i].copy_from_slice(&d.to_be_bytes());
     }
@@ -116,7 +120,8 @@ pub fn device_identification(id: &Identity) -> Vec<u8> {
     body.extend(t10);
     // NAA, locally assigned (3): binary code set (1), type 3.
     body.extend_from_slice(&[0x01, 0x03, 0x00, 8]);
-    let naa3 = ((id.tid as u64) << 32 | (id.lun & 0xffff_ffff)) & 0x0fff_ffff_ffff_ffff | 0x3000_0000_0000_0000;
+    let naa3 = ((id.tid as u64) << 32 | (id.lun & 0xffff_ffff)) & 0x0fff_ffff_ffff_ffff
+        | 0x3000_0000_0000_0000;
     body.extend_from_slice(&naa3.to_be_bytes());
     // NAA IEEE Registered Extended (6).
     body.extend_from_slice(&[0x01, 0x03, 0x00, 16]);
@@ -126,7 +131,11 @@ pub fn device_identification(id: &Identity) -> Vec<u8> {
 
 /// VPD 0xB0 Block Limits (SBC-4 §6.6.4): transfer limits, and the atomic write limits
 /// (WRITE ATOMIC(16) accepts up to `max_transfer_blocks`, any alignment).
-pub fn block_limits(id: &Identity, max_transfer_blocks: u32, optimal_transfer_blocks: u32) -> Vec<u8> {
+pub fn block_limits(
+    id: &Identity,
+    max_transfer_blocks: u32,
+    optimal_transfer_blocks: u32,
+) -> Vec<u8> {
     let mut body = vec![0u8; 0x3c];
     // Offsets below are page offsets minus the 4-byte header.
     body[8 - 4..12 - 4].copy_from_slice(&max_transfer_blocks.to_be_bytes());
@@ -178,7 +187,9 @@ mod tests {
         want.extend_from_slice(b"IET     00010001");
         want.extend_from_slice(&[0u8; 20]);
         want.extend_from_slice(&[0x01, 0x03, 0x00, 0x08, 0x30, 0, 0, 0x01, 0, 0, 0, 0x01]);
-        want.extend_from_slice(&[0x01, 0x03, 0x00, 0x10, 0x60, 0, 0, 0, 0, 0, 0, 0, 0x0e, 0, 0, 0, 0, 0x01, 0, 0x01]);
+        want.extend_from_slice(&[
+            0x01, 0x03, 0x00, 0x10, 0x60, 0, 0, 0, 0, 0, 0, 0, 0x0e, 0, 0, 0, 0, 0x01, 0, 0x01,
+        ]);
         assert_eq!(device_identification(&tgt_lun(1, 1)), want);
     }
 
@@ -186,7 +197,10 @@ mod tests {
     fn naa6_of_custom_scsi_id() {
         // "multipath-10": only a, 1 and 0 are hex digits.
         let v = tgt_naa6("multipath-10");
-        assert_eq!(u128::from_be_bytes(v), 0x6000_0000_0000_0000_0000_0000_00a0_0010);
+        assert_eq!(
+            u128::from_be_bytes(v),
+            0x6000_0000_0000_0000_0000_0000_00a0_0010
+        );
         assert_eq!(Identity::tgt_scsi_id(10, 3), "IET     000a0003");
         assert_eq!(Identity::tgt_serial(10, 3), "beaf103");
     }

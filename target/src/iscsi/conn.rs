@@ -53,7 +53,11 @@ pub async fn serve(stream: TcpStream, registry: Arc<Registry>, opts: Arc<ConnOpt
         Err(_) => return,
     };
     let _ = stream.set_nodelay(true);
-    let mut c = Conn { stream, rbuf: BytesMut::with_capacity(64 * 1024), peer };
+    let mut c = Conn {
+        stream,
+        rbuf: BytesMut::with_capacity(64 * 1024),
+        peer,
+    };
     match c.run(registry, opts).await {
         Ok(()) => tracing::debug!("{peer}: connection closed"),
         Err(why) => tracing::info!("{peer}: connection closed: {why}"),
@@ -77,7 +81,9 @@ impl Conn {
 
     async fn flush(&mut self, out: &mut OutQueue) -> Result<(), String> {
         let chunks = out.take();
-        write_all_vectored(&mut self.stream, chunks).await.map_err(|e| format!("write: {e}"))
+        write_all_vectored(&mut self.stream, chunks)
+            .await
+            .map_err(|e| format!("write: {e}"))
     }
 
     async fn run(&mut self, registry: Arc<Registry>, opts: Arc<ConnOpts>) -> Result<(), String> {
@@ -104,21 +110,35 @@ impl Conn {
                 };
                 let req = match Pdu::parse(&frame.bhs) {
                     Ok(Pdu::LoginRequest(r)) => r,
-                    Ok(other) => return Err(format!("{:?} before login completed", other.opcode())),
+                    Ok(other) => {
+                        return Err(format!("{:?} before login completed", other.opcode()))
+                    }
                     Err(e) => return Err(format!("during login: {e}")),
                 };
                 match login.handle(&req, &frame.data) {
                     Step::Continue(r) => {
-                        out.push(&r.hdr.emit(r.data.len()), Bytes::from(r.data), Digests::default());
+                        out.push(
+                            &r.hdr.emit(r.data.len()),
+                            Bytes::from(r.data),
+                            Digests::default(),
+                        );
                         self.flush(&mut out).await?;
                     }
                     Step::FullFeature(r, est) => {
-                        out.push(&r.hdr.emit(r.data.len()), Bytes::from(r.data), Digests::default());
+                        out.push(
+                            &r.hdr.emit(r.data.len()),
+                            Bytes::from(r.data),
+                            Digests::default(),
+                        );
                         self.flush(&mut out).await?;
                         return Ok((est, req));
                     }
                     Step::Failed(r, why) => {
-                        out.push(&r.hdr.emit(r.data.len()), Bytes::from(r.data), Digests::default());
+                        out.push(
+                            &r.hdr.emit(r.data.len()),
+                            Bytes::from(r.data),
+                            Digests::default(),
+                        );
                         self.flush(&mut out).await?;
                         return Err(format!("login refused: {why}"));
                     }
@@ -129,7 +149,11 @@ impl Conn {
         .map_err(|_| "login timed out".to_string())??;
         let (est, _req): (Box<super::login::Established>, LoginRequest) = est;
 
-        let nexus = Arc::new(ItNexus { initiator: est.initiator_name.clone(), isid: est.isid, target_port: tpgt });
+        let nexus = Arc::new(ItNexus {
+            initiator: est.initiator_name.clone(),
+            isid: est.isid,
+            target_port: tpgt,
+        });
         let session_type = est.session_type;
         let target = est.target.clone();
         let (entry, mut stop) = registry.add_session(
@@ -140,12 +164,21 @@ impl Conn {
             self.peer,
             est.cid,
         );
-        let luns: Vec<_> = target.as_ref().map(|t| t.luns.read().expect("lock").values().cloned().collect()).unwrap_or_default();
+        let luns: Vec<_> = target
+            .as_ref()
+            .map(|t| t.luns.read().expect("lock").values().cloned().collect())
+            .unwrap_or_default();
         if session_type == SessionType::Normal {
             for l in &luns {
                 l.nexus_added(&nexus);
             }
-            tracing::info!("{}: session tsih {} of {} logged in to {}", self.peer, est.tsih, nexus, target.as_ref().map(|t| t.iqn.as_str()).unwrap_or(""));
+            tracing::info!(
+                "{}: session tsih {} of {} logged in to {}",
+                self.peer,
+                est.tsih,
+                nexus,
+                target.as_ref().map(|t| t.iqn.as_str()).unwrap_or("")
+            );
         }
         let mut s = Session::new(
             registry.clone(),
@@ -178,7 +211,11 @@ impl Conn {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u32, ScsiOutcome)>();
         let max_data = s.params.max_recv_data_segment_length as usize;
         let nop_on = !opts.nop_interval.is_zero();
-        let mut nop = tokio::time::interval(if nop_on { opts.nop_interval } else { Duration::from_secs(3600) });
+        let mut nop = tokio::time::interval(if nop_on {
+            opts.nop_interval
+        } else {
+            Duration::from_secs(3600)
+        });
         nop.tick().await;
         let mut missed = 0u32;
         loop {
@@ -251,7 +288,11 @@ async fn write_all_vectored(stream: &mut TcpStream, mut chunks: Vec<Bytes>) -> s
     let mut first = 0;
     while first < chunks.len() {
         let n = {
-            let slices: Vec<IoSlice<'_>> = chunks[first..].iter().take(512).map(|c| IoSlice::new(c)).collect();
+            let slices: Vec<IoSlice<'_>> = chunks[first..]
+                .iter()
+                .take(512)
+                .map(|c| IoSlice::new(c))
+                .collect();
             stream.write_vectored(&slices).await?
         };
         if n == 0 {

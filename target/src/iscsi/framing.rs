@@ -49,7 +49,10 @@ pub fn try_frame(
     let view = Bhs::new_unchecked(&buf[..BHS_LEN]);
     let dlen = view.data_len();
     if dlen > max_data {
-        return Err(FrameError::TooLong { len: dlen, max: max_data });
+        return Err(FrameError::TooLong {
+            len: dlen,
+            max: max_data,
+        });
     }
     let total = view.total_len(digests.header, digests.data);
     let ahs_len = view.ahs_len();
@@ -83,7 +86,11 @@ pub fn try_frame(
         }
     }
     pdu.truncate(dlen);
-    Ok(Some(Frame { bhs, ahs, data: pdu.freeze() }))
+    Ok(Some(Frame {
+        bhs,
+        ahs,
+        data: pdu.freeze(),
+    }))
 }
 
 /// Outgoing PDUs as a list of chunks for `write_vectored`: headers are appended to one
@@ -103,7 +110,8 @@ impl OutQueue {
     pub fn push(&mut self, bhs: &[u8; BHS_LEN], data: Bytes, digests: Digests) {
         self.scratch.extend_from_slice(bhs);
         if digests.header {
-            self.scratch.extend_from_slice(&digest::to_wire(digest::crc32c(bhs)));
+            self.scratch
+                .extend_from_slice(&digest::to_wire(digest::crc32c(bhs)));
         }
         let dlen = data.len();
         if dlen > 0 {
@@ -153,7 +161,10 @@ mod tests {
 
     #[test]
     fn frames_round_trip_with_digests_and_padding() {
-        let d = Digests { header: true, data: true };
+        let d = Digests {
+            header: true,
+            data: true,
+        };
         let mut q = OutQueue::default();
         let mut bhs = [0u8; BHS_LEN];
         bhs[0] = 0x25;
@@ -171,7 +182,10 @@ mod tests {
 
     #[test]
     fn damaged_digests_and_oversize_refused() {
-        let d = Digests { header: true, data: true };
+        let d = Digests {
+            header: true,
+            data: true,
+        };
         let mut q = OutQueue::default();
         let mut bhs = [0u8; BHS_LEN];
         Bhs::new_unchecked(&mut bhs[..]).set_data_len(4);
@@ -179,11 +193,20 @@ mod tests {
         let good = wire(&mut q);
         let mut bad = good.clone();
         bad[2] ^= 1;
-        assert!(matches!(try_frame(&mut bad, d, 8192), Err(FrameError::HeaderDigest { .. })));
+        assert!(matches!(
+            try_frame(&mut bad, d, 8192),
+            Err(FrameError::HeaderDigest { .. })
+        ));
         let mut bad = good.clone();
         bad[53] ^= 1;
-        assert!(matches!(try_frame(&mut bad, d, 8192), Err(FrameError::DataDigest { .. })));
+        assert!(matches!(
+            try_frame(&mut bad, d, 8192),
+            Err(FrameError::DataDigest { .. })
+        ));
         let mut big = good.clone();
-        assert!(matches!(try_frame(&mut big, d, 2), Err(FrameError::TooLong { len: 4, max: 2 })));
+        assert!(matches!(
+            try_frame(&mut big, d, 2),
+            Err(FrameError::TooLong { len: 4, max: 2 })
+        ));
     }
 }

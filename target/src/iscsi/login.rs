@@ -113,11 +113,15 @@ fn failure(req: &LoginRequest, stat_sn: u32, status: LoginStatus) -> Response {
 }
 
 fn key<'a>(keys: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    keys.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    keys.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn chap_accounts(a: &[Account]) -> Vec<(String, Vec<u8>)> {
-    a.iter().map(|a| (a.user.clone(), a.password.as_bytes().to_vec())).collect()
+    a.iter()
+        .map(|a| (a.user.clone(), a.password.as_bytes().to_vec()))
+        .collect()
 }
 
 impl TargetLogin {
@@ -142,16 +146,26 @@ impl TargetLogin {
             self.stat_sn = req.exp_stat_sn;
         }
         let stat_sn = self.stat_sn;
-        let fail = |status: LoginStatus, why: String| Step::Failed(failure(req, stat_sn, status), why);
+        let fail =
+            |status: LoginStatus, why: String| Step::Failed(failure(req, stat_sn, status), why);
 
         if req.version_min > 0 {
-            return fail(LoginStatus::UNSUPPORTED_VERSION, format!("version-min {} > 0", req.version_min));
+            return fail(
+                LoginStatus::UNSUPPORTED_VERSION,
+                format!("version-min {} > 0", req.version_min),
+            );
         }
         if req.csg == LoginStage::FullFeature {
-            return fail(LoginStatus::INITIATOR_ERROR, "login request with CSG=FullFeature".into());
+            return fail(
+                LoginStatus::INITIATOR_ERROR,
+                "login request with CSG=FullFeature".into(),
+            );
         }
         if req.transit && req.cont {
-            return fail(LoginStatus::INITIATOR_ERROR, "login request with both T and C set".into());
+            return fail(
+                LoginStatus::INITIATOR_ERROR,
+                "login request with both T and C set".into(),
+            );
         }
         if self.partial.len() + data.len() > 64 * LOGIN_MAX_DATA {
             return fail(LoginStatus::INITIATOR_ERROR, "login text too long".into());
@@ -168,7 +182,14 @@ impl TargetLogin {
         };
 
         let mut answer: Vec<(String, String)> = Vec::new();
-        if self.leading.is_none() {
+        if let Some(l) = &self.leading {
+            if req.isid != l.isid || req.cid != l.cid || req.itt != l.itt {
+                return fail(
+                    LoginStatus::INITIATOR_ERROR,
+                    "ISID, CID or ITT changed during login".into(),
+                );
+            }
+        } else {
             match self.first_request(req, &keys) {
                 Ok(l) => {
                     if l.session_type == SessionType::Normal {
@@ -178,26 +199,28 @@ impl TargetLogin {
                 }
                 Err((status, why)) => return fail(status, why),
             }
-        } else {
-            let l = self.leading.as_ref().expect("leading");
-            if req.isid != l.isid || req.cid != l.cid || req.itt != l.itt {
-                return fail(LoginStatus::INITIATOR_ERROR, "ISID, CID or ITT changed during login".into());
-            }
         }
 
         // Security keys.
-        let (auth_keys, op_keys): (Vec<_>, Vec<_>) =
-            keys.into_iter().partition(|(k, _)| negotiate::is_login_layer_key(k));
+        let (auth_keys, op_keys): (Vec<_>, Vec<_>) = keys
+            .into_iter()
+            .partition(|(k, _)| negotiate::is_login_layer_key(k));
         if let Err((status, why)) = self.security(req, &auth_keys, &mut answer) {
             return fail(status, why);
         }
 
         let auth_required = self.leading.as_ref().is_some_and(|l| l.auth_required);
         if req.csg == LoginStage::Operational && auth_required && !self.authenticated {
-            return fail(LoginStatus::AUTH_FAILURE, "operational stage reached without authentication".into());
+            return fail(
+                LoginStatus::AUTH_FAILURE,
+                "operational stage reached without authentication".into(),
+            );
         }
 
-        let neg = self.negotiation.as_mut().expect("negotiation starts with the first request");
+        let neg = self
+            .negotiation
+            .as_mut()
+            .expect("negotiation starts with the first request");
         match neg.receive(&op_keys) {
             Ok(mut r) => answer.append(&mut r),
             Err(e) => return fail(LoginStatus::INITIATOR_ERROR, format!("negotiation: {e}")),
@@ -211,7 +234,10 @@ impl TargetLogin {
                 // CHAP is still under way: stay.
                 transit = false;
             } else {
-                return fail(LoginStatus::AUTH_FAILURE, "initiator left the security stage without authenticating".into());
+                return fail(
+                    LoginStatus::AUTH_FAILURE,
+                    "initiator left the security stage without authenticating".into(),
+                );
             }
         }
         if transit && nsg == LoginStage::FullFeature {
@@ -226,7 +252,10 @@ impl TargetLogin {
         }
 
         let mut data = Vec::new();
-        let pairs: Vec<(&str, &str)> = answer.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = answer
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         text::emit(&pairs, &mut data);
         if transit && nsg == LoginStage::FullFeature {
             let l = self.leading.take().expect("leading");
@@ -253,7 +282,13 @@ impl TargetLogin {
         Step::Continue(self.respond(req, transit, nsg, data))
     }
 
-    fn respond(&mut self, req: &LoginRequest, transit: bool, nsg: LoginStage, data: Vec<u8>) -> Response {
+    fn respond(
+        &mut self,
+        req: &LoginRequest,
+        transit: bool,
+        nsg: LoginStage,
+        data: Vec<u8>,
+    ) -> Response {
         let stat_sn = self.stat_sn;
         self.stat_sn = self.stat_sn.wrapping_add(1);
         self.first_response = false;
@@ -270,7 +305,9 @@ impl TargetLogin {
                 itt: req.itt,
                 stat_sn,
                 exp_cmd_sn: req.cmd_sn,
-                max_cmd_sn: req.cmd_sn.wrapping_add(self.env.queue_depth.saturating_sub(1)),
+                max_cmd_sn: req
+                    .cmd_sn
+                    .wrapping_add(self.env.queue_depth.saturating_sub(1)),
                 status: LoginStatus::SUCCESS,
             },
             data,
@@ -278,19 +315,34 @@ impl TargetLogin {
     }
 
     /// The leading Login Request: who, which session type, which target, allowed?
-    fn first_request(&mut self, req: &LoginRequest, keys: &[(String, String)]) -> Result<Leading, (LoginStatus, String)> {
+    fn first_request(
+        &mut self,
+        req: &LoginRequest,
+        keys: &[(String, String)],
+    ) -> Result<Leading, (LoginStatus, String)> {
         let reg = &self.env.registry;
         let initiator_name = key(keys, "InitiatorName")
-            .ok_or((LoginStatus::MISSING_PARAMETER, "no InitiatorName in the first login request".into()))?
+            .ok_or((
+                LoginStatus::MISSING_PARAMETER,
+                "no InitiatorName in the first login request".into(),
+            ))?
             .to_string();
         let session_type = match key(keys, "SessionType").unwrap_or("Normal") {
             "Normal" => SessionType::Normal,
             "Discovery" => SessionType::Discovery,
-            other => return Err((LoginStatus::SESSION_TYPE_NOT_SUPPORTED, format!("SessionType={other}"))),
+            other => {
+                return Err((
+                    LoginStatus::SESSION_TYPE_NOT_SUPPORTED,
+                    format!("SessionType={other}"),
+                ))
+            }
         };
         if req.tsih != 0 {
             // hydra negotiates MaxConnections=1: no connection can join a session.
-            return Err((LoginStatus::TOO_MANY_CONNECTIONS, format!("login to existing session tsih {}", req.tsih)));
+            return Err((
+                LoginStatus::TOO_MANY_CONNECTIONS,
+                format!("login to existing session tsih {}", req.tsih),
+            ));
         }
         if *reg.state.read().expect("lock") == TargetState::Offline {
             return Err((LoginStatus::SERVICE_UNAVAILABLE, "daemon is offline".into()));
@@ -301,18 +353,31 @@ impl TargetLogin {
                 (None, required, crate::registry::default_target_params())
             }
             SessionType::Normal => {
-                let name = key(keys, "TargetName")
-                    .ok_or((LoginStatus::MISSING_PARAMETER, "no TargetName in a normal session login".into()))?;
+                let name = key(keys, "TargetName").ok_or((
+                    LoginStatus::MISSING_PARAMETER,
+                    "no TargetName in a normal session login".into(),
+                ))?;
                 let t = reg
                     .target_by_name(name)
                     .ok_or((LoginStatus::NOT_FOUND, format!("no target named {name}")))?;
                 if *t.state.read().expect("lock") == TargetState::Offline {
-                    return Err((LoginStatus::SERVICE_UNAVAILABLE, format!("target {name} is offline")));
+                    return Err((
+                        LoginStatus::SERVICE_UNAVAILABLE,
+                        format!("target {name} is offline"),
+                    ));
                 }
-                if !t.acl.read().expect("lock").allows(self.env.peer.ip(), &initiator_name) {
+                if !t
+                    .acl
+                    .read()
+                    .expect("lock")
+                    .allows(self.env.peer.ip(), &initiator_name)
+                {
                     return Err((
                         LoginStatus::AUTHORIZATION_FAILURE,
-                        format!("initiator {initiator_name} from {} is not in the ACL of {name}", self.env.peer.ip()),
+                        format!(
+                            "initiator {initiator_name} from {} is not in the ACL of {name}",
+                            self.env.peer.ip()
+                        ),
                     ));
                 }
                 let required = !t.incoming.read().expect("lock").is_empty();
@@ -347,19 +412,30 @@ impl TargetLogin {
                 "InitiatorName" | "TargetName" | "SessionType" | "InitiatorAlias" => {}
                 "AuthMethod" => {
                     if req.csg != LoginStage::Security {
-                        return Err((LoginStatus::INITIATOR_ERROR, "AuthMethod outside the security stage".into()));
+                        return Err((
+                            LoginStatus::INITIATOR_ERROR,
+                            "AuthMethod outside the security stage".into(),
+                        ));
                     }
                     let offered: Vec<&str> = v.split(',').collect();
                     if required {
                         if !offered.contains(&"CHAP") {
-                            return Err((LoginStatus::AUTH_FAILURE, format!("CHAP required, initiator offered AuthMethod={v}")));
+                            return Err((
+                                LoginStatus::AUTH_FAILURE,
+                                format!("CHAP required, initiator offered AuthMethod={v}"),
+                            ));
                         }
                         let (inc, out) = self.accounts();
                         let r = &self.env.random;
                         self.chap = Some(ChapTarget::new(
                             chap_accounts(&inc),
                             out.map(|o| (o.user, o.password.into_bytes())),
-                            vec![ChapAlgorithm::Sha3_256, ChapAlgorithm::Sha256, ChapAlgorithm::Sha1, ChapAlgorithm::Md5],
+                            vec![
+                                ChapAlgorithm::Sha3_256,
+                                ChapAlgorithm::Sha256,
+                                ChapAlgorithm::Sha1,
+                                ChapAlgorithm::Md5,
+                            ],
                             r[0],
                             r[1..33].to_vec(),
                         ));
@@ -374,10 +450,17 @@ impl TargetLogin {
                 _ => {} // CHAP_* handled below, in one batch
             }
         }
-        let chap_keys: Vec<(String, String)> = keys.iter().filter(|(k, _)| k.starts_with("CHAP_")).cloned().collect();
+        let chap_keys: Vec<(String, String)> = keys
+            .iter()
+            .filter(|(k, _)| k.starts_with("CHAP_"))
+            .cloned()
+            .collect();
         if !chap_keys.is_empty() {
             let Some(chap) = self.chap.as_mut() else {
-                return Err((LoginStatus::INITIATOR_ERROR, "CHAP keys without AuthMethod=CHAP".into()));
+                return Err((
+                    LoginStatus::INITIATOR_ERROR,
+                    "CHAP keys without AuthMethod=CHAP".into(),
+                ));
             };
             match chap.receive(&chap_keys) {
                 Ok(reply) => {
@@ -396,7 +479,10 @@ impl TargetLogin {
         let l = self.leading.as_ref().expect("leading");
         let reg = &self.env.registry;
         match &l.target {
-            Some(t) => (t.incoming.read().expect("lock").clone(), t.outgoing.read().expect("lock").clone()),
+            Some(t) => (
+                t.incoming.read().expect("lock").clone(),
+                t.outgoing.read().expect("lock").clone(),
+            ),
             None => (
                 reg.discovery_incoming.read().expect("lock").clone(),
                 reg.discovery_outgoing.read().expect("lock").clone(),

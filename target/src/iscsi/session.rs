@@ -51,7 +51,8 @@ impl BlockingJob {
             expected_in: self.expected_in,
             luns: &self.luns,
         };
-        guarded(&self.lun, || self.lun.execute(&req, IoMode::Blocking)).unwrap_or_else(|_| internal_failure(&self.lun))
+        guarded(&self.lun, || self.lun.execute(&req, IoMode::Blocking))
+            .unwrap_or_else(|_| internal_failure(&self.lun))
     }
 }
 
@@ -127,7 +128,10 @@ impl Session {
         exp_cmd_sn: u32,
         depth: u32,
     ) -> Session {
-        let digests = Digests { header: params.header_digest, data: params.data_digest };
+        let digests = Digests {
+            header: params.header_digest,
+            data: params.data_digest,
+        };
         Session {
             registry,
             target,
@@ -248,7 +252,11 @@ impl Session {
                 Ok(())
             }
             other => {
-                tracing::warn!("{}: {} not allowed here", self.peer, opcode_name(other.opcode()));
+                tracing::warn!(
+                    "{}: {} not allowed here",
+                    self.peer,
+                    opcode_name(other.opcode())
+                );
                 self.reject(RejectReason::PROTOCOL_ERROR, &f.bhs);
                 Ok(())
             }
@@ -286,7 +294,9 @@ impl Session {
             let imm = &f.data[..f.data.len().min(c.edtl as usize)];
             if !self.params.immediate_data && !imm.is_empty() {
                 tracing::warn!("{}: immediate data sent with ImmediateData=No", self.peer);
-                return Err(Fatal::Protocol("immediate data with ImmediateData=No".into()));
+                return Err(Fatal::Protocol(
+                    "immediate data with ImmediateData=No".into(),
+                ));
             }
             let limits = Limits {
                 initial_r2t: self.params.initial_r2t,
@@ -303,7 +313,15 @@ impl Session {
                     .map_err(|e| Fatal::Protocol(format!("immediate data: {e}")))?
             };
             let itt = c.itt;
-            self.tasks.insert(itt, Task { cmd: c, lun, state: TaskState::Collecting(Box::new(data)), aborted: false });
+            self.tasks.insert(
+                itt,
+                Task {
+                    cmd: c,
+                    lun,
+                    state: TaskState::Collecting(Box::new(data)),
+                    aborted: false,
+                },
+            );
             self.send_r2ts(itt);
             return Ok(());
         }
@@ -313,7 +331,11 @@ impl Session {
 
     fn send_r2ts(&mut self, itt: u32) {
         let mut ttts = Vec::new();
-        if let Some(Task { state: TaskState::Collecting(w), .. }) = self.tasks.get_mut(&itt) {
+        if let Some(Task {
+            state: TaskState::Collecting(w),
+            ..
+        }) = self.tasks.get_mut(&itt)
+        {
             let mut next = self.next_ttt;
             ttts = w.r2ts(|| {
                 let t = next;
@@ -343,7 +365,11 @@ impl Session {
         let Some(task) = self.tasks.get_mut(&d.itt) else {
             // The command may have ended early with a CHECK CONDITION; the initiator can
             // still have unsolicited data on the way (RFC 7143 §4.2.3). Drop it.
-            tracing::debug!("{}: Data-Out for unknown ITT 0x{:08x} dropped", self.peer, d.itt);
+            tracing::debug!(
+                "{}: Data-Out for unknown ITT 0x{:08x} dropped",
+                self.peer,
+                d.itt
+            );
             return Ok(());
         };
         let TaskState::Collecting(w) = &mut task.state else {
@@ -368,7 +394,9 @@ impl Session {
         }
         if w.complete() {
             let task = self.tasks.remove(&d.itt).expect("task");
-            let TaskState::Collecting(w) = task.state else { unreachable!() };
+            let TaskState::Collecting(w) = task.state else {
+                unreachable!()
+            };
             self.execute(task.cmd, task.lun, w.into_bytes());
         } else if d.final_ {
             self.send_r2ts(d.itt);
@@ -378,10 +406,20 @@ impl Session {
 
     fn execute(&mut self, c: ScsiCommand, lun: Option<Arc<Lun>>, data_out: Bytes) {
         let cdb_len = hydra_proto::scsi::cdb_len(c.cdb[0]).unwrap_or(16).min(16);
-        let luns = self.target.as_ref().map(|t| t.lun_numbers()).unwrap_or_default();
+        let luns = self
+            .target
+            .as_ref()
+            .map(|t| t.lun_numbers())
+            .unwrap_or_default();
         let expected_in = if c.read { c.edtl } else { 0 };
         let result = {
-            let req = ScsiRequest { cdb: &c.cdb[..cdb_len], nexus: &self.nexus, data_out: &data_out, expected_in, luns: &luns };
+            let req = ScsiRequest {
+                cdb: &c.cdb[..cdb_len],
+                nexus: &self.nexus,
+                data_out: &data_out,
+                expected_in,
+                luns: &luns,
+            };
             match &lun {
                 None => Ok(lun::no_such_lun(&req)),
                 Some(l) => guarded(l, || l.execute(&req, IoMode::NoWait)),
@@ -390,8 +428,25 @@ impl Session {
         match (result, lun) {
             (Ok(out), _) => self.finish(c, out),
             (Err(lun::WouldBlock), Some(lun)) => {
-                let job = BlockingJob { itt: c.itt, lun: lun.clone(), cdb: c.cdb, cdb_len, nexus: self.nexus.clone(), data_out, expected_in, luns };
-                self.tasks.insert(c.itt, Task { cmd: c, lun: Some(lun), state: TaskState::Running, aborted: false });
+                let job = BlockingJob {
+                    itt: c.itt,
+                    lun: lun.clone(),
+                    cdb: c.cdb,
+                    cdb_len,
+                    nexus: self.nexus.clone(),
+                    data_out,
+                    expected_in,
+                    luns,
+                };
+                self.tasks.insert(
+                    c.itt,
+                    Task {
+                        cmd: c,
+                        lun: Some(lun),
+                        state: TaskState::Running,
+                        aborted: false,
+                    },
+                );
                 self.jobs.push(job);
             }
             (Err(lun::WouldBlock), None) => unreachable!("no_such_lun never blocks"),
@@ -400,7 +455,9 @@ impl Session {
 
     /// A blocking job finished.
     pub fn complete(&mut self, itt: u32, out: ScsiOutcome) {
-        let Some(task) = self.tasks.remove(&itt) else { return };
+        let Some(task) = self.tasks.remove(&itt) else {
+            return;
+        };
         if task.aborted {
             self.in_flight = self.in_flight.saturating_sub(1);
             self.tmf_task_gone(itt);
@@ -590,7 +647,11 @@ impl Session {
                 }
             }
         };
-        let (chunk, rest) = if body.len() > max { (body[..max].to_vec(), Some(body[max..].to_vec())) } else { (body, None) };
+        let (chunk, rest) = if body.len() > max {
+            (body[..max].to_vec(), Some(body[max..].to_vec()))
+        } else {
+            (body, None)
+        };
         let ttt = if let Some(rest) = rest {
             let ttt = self.ttt();
             self.text_rest = Some((ttt, rest));
@@ -618,10 +679,18 @@ impl Session {
             if k == "SendTargets" {
                 let restrict = match (self.session_type, v.as_str()) {
                     (SessionType::Discovery, "All") => None,
-                    (SessionType::Normal, "") | (SessionType::Normal, "All") => self.target.as_ref().map(|t| t.iqn.clone()),
+                    (SessionType::Normal, "") | (SessionType::Normal, "All") => {
+                        self.target.as_ref().map(|t| t.iqn.clone())
+                    }
                     (_, name) => Some(name.to_string()),
                 };
-                out.extend(discovery::send_targets(&self.registry, &self.nexus.initiator, self.peer.ip(), self.local, restrict.as_deref()));
+                out.extend(discovery::send_targets(
+                    &self.registry,
+                    &self.nexus.initiator,
+                    self.peer.ip(),
+                    self.local,
+                    restrict.as_deref(),
+                ));
             } else {
                 text::emit(&[(k.as_str(), "NotUnderstood")], &mut out);
             }
@@ -710,7 +779,10 @@ impl Session {
         if waiting.is_empty() {
             self.tmf_response(t.itt, response);
         } else {
-            self.pending_tmfs.push(PendingTmf { itt: t.itt, waiting_for: waiting });
+            self.pending_tmfs.push(PendingTmf {
+                itt: t.itt,
+                waiting_for: waiting,
+            });
         }
         Ok(())
     }
@@ -718,7 +790,12 @@ impl Session {
     /// Abort matching tasks. Those collecting data end at once; those running on the
     /// blocking pool cannot be interrupted, so their ITTs are returned to wait for.
     fn abort_tasks(&mut self, pred: impl Fn(u32, &Task) -> bool) -> Vec<u32> {
-        let ids: Vec<u32> = self.tasks.iter().filter(|(id, t)| pred(**id, t)).map(|(id, _)| *id).collect();
+        let ids: Vec<u32> = self
+            .tasks
+            .iter()
+            .filter(|(id, t)| pred(**id, t))
+            .map(|(id, _)| *id)
+            .collect();
         let mut running = Vec::new();
         for id in ids {
             let t = self.tasks.get_mut(&id).expect("task");
@@ -768,7 +845,10 @@ impl Session {
 }
 
 /// Run `f`, turning a panic into an internal target failure for this command only.
-fn guarded(l: &Lun, f: impl FnOnce() -> Result<ScsiOutcome, lun::WouldBlock>) -> Result<ScsiOutcome, lun::WouldBlock> {
+fn guarded(
+    l: &Lun,
+    f: impl FnOnce() -> Result<ScsiOutcome, lun::WouldBlock>,
+) -> Result<ScsiOutcome, lun::WouldBlock> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => {
@@ -779,7 +859,10 @@ fn guarded(l: &Lun, f: impl FnOnce() -> Result<ScsiOutcome, lun::WouldBlock>) ->
 }
 
 fn internal_failure(l: &Lun) -> ScsiOutcome {
-    error_outcome(&Sense::new(hydra_proto::scsi::sense::key::HARDWARE_ERROR, 0x44, 0x00), Some(l))
+    error_outcome(
+        &Sense::new(hydra_proto::scsi::sense::key::HARDWARE_ERROR, 0x44, 0x00),
+        Some(l),
+    )
 }
 
 /// SAM-5 §4.7 LUN field: single-level peripheral (00b) or flat space (01b) addressing.
@@ -810,7 +893,11 @@ fn error_outcome(sense: &Sense, lun: Option<&Lun>) -> ScsiOutcome {
         .is_some_and(|s| s.sense_format == crate::lun::SenseFormat::Descriptor);
     ScsiOutcome {
         status: CHECK_CONDITION,
-        sense: if descriptor { sense.descriptor() } else { sense.fixed() },
+        sense: if descriptor {
+            sense.descriptor()
+        } else {
+            sense.fixed()
+        },
         data_in: Bytes::new(),
         data_out_len: None,
     }

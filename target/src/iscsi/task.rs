@@ -26,14 +26,21 @@ pub struct R2tReq {
 /// or Invalid PDU Field).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DataError {
-    #[error("Data-Out at offset {offset} + {len} bytes exceeds the expected transfer length {edtl}")]
+    #[error(
+        "Data-Out at offset {offset} + {len} bytes exceeds the expected transfer length {edtl}"
+    )]
     PastEnd { offset: u32, len: u32, edtl: u32 },
     #[error("unsolicited Data-Out not allowed (InitialR2T=Yes, or past FirstBurstLength)")]
     Unsolicited,
     #[error("Data-Out with unknown target transfer tag 0x{0:08x}")]
     UnknownTtt(u32),
     #[error("Data-Out at offset {offset} + {len} bytes is outside R2T [{start}, {end})")]
-    OutsideR2t { offset: u32, len: u32, start: u32, end: u32 },
+    OutsideR2t {
+        offset: u32,
+        len: u32,
+        start: u32,
+        end: u32,
+    },
     /// RFC 7143 §11.7.5: DataSN counts from 0 within each R2T's sequence (and within the
     /// unsolicited burst); at ErrorRecoveryLevel 0 a gap cannot be recovered.
     #[error("Data-Out DataSN {got}, expected {expected}")]
@@ -70,9 +77,17 @@ impl WriteData {
     /// Start with the command's immediate data.
     pub fn new(edtl: u32, immediate: &[u8], limits: Limits) -> Result<WriteData, DataError> {
         let first_burst = limits.first_burst_length.min(edtl);
-        let unsolicited_end = if limits.initial_r2t { immediate.len() as u32 } else { first_burst };
+        let unsolicited_end = if limits.initial_r2t {
+            immediate.len() as u32
+        } else {
+            first_burst
+        };
         if immediate.len() as u32 > first_burst {
-            return Err(DataError::PastEnd { offset: 0, len: immediate.len() as u32, edtl: first_burst });
+            return Err(DataError::PastEnd {
+                offset: 0,
+                len: immediate.len() as u32,
+                edtl: first_burst,
+            });
         }
         let mut buf = BytesMut::zeroed(edtl as usize);
         buf[..immediate.len()].copy_from_slice(immediate);
@@ -98,12 +113,25 @@ impl WriteData {
     /// transfer tags.
     pub fn r2ts(&mut self, mut next_ttt: impl FnMut() -> u32) -> Vec<R2tReq> {
         let mut out = Vec::new();
-        while self.next_solicit < self.edtl && self.outstanding.len() < self.limits.max_outstanding_r2t as usize {
+        while self.next_solicit < self.edtl
+            && self.outstanding.len() < self.limits.max_outstanding_r2t as usize
+        {
             let len = (self.edtl - self.next_solicit).min(self.limits.max_burst_length);
             let ttt = next_ttt();
-            let r = R2tReq { ttt, r2t_sn: self.r2t_sn, offset: self.next_solicit, len };
+            let r = R2tReq {
+                ttt,
+                r2t_sn: self.r2t_sn,
+                offset: self.next_solicit,
+                len,
+            };
             self.r2t_sn += 1;
-            self.outstanding.push(Outstanding { ttt, start: r.offset, end: r.offset + len, received: 0, next_data_sn: 0 });
+            self.outstanding.push(Outstanding {
+                ttt,
+                start: r.offset,
+                end: r.offset + len,
+                received: 0,
+                next_data_sn: 0,
+            });
             self.next_solicit += len;
             out.push(r);
         }
@@ -111,18 +139,31 @@ impl WriteData {
     }
 
     /// Accept one Data-Out PDU.
-    pub fn data_out(&mut self, ttt: u32, offset: u32, data_sn: u32, data: &[u8]) -> Result<(), DataError> {
+    pub fn data_out(
+        &mut self,
+        ttt: u32,
+        offset: u32,
+        data_sn: u32,
+        data: &[u8],
+    ) -> Result<(), DataError> {
         let len = data.len() as u32;
         let end = offset.checked_add(len).filter(|e| *e <= self.edtl);
         let Some(end) = end else {
-            return Err(DataError::PastEnd { offset, len, edtl: self.edtl });
+            return Err(DataError::PastEnd {
+                offset,
+                len,
+                edtl: self.edtl,
+            });
         };
         if ttt == hydra_proto::pdu::RESERVED_TAG {
             if end > self.unsolicited_end {
                 return Err(DataError::Unsolicited);
             }
             if data_sn != self.unsolicited_sn {
-                return Err(DataError::DataSn { expected: self.unsolicited_sn, got: data_sn });
+                return Err(DataError::DataSn {
+                    expected: self.unsolicited_sn,
+                    got: data_sn,
+                });
             }
             self.unsolicited_sn += 1;
         } else {
@@ -131,10 +172,18 @@ impl WriteData {
             };
             let o = &mut self.outstanding[i];
             if offset < o.start || end > o.end {
-                return Err(DataError::OutsideR2t { offset, len, start: o.start, end: o.end });
+                return Err(DataError::OutsideR2t {
+                    offset,
+                    len,
+                    start: o.start,
+                    end: o.end,
+                });
             }
             if data_sn != o.next_data_sn {
-                return Err(DataError::DataSn { expected: o.next_data_sn, got: data_sn });
+                return Err(DataError::DataSn {
+                    expected: o.next_data_sn,
+                    got: data_sn,
+                });
             }
             o.next_data_sn += 1;
             o.received += len;
@@ -158,7 +207,12 @@ mod tests {
     use super::*;
 
     fn limits(initial_r2t: bool) -> Limits {
-        Limits { initial_r2t, first_burst_length: 8, max_burst_length: 16, max_outstanding_r2t: 2 }
+        Limits {
+            initial_r2t,
+            first_burst_length: 8,
+            max_burst_length: 16,
+            max_outstanding_r2t: 2,
+        }
     }
 
     #[test]
@@ -169,7 +223,10 @@ mod tests {
             t += 1;
             t
         });
-        assert_eq!(r.iter().map(|r| (r.offset, r.len)).collect::<Vec<_>>(), vec![(4, 16), (20, 16)]);
+        assert_eq!(
+            r.iter().map(|r| (r.offset, r.len)).collect::<Vec<_>>(),
+            vec![(4, 16), (20, 16)]
+        );
         w.data_out(101, 4, 0, &[9; 16]).unwrap();
         let r2 = w.r2ts(|| 200);
         assert_eq!((r2[0].offset, r2[0].len, r2[0].r2t_sn), (36, 4, 2));
@@ -187,20 +244,35 @@ mod tests {
     fn unsolicited_only_within_first_burst() {
         let mut w = WriteData::new(40, &[], limits(false)).unwrap();
         w.data_out(u32::MAX, 0, 0, &[1; 8]).unwrap();
-        assert_eq!(w.data_out(u32::MAX, 8, 1, &[1; 4]), Err(DataError::Unsolicited));
+        assert_eq!(
+            w.data_out(u32::MAX, 8, 1, &[1; 4]),
+            Err(DataError::Unsolicited)
+        );
         let r = w.r2ts(|| 5);
         assert_eq!(r[0].offset, 8);
         let mut w = WriteData::new(40, &[], limits(true)).unwrap();
-        assert_eq!(w.data_out(u32::MAX, 0, 0, &[1; 4]), Err(DataError::Unsolicited));
+        assert_eq!(
+            w.data_out(u32::MAX, 0, 0, &[1; 4]),
+            Err(DataError::Unsolicited)
+        );
     }
 
     #[test]
     fn out_of_range_refused_and_nothing_written() {
         let mut w = WriteData::new(8, &[], limits(true)).unwrap();
         let r = w.r2ts(|| 7);
-        assert!(matches!(w.data_out(7, 6, 0, &[1; 4]), Err(DataError::PastEnd { .. })));
-        assert!(matches!(w.data_out(7, u32::MAX, 0, &[1; 4]), Err(DataError::PastEnd { .. })));
-        assert!(matches!(w.data_out(8, 0, 0, &[1; 4]), Err(DataError::UnknownTtt(8))));
+        assert!(matches!(
+            w.data_out(7, 6, 0, &[1; 4]),
+            Err(DataError::PastEnd { .. })
+        ));
+        assert!(matches!(
+            w.data_out(7, u32::MAX, 0, &[1; 4]),
+            Err(DataError::PastEnd { .. })
+        ));
+        assert!(matches!(
+            w.data_out(8, 0, 0, &[1; 4]),
+            Err(DataError::UnknownTtt(8))
+        ));
         assert_eq!(r.len(), 1);
         assert!(!w.complete());
     }
@@ -209,9 +281,21 @@ mod tests {
     fn data_sn_must_count_from_zero_per_sequence() {
         let mut w = WriteData::new(16, &[], limits(true)).unwrap();
         w.r2ts(|| 3);
-        assert_eq!(w.data_out(3, 0, 1, &[1; 8]), Err(DataError::DataSn { expected: 0, got: 1 }));
+        assert_eq!(
+            w.data_out(3, 0, 1, &[1; 8]),
+            Err(DataError::DataSn {
+                expected: 0,
+                got: 1
+            })
+        );
         w.data_out(3, 0, 0, &[1; 8]).unwrap();
-        assert_eq!(w.data_out(3, 8, 0, &[1; 8]), Err(DataError::DataSn { expected: 1, got: 0 }));
+        assert_eq!(
+            w.data_out(3, 8, 0, &[1; 8]),
+            Err(DataError::DataSn {
+                expected: 1,
+                got: 0
+            })
+        );
         w.data_out(3, 8, 1, &[1; 8]).unwrap();
         assert!(w.complete());
     }

@@ -6,10 +6,10 @@
 //! rerun the command on its blocking pool. Reservations, COMPARE AND WRITE, thin
 //! provisioning and ALUA hook in at [`Lun::execute`]'s checks (next issue).
 
-pub mod opcodes;
-pub mod settings;
 mod mode;
+pub mod opcodes;
 mod sbc;
+pub mod settings;
 mod spc;
 mod ua;
 
@@ -70,14 +70,24 @@ pub struct ScsiOutcome {
 
 impl ScsiOutcome {
     fn good(data: impl Into<Bytes>) -> ScsiOutcome {
-        ScsiOutcome { status: status::GOOD, sense: Vec::new(), data_in: data.into(), data_out_len: None }
+        ScsiOutcome {
+            status: status::GOOD,
+            sense: Vec::new(),
+            data_in: data.into(),
+            data_out_len: None,
+        }
     }
     fn check(sense: &Sense, format: SenseFormat) -> ScsiOutcome {
         let sense = match format {
             SenseFormat::Fixed => sense.fixed(),
             SenseFormat::Descriptor => sense.descriptor(),
         };
-        ScsiOutcome { status: status::CHECK_CONDITION, sense, data_in: Bytes::new(), data_out_len: None }
+        ScsiOutcome {
+            status: status::CHECK_CONDITION,
+            sense,
+            data_in: Bytes::new(),
+            data_out_len: None,
+        }
     }
     fn with_data_out(mut self, n: u32) -> ScsiOutcome {
         self.data_out_len = Some(n);
@@ -137,15 +147,26 @@ impl Lun {
 
     /// A disk LUN backed by `settings.path`.
     pub fn disk(tid: u32, lun: u64, settings: LunSettings) -> Result<Lun> {
-        let backing = Backing::open(&settings.path, settings.o_direct, settings.o_sync, settings.readonly)?;
+        let backing = Backing::open(
+            &settings.path,
+            settings.o_direct,
+            settings.o_sync,
+            settings.readonly,
+        )?;
         let identity = Identity {
             device_type: TYPE_DISK,
             removable: settings.removable,
             vendor: settings.vendor_id.clone(),
             product: settings.product_id.clone(),
             revision: settings.product_rev.clone(),
-            scsi_id: settings.scsi_id.clone().unwrap_or_else(|| Identity::tgt_scsi_id(tid, lun)),
-            serial: settings.scsi_sn.clone().unwrap_or_else(|| Identity::tgt_serial(tid, lun)),
+            scsi_id: settings
+                .scsi_id
+                .clone()
+                .unwrap_or_else(|| Identity::tgt_scsi_id(tid, lun)),
+            serial: settings
+                .scsi_sn
+                .clone()
+                .unwrap_or_else(|| Identity::tgt_serial(tid, lun)),
             tid,
             lun,
         };
@@ -235,11 +256,13 @@ impl Lun {
             if let Some(ua) = self.ua.take(req.nexus) {
                 return Ok(self.check(&ua));
             }
-            return Ok(self.check(&if sa.is_some() && table.iter().any(|c| c.opcode == opcode) {
-                Sense::invalid_cdb_field(1, Some(4))
-            } else {
-                Sense::illegal_request_invalid_opcode()
-            }));
+            return Ok(self.check(
+                &if sa.is_some() && table.iter().any(|c| c.opcode == opcode) {
+                    Sense::invalid_cdb_field(1, Some(4))
+                } else {
+                    Sense::illegal_request_invalid_opcode()
+                },
+            ));
         };
         if cdb.len() < info.usage.len() {
             return Ok(self.check(&Sense::illegal_request_invalid_opcode()));
@@ -253,7 +276,10 @@ impl Lun {
         }
         // NACA (SAM-5 §5.10) is not supported; LINK is obsolete.
         if control & 0x05 != 0 {
-            return Ok(self.check(&Sense::invalid_cdb_field(cdb.len() as u16 - 1, Some(if control & 4 != 0 { 2 } else { 0 }))));
+            return Ok(self.check(&Sense::invalid_cdb_field(
+                cdb.len() as u16 - 1,
+                Some(if control & 4 != 0 { 2 } else { 0 }),
+            )));
         }
         if let Some((byte, bit)) = opcodes::reserved_bit(info, cdb) {
             return Ok(self.check(&Sense::invalid_cdb_field(byte, Some(bit))));
@@ -263,7 +289,10 @@ impl Lun {
             op::INQUIRY => Ok(spc::inquiry(self, &req)),
             op::REPORT_LUNS => Ok(spc::report_luns(self, &req)),
             op::REQUEST_SENSE => Ok(spc::request_sense(self, &req)),
-            op::TEST_UNIT_READY => Ok(self.ready().map(|_| ScsiOutcome::good(Bytes::new())).unwrap_or_else(|s| self.check(&s))),
+            op::TEST_UNIT_READY => Ok(self
+                .ready()
+                .map(|_| ScsiOutcome::good(Bytes::new()))
+                .unwrap_or_else(|s| self.check(&s))),
             op::MAINTENANCE_IN => Ok(spc::report_supported_opcodes(self, table, &req)),
             _ => match &self.kind {
                 Kind::Disk(d) => sbc::execute(self, d, &req, mode),
@@ -305,7 +334,11 @@ pub fn no_such_lun(req: &ScsiRequest<'_>) -> ScsiOutcome {
         Some(op::REPORT_LUNS) if cdb.len() >= 12 => spc::report_luns_data(req),
         Some(op::REQUEST_SENSE) if cdb.len() >= 6 => {
             let s = Sense::lun_not_supported();
-            let mut d = if cdb[1] & 1 != 0 { s.descriptor() } else { s.fixed() };
+            let mut d = if cdb[1] & 1 != 0 {
+                s.descriptor()
+            } else {
+                s.fixed()
+            };
             d.truncate(cdb[4] as usize);
             ScsiOutcome::good(d)
         }

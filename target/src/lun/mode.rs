@@ -68,7 +68,11 @@ pub(super) fn sense(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, ten: bool) -> Sc
     };
     let code = cdb[2] & 0x3f;
     let subpage = cdb[3];
-    let alloc = if ten { be16(cdb, 7) as usize } else { cdb[4] as usize };
+    let alloc = if ten {
+        be16(cdb, 7) as usize
+    } else {
+        cdb[4] as usize
+    };
     let codes: Vec<u8> = if code == 0x3f && (subpage == 0 || subpage == 0xff) {
         PAGES.to_vec()
     } else if PAGES.contains(&code) && (subpage == 0 || subpage == 0xff) {
@@ -105,7 +109,12 @@ pub(super) fn sense(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, ten: bool) -> Sc
         v.extend_from_slice(&[0, dev_specific, llbaa as u8, 0]);
         v.extend_from_slice(&(desc.len() as u16).to_be_bytes());
     } else {
-        v.extend_from_slice(&[(3 + body.len()).min(255) as u8, 0, dev_specific, desc.len() as u8]);
+        v.extend_from_slice(&[
+            (3 + body.len()).min(255) as u8,
+            0,
+            dev_specific,
+            desc.len() as u8,
+        ]);
     }
     v.extend(body);
     v.truncate(alloc);
@@ -114,28 +123,46 @@ pub(super) fn sense(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, ten: bool) -> Sc
 
 pub(super) fn select(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, ten: bool) -> ScsiOutcome {
     let cdb = req.cdb;
-    let len = if ten { be16(cdb, 7) as usize } else { cdb[4] as usize };
+    let len = if ten {
+        be16(cdb, 7) as usize
+    } else {
+        cdb[4] as usize
+    };
     if cdb[1] & 0x01 != 0 {
-        return lun.check(&Sense::invalid_cdb_field(1, Some(0))).with_data_out(len as u32);
+        return lun
+            .check(&Sense::invalid_cdb_field(1, Some(0)))
+            .with_data_out(len as u32);
     }
     if len == 0 {
         return ScsiOutcome::good(Vec::new()).with_data_out(0);
     }
     if cdb[1] & 0x10 == 0 {
-        return lun.check(&Sense::invalid_cdb_field(1, Some(4))).with_data_out(len as u32);
+        return lun
+            .check(&Sense::invalid_cdb_field(1, Some(4)))
+            .with_data_out(len as u32);
     }
     if req.data_out.len() < len {
-        return lun.check(&Sense::parameter_list_length()).with_data_out(len as u32);
+        return lun
+            .check(&Sense::parameter_list_length())
+            .with_data_out(len as u32);
     }
     let p = &req.data_out[..len];
     let hdr = if ten { 8 } else { 4 };
     if p.len() < hdr {
-        return lun.check(&Sense::parameter_list_length()).with_data_out(len as u32);
+        return lun
+            .check(&Sense::parameter_list_length())
+            .with_data_out(len as u32);
     }
-    let bdl = if ten { be16(p, 6) as usize } else { p[3] as usize };
+    let bdl = if ten {
+        be16(p, 6) as usize
+    } else {
+        p[3] as usize
+    };
     let mut off = hdr;
     if off + bdl > p.len() {
-        return lun.check(&Sense::parameter_list_length()).with_data_out(len as u32);
+        return lun
+            .check(&Sense::parameter_list_length())
+            .with_data_out(len as u32);
     }
     // A block descriptor may only restate the block length (it cannot be changed).
     let step = if ten && p[4] & 1 != 0 { 16 } else { 8 };
@@ -143,7 +170,9 @@ pub(super) fn select(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, ten: bool) -> S
     while i + step <= off + bdl {
         let bl = hydra_proto::scsi::cdb::be32(p, i + step - 4) & 0x00ff_ffff;
         if bl != 0 && bl != d.block_size {
-            return lun.check(&Sense::invalid_param_field((i + step - 3) as u16)).with_data_out(len as u32);
+            return lun
+                .check(&Sense::invalid_param_field((i + step - 3) as u16))
+                .with_data_out(len as u32);
         }
         i += step;
     }
@@ -151,25 +180,35 @@ pub(super) fn select(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, ten: bool) -> S
     let mut new_wce = None;
     while off < p.len() {
         if off + 2 > p.len() {
-            return lun.check(&Sense::parameter_list_length()).with_data_out(len as u32);
+            return lun
+                .check(&Sense::parameter_list_length())
+                .with_data_out(len as u32);
         }
         let code = p[off] & 0x3f;
         if p[off] & 0x40 != 0 || !PAGES.contains(&code) {
-            return lun.check(&Sense::invalid_param_field(off as u16)).with_data_out(len as u32);
+            return lun
+                .check(&Sense::invalid_param_field(off as u16))
+                .with_data_out(len as u32);
         }
         let cur = page(lun, d, code, Pc::Current);
         let changeable = page(lun, d, code, Pc::Changeable);
         let plen = p[off + 1] as usize + 2;
         if plen != cur.len() {
-            return lun.check(&Sense::invalid_param_field(off as u16 + 1)).with_data_out(len as u32);
+            return lun
+                .check(&Sense::invalid_param_field(off as u16 + 1))
+                .with_data_out(len as u32);
         }
         if off + plen > p.len() {
-            return lun.check(&Sense::parameter_list_length()).with_data_out(len as u32);
+            return lun
+                .check(&Sense::parameter_list_length())
+                .with_data_out(len as u32);
         }
         let given = &p[off..off + plen];
         for j in 2..plen {
             if (given[j] ^ cur[j]) & !changeable[j] != 0 {
-                return lun.check(&Sense::invalid_param_field((off + j) as u16)).with_data_out(len as u32);
+                return lun
+                    .check(&Sense::invalid_param_field((off + j) as u16))
+                    .with_data_out(len as u32);
             }
         }
         if code == 0x08 {
@@ -180,7 +219,8 @@ pub(super) fn select(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, ten: bool) -> S
     if let Some(w) = new_wce {
         if d.wce.swap(w, Ordering::Relaxed) != w {
             // SPC-4 §6.11: other nexuses learn that mode parameters changed.
-            lun.ua.raise(Some(req.nexus), Sense::unit_attention(0x2a, 0x01));
+            lun.ua
+                .raise(Some(req.nexus), Sense::unit_attention(0x2a, 0x01));
         }
     }
     ScsiOutcome::good(Vec::new()).with_data_out(len as u32)

@@ -17,7 +17,11 @@ fn io_err(lun: &Lun, what: &str, e: IoError, sense: Sense) -> Result<ScsiOutcome
     match e {
         IoError::WouldBlock => Err(WouldBlock),
         IoError::Io(e) => {
-            tracing::error!("LUN {} ({}): {what} failed: {e}", lun.number, lun.identity.scsi_id);
+            tracing::error!(
+                "LUN {} ({}): {what} failed: {e}",
+                lun.number,
+                lun.identity.scsi_id
+            );
             Ok(lun.check(&sense))
         }
     }
@@ -48,7 +52,12 @@ fn len_byte(opcode: u8) -> u16 {
     }
 }
 
-pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) -> Result<ScsiOutcome, WouldBlock> {
+pub(super) fn execute(
+    lun: &Lun,
+    d: &Disk,
+    req: &ScsiRequest<'_>,
+    mode: IoMode,
+) -> Result<ScsiOutcome, WouldBlock> {
     let c = req.cdb;
     let opcode = c[0];
     match opcode {
@@ -67,7 +76,9 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
         op::READ_CAPACITY_10 => Ok(read_capacity_10(lun, d, c)),
         op::SERVICE_ACTION_IN_16 => Ok(read_capacity_16(d, c)),
         op::READ_6 | op::READ_10 | op::READ_12 | op::READ_16 => {
-            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
+            let Some(b) = cdb::block(c) else {
+                return Ok(lun.check(&Sense::illegal_request_invalid_opcode()));
+            };
             let (off, len) = match range(d, &b, len_byte(opcode)) {
                 Ok(r) => r,
                 Err(s) => return Ok(lun.check(&s)),
@@ -90,8 +101,13 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
         | op::WRITE_VERIFY_16
         | op::ORWRITE_16
         | op::WRITE_ATOMIC_16 => {
-            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
-            let verify = matches!(opcode, op::WRITE_VERIFY_10 | op::WRITE_VERIFY_12 | op::WRITE_VERIFY_16);
+            let Some(b) = cdb::block(c) else {
+                return Ok(lun.check(&Sense::illegal_request_invalid_opcode()));
+            };
+            let verify = matches!(
+                opcode,
+                op::WRITE_VERIFY_10 | op::WRITE_VERIFY_12 | op::WRITE_VERIFY_16
+            );
             let exclusive = matches!(opcode, op::ORWRITE_16 | op::WRITE_ATOMIC_16);
             let needed = (b.blocks as u64 * d.block_size as u64).min(u32::MAX as u64) as u32;
             if d.settings.readonly {
@@ -126,22 +142,33 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
                 if opcode == op::ORWRITE_16 {
                     match d.backing.read(off, len as usize, false) {
                         Ok(old) => data.iter_mut().zip(old.iter()).for_each(|(n, o)| *n |= o),
-                        Err(e) => return io_err(lun, "orwrite read", e, Sense::read_error()).map(|o| o.with_data_out(needed)),
+                        Err(e) => {
+                            return io_err(lun, "orwrite read", e, Sense::read_error())
+                                .map(|o| o.with_data_out(needed))
+                        }
                     }
                 }
                 return match d.backing.write(off, &data, false, dsync) {
                     Ok(()) => Ok(ScsiOutcome::good(Bytes::new()).with_data_out(needed)),
-                    Err(e) => io_err(lun, "write", e, Sense::write_error()).map(|o| o.with_data_out(needed)),
+                    Err(e) => io_err(lun, "write", e, Sense::write_error())
+                        .map(|o| o.with_data_out(needed)),
                 };
             }
             let _shared = d.io_lock.read().expect("lock");
-            match d.backing.write(off, &req.data_out[..len as usize], nowait, dsync) {
+            match d
+                .backing
+                .write(off, &req.data_out[..len as usize], nowait, dsync)
+            {
                 Ok(()) => Ok(ScsiOutcome::good(Bytes::new()).with_data_out(needed)),
-                Err(e) => io_err(lun, "write", e, Sense::write_error()).map(|o| o.with_data_out(needed)),
+                Err(e) => {
+                    io_err(lun, "write", e, Sense::write_error()).map(|o| o.with_data_out(needed))
+                }
             }
         }
         op::VERIFY_10 | op::VERIFY_12 | op::VERIFY_16 => {
-            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
+            let Some(b) = cdb::block(c) else {
+                return Ok(lun.check(&Sense::illegal_request_invalid_opcode()));
+            };
             let bs = d.block_size as u64;
             let needed = match b.bytchk {
                 0 => 0,
@@ -157,11 +184,16 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
                 return Ok(ScsiOutcome::good(Bytes::new()).with_data_out(needed));
             }
             if (req.data_out.len() as u64) < needed as u64 {
-                return Ok(lun.check(&Sense::invalid_cdb_field(len_byte(opcode), None)).with_data_out(needed));
+                return Ok(lun
+                    .check(&Sense::invalid_cdb_field(len_byte(opcode), None))
+                    .with_data_out(needed));
             }
             let medium = match d.backing.read(off, len as usize, nowait) {
                 Ok(m) => m,
-                Err(e) => return io_err(lun, "verify read", e, Sense::read_error()).map(|o| o.with_data_out(needed)),
+                Err(e) => {
+                    return io_err(lun, "verify read", e, Sense::read_error())
+                        .map(|o| o.with_data_out(needed))
+                }
             };
             let expect: Box<dyn Fn(usize) -> u8> = if b.bytchk == 1 {
                 Box::new(|i| req.data_out[i])
@@ -170,25 +202,43 @@ pub(super) fn execute(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>, mode: IoMode) 
             };
             match (0..medium.len()).find(|&i| medium[i] != expect(i)) {
                 None => Ok(ScsiOutcome::good(Bytes::new()).with_data_out(needed)),
-                Some(i) => Ok(lun.check(&Sense::miscompare(i as u64)).with_data_out(needed)),
+                Some(i) => Ok(lun
+                    .check(&Sense::miscompare(i as u64))
+                    .with_data_out(needed)),
             }
         }
         op::READ_DEFECT_DATA_10 | op::READ_DEFECT_DATA_12 => Ok(read_defect_data(c)),
         op::PRE_FETCH_10 | op::PRE_FETCH_16 => {
-            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
+            let Some(b) = cdb::block(c) else {
+                return Ok(lun.check(&Sense::illegal_request_invalid_opcode()));
+            };
             let bs = d.block_size as u64;
             let capacity = d.backing.size() / bs;
-            if b.lba > capacity || b.lba.checked_add(b.blocks as u64).is_none_or(|e| e > capacity) {
+            if b.lba > capacity
+                || b.lba
+                    .checked_add(b.blocks as u64)
+                    .is_none_or(|e| e > capacity)
+            {
                 return Ok(lun.check(&Sense::lba_out_of_range()));
             }
-            let n = if b.blocks == 0 { capacity - b.lba } else { b.blocks as u64 };
+            let n = if b.blocks == 0 {
+                capacity - b.lba
+            } else {
+                b.blocks as u64
+            };
             d.backing.prefetch(b.lba * bs, n * bs);
             Ok(ScsiOutcome::good(Bytes::new()))
         }
         op::SYNCHRONIZE_CACHE_10 | op::SYNCHRONIZE_CACHE_16 => {
-            let Some(b) = cdb::block(c) else { return Ok(lun.check(&Sense::illegal_request_invalid_opcode())) };
+            let Some(b) = cdb::block(c) else {
+                return Ok(lun.check(&Sense::illegal_request_invalid_opcode()));
+            };
             let capacity = d.backing.size() / d.block_size as u64;
-            if b.lba > capacity || b.lba.checked_add(b.blocks as u64).is_none_or(|e| e > capacity) {
+            if b.lba > capacity
+                || b.lba
+                    .checked_add(b.blocks as u64)
+                    .is_none_or(|e| e > capacity)
+            {
                 return Ok(lun.check(&Sense::lba_out_of_range()));
             }
             if nowait {
@@ -251,7 +301,10 @@ fn start_stop(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>) -> ScsiOutcome {
     if power_condition != 0 {
         // SBC-3 §5.25: a power condition takes precedence over START and LOEJ; hydra has
         // no power states to enter, so the request is accepted as a no-op.
-        return ScsiOutcome { status: status::GOOD, ..ScsiOutcome::good(Bytes::new()) };
+        return ScsiOutcome {
+            status: status::GOOD,
+            ..ScsiOutcome::good(Bytes::new())
+        };
     }
     if loej && !d.settings.removable && !start {
         // No medium to eject from a fixed disk: stopping is all that happens.

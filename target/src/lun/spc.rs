@@ -15,7 +15,14 @@ fn truncated(mut v: Vec<u8>, alloc: usize) -> ScsiOutcome {
 }
 
 /// VPD pages every LUN lists (tgt lists the block pages on LUN 0 too).
-const PAGES: &[u8] = &[page::SUPPORTED, page::UNIT_SERIAL, page::DEVICE_ID, page::BLOCK_LIMITS, page::BLOCK_CHARACTERISTICS, page::PROVISIONING];
+const PAGES: &[u8] = &[
+    page::SUPPORTED,
+    page::UNIT_SERIAL,
+    page::DEVICE_ID,
+    page::BLOCK_LIMITS,
+    page::BLOCK_CHARACTERISTICS,
+    page::PROVISIONING,
+];
 
 pub(super) fn inquiry(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
     let cdb = req.cdb;
@@ -95,7 +102,11 @@ pub(super) fn request_sense(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
 /// Command timeouts descriptor (SPC-4 §6.35.4): no timeouts advertised.
 const TIMEOUTS: [u8; 12] = [0, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
-pub(super) fn report_supported_opcodes(lun: &Lun, table: &'static [CmdInfo], req: &ScsiRequest<'_>) -> ScsiOutcome {
+pub(super) fn report_supported_opcodes(
+    lun: &Lun,
+    table: &'static [CmdInfo],
+    req: &ScsiRequest<'_>,
+) -> ScsiOutcome {
     let cdb = req.cdb;
     if cdb[1] & 0x1f != hydra_proto::scsi::op::MI_REPORT_SUPPORTED_OPCODES {
         return lun.check(&Sense::invalid_cdb_field(1, Some(4)));
@@ -126,10 +137,14 @@ pub(super) fn report_supported_opcodes(lun: &Lun, table: &'static [CmdInfo], req
             let has_sa = table.iter().any(|c| c.opcode == opcode && c.sa.is_some());
             // Option 1 names an opcode without service actions; option 2 one with them
             // (SPC-4 Table 214).
-            if (options == 1 && has_sa) || (options == 2 && !has_sa && table.iter().any(|c| c.opcode == opcode)) {
+            if (options == 1 && has_sa)
+                || (options == 2 && !has_sa && table.iter().any(|c| c.opcode == opcode))
+            {
                 return lun.check(&Sense::invalid_cdb_field(2, Some(0)));
             }
-            let found = table.iter().find(|c| c.opcode == opcode && (c.sa.is_none() || c.sa.map(u16::from) == Some(sa)));
+            let found = table.iter().find(|c| {
+                c.opcode == opcode && (c.sa.is_none() || c.sa.map(u16::from) == Some(sa))
+            });
             match found {
                 Some(c) => {
                     v.push(0);

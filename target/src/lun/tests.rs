@@ -4,7 +4,11 @@ use super::*;
 use hydra_proto::scsi::sense::key;
 
 fn nexus(n: u8) -> ItNexus {
-    ItNexus { initiator: format!("iqn.2026-11.test:i{n}"), isid: [0, 2, 0x3d, 0, 0, n], target_port: 1 }
+    ItNexus {
+        initiator: format!("iqn.2026-11.test:i{n}"),
+        isid: [0, 2, 0x3d, 0, 0, n],
+        target_port: 1,
+    }
 }
 
 struct Fixture {
@@ -22,12 +26,22 @@ fn disk(size: u64, tweak: impl FnOnce(&mut LunSettings)) -> Fixture {
 }
 
 fn run(l: &Lun, n: &ItNexus, cdb: &[u8], data_out: &[u8]) -> ScsiOutcome {
-    let req = ScsiRequest { cdb, nexus: n, data_out, expected_in: 1 << 20, luns: &[0, 1] };
+    let req = ScsiRequest {
+        cdb,
+        nexus: n,
+        data_out,
+        expected_in: 1 << 20,
+        luns: &[0, 1],
+    };
     l.execute(&req, IoMode::Blocking).unwrap()
 }
 
 fn sense_of(o: &ScsiOutcome) -> (u8, u8, u8) {
-    assert_eq!(o.status, status::CHECK_CONDITION, "expected CHECK CONDITION");
+    assert_eq!(
+        o.status,
+        status::CHECK_CONDITION,
+        "expected CHECK CONDITION"
+    );
     (o.sense[2] & 0x0f, o.sense[12], o.sense[13])
 }
 
@@ -49,9 +63,15 @@ fn unit_attention_after_login_then_gone() {
     let n = nexus(1);
     f.lun.nexus_added(&n);
     // INQUIRY is not refused by a pending UA (SAM-5 §5.14).
-    assert_eq!(run(&f.lun, &n, &[op::INQUIRY, 0, 0, 0, 36, 0], &[]).status, 0);
+    assert_eq!(
+        run(&f.lun, &n, &[op::INQUIRY, 0, 0, 0, 36, 0], &[]).status,
+        0
+    );
     let tur = [op::TEST_UNIT_READY, 0, 0, 0, 0, 0];
-    assert_eq!(sense_of(&run(&f.lun, &n, &tur, &[])), (key::UNIT_ATTENTION, 0x29, 0x00));
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &tur, &[])),
+        (key::UNIT_ATTENTION, 0x29, 0x00)
+    );
     assert_eq!(run(&f.lun, &n, &tur, &[]).status, 0);
 }
 
@@ -65,13 +85,22 @@ fn write_then_read_back_and_range_checks() {
     assert_eq!(&r.data_in[..], &data[..]);
     // Last block is readable, one past it is not (and nothing is touched).
     assert_eq!(run(&f.lun, &n, &read10(2047, 1), &[]).status, 0);
-    assert_eq!(sense_of(&run(&f.lun, &n, &read10(2047, 2), &[])), (key::ILLEGAL_REQUEST, 0x21, 0));
-    assert_eq!(sense_of(&run(&f.lun, &n, &write10(2048, 1), &[0; 512])), (key::ILLEGAL_REQUEST, 0x21, 0));
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &read10(2047, 2), &[])),
+        (key::ILLEGAL_REQUEST, 0x21, 0)
+    );
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &write10(2048, 1), &[0; 512])),
+        (key::ILLEGAL_REQUEST, 0x21, 0)
+    );
     let mut r16 = [0u8; 16];
     r16[0] = op::READ_16;
     r16[2..10].copy_from_slice(&u64::MAX.to_be_bytes());
     r16[13] = 1;
-    assert_eq!(sense_of(&run(&f.lun, &n, &r16, &[])), (key::ILLEGAL_REQUEST, 0x21, 0));
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &r16, &[])),
+        (key::ILLEGAL_REQUEST, 0x21, 0)
+    );
     assert_eq!(f.lun.size_bytes(), 1 << 20, "the backing file did not grow");
 }
 
@@ -90,7 +119,10 @@ fn short_data_out_writes_only_whole_blocks_sent() {
 #[test]
 fn readonly_refuses_writes() {
     let f = disk(1 << 20, |s| s.readonly = true);
-    assert_eq!(sense_of(&run(&f.lun, &nexus(1), &write10(0, 1), &[0; 512])), (key::DATA_PROTECT, 0x27, 0));
+    assert_eq!(
+        sense_of(&run(&f.lun, &nexus(1), &write10(0, 1), &[0; 512])),
+        (key::DATA_PROTECT, 0x27, 0)
+    );
 }
 
 #[test]
@@ -104,7 +136,11 @@ fn mode_select_changes_wce_and_tells_other_nexuses() {
     let sense_caching = [op::MODE_SENSE_6, 0x08, 0x08, 0, 255, 0];
     let cur = run(&f.lun, &a, &sense_caching, &[]);
     assert_eq!(cur.data_in[4] & 0x3f, 0x08);
-    assert_eq!(cur.data_in[6] & 0x04, 0x04, "write-cache on by default, as in tgt");
+    assert_eq!(
+        cur.data_in[6] & 0x04,
+        0x04,
+        "write-cache on by default, as in tgt"
+    );
     let mut page = cur.data_in[4..].to_vec();
     page[2] &= !0x04;
     let mut param = vec![0, 0, 0, 0];
@@ -112,10 +148,16 @@ fn mode_select_changes_wce_and_tells_other_nexuses() {
     let sel = [op::MODE_SELECT_6, 0x10, 0, 0, param.len() as u8, 0];
     assert_eq!(run(&f.lun, &a, &sel, &param).status, 0);
     assert_eq!(run(&f.lun, &a, &sense_caching, &[]).data_in[6] & 0x04, 0);
-    assert_eq!(sense_of(&run(&f.lun, &b, &[0; 6], &[])), (key::UNIT_ATTENTION, 0x2a, 0x01));
+    assert_eq!(
+        sense_of(&run(&f.lun, &b, &[0; 6], &[])),
+        (key::UNIT_ATTENTION, 0x2a, 0x01)
+    );
     // A non-changeable bit is refused with the parameter's position.
     param[6] |= 0x01;
-    assert_eq!(sense_of(&run(&f.lun, &a, &sel, &param)), (key::ILLEGAL_REQUEST, 0x26, 0));
+    assert_eq!(
+        sense_of(&run(&f.lun, &a, &sel, &param)),
+        (key::ILLEGAL_REQUEST, 0x26, 0)
+    );
 }
 
 #[test]
@@ -126,8 +168,15 @@ fn reserved_bits_and_unknown_opcodes() {
     c[1] = 0x20; // RDPROTECT without protection information
     let o = run(&f.lun, &n, &c, &[]);
     assert_eq!(sense_of(&o), (key::ILLEGAL_REQUEST, 0x24, 0));
-    assert_eq!((o.sense[15], o.sense[16], o.sense[17]), (0xc8 | 5, 0, 1), "field pointer: byte 1 bit 5");
-    assert_eq!(sense_of(&run(&f.lun, &n, &[0xff, 0, 0, 0, 0, 0], &[])), (key::ILLEGAL_REQUEST, 0x20, 0));
+    assert_eq!(
+        (o.sense[15], o.sense[16], o.sense[17]),
+        (0xc8 | 5, 0, 1),
+        "field pointer: byte 1 bit 5"
+    );
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &[0xff, 0, 0, 0, 0, 0], &[])),
+        (key::ILLEGAL_REQUEST, 0x20, 0)
+    );
 }
 
 #[test]
@@ -140,7 +189,10 @@ fn verify_miscompare_reports_offset() {
     let v = [op::VERIFY_10, 0x02, 0, 0, 0, 3, 0, 0, 1, 0];
     let o = run(&f.lun, &n, &v, &expect);
     assert_eq!(sense_of(&o), (key::MISCOMPARE, 0x1d, 0));
-    assert_eq!(u32::from_be_bytes([o.sense[3], o.sense[4], o.sense[5], o.sense[6]]), 100);
+    assert_eq!(
+        u32::from_be_bytes([o.sense[3], o.sense[4], o.sense[5], o.sense[6]]),
+        100
+    );
     assert_eq!(run(&f.lun, &n, &v, &[9; 512]).status, 0);
 }
 
@@ -151,11 +203,23 @@ fn nowait_miss_has_no_side_effect() {
     let f = disk(1 << 20, |s| s.write_cache = false);
     let n = nexus(1);
     let c = write10(1, 1);
-    let req = ScsiRequest { cdb: &c, nexus: &n, data_out: &[7; 512], expected_in: 0, luns: &[0, 1] };
+    let req = ScsiRequest {
+        cdb: &c,
+        nexus: &n,
+        data_out: &[7; 512],
+        expected_in: 0,
+        luns: &[0, 1],
+    };
     assert_eq!(f.lun.execute(&req, IoMode::NoWait).unwrap_err(), WouldBlock);
-    assert!(run(&f.lun, &n, &read10(1, 1), &[]).data_in.iter().all(|b| *b == 0));
+    assert!(run(&f.lun, &n, &read10(1, 1), &[])
+        .data_in
+        .iter()
+        .all(|b| *b == 0));
     assert_eq!(f.lun.execute(&req, IoMode::Blocking).unwrap().status, 0);
-    assert!(run(&f.lun, &n, &read10(1, 1), &[]).data_in.iter().all(|b| *b == 7));
+    assert!(run(&f.lun, &n, &read10(1, 1), &[])
+        .data_in
+        .iter()
+        .all(|b| *b == 7));
 }
 
 #[test]
@@ -166,8 +230,23 @@ fn controller_and_missing_lun() {
     assert_eq!(inq.data_in[0], 0x0c);
     assert_eq!(&inq.data_in[16..26], b"Controller");
     assert_eq!(c.scsi_id(), "IET     00030000");
-    let req = ScsiRequest { cdb: &[op::TEST_UNIT_READY, 0, 0, 0, 0, 0], nexus: &n, data_out: &[], expected_in: 0, luns: &[0] };
-    assert_eq!(sense_of(&no_such_lun(&req)), (key::ILLEGAL_REQUEST, 0x25, 0));
-    let req = ScsiRequest { cdb: &[op::INQUIRY, 0, 0, 0, 36, 0], nexus: &n, data_out: &[], expected_in: 36, luns: &[0] };
+    let req = ScsiRequest {
+        cdb: &[op::TEST_UNIT_READY, 0, 0, 0, 0, 0],
+        nexus: &n,
+        data_out: &[],
+        expected_in: 0,
+        luns: &[0],
+    };
+    assert_eq!(
+        sense_of(&no_such_lun(&req)),
+        (key::ILLEGAL_REQUEST, 0x25, 0)
+    );
+    let req = ScsiRequest {
+        cdb: &[op::INQUIRY, 0, 0, 0, 36, 0],
+        nexus: &n,
+        data_out: &[],
+        expected_in: 36,
+        luns: &[0],
+    };
     assert_eq!(no_such_lun(&req).data_in[0], 0x7f);
 }

@@ -51,7 +51,11 @@ impl UnitAttentions {
 
     /// Take the oldest pending condition of `n`.
     pub fn take(&self, n: &ItNexus) -> Option<Sense> {
-        self.map.lock().expect("lock").get_mut(n).and_then(|q| q.pop_front())
+        self.map
+            .lock()
+            .expect("lock")
+            .get_mut(n)
+            .and_then(|q| q.pop_front())
     }
 
     /// Drop a specific pending condition (REPORT LUNS clears 3F/0E, SPC-4 §6.33).
