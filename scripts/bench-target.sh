@@ -11,11 +11,13 @@ cargo build --release -q
 bin=$PWD/build/release/hydra
 work=$(mktemp -d /var/tmp/hydra-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 img=$work/disk.img
 # Real data (not a sparse file) so that both targets read real page-cache pages.
 dd if=/dev/urandom of="$img" bs=1M count=1024 status=none
+# Flush it to disk first: writeback running during the runs skews them by 2x.
+sync "$img"
 cat "$img" > /dev/null
 iqn=iqn.2026-11.org.hydra:bench
 tport=3262; hport=3263

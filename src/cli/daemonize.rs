@@ -1,7 +1,7 @@
 //! Detaching a daemon the classic way (fork, setsid, stdio to /dev/null and a log file),
 //! with one improvement over tgtd: the parent waits on a pipe until the child has bound
 //! its portals, so `hydra tgtd` exits 0 only for a daemon that is really serving and
-//! prints the child's error otherwise. The only unsafe code of the CLI lives here.
+//! prints the child's error otherwise.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

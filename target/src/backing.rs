@@ -7,13 +7,13 @@
 //! `bsoflags sync` with O_SYNC.
 
 use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, IoSliceMut, Seek, SeekFrom};
+use std::io::{IoSlice, Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use rustix::io::{preadv2, pwritev2, Errno, ReadWriteFlags};
+use rustix::io::{pwritev2, Errno, ReadWriteFlags};
 
 use crate::{Error, Result};
 
@@ -126,25 +126,55 @@ impl Backing {
         } else {
             ReadWriteFlags::empty()
         };
-        if self.direct {
-            let mut v = vec![0u8; len + DIRECT_ALIGN];
-            let start = v.as_ptr().align_offset(DIRECT_ALIGN);
-            self.read_full(&mut v[start..start + len], off, flags)?;
-            return Ok(Bytes::from(v).slice(start..start + len));
+        // The buffer is not zeroed first: for 1 MiB reads, zeroing alone cost about 4% of
+        // the daemon's CPU, and every byte is overwritten by the read or not returned.
+        let align = if self.direct { DIRECT_ALIGN } else { 1 };
+        let mut v: Vec<u8> = Vec::with_capacity(len + align - 1);
+        let start = v.as_ptr().align_offset(align);
+        let filled = self.read_full(&mut v.spare_capacity_mut()[start..start + len], off, flags)?;
+        debug_assert_eq!(filled, len);
+        // SAFETY: read_full returned Ok, so it initialised every byte of
+        // v[start..start + len]; the bytes before `start` are alignment padding, set to 0
+        // here so that the whole prefix is initialised before set_len.
+        unsafe {
+            std::ptr::write_bytes(v.as_mut_ptr(), 0, start);
+            v.set_len(start + len);
         }
-        let mut v = vec![0u8; len];
-        self.read_full(&mut v, off, flags)?;
-        Ok(Bytes::from(v))
+        Ok(Bytes::from(v).slice(start..start + len))
     }
 
+    /// Fill `buf` from `off`; returns how many bytes it initialised (all of them on Ok).
     fn read_full(
         &self,
-        mut buf: &mut [u8],
+        buf: &mut [std::mem::MaybeUninit<u8>],
         mut off: u64,
         flags: ReadWriteFlags,
-    ) -> Result<(), IoError> {
-        while !buf.is_empty() {
-            let n = preadv2(&self.file, &mut [IoSliceMut::new(buf)], off, flags)?;
+    ) -> Result<usize, IoError> {
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &mut buf[done..];
+            let iov = libc::iovec {
+                iov_base: rest.as_mut_ptr().cast(),
+                iov_len: rest.len(),
+            };
+            // SAFETY: the iovec describes `rest`, memory we own exclusively for the
+            // duration of the call; the kernel writes at most iov_len bytes into it, and
+            // uninitialised memory is a valid target for a write.
+            let n = unsafe {
+                libc::preadv2(
+                    rustix::fd::AsRawFd::as_raw_fd(&self.file),
+                    &iov,
+                    1,
+                    off as libc::off_t,
+                    flags.bits() as libc::c_int,
+                )
+            };
+            if n < 0 {
+                return Err(Errno::from_io_error(&std::io::Error::last_os_error())
+                    .unwrap_or(Errno::IO)
+                    .into());
+            }
+            let n = n as usize;
             if n == 0 {
                 // The file shrank under us: never invent data.
                 return Err(IoError::Io(std::io::Error::new(
@@ -152,14 +182,14 @@ impl Backing {
                     "backing store shorter than the LUN",
                 )));
             }
-            if flags.contains(ReadWriteFlags::NOWAIT) && n < buf.len() {
+            done += n;
+            if flags.contains(ReadWriteFlags::NOWAIT) && done < buf.len() {
                 // Partly cached: let the blocking path do the rest in one go.
                 return Err(IoError::WouldBlock);
             }
-            buf = &mut buf[n..];
             off += n as u64;
         }
-        Ok(())
+        Ok(done)
     }
 
     /// Write `data` at `off`; `dsync` makes it durable before returning (RWF_DSYNC).

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::admin::{self, ApplyMode, Context};
-use crate::iscsi::conn::{self, ConnOpts};
+use crate::iscsi::conn::ConnOpts;
 use crate::registry::{Portal, Registry};
+use crate::shards::Shards;
 use crate::{control, Error, Result};
 
 /// Everything `hydra tgtd` is started with.
@@ -20,6 +21,10 @@ pub struct DaemonOpts {
     pub conf: Option<PathBuf>,
     pub run_dir: PathBuf,
     pub conn: ConnOpts,
+    /// Connection threads ([`crate::shards`]); 0 = one per available core.
+    pub conn_threads: usize,
+    /// Threads per connection thread for disk I/O that would block (tgt's nr_iothreads).
+    pub io_threads: usize,
 }
 
 /// A daemon whose portals and control socket are bound, ready to serve.
@@ -31,6 +36,8 @@ pub struct Bound {
     sock: PathBuf,
     pid_file: PathBuf,
     conn: Arc<ConnOpts>,
+    conn_threads: usize,
+    io_threads: usize,
 }
 
 /// Bind and serve until told to stop.
@@ -94,6 +101,8 @@ pub async fn bind(opts: DaemonOpts) -> Result<Bound> {
         sock,
         pid_file,
         conn: Arc::new(opts.conn.clone()),
+        conn_threads: opts.conn_threads,
+        io_threads: opts.io_threads,
     })
 }
 
@@ -119,16 +128,23 @@ impl Bound {
             sock,
             pid_file,
             conn: copts,
+            conn_threads,
+            io_threads,
         } = self;
+        let conn_threads = match conn_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let shards = Shards::start(conn_threads, io_threads, registry.clone(), copts)?;
+        let (acc_tx, mut acc_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut tasks = Vec::new();
         for l in listeners {
-            let reg = registry.clone();
-            let copts = copts.clone();
+            let acc_tx = acc_tx.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
                     match l.accept().await {
                         Ok((s, _)) => {
-                            tokio::spawn(conn::serve(s, reg.clone(), copts.clone()));
+                            let _ = acc_tx.send(s);
                         }
                         Err(e) => {
                             // EMFILE and friends: back off instead of spinning.
@@ -147,10 +163,13 @@ impl Bound {
 
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| Error::io("SIGTERM handler", e))?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: closing sessions"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: closing sessions"),
-            _ = ctx.shutdown.notified() => tracing::info!("stop requested over the control socket"),
+        loop {
+            tokio::select! {
+                Some(s) = acc_rx.recv() => shards.dispatch(s),
+                _ = term.recv() => break tracing::info!("SIGTERM: closing sessions"),
+                _ = tokio::signal::ctrl_c() => break tracing::info!("SIGINT: closing sessions"),
+                _ = ctx.shutdown.notified() => break tracing::info!("stop requested over the control socket"),
+            }
         }
         for t in &tasks {
             t.abort();
@@ -163,6 +182,7 @@ impl Bound {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        let _ = tokio::task::spawn_blocking(move || shards.join()).await;
         let _ = std::fs::remove_file(&sock);
         let _ = std::fs::remove_file(&pid_file);
         Ok(())

@@ -23,4 +23,5 @@ pub mod iscsi;
 pub mod lun;
 pub mod nexus;
 pub mod registry;
+pub mod shards;
 pub mod show;
