@@ -14,7 +14,7 @@ use crate::acl::{Acl, AddrPattern};
 use crate::config::{self, Account, Config, TargetConfig};
 use crate::control::Request;
 use crate::lun::{Lun, LunSettings};
-use crate::registry::{default_target_params, Registry, Target, TargetState};
+use crate::registry::{default_target_params, Registry, SessionEntry, Target, TargetState};
 use crate::show;
 use crate::{Error, Result};
 
@@ -279,19 +279,11 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
             Ok(s)
         }
         Request::SessionShow { tid } => {
-            let mut s = String::new();
-            for e in reg.sessions(tid) {
-                s.push_str(&format!(
-                    "Session: {}\n    Target: {}\n    Initiator: {}\n    TSIH: {}\n    Connection: {}\n        IP Address: {}\n",
-                    e.id,
-                    e.tid,
-                    e.nexus.initiator_port_name(),
-                    e.tsih,
-                    e.cid,
-                    e.peer.ip()
-                ));
-            }
-            Ok(s)
+            // tgt lists the newest session first.
+            let mut sessions = reg.sessions(tid);
+            sessions.sort_by_key(|e| std::cmp::Reverse(e.id));
+            let views: Vec<show::NexusView> = sessions.iter().map(|e| nexus_view(e)).collect();
+            Ok(show::format_sessions(&views))
         }
         Request::ConnectionDelete { tid, sid } => {
             let Some(e) = reg.sessions(Some(tid)).into_iter().find(|e| e.id == sid) else {
@@ -301,10 +293,21 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
             Ok(String::new())
         }
         Request::SysShow => {
-            let state = reg.state.read().expect("lock").as_str();
-            let mut s = format!("System:\n    State: {state}\n    debug: off\nLLDs:\n    iscsi: ready\nBacking stores:\n    rdwr (bsoflags sync:direct)\nDevice types:\n    disk\niSNS:\n    iSNS=Off\n");
-            s.push_str("    iSNSServerIP=\n    iSNSServerPort=3205\n    iSNSAccessControl=Off\n");
-            Ok(s)
+            let mut v = show::SysView::hydra(reg.state.read().expect("lock").as_str());
+            v.discovery_accounts = reg
+                .discovery_incoming
+                .read()
+                .expect("lock")
+                .iter()
+                .map(|a| a.user.clone())
+                .collect();
+            v.discovery_outgoing = reg
+                .discovery_outgoing
+                .read()
+                .expect("lock")
+                .as_ref()
+                .map(|a| a.user.clone());
+            Ok(show::format_sys(&v))
         }
         Request::SysUpdate { name, value } => {
             if !name.eq_ignore_ascii_case("state") {
@@ -391,6 +394,9 @@ pub fn build_target(tc: &TargetConfig) -> Result<Target> {
         })?;
     }
     *t.params.write().expect("lock") = p;
+    if tc.offline {
+        *t.state.write().expect("lock") = TargetState::Offline;
+    }
     Ok(t)
 }
 
@@ -464,7 +470,11 @@ fn apply_file(
     }
     let cfg: Config = config::load(path)?;
     let mut log = String::new();
-    for w in cfg.targets.iter().flat_map(|t| t.warnings.iter()) {
+    for w in cfg
+        .warnings
+        .iter()
+        .chain(cfg.targets.iter().flat_map(|t| t.warnings.iter()))
+    {
         log.push_str(&format!("warning: {w}\n"));
     }
     // Decide, then build every new target (opening its LUNs), then commit.
@@ -579,6 +589,19 @@ fn apply_file(
     Ok(log)
 }
 
+/// One I_T nexus as `show` prints it (one connection per session at ERL 0, MC/S off).
+fn nexus_view(s: &SessionEntry) -> show::NexusView {
+    show::NexusView {
+        id: s.id,
+        initiator: s.nexus.initiator.clone(),
+        alias: s.alias.clone(),
+        connections: vec![show::ConnView {
+            cid: s.cid as u64,
+            ip: s.peer.ip().to_string(),
+        }],
+    }
+}
+
 /// Snapshot of every target for `show`.
 pub fn views(reg: &Registry, _ctx: &Context) -> Vec<show::TargetView> {
     let sessions = reg.sessions(None);
@@ -594,15 +617,7 @@ pub fn views(reg: &Registry, _ctx: &Context) -> Vec<show::TargetView> {
                 nexuses: sessions
                     .iter()
                     .filter(|s| s.tid == t.tid)
-                    .map(|s| show::NexusView {
-                        id: s.id,
-                        initiator: s.nexus.initiator.clone(),
-                        alias: s.alias.clone(),
-                        connections: vec![show::ConnView {
-                            cid: s.cid as u64,
-                            ip: s.peer.ip().to_string(),
-                        }],
-                    })
+                    .map(|s| nexus_view(s))
                     .collect(),
                 luns: t
                     .luns
@@ -637,16 +652,7 @@ pub fn views(reg: &Registry, _ctx: &Context) -> Vec<show::TargetView> {
                                 .map(|s| s.path.display().to_string())
                                 .unwrap_or_else(|| "None".into()),
                             backing_flags: s
-                                .map(|s| {
-                                    let mut f = Vec::new();
-                                    if s.o_direct {
-                                        f.push("O_DIRECT");
-                                    }
-                                    if s.o_sync {
-                                        f.push("O_SYNC");
-                                    }
-                                    f.join("|")
-                                })
+                                .map(|s| show::backing_flags(s.o_direct, s.o_sync))
                                 .unwrap_or_default(),
                         }
                     })
