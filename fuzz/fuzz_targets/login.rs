@@ -12,8 +12,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let reg = Arc::new(Registry::default());
-    let open = Target::new(1, "iqn.2026-11.org.hydra:open".into());
-    let chap = Target::new(2, "iqn.2026-11.org.hydra:chap".into());
+    let open = Target::new(1, "iqn.2026-11.org.hydra:open".into(), reg.alua.clone());
+    let chap = Target::new(2, "iqn.2026-11.org.hydra:chap".into(), reg.alua.clone());
     chap.incoming.write().unwrap().push(Account { user: "u".into(), password: "secretsecret".into() });
     reg.targets.write().unwrap().insert(1, Arc::new(open));
     reg.targets.write().unwrap().insert(2, Arc::new(chap));

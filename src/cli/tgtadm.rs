@@ -110,6 +110,11 @@ const SPECS: &[Spec] = &[
         value: true,
     },
     Spec {
+        short: ' ',
+        long: "param",
+        value: true,
+    },
+    Spec {
         short: 'F',
         long: "force",
         value: false,
@@ -147,9 +152,11 @@ const HELP: &str = "usage: hydra tgtadm [-C N] --lld iscsi --mode MODE --op OP [
                       | update --tid T --name KEY --value V   (login keys, state)
   --mode logicalunit  --op new --tid T --lun L --backing-store PATH [--bstype rdwr] [--bsoflags direct|sync]
                       [--blocksize 512|4096] [--device-type disk] [--params k=v,...] | delete --tid T --lun L
+                      | update --tid T --lun L   (re-read the backing size after it grew)
   --mode account      --op new --user U --password P | delete --user U | show
                       | bind/unbind [--tid T] --user U [--outgoing]   (no --tid: discovery CHAP)
-  --mode portal       --op show
+  --mode portal       --op show | update --param tpgt=N,state=S   (ALUA state of portal group N:
+                      active/optimized, active/non-optimized, standby, unavailable)
   --mode session|connection --op show [--tid T] | --mode connection --op delete --tid T --sid S
   --mode sys          --op show | update --name State --value ready|offline | delete";
 
@@ -248,6 +255,21 @@ fn request(p: &Parsed) -> Result<Request, String> {
         },
         ("account", "show") => Request::AccountShow,
         ("portal", "show") => Request::PortalShow,
+        ("portal", "update") => {
+            let mut tpgt = None;
+            let mut state = None;
+            for kv in p.values("param").into_iter().chain(p.values("params")).flat_map(|v| v.split(',')) {
+                match kv.split_once('=') {
+                    Some(("tpgt", v)) => tpgt = Some(v.parse::<u16>().map_err(|_| format!("--param tpgt={v}: not a portal group tag"))?),
+                    Some(("state", v)) => state = Some(v.to_string()),
+                    _ => return Err(format!("--param {kv}: expected tpgt=N,state=STATE")),
+                }
+            }
+            match (tpgt, state) {
+                (Some(tpgt), Some(state)) => Request::PortalUpdate { tpgt, state },
+                _ => return Err("--mode portal --op update needs --param tpgt=N,state=active/optimized|active/non-optimized|standby|unavailable".into()),
+            }
+        }
         ("portal", "new") | ("portal", "delete") => {
             return Err("portals are set when the daemon starts (hydra tgtd --iscsi portal=IP:PORT); runtime portal changes are not supported yet".into())
         }

@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{Acl, AddrPattern};
+use crate::alua::{self, Alua};
 use crate::config::{self, Account, Config, TargetConfig};
 use crate::control::Request;
 use crate::lun::{Lun, LunSettings};
-use crate::registry::{default_target_params, Registry, SessionEntry, Target, TargetState};
+use crate::registry::{default_target_params, Portal, Registry, SessionEntry, Target, TargetState};
 use crate::show;
 use crate::{Error, Result};
 
@@ -72,7 +73,7 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
                 return Err(Error::Admin(format!("a target named {iqn} already exists")));
             }
             hydra_proto::text::emit(&[("TargetName", iqn.as_str())], &mut Vec::new());
-            targets.insert(tid, Arc::new(Target::new(tid, iqn)));
+            targets.insert(tid, Arc::new(Target::new(tid, iqn, reg.alua.clone())));
             Ok(String::new())
         }
         Request::TargetDelete { tid, force } => {
@@ -148,7 +149,7 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
                 config::apply_lun_param(&mut settings, k, v)
                     .map_err(|e| Error::Admin(format!("{k}={v}: {e}")))?;
             }
-            let l = Arc::new(Lun::disk(tid, lun, settings)?);
+            let l = Arc::new(Lun::disk(tid, lun, settings)?.with_alua(reg.alua.clone()));
             let mut luns = t.luns.write().expect("lock");
             luns.insert(lun, l);
             // SPC-4 §6.33: the LUN inventory changed for everyone already logged in.
@@ -188,8 +189,16 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
                         .join(", ")
                 )));
             }
-            let _ = l;
-            Ok(String::new())
+            // No parameters: pick up a new backing size (SBC-3 §4.10: the initiators
+            // learn of it by CAPACITY DATA HAS CHANGED).
+            let (old, new) = l
+                .refresh_capacity()
+                .map_err(|e| Error::io(format!("size of LUN {lun} of target {tid}"), e))?;
+            Ok(if old == new {
+                String::new()
+            } else {
+                format!("LUN {lun} of target {tid}: {old} -> {new} bytes\n")
+            })
         }
         Request::AccountNew { user, password } => {
             let mut a = ctx.accounts.lock().expect("lock");
@@ -275,8 +284,27 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
                     crate::iscsi::discovery::format_addr(p.addr),
                     p.tpgt
                 ));
+                if reg.alua.enabled() {
+                    s.push_str(&format!(
+                        "    ALUA state: {}\n",
+                        reg.alua.state(p.tpgt).as_str()
+                    ));
+                }
             }
             Ok(s)
+        }
+        Request::PortalUpdate { tpgt, state } => {
+            let st = alua::AccessState::parse(&state).ok_or_else(|| {
+                Error::Admin(format!(
+                    "state {state}: expected active/optimized, active/non-optimized, standby or unavailable"
+                ))
+            })?;
+            let before = reg.alua.state(tpgt);
+            reg.alua.set_state(tpgt, st)?;
+            if before != st {
+                announce_alua_change(reg);
+            }
+            Ok(String::new())
         }
         Request::SessionShow { tid } => {
             // tgt lists the newest session first.
@@ -360,8 +388,8 @@ fn delete_target(reg: &Registry, ctx: &Context, tid: u32, force: bool) -> Result
 }
 
 /// Build a target from its config, opening every backing store (no registry change).
-pub fn build_target(tc: &TargetConfig) -> Result<Target> {
-    let t = Target::new(tc.tid, tc.iqn.clone());
+pub fn build_target(tc: &TargetConfig, alua: &Arc<Alua>) -> Result<Target> {
+    let t = Target::new(tc.tid, tc.iqn.clone(), alua.clone());
     {
         let mut luns = t.luns.write().expect("lock");
         for l in &tc.luns {
@@ -378,7 +406,7 @@ pub fn build_target(tc: &TargetConfig) -> Result<Target> {
                 },
                 other => other,
             })?;
-            luns.insert(l.lun, Arc::new(lun));
+            luns.insert(l.lun, Arc::new(lun.with_alua(alua.clone())));
         }
     }
     *t.acl.write().expect("lock") = tc.acl.clone();
@@ -518,6 +546,8 @@ fn apply_file(
                             "Target {} already exists (tid {}), left as it is\n",
                             tc.iqn, t.tid
                         ));
+                    } else if !pretend {
+                        refresh_sizes(t, &mut log)?;
                     }
                     continue;
                 }
@@ -553,7 +583,7 @@ fn apply_file(
     }
     let built: Vec<(TargetConfig, Target)> = create
         .iter()
-        .map(|tc| build_target(tc).map(|t| ((*tc).clone(), t)))
+        .map(|tc| build_target(tc, &reg.alua).map(|t| ((*tc).clone(), t)))
         .collect::<Result<_>>()?;
     for tid in &remove {
         log.push_str(&format!("Removing target tid {tid}\n"));
@@ -566,8 +596,14 @@ fn apply_file(
             tc.luns.len()
         ));
     }
+    let regrouped = plan_portal_groups(reg, &cfg, &mut log)?;
     if pretend {
         return Ok(log);
+    }
+    if let Some(portals) = regrouped {
+        *reg.portals.write().expect("lock") = portals;
+        let groups: Vec<_> = cfg.portal_groups.iter().map(|g| (g.tag, g.state)).collect();
+        set_alua(reg, &groups);
     }
     {
         let mut targets = reg.targets.write().expect("lock");
@@ -587,6 +623,83 @@ fn apply_file(
         reg.stop_sessions(Some(*tid));
     }
     Ok(log)
+}
+
+/// The portals with the tags of the file's `portal-group` lines (None: the file has
+/// none, nothing changes). Tags cannot move under logged-in sessions (their I_T nexuses
+/// are named by the tag); states can.
+fn plan_portal_groups(
+    reg: &Registry,
+    cfg: &Config,
+    log: &mut String,
+) -> Result<Option<Vec<Portal>>> {
+    if cfg.portal_groups.is_empty() {
+        return Ok(None);
+    }
+    let current = reg.portals.read().expect("lock").clone();
+    let new = alua::regroup(&current, &cfg.portal_groups)?;
+    if new != current && !reg.sessions(None).is_empty() {
+        let g = &cfg.portal_groups[0];
+        return Err(Error::Config {
+            file: g.location.file.clone(),
+            line: g.location.line,
+            directive: "portal-group".into(),
+            detail:
+                "portal group tags cannot change while initiators are logged in: log them out first"
+                    .into(),
+        });
+    }
+    for g in &cfg.portal_groups {
+        log.push_str(&format!(
+            "Portal group {}: {} ({})\n",
+            g.tag,
+            g.portals
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            g.state.as_str()
+        ));
+    }
+    Ok(Some(new))
+}
+
+/// Install ALUA groups and states; a state that changed is announced to every nexus
+/// with ASYMMETRIC ACCESS STATE CHANGED (2A/06, SPC-4 §5.15.2.5).
+fn set_alua(reg: &Registry, groups: &[(u16, alua::AccessState)]) {
+    let before = reg.alua.groups();
+    reg.alua.configure(groups);
+    if before != reg.alua.groups() {
+        announce_alua_change(reg);
+    }
+}
+
+/// ASYMMETRIC ACCESS STATE CHANGED (2A/06) for every nexus of every LUN.
+fn announce_alua_change(reg: &Registry) {
+    for t in reg.all_targets() {
+        for l in t.luns.read().expect("lock").values() {
+            l.unit_attention_all(0x2a, 0x06);
+        }
+    }
+}
+
+/// `tgt-admin --update` of an unchanged target: backing stores that grew (or shrank)
+/// get their new size, sessions stay (the LUN raises CAPACITY DATA HAS CHANGED).
+fn refresh_sizes(t: &Target, log: &mut String) -> Result<()> {
+    for l in t.luns.read().expect("lock").values() {
+        let (old, new) = l
+            .refresh_capacity()
+            .map_err(|e| Error::io(format!("size of LUN {} of {}", l.number(), t.iqn), e))?;
+        if old != new {
+            log.push_str(&format!(
+                "Target {} (tid {}) LUN {}: {old} -> {new} bytes\n",
+                t.iqn,
+                t.tid,
+                l.number()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One I_T nexus as `show` prints it (one connection per session at ERL 0, MC/S off).

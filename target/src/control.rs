@@ -96,6 +96,11 @@ pub enum Request {
     },
     AccountShow,
     PortalShow,
+    /// ALUA access state of one portal group (hydra's; tgt has no ALUA).
+    PortalUpdate {
+        tpgt: u16,
+        state: String,
+    },
     SessionShow {
         tid: Option<u32>,
     },

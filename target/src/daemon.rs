@@ -45,11 +45,25 @@ pub async fn run(opts: DaemonOpts) -> Result<()> {
     bind(opts).await?.serve().await
 }
 
-/// Load `--conf`, bind every portal and the control socket. Errors come back before
+/// Bind every portal, load `--conf`, bind the control socket. Errors come back before
 /// anything is served, so a daemon that starts is a daemon that works.
 pub async fn bind(opts: DaemonOpts) -> Result<Bound> {
     let registry = Arc::new(Registry::default());
     let ctx = Arc::new(Context::default());
+    let mut listeners = Vec::new();
+    for (i, addr) in opts.portals.iter().enumerate() {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(format!("can't listen on portal {addr}"), e))?;
+        let bound = l.local_addr().map_err(|e| Error::io("portal address", e))?;
+        registry.portals.write().expect("lock").push(Portal {
+            addr: bound,
+            tpgt: (i + 1) as u16,
+        });
+        tracing::info!("iSCSI portal {bound} (tpgt {})", i + 1);
+        listeners.push(l);
+    }
+    // After the portals: `portal-group` lines name them.
     if let Some(conf) = &opts.conf {
         let log = admin::handle(
             &registry,
@@ -63,19 +77,6 @@ pub async fn bind(opts: DaemonOpts) -> Result<Bound> {
         for l in log.lines() {
             tracing::info!("{l}");
         }
-    }
-    let mut listeners = Vec::new();
-    for (i, addr) in opts.portals.iter().enumerate() {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::io(format!("can't listen on portal {addr}"), e))?;
-        let bound = l.local_addr().map_err(|e| Error::io("portal address", e))?;
-        registry.portals.write().expect("lock").push(Portal {
-            addr: bound,
-            tpgt: (i + 1) as u16,
-        });
-        tracing::info!("iSCSI portal {bound} (tpgt {})", i + 1);
-        listeners.push(l);
     }
     std::fs::create_dir_all(&opts.run_dir)
         .map_err(|e| Error::io(format!("run directory {}", opts.run_dir.display()), e))?;

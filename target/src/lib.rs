@@ -15,6 +15,7 @@ pub use error::{Error, Result};
 
 pub mod acl;
 pub mod admin;
+pub mod alua;
 pub mod backing;
 pub mod config;
 pub mod control;

@@ -12,6 +12,7 @@ use hydra_proto::negotiate::LocalParams;
 use tokio::sync::watch;
 
 use crate::acl::Acl;
+use crate::alua::Alua;
 use crate::config::Account;
 use crate::lun::Lun;
 use crate::nexus::ItNexus;
@@ -48,10 +49,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// A target with only its LUN 0 controller, open ACL, no accounts, default keys.
-    pub fn new(tid: u32, iqn: String) -> Target {
+    /// A target with only its LUN 0 controller, open ACL, no accounts, default keys;
+    /// its LUNs follow the daemon's port groups `alua`.
+    pub fn new(tid: u32, iqn: String, alua: Arc<Alua>) -> Target {
         let mut luns = BTreeMap::new();
-        luns.insert(0, Arc::new(Lun::controller(tid)));
+        luns.insert(0, Arc::new(Lun::controller(tid).with_alua(alua)));
         Target {
             tid,
             iqn,
@@ -115,6 +117,8 @@ pub struct Registry {
     pub discovery_incoming: RwLock<Vec<Account>>,
     pub discovery_outgoing: RwLock<Option<Account>>,
     pub state: RwLock<TargetState>,
+    /// Target port groups and their ALUA states (every LUN shares it).
+    pub alua: Arc<Alua>,
     sessions: Mutex<Vec<Arc<SessionEntry>>>,
     next_tsih: AtomicU16,
     next_session_id: AtomicU64,
@@ -128,6 +132,7 @@ impl Default for Registry {
             discovery_incoming: RwLock::new(Vec::new()),
             discovery_outgoing: RwLock::new(None),
             state: RwLock::new(TargetState::Ready),
+            alua: Arc::new(Alua::default()),
             sessions: Mutex::new(Vec::new()),
             next_tsih: AtomicU16::new(1),
             next_session_id: AtomicU64::new(1),

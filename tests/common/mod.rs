@@ -74,7 +74,11 @@ fn wait_port(port: u16, child: &mut Child, what: &str) {
 /// A running `hydra tgtd -f` with its own port, control port and run directory.
 pub struct Hydra {
     pub child: Child,
+    /// The first portal's port (`ports[0]`).
     pub port: u16,
+    /// Every portal's port, in `--iscsi` order (tags 1, 2, ... unless `portal-group`
+    /// lines regroup them).
+    pub ports: Vec<u16>,
     pub control_port: u16,
     pub dir: tempfile::TempDir,
 }
@@ -88,17 +92,39 @@ impl Hydra {
 
     /// Start with extra `--iscsi` parameters (e.g. "nop_interval=1").
     pub fn start_with(conf: &str, iscsi_extra: &[&str], prepare: impl FnOnce(&Path)) -> Hydra {
+        Self::start_portals(conf, 1, iscsi_extra, prepare)
+    }
+
+    /// Start with `n` loopback portals; `@PORT1@`, `@PORT2@`, ... in `conf` are their
+    /// ports.
+    pub fn start_portals(
+        conf: &str,
+        n: usize,
+        iscsi_extra: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Hydra {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
-        let port = free_port();
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < n {
+            let p = free_port();
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        let port = ports[0];
         let control_port = 10_000 + (port % 50_000);
         let conf_path = dir.path().join("targets.conf");
-        std::fs::write(
-            &conf_path,
-            conf.replace("@DIR@", dir.path().to_str().unwrap()),
-        )
-        .unwrap();
-        let mut iscsi = format!("portal=127.0.0.1:{port}");
+        let mut text = conf.replace("@DIR@", dir.path().to_str().unwrap());
+        for (i, p) in ports.iter().enumerate() {
+            text = text.replace(&format!("@PORT{}@", i + 1), &p.to_string());
+        }
+        std::fs::write(&conf_path, text).unwrap();
+        let mut iscsi = ports
+            .iter()
+            .map(|p| format!("portal=127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
         for e in iscsi_extra {
             iscsi.push(',');
             iscsi.push_str(e);
@@ -121,10 +147,13 @@ impl Hydra {
             .stderr(log)
             .spawn()
             .expect("spawn hydra tgtd");
-        wait_port(port, &mut child, "hydra tgtd");
+        for p in &ports {
+            wait_port(*p, &mut child, "hydra tgtd");
+        }
         Hydra {
             child,
             port,
+            ports,
             control_port,
             dir,
         }
@@ -138,6 +167,11 @@ impl Hydra {
     /// `iscsi://127.0.0.1:PORT/IQN/LUN`
     pub fn url(&self, iqn: &str, lun: u32) -> String {
         format!("iscsi://127.0.0.1:{}/{iqn}/{lun}", self.port)
+    }
+
+    /// The URL of a LUN through portal `i` (0-based).
+    pub fn url_via(&self, i: usize, iqn: &str, lun: u32) -> String {
+        format!("iscsi://127.0.0.1:{}/{iqn}/{lun}", self.ports[i])
     }
 
     /// Run `hydra <tool> <args>` against this daemon's control port.

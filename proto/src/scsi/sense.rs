@@ -122,6 +122,11 @@ impl Sense {
     pub fn not_ready_stopped() -> Sense {
         Sense::new(key::NOT_READY, 0x04, 0x02)
     }
+    /// NOT READY with the given additional sense (e.g. 04/0B, LOGICAL UNIT NOT
+    /// ACCESSIBLE, TARGET PORT IN STANDBY STATE).
+    pub fn not_ready(asc: u8, ascq: u8) -> Sense {
+        Sense::new(key::NOT_READY, asc, ascq)
+    }
     /// A unit attention condition.
     pub fn unit_attention(asc: u8, ascq: u8) -> Sense {
         Sense::new(key::UNIT_ATTENTION, asc, ascq)

@@ -31,6 +31,7 @@ pub const GLOBAL: &[&str] = &[
     "iSNSServerPort",
     "iSNSAccessControl",
     "iSNS",
+    "portal-group",
 ];
 
 pub const TARGET: &[&str] = &[
@@ -100,6 +101,7 @@ pub const REPEATABLE: &[&str] = &[
     "incomingdiscoveryuser",
     "params",
     "mode_page",
+    "portal-group",
 ];
 
 /// Directives of which tgt-admin uses the first and warns about the others.

@@ -60,6 +60,7 @@
 mod directives;
 mod include;
 mod lexer;
+pub mod portal_group;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -75,6 +76,7 @@ use directives::{KeyOutcome, Scope};
 use lexer::{Item, Line};
 
 pub use directives::TGT_WRITE_CACHE_OFF_PAGE;
+pub use portal_group::PortalGroup;
 
 /// Everything a targets.conf (with its includes) says.
 #[derive(Debug, Clone)]
@@ -93,6 +95,8 @@ pub struct Config {
     pub outgoing_discovery_user: Option<Account>,
     /// In file order; tids as tgt-admin assigns them (module doc).
     pub targets: Vec<TargetConfig>,
+    /// `portal-group` lines (hydra's, see [`portal_group`]); empty: ALUA off.
+    pub portal_groups: Vec<PortalGroup>,
     /// Warnings about global directives, `file:line: directive: text`.
     pub warnings: Vec<String>,
 }
@@ -548,6 +552,7 @@ fn build(raw: Raw) -> Result<Config> {
         incoming_discovery_users: Vec::new(),
         outgoing_discovery_user: None,
         targets: Vec::new(),
+        portal_groups: Vec::new(),
         warnings: Vec::new(),
     };
     let mut accounts = Accounts::default();
@@ -607,6 +612,10 @@ fn build(raw: Raw) -> Result<Config> {
                     return Err(cfg_err(&o.loc, k, format!("'{}' must be On or Off", o.value)));
                 }
                 cfg.warnings.push(warn(&o.loc, k, "ignored: hydra has no iSNS client"));
+            }
+            "portal-group" => {
+                let g = portal_group::parse(&o.value, &o.loc, &cfg.portal_groups)?;
+                cfg.portal_groups.push(g);
             }
             _ => unreachable!("every global directive is handled: {k}"),
         }

@@ -14,6 +14,7 @@ mod spc;
 mod ua;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use hydra_proto::scsi::vpd::{Identity, TYPE_CONTROLLER, TYPE_DISK};
@@ -21,6 +22,7 @@ use hydra_proto::scsi::{op, status, Sense};
 
 pub use settings::{LunSettings, SenseFormat};
 
+use crate::alua::{self, Alua};
 use crate::backing::Backing;
 use crate::nexus::ItNexus;
 use crate::Result;
@@ -121,7 +123,12 @@ pub struct Lun {
     kind: Kind,
     ua: ua::UnitAttentions,
     sense_format: SenseFormat,
+    /// The daemon's target port groups (see [`Lun::with_alua`]).
+    alua: Arc<Alua>,
 }
+
+/// ALUA off: what a LUN sees until the daemon gives it its port groups.
+static NO_ALUA: LazyLock<Arc<Alua>> = LazyLock::new(Default::default);
 
 impl Lun {
     /// LUN 0 of every target: tgt's storage array controller (SCC-2), no medium.
@@ -142,6 +149,7 @@ impl Lun {
             kind: Kind::Controller,
             ua: Default::default(),
             sense_format: SenseFormat::Fixed,
+            alua: NO_ALUA.clone(),
         }
     }
 
@@ -183,7 +191,38 @@ impl Lun {
                 settings,
             })),
             ua: Default::default(),
+            alua: NO_ALUA.clone(),
         })
+    }
+
+    /// Answer ALUA commands and enforce access states from the daemon's port groups.
+    pub fn with_alua(mut self, alua: Arc<Alua>) -> Lun {
+        self.alua = alua;
+        self
+    }
+
+    /// Whether the command is offered: REPORT TARGET PORT GROUPS only with ALUA on
+    /// (SPC-4 §6.37: supported when TPGS is not 00b).
+    fn offers(&self, c: &opcodes::CmdInfo) -> bool {
+        c.opcode != op::MAINTENANCE_IN
+            || c.sa != Some(op::MI_REPORT_TARGET_PORT_GROUPS)
+            || self.alua.enabled()
+    }
+
+    /// Re-read the size of the backing store after it grew (or shrank); when the
+    /// capacity changed, every nexus gets CAPACITY DATA HAS CHANGED (2A/09, SBC-3
+    /// §4.10). Returns the old and new size in bytes.
+    pub fn refresh_capacity(&self) -> std::io::Result<(u64, u64)> {
+        let Kind::Disk(d) = &self.kind else {
+            return Ok((0, 0));
+        };
+        let old = self.size_bytes();
+        d.backing.refresh_size()?;
+        let new = self.size_bytes();
+        if new != old {
+            self.ua.raise(None, Sense::unit_attention(0x2a, 0x09));
+        }
+        Ok((old, new))
     }
 
     pub fn number(&self) -> u64 {
@@ -216,12 +255,13 @@ impl Lun {
     pub fn nexus_removed(&self, n: &ItNexus) {
         self.ua.unregister(n);
     }
-    /// LOGICAL UNIT RESET (SAM-5 §7.7): 29/03 for every other nexus.
-    pub fn lun_reset(&self, by: &ItNexus) {
+    /// LOGICAL UNIT RESET (SAM-5 §6.4): 29/03 for every I_T nexus — the one that asked
+    /// for it included (libiscsi's MultipathIO.Reset checks each path).
+    pub fn lun_reset(&self, _by: &ItNexus) {
         if let Kind::Disk(d) = &self.kind {
             d.stopped.store(false, Ordering::Relaxed);
         }
-        self.ua.raise(Some(by), Sense::unit_attention(0x29, 0x03));
+        self.ua.raise(None, Sense::unit_attention(0x29, 0x03));
     }
     /// TARGET WARM RESET: 29/02 (SCSI BUS RESET OCCURRED) for every other nexus.
     pub fn target_reset(&self, by: &ItNexus) {
@@ -252,7 +292,7 @@ impl Lun {
         };
         // Commands that report or clear unit attentions run before the UA check
         // (SAM-5 §5.14: INQUIRY, REPORT LUNS and REQUEST SENSE are not refused).
-        let Some(info) = opcodes::find(table, opcode, sa) else {
+        let Some(info) = opcodes::find(table, opcode, sa).filter(|c| self.offers(c)) else {
             if let Some(ua) = self.ua.take(req.nexus) {
                 return Ok(self.check(&ua));
             }
@@ -274,6 +314,12 @@ impl Lun {
                 return Ok(self.check(&ua));
             }
         }
+        if self.alua.enabled() {
+            let state = self.alua.state(req.nexus.target_port);
+            if let Some(s) = alua::check(state, opcode, sa) {
+                return Ok(self.check(&s));
+            }
+        }
         // NACA (SAM-5 §5.10) is not supported; LINK is obsolete.
         if control & 0x05 != 0 {
             return Ok(self.check(&Sense::invalid_cdb_field(
@@ -293,6 +339,9 @@ impl Lun {
                 .ready()
                 .map(|_| ScsiOutcome::good(Bytes::new()))
                 .unwrap_or_else(|s| self.check(&s))),
+            op::MAINTENANCE_IN if sa == Some(op::MI_REPORT_TARGET_PORT_GROUPS) => {
+                Ok(spc::report_target_port_groups(self, &req))
+            }
             op::MAINTENANCE_IN => Ok(spc::report_supported_opcodes(self, table, &req)),
             _ => match &self.kind {
                 Kind::Disk(d) => sbc::execute(self, d, &req, mode),

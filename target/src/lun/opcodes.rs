@@ -155,6 +155,11 @@ pub const DISK: &[CmdInfo] = &[
     ),
     c(
         op::MAINTENANCE_IN,
+        Some(op::MI_REPORT_TARGET_PORT_GROUPS),
+        &[0xa3, 0x2a, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0],
+    ),
+    c(
+        op::MAINTENANCE_IN,
         Some(op::MI_REPORT_SUPPORTED_OPCODES),
         &[
             0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0,
@@ -204,6 +209,11 @@ pub const CONTROLLER: &[CmdInfo] = &[
         op::REPORT_LUNS,
         None,
         &[0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0],
+    ),
+    c(
+        op::MAINTENANCE_IN,
+        Some(op::MI_REPORT_TARGET_PORT_GROUPS),
+        &[0xa3, 0x2a, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0],
     ),
     c(
         op::MAINTENANCE_IN,

@@ -8,6 +8,7 @@ use hydra_proto::scsi::Sense;
 
 use super::opcodes::CmdInfo;
 use super::{Kind, Lun, ScsiOutcome, ScsiRequest, MAX_TRANSFER_BYTES};
+use crate::alua;
 
 fn truncated(mut v: Vec<u8>, alloc: usize) -> ScsiOutcome {
     v.truncate(alloc);
@@ -34,7 +35,11 @@ pub(super) fn inquiry(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
         if code != 0 {
             return lun.check(&Sense::invalid_cdb_field(2, None));
         }
-        return truncated(vpd::standard_inquiry(id), alloc);
+        let mut d = vpd::standard_inquiry(id);
+        if lun.alua.enabled() {
+            d[5] |= 0x10; // TPGS 01b: implicit asymmetric access only (SPC-4 §6.6.2)
+        }
+        return truncated(d, alloc);
     }
     let (bs, rotation) = match &lun.kind {
         Kind::Disk(d) => (d.block_size, d.settings.rotation_rate),
@@ -43,13 +48,32 @@ pub(super) fn inquiry(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
     let data = match code {
         page::SUPPORTED => vpd::supported_pages(id, PAGES),
         page::UNIT_SERIAL => vpd::unit_serial(id),
-        page::DEVICE_ID => vpd::device_identification(id),
+        page::DEVICE_ID => {
+            let mut d = vpd::device_identification(id);
+            if lun.alua.enabled() {
+                d.extend(alua::target_port_designators(req.nexus.target_port));
+                let len = (d.len() - 4) as u16;
+                d[2..4].copy_from_slice(&len.to_be_bytes());
+            }
+            d
+        }
         page::BLOCK_LIMITS => vpd::block_limits(id, (MAX_TRANSFER_BYTES / bs as u64) as u32, 0),
         page::BLOCK_CHARACTERISTICS => vpd::block_characteristics(id, rotation),
         page::PROVISIONING => vpd::provisioning(id),
         _ => return lun.check(&Sense::invalid_cdb_field(2, None)),
     };
     truncated(data, alloc)
+}
+
+/// REPORT TARGET PORT GROUPS (SPC-4 §6.37), only offered with ALUA on.
+pub(super) fn report_target_port_groups(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
+    let cdb = req.cdb;
+    let extended = cdb[1] & 0xe0 == 0x20;
+    let alloc = be32(cdb, 6) as usize;
+    truncated(
+        alua::report_target_port_groups(&lun.alua.groups(), extended),
+        alloc,
+    )
 }
 
 /// The REPORT LUNS parameter data for `req.luns` (SPC-4 §6.33.2), or the error.
@@ -120,7 +144,7 @@ pub(super) fn report_supported_opcodes(
     match options {
         0 => {
             v.extend_from_slice(&[0; 4]);
-            for c in table {
+            for c in table.iter().filter(|c| lun.offers(c)) {
                 v.extend_from_slice(&[c.opcode, 0]);
                 v.extend_from_slice(&(c.sa.unwrap_or(0) as u16).to_be_bytes());
                 v.push(0);
@@ -142,7 +166,7 @@ pub(super) fn report_supported_opcodes(
             {
                 return lun.check(&Sense::invalid_cdb_field(2, Some(0)));
             }
-            let found = table.iter().find(|c| {
+            let found = table.iter().filter(|c| lun.offers(c)).find(|c| {
                 c.opcode == opcode && (c.sa.is_none() || c.sa.map(u16::from) == Some(sa))
             });
             match found {

@@ -250,3 +250,156 @@ fn controller_and_missing_lun() {
     };
     assert_eq!(no_such_lun(&req).data_in[0], 0x7f);
 }
+
+fn read_capacity16() -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[0] = op::SERVICE_ACTION_IN_16;
+    c[1] = op::SAI_READ_CAPACITY_16;
+    c[13] = 32;
+    c
+}
+
+#[test]
+fn growth_raises_capacity_data_has_changed() {
+    let f = disk(1 << 20, |_| {});
+    let (a, b) = (nexus(1), nexus(2));
+    f.lun.nexus_added(&a);
+    f.lun.nexus_added(&b);
+    // Clear POWER ON.
+    for n in [&a, &b] {
+        assert_eq!(
+            sense_of(&run(&f.lun, n, &read10(0, 1), &[])).0,
+            key::UNIT_ATTENTION
+        );
+    }
+    assert_eq!(f.lun.refresh_capacity().unwrap(), (1 << 20, 1 << 20));
+    assert_eq!(run(&f.lun, &a, &read10(0, 1), &[]).status, status::GOOD);
+    f._f.as_file().set_len(2 << 20).unwrap();
+    assert_eq!(f.lun.refresh_capacity().unwrap(), (1 << 20, 2 << 20));
+    for n in [&a, &b] {
+        assert_eq!(
+            sense_of(&run(&f.lun, n, &read10(0, 1), &[])),
+            (key::UNIT_ATTENTION, 0x2a, 0x09)
+        );
+        let rc = run(&f.lun, n, &read_capacity16(), &[]);
+        assert_eq!(
+            u64::from_be_bytes(rc.data_in[0..8].try_into().unwrap()),
+            4095
+        );
+    }
+    // The new blocks are usable.
+    assert_eq!(run(&f.lun, &a, &read10(4095, 1), &[]).status, status::GOOD);
+}
+
+fn alua_disk(groups: &[(u16, crate::alua::AccessState)]) -> (Fixture, Arc<Alua>) {
+    let alua = Arc::new(Alua::default());
+    alua.configure(groups);
+    let f = disk(1 << 20, |_| {});
+    let Fixture { _f, lun } = f;
+    let lun = lun.with_alua(alua.clone());
+    (Fixture { _f, lun }, alua)
+}
+
+#[test]
+fn alua_states_gate_media_access_per_target_port() {
+    use crate::alua::AccessState::*;
+    let (f, alua) = alua_disk(&[(1, ActiveOptimized), (2, Standby)]);
+    let mut via2 = nexus(1);
+    via2.target_port = 2;
+    let via1 = nexus(1);
+    assert_eq!(run(&f.lun, &via1, &read10(0, 1), &[]).status, status::GOOD);
+    assert_eq!(
+        sense_of(&run(&f.lun, &via2, &read10(0, 1), &[])),
+        (key::NOT_READY, 0x04, 0x0b)
+    );
+    // INQUIRY answers through a standby port, with TPGS = implicit.
+    let inq = run(&f.lun, &via2, &[op::INQUIRY, 0, 0, 0, 96, 0], &[]);
+    assert_eq!(inq.data_in[5] & 0x30, 0x10);
+    // VPD 0x83 names the port the command came through.
+    let vpd = run(&f.lun, &via2, &[op::INQUIRY, 1, 0x83, 0, 255, 0], &[]);
+    let d = &vpd.data_in;
+    assert_eq!(u16::from_be_bytes([d[2], d[3]]) as usize, d.len() - 4);
+    assert_eq!(
+        &d[d.len() - 16..],
+        &[0x51, 0x94, 0, 4, 0, 0, 0, 2, 0x51, 0x95, 0, 4, 0, 0, 0, 2]
+    );
+    // REPORT TARGET PORT GROUPS through the standby port.
+    let rtpg = run(
+        &f.lun,
+        &via2,
+        &[op::MAINTENANCE_IN, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+        &[],
+    );
+    assert_eq!(rtpg.status, status::GOOD);
+    assert_eq!(rtpg.data_in.len(), 4 + 2 * 12);
+    assert_eq!((rtpg.data_in[4], rtpg.data_in[16]), (0, 2));
+    alua.set_state(2, ActiveNonOptimized).unwrap();
+    assert_eq!(run(&f.lun, &via2, &read10(0, 1), &[]).status, status::GOOD);
+    alua.set_state(1, Unavailable).unwrap();
+    assert_eq!(
+        sense_of(&run(
+            &f.lun,
+            &via1,
+            &[op::MODE_SENSE_6, 0, 0x3f, 0, 255, 0],
+            &[]
+        )),
+        (key::NOT_READY, 0x04, 0x0c)
+    );
+}
+
+#[test]
+fn without_alua_rtpg_is_not_offered() {
+    let f = disk(1 << 20, |_| {});
+    let n = nexus(1);
+    let rtpg = run(
+        &f.lun,
+        &n,
+        &[op::MAINTENANCE_IN, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+        &[],
+    );
+    assert_eq!(sense_of(&rtpg).0, key::ILLEGAL_REQUEST);
+    let inq = run(&f.lun, &n, &[op::INQUIRY, 0, 0, 0, 96, 0], &[]);
+    assert_eq!(inq.data_in[5] & 0x30, 0);
+    // REPORT SUPPORTED OPERATION CODES, one command: MAINTENANCE IN / 0x0a not supported.
+    let one = run(
+        &f.lun,
+        &n,
+        &[
+            op::MAINTENANCE_IN,
+            0x0c,
+            0x02,
+            op::MAINTENANCE_IN,
+            0,
+            0x0a,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+        ],
+        &[],
+    );
+    assert_eq!(one.data_in[1] & 0x07, 0x01);
+    let (f, _) = alua_disk(&[(1, crate::alua::AccessState::ActiveOptimized)]);
+    let one = run(
+        &f.lun,
+        &n,
+        &[
+            op::MAINTENANCE_IN,
+            0x0c,
+            0x02,
+            op::MAINTENANCE_IN,
+            0,
+            0x0a,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+        ],
+        &[],
+    );
+    assert_eq!(one.data_in[1] & 0x07, 0x03);
+}
