@@ -1,12 +1,13 @@
 //! A backing file that grows: `hydra tgtadm --mode logicalunit --op update` and
-//! `hydra tgt-admin --update` pick up the new size (CAPACITY DATA HAS CHANGED itself is
-//! checked in the LUN's unit tests).
+//! `hydra tgt-admin --update` pick up the new size, while a session stays logged in and
+//! is told with CAPACITY DATA HAS CHANGED.
 
 mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
+use common::client::Session;
 use common::*;
 
 const T: Duration = Duration::from_secs(30);
@@ -23,11 +24,25 @@ fn capacity(url: &str) -> String {
 }
 
 #[test]
-fn growth_is_picked_up_by_tgtadm_and_tgt_admin() {
+fn growth_is_picked_up_without_dropping_the_session() {
     let conf = format!("<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n");
     let h = Hydra::start(&conf, |d| sparse(&d.join("a.img"), 64 << 20));
     let url = h.url(IQN, 1);
     assert_eq!(capacity(&url), "Total size:67108864");
+
+    // A session that stays logged in across both resizes.
+    let mut s = Session::login(
+        h.port,
+        IQN,
+        "iqn.2026-11.org.hydra:grow-watch",
+        [0x40, 0, 0, 0, 0, 9],
+    )
+    .unwrap();
+    let rc16: [u8; 16] = [0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0];
+    let blocks =
+        |r: &common::client::Reply| u64::from_be_bytes(r.data[0..8].try_into().unwrap()) + 1;
+    let r = s.command_past_ua(1, &rc16, &[], 32).unwrap();
+    assert_eq!(blocks(&r), 131072);
 
     std::fs::OpenOptions::new()
         .write(true)
@@ -51,6 +66,15 @@ fn growth_is_picked_up_by_tgtadm_and_tgt_admin() {
     assert!(up.status.success(), "{}", text(&up));
     assert!(text(&up).contains("67108864 -> 134217728"), "{}", text(&up));
     assert_eq!(capacity(&url), "Total size:134217728");
+    // The live session learns of it (SBC-3 §4.10), then sees the new capacity.
+    let r = s.command(1, &rc16, &[], 32).unwrap();
+    assert_eq!(
+        (r.status, r.sense_triplet()),
+        (0x02, (0x06, 0x2a, 0x09)),
+        "{r:?}"
+    );
+    let r = s.command(1, &rc16, &[], 32).unwrap();
+    assert_eq!((r.status, blocks(&r)), (0, 262144));
 
     std::fs::OpenOptions::new()
         .write(true)
@@ -70,4 +94,7 @@ fn growth_is_picked_up_by_tgtadm_and_tgt_admin() {
         text(&up)
     );
     assert_eq!(capacity(&url), "Total size:201326592");
+    let r = s.command_past_ua(1, &rc16, &[], 32).unwrap();
+    assert_eq!((r.status, blocks(&r)), (0, 393216));
+    s.logout().unwrap();
 }

@@ -243,6 +243,35 @@ impl Backing {
         rustix::fs::fdatasync(&self.file).map_err(Into::into)
     }
 
+    /// Deallocate `len` bytes at `off` (UNMAP, WRITE SAME with UNMAP): the range reads
+    /// as zeros afterwards, on files and on block devices alike (fallocate(2)
+    /// PUNCH_HOLE, which the kernel turns into a zeroing discard for devices).
+    pub fn punch_hole(&self, off: u64, len: u64) -> std::io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        use rustix::fs::FallocateFlags as F;
+        rustix::fs::fallocate(&self.file, F::PUNCH_HOLE | F::KEEP_SIZE, off, len)
+            .map_err(Into::into)
+    }
+
+    /// The allocation run that `off` is in (GET LBA STATUS): whether it is mapped (holds
+    /// data) and where it ends, both from lseek(2) SEEK_DATA/SEEK_HOLE. A block device
+    /// or a filesystem without holes reports everything as data.
+    pub fn extent(&self, off: u64) -> std::io::Result<(bool, u64)> {
+        let size = self.size();
+        match rustix::fs::seek(&self.file, rustix::fs::SeekFrom::Data(off)) {
+            Ok(d) if d == off => {
+                let end = rustix::fs::seek(&self.file, rustix::fs::SeekFrom::Hole(off))?;
+                Ok((true, end.min(size)))
+            }
+            Ok(d) => Ok((false, d.min(size))),
+            // ENXIO: no data from `off` to the end of the file.
+            Err(Errno::NXIO) => Ok((false, size)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Start reading a range into the page cache (PRE-FETCH).
     pub fn prefetch(&self, off: u64, len: u64) {
         let _ = rustix::fs::fadvise(

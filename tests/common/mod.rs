@@ -3,6 +3,8 @@
 //! test ends — also when it fails (Drop).
 #![allow(dead_code)]
 
+pub mod client;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

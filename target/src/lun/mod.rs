@@ -6,11 +6,14 @@
 //! rerun the command on its blocking pool. Reservations, COMPARE AND WRITE, thin
 //! provisioning and ALUA hook in at [`Lun::execute`]'s checks (next issue).
 
+mod caw;
 mod mode;
 pub mod opcodes;
+mod range_lock;
 mod sbc;
 pub mod settings;
 mod spc;
+pub mod thin;
 mod ua;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,9 +114,9 @@ struct Disk {
     wce: AtomicBool,
     /// Stopped by START STOP UNIT.
     stopped: AtomicBool,
-    /// Shared by ordinary reads and writes, exclusive for the commands that must be
-    /// atomic against them (ORWRITE, WRITE ATOMIC). Uncontended, it costs one atomic.
-    io_lock: std::sync::RwLock<()>,
+    /// Ranges in use: shared by ordinary reads and writes, exclusive for the commands
+    /// that must be atomic against them (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC).
+    ranges: range_lock::RangeLock,
 }
 
 /// One logical unit.
@@ -187,7 +190,7 @@ impl Lun {
                 block_size: settings.block_size,
                 wce: AtomicBool::new(settings.write_cache),
                 stopped: AtomicBool::new(false),
-                io_lock: Default::default(),
+                ranges: Default::default(),
                 settings,
             })),
             ua: Default::default(),
@@ -202,11 +205,22 @@ impl Lun {
     }
 
     /// Whether the command is offered: REPORT TARGET PORT GROUPS only with ALUA on
-    /// (SPC-4 §6.37: supported when TPGS is not 00b).
+    /// (SPC-4 §6.37: supported when TPGS is not 00b), the thin provisioning commands
+    /// only on thin LUNs.
     fn offers(&self, c: &opcodes::CmdInfo) -> bool {
-        c.opcode != op::MAINTENANCE_IN
-            || c.sa != Some(op::MI_REPORT_TARGET_PORT_GROUPS)
-            || self.alua.enabled()
+        match (c.opcode, c.sa) {
+            (op::MAINTENANCE_IN, Some(op::MI_REPORT_TARGET_PORT_GROUPS)) => self.alua.enabled(),
+            // UNMAP and GET LBA STATUS only on thin LUNs (SBC-3 §4.7.3: LBPME).
+            (op::UNMAP, _) | (op::SERVICE_ACTION_IN_16, Some(op::SAI_GET_LBA_STATUS)) => {
+                self.thin()
+            }
+            _ => true,
+        }
+    }
+
+    /// Thin provisioned (`params thin_provisioning=1`).
+    fn thin(&self) -> bool {
+        self.settings().is_some_and(|s| s.thin_provisioning)
     }
 
     /// Re-read the size of the backing store after it grew (or shrank); when the

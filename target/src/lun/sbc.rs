@@ -10,7 +10,9 @@ use bytes::Bytes;
 use hydra_proto::scsi::cdb::{self, be32, BlockCdb};
 use hydra_proto::scsi::{op, status, Sense};
 
-use super::{mode, Disk, IoMode, Lun, ScsiOutcome, ScsiRequest, WouldBlock, MAX_TRANSFER_BYTES};
+use super::{
+    caw, mode, thin, Disk, IoMode, Lun, ScsiOutcome, ScsiRequest, WouldBlock, MAX_TRANSFER_BYTES,
+};
 use crate::backing::IoError;
 
 fn io_err(lun: &Lun, what: &str, e: IoError, sense: Sense) -> Result<ScsiOutcome, WouldBlock> {
@@ -74,7 +76,30 @@ pub(super) fn execute(
     let nowait = mode == IoMode::NoWait;
     match opcode {
         op::READ_CAPACITY_10 => Ok(read_capacity_10(lun, d, c)),
+        op::SERVICE_ACTION_IN_16 if c[1] & 0x1f == op::SAI_GET_LBA_STATUS => {
+            if nowait {
+                return Err(WouldBlock);
+            }
+            Ok(thin::get_lba_status(lun, d, req))
+        }
         op::SERVICE_ACTION_IN_16 => Ok(read_capacity_16(d, c)),
+        op::COMPARE_AND_WRITE => {
+            if nowait {
+                return Err(WouldBlock);
+            }
+            Ok(caw::compare_and_write(lun, d, req))
+        }
+        op::WRITE_SAME_10 | op::WRITE_SAME_16 | op::UNMAP => {
+            // Deallocation and pattern writes can take a while: never inline.
+            if nowait {
+                return Err(WouldBlock);
+            }
+            Ok(if opcode == op::UNMAP {
+                thin::unmap(lun, d, req)
+            } else {
+                thin::write_same(lun, d, req)
+            })
+        }
         op::READ_6 | op::READ_10 | op::READ_12 | op::READ_16 => {
             let Some(b) = cdb::block(c) else {
                 return Ok(lun.check(&Sense::illegal_request_invalid_opcode()));
@@ -86,7 +111,7 @@ pub(super) fn execute(
             if len == 0 {
                 return Ok(ScsiOutcome::good(Bytes::new()));
             }
-            let _shared = d.io_lock.read().expect("lock");
+            let _range = d.ranges.shared(off, len);
             match d.backing.read(off, len as usize, nowait) {
                 Ok(data) => Ok(ScsiOutcome::good(data)),
                 Err(e) => io_err(lun, "read", e, Sense::read_error()),
@@ -137,7 +162,7 @@ pub(super) fn execute(
             if exclusive {
                 // Read-modify-write (ORWRITE, SBC-3 §5.9) or all-at-once (WRITE ATOMIC,
                 // SBC-4 §5.48): no other command of this LUN sees or interleaves with it.
-                let _excl = d.io_lock.write().expect("lock");
+                let _range = d.ranges.exclusive(off, len);
                 let mut data = req.data_out[..len as usize].to_vec();
                 if opcode == op::ORWRITE_16 {
                     match d.backing.read(off, len as usize, false) {
@@ -154,7 +179,7 @@ pub(super) fn execute(
                         .map(|o| o.with_data_out(needed)),
                 };
             }
-            let _shared = d.io_lock.read().expect("lock");
+            let _range = d.ranges.shared(off, len);
             match d
                 .backing
                 .write(off, &req.data_out[..len as usize], nowait, dsync)
@@ -289,6 +314,9 @@ fn read_capacity_16(d: &Disk, c: &[u8]) -> ScsiOutcome {
     let mut v = vec![0u8; 32];
     v[..8].copy_from_slice(&blocks.saturating_sub(1).to_be_bytes());
     v[8..12].copy_from_slice(&d.block_size.to_be_bytes());
+    if d.settings.thin_provisioning {
+        v[14] = 0x80 | 0x40; // LBPME, LBPRZ (SBC-3 §5.16.2)
+    }
     v.truncate(alloc);
     ScsiOutcome::good(v)
 }

@@ -7,7 +7,7 @@ use hydra_proto::scsi::vpd::{self, page};
 use hydra_proto::scsi::Sense;
 
 use super::opcodes::CmdInfo;
-use super::{Kind, Lun, ScsiOutcome, ScsiRequest, MAX_TRANSFER_BYTES};
+use super::{caw, thin, Kind, Lun, ScsiOutcome, ScsiRequest, MAX_TRANSFER_BYTES};
 use crate::alua;
 
 fn truncated(mut v: Vec<u8>, alloc: usize) -> ScsiOutcome {
@@ -57,9 +57,22 @@ pub(super) fn inquiry(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
             }
             d
         }
-        page::BLOCK_LIMITS => vpd::block_limits(id, (MAX_TRANSFER_BYTES / bs as u64) as u32, 0),
+        page::BLOCK_LIMITS => {
+            let mut p = vpd::block_limits(id, (MAX_TRANSFER_BYTES / bs as u64) as u32, 0);
+            if matches!(lun.kind, Kind::Disk(_)) {
+                thin::fill_block_limits(&mut p, bs, lun.thin());
+                p[5] = caw::MAX_BLOCKS;
+            }
+            p
+        }
         page::BLOCK_CHARACTERISTICS => vpd::block_characteristics(id, rotation),
-        page::PROVISIONING => vpd::provisioning(id),
+        page::PROVISIONING => {
+            let mut p = vpd::provisioning(id);
+            if lun.thin() {
+                thin::fill_provisioning(&mut p);
+            }
+            p
+        }
         _ => return lun.check(&Sense::invalid_cdb_field(2, None)),
     };
     truncated(data, alloc)

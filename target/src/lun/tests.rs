@@ -403,3 +403,225 @@ fn without_alua_rtpg_is_not_offered() {
     );
     assert_eq!(one.data_in[1] & 0x07, 0x03);
 }
+
+fn thin_disk() -> Fixture {
+    disk(4 << 20, |s| s.thin_provisioning = true)
+}
+
+fn unmap_cdb(param_len: u16) -> [u8; 10] {
+    let l = param_len.to_be_bytes();
+    [op::UNMAP, 0, 0, 0, 0, 0, 0, l[0], l[1], 0]
+}
+
+fn unmap_list(ranges: &[(u64, u32)]) -> Vec<u8> {
+    let mut p = vec![0u8; 8];
+    p[0..2].copy_from_slice(&((6 + 16 * ranges.len()) as u16).to_be_bytes());
+    p[2..4].copy_from_slice(&((16 * ranges.len()) as u16).to_be_bytes());
+    for (lba, n) in ranges {
+        p.extend_from_slice(&lba.to_be_bytes());
+        p.extend_from_slice(&n.to_be_bytes());
+        p.extend_from_slice(&[0; 4]);
+    }
+    p
+}
+
+fn lba_status(l: &Lun, n: &ItNexus, lba: u64) -> Vec<(u64, u32, u8)> {
+    let mut c = [0u8; 16];
+    c[0] = op::SERVICE_ACTION_IN_16;
+    c[1] = op::SAI_GET_LBA_STATUS;
+    c[2..10].copy_from_slice(&lba.to_be_bytes());
+    c[10..14].copy_from_slice(&1024u32.to_be_bytes());
+    let o = run(l, n, &c, &[]);
+    assert_eq!(o.status, status::GOOD);
+    o.data_in[8..]
+        .chunks(16)
+        .map(|d| {
+            (
+                u64::from_be_bytes(d[0..8].try_into().unwrap()),
+                u32::from_be_bytes(d[8..12].try_into().unwrap()),
+                d[12],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn unmap_deallocates_and_reads_zero() {
+    let f = thin_disk();
+    let n = nexus(1);
+    let data = vec![0xabu8; 64 * 512];
+    assert_eq!(run(&f.lun, &n, &write10(0, 64), &data).status, status::GOOD);
+    let list = unmap_list(&[(8, 16), (40, 8)]);
+    let o = run(&f.lun, &n, &unmap_cdb(list.len() as u16), &list);
+    assert_eq!(o.status, status::GOOD);
+    let back = run(&f.lun, &n, &read10(0, 64), &[]).data_in;
+    for (i, b) in back.chunks(512).enumerate() {
+        let zero = (8..24).contains(&i) || (40..48).contains(&i);
+        assert!(
+            b.iter().all(|&x| x == if zero { 0 } else { 0xab }),
+            "block {i}"
+        );
+    }
+    // The filesystem reports the holes (4 KiB aligned here).
+    let st = lba_status(&f.lun, &n, 0);
+    assert_eq!(st[0], (0, 8, 0));
+    assert_eq!(st[1], (8, 16, 1));
+    assert_eq!(st[2], (24, 16, 0));
+    assert_eq!(st[3], (40, 8, 1));
+}
+
+#[test]
+fn bad_unmap_lists_change_nothing() {
+    let f = thin_disk();
+    let n = nexus(1);
+    let data = vec![0x11u8; 16 * 512];
+    assert_eq!(run(&f.lun, &n, &write10(0, 16), &data).status, status::GOOD);
+    let capacity = (4 << 20) / 512;
+    // Second range past the end: LBA OUT OF RANGE, and the first is not unmapped.
+    let list = unmap_list(&[(0, 8), (capacity - 1, 2)]);
+    let o = run(&f.lun, &n, &unmap_cdb(list.len() as u16), &list);
+    assert_eq!(sense_of(&o), (key::ILLEGAL_REQUEST, 0x21, 0));
+    // Parameter list shorter than its header.
+    let o = run(&f.lun, &n, &unmap_cdb(4), &[0; 4]);
+    assert_eq!(sense_of(&o), (key::ILLEGAL_REQUEST, 0x1a, 0));
+    // Too many descriptors.
+    let many: Vec<(u64, u32)> = (0..300).map(|i| (i, 1)).collect();
+    let list = unmap_list(&many);
+    let o = run(&f.lun, &n, &unmap_cdb(list.len() as u16), &list);
+    assert_eq!(sense_of(&o), (key::ILLEGAL_REQUEST, 0x26, 0));
+    // ANCHOR is not supported.
+    let mut c = unmap_cdb(0);
+    c[1] = 1;
+    assert_eq!(sense_of(&run(&f.lun, &n, &c, &[])).0, key::ILLEGAL_REQUEST);
+    let back = run(&f.lun, &n, &read10(0, 16), &[]).data_in;
+    assert!(back.iter().all(|&b| b == 0x11));
+    // A LUN that is not thin does not offer UNMAP at all.
+    let full = disk(1 << 20, |_| {});
+    let list = unmap_list(&[(0, 1)]);
+    assert_eq!(
+        sense_of(&run(&full.lun, &n, &unmap_cdb(list.len() as u16), &list)),
+        (key::ILLEGAL_REQUEST, 0x20, 0)
+    );
+}
+
+#[test]
+fn write_same_writes_the_pattern_or_unmaps() {
+    let f = thin_disk();
+    let n = nexus(1);
+    let block: Vec<u8> = (0..512).map(|i| i as u8).collect();
+    let ws10 = |lba: u32, blocks: u16, unmap: bool| {
+        let l = lba.to_be_bytes();
+        let b = blocks.to_be_bytes();
+        [
+            op::WRITE_SAME_10,
+            if unmap { 0x08 } else { 0 },
+            l[0],
+            l[1],
+            l[2],
+            l[3],
+            0,
+            b[0],
+            b[1],
+            0,
+        ]
+    };
+    assert_eq!(
+        run(&f.lun, &n, &ws10(10, 20, false), &block).status,
+        status::GOOD
+    );
+    let back = run(&f.lun, &n, &read10(10, 20), &[]).data_in;
+    assert!(back.chunks(512).all(|b| b == &block[..]));
+    assert!(run(&f.lun, &n, &read10(9, 1), &[])
+        .data_in
+        .iter()
+        .all(|&b| b == 0));
+    // UNMAP bit: deallocated, reads zero.
+    assert_eq!(
+        run(&f.lun, &n, &ws10(8, 16, true), &block).status,
+        status::GOOD
+    );
+    assert!(run(&f.lun, &n, &read10(8, 16), &[])
+        .data_in
+        .iter()
+        .all(|&b| b == 0));
+    // Data-Out that is not exactly one block, and past-the-end ranges, are refused.
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &ws10(0, 1, false), &block[..256])).0,
+        key::ILLEGAL_REQUEST
+    );
+    let capacity = ((4 << 20) / 512) as u32;
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &ws10(capacity - 1, 2, false), &block)),
+        (key::ILLEGAL_REQUEST, 0x21, 0)
+    );
+    // 0 blocks: to the end of the LUN.
+    assert_eq!(
+        run(&f.lun, &n, &ws10(capacity - 3, 0, false), &block).status,
+        status::GOOD
+    );
+    let back = run(&f.lun, &n, &read10(capacity - 3, 3), &[]).data_in;
+    assert!(back.chunks(512).all(|b| b == &block[..]));
+    // The UNMAP bit needs a thin LUN.
+    let full = disk(1 << 20, |_| {});
+    assert_eq!(
+        sense_of(&run(&full.lun, &n, &ws10(0, 1, true), &block)).0,
+        key::ILLEGAL_REQUEST
+    );
+    assert_eq!(
+        run(&full.lun, &n, &ws10(0, 1, false), &block).status,
+        status::GOOD
+    );
+}
+
+fn caw(lba: u64, blocks: u8) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[0] = op::COMPARE_AND_WRITE;
+    c[2..10].copy_from_slice(&lba.to_be_bytes());
+    c[13] = blocks;
+    c
+}
+
+#[test]
+fn compare_and_write_swaps_only_on_match() {
+    let f = disk(1 << 20, |_| {});
+    let n = nexus(1);
+    let a = vec![b'A'; 1024];
+    assert_eq!(run(&f.lun, &n, &write10(4, 2), &a).status, status::GOOD);
+    let mut buf = a.clone();
+    buf.extend(vec![b'B'; 1024]);
+    assert_eq!(run(&f.lun, &n, &caw(4, 2), &buf).status, status::GOOD);
+    assert!(run(&f.lun, &n, &read10(4, 2), &[])
+        .data_in
+        .iter()
+        .all(|&b| b == b'B'));
+    // Same request again: the medium is 'B' now, first difference at byte 0.
+    let o = run(&f.lun, &n, &caw(4, 2), &buf);
+    assert_eq!(sense_of(&o), (key::MISCOMPARE, 0x1d, 0));
+    assert_eq!(&o.sense[3..7], &0u32.to_be_bytes());
+    // One differing byte late in the second block: its offset is reported.
+    let mut v = vec![b'B'; 1024];
+    v[1000] = b'x';
+    v.extend(vec![b'C'; 1024]);
+    let o = run(&f.lun, &n, &caw(4, 2), &v);
+    assert_eq!(sense_of(&o), (key::MISCOMPARE, 0x1d, 0));
+    assert_eq!(o.sense[0] & 0x80, 0x80, "INFORMATION is valid");
+    assert_eq!(&o.sense[3..7], &1000u32.to_be_bytes());
+    assert!(run(&f.lun, &n, &read10(4, 2), &[])
+        .data_in
+        .iter()
+        .all(|&b| b == b'B'));
+    // Wrong Data-Out size, too many blocks, past the end.
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &caw(4, 2), &buf[..1024])).0,
+        key::ILLEGAL_REQUEST
+    );
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &caw(4, 0), &buf)).0,
+        key::ILLEGAL_REQUEST
+    );
+    assert_eq!(run(&f.lun, &n, &caw(4, 0), &[]).status, status::GOOD);
+    assert_eq!(
+        sense_of(&run(&f.lun, &n, &caw(2047, 2), &vec![0; 2048])),
+        (key::ILLEGAL_REQUEST, 0x21, 0)
+    );
+}
