@@ -45,6 +45,11 @@ const SPECS: &[Spec] = &[
         value: true,
     },
     Spec {
+        short: ' ',
+        long: "state-dir",
+        value: true,
+    },
+    Spec {
         short: 'd',
         long: "debug",
         value: true,
@@ -58,6 +63,7 @@ const SPECS: &[Spec] = &[
 
 const HELP: &str = "usage: hydra tgtd [-f|--foreground] [--iscsi portal=IP:PORT[,portal=IP:PORT...][,nop_interval=SECS][,nop_count=N][,MaxQueueCmd=N]]
                   [-C|--control-port N] [--conf FILE] [-t|--nr_iothreads N] [--run-dir DIR]
+                  [--state-dir DIR]   (persistent reservations with APTPL; default /var/lib/hydra-tgtd)
   default portal 0.0.0.0:3260 (and [::]:3260 when IPv6 is up), control port 0, run dir /run/hydra-tgtd";
 
 fn parse_iscsi(v: &str, portals: &mut Vec<SocketAddr>, conn: &mut ConnOpts) -> Result<(), String> {
@@ -132,6 +138,10 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
             .value("run-dir")
             .map(PathBuf::from)
             .unwrap_or_else(hydra_target::admin::default_run_dir),
+        state_dir: p
+            .value("state-dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(hydra_target::admin::default_state_dir),
         conn,
         conn_threads: 0,
         io_threads: threads,

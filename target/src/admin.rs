@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{Acl, AddrPattern};
-use crate::alua::{self, Alua};
+use crate::alua;
 use crate::config::{self, Account, Config, TargetConfig};
 use crate::control::Request;
 use crate::lun::{Lun, LunSettings};
@@ -149,7 +149,7 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
                 config::apply_lun_param(&mut settings, k, v)
                     .map_err(|e| Error::Admin(format!("{k}={v}: {e}")))?;
             }
-            let l = Arc::new(Lun::disk(tid, lun, settings)?.with_alua(reg.alua.clone()));
+            let l = Arc::new(reg.attach(&t.iqn, Lun::disk(tid, lun, settings)?));
             let mut luns = t.luns.write().expect("lock");
             luns.insert(lun, l);
             // SPC-4 §6.33: the LUN inventory changed for everyone already logged in.
@@ -388,8 +388,8 @@ fn delete_target(reg: &Registry, ctx: &Context, tid: u32, force: bool) -> Result
 }
 
 /// Build a target from its config, opening every backing store (no registry change).
-pub fn build_target(tc: &TargetConfig, alua: &Arc<Alua>) -> Result<Target> {
-    let t = Target::new(tc.tid, tc.iqn.clone(), alua.clone());
+pub fn build_target(tc: &TargetConfig, reg: &Registry) -> Result<Target> {
+    let t = Target::new(tc.tid, tc.iqn.clone(), reg.alua.clone());
     {
         let mut luns = t.luns.write().expect("lock");
         for l in &tc.luns {
@@ -406,7 +406,7 @@ pub fn build_target(tc: &TargetConfig, alua: &Arc<Alua>) -> Result<Target> {
                 },
                 other => other,
             })?;
-            luns.insert(l.lun, Arc::new(lun.with_alua(alua.clone())));
+            luns.insert(l.lun, Arc::new(reg.attach(&tc.iqn, lun)));
         }
     }
     *t.acl.write().expect("lock") = tc.acl.clone();
@@ -583,7 +583,7 @@ fn apply_file(
     }
     let built: Vec<(TargetConfig, Target)> = create
         .iter()
-        .map(|tc| build_target(tc, &reg.alua).map(|t| ((*tc).clone(), t)))
+        .map(|tc| build_target(tc, reg).map(|t| ((*tc).clone(), t)))
         .collect::<Result<_>>()?;
     for tid in &remove {
         log.push_str(&format!("Removing target tid {tid}\n"));
@@ -788,6 +788,13 @@ pub fn views(reg: &Registry, _ctx: &Context) -> Vec<show::TargetView> {
             }
         })
         .collect()
+}
+
+/// The state directory default (`$HYDRA_TGTD_STATE_DIR` overrides it).
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("HYDRA_TGTD_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/lib/hydra-tgtd".into())
 }
 
 /// The run directory default, overridable for tests.

@@ -20,6 +20,8 @@ pub struct DaemonOpts {
     pub control_port: u16,
     pub conf: Option<PathBuf>,
     pub run_dir: PathBuf,
+    /// Where state that outlives the daemon is kept (APTPL reservations).
+    pub state_dir: PathBuf,
     pub conn: ConnOpts,
     /// Connection threads ([`crate::shards`]); 0 = one per available core.
     pub conn_threads: usize,
@@ -49,6 +51,7 @@ pub async fn run(opts: DaemonOpts) -> Result<()> {
 /// anything is served, so a daemon that starts is a daemon that works.
 pub async fn bind(opts: DaemonOpts) -> Result<Bound> {
     let registry = Arc::new(Registry::default());
+    let _ = registry.state_dir.set(opts.state_dir.clone());
     let ctx = Arc::new(Context::default());
     let mut listeners = Vec::new();
     for (i, addr) in opts.portals.iter().enumerate() {

@@ -119,6 +119,8 @@ pub struct Registry {
     pub state: RwLock<TargetState>,
     /// Target port groups and their ALUA states (every LUN shares it).
     pub alua: Arc<Alua>,
+    /// The daemon's state directory (APTPL); unset: reservations are not persisted.
+    pub state_dir: std::sync::OnceLock<std::path::PathBuf>,
     sessions: Mutex<Vec<Arc<SessionEntry>>>,
     next_tsih: AtomicU16,
     next_session_id: AtomicU64,
@@ -133,6 +135,7 @@ impl Default for Registry {
             discovery_outgoing: RwLock::new(None),
             state: RwLock::new(TargetState::Ready),
             alua: Arc::new(Alua::default()),
+            state_dir: Default::default(),
             sessions: Mutex::new(Vec::new()),
             next_tsih: AtomicU16::new(1),
             next_session_id: AtomicU64::new(1),
@@ -248,6 +251,22 @@ impl Registry {
     pub fn stop_sessions(&self, tid: Option<u32>) {
         for s in self.sessions(tid) {
             let _ = s.stop.send(true);
+        }
+    }
+
+    /// Give a new disk LUN of target `iqn` the daemon's port groups and its APTPL file
+    /// (`<state dir>/pr/<iqn>/<lun>.json`).
+    pub fn attach(&self, iqn: &str, lun: Lun) -> Lun {
+        let lun = lun.with_alua(self.alua.clone());
+        match self.state_dir.get() {
+            Some(d) => {
+                let file = d
+                    .join("pr")
+                    .join(iqn)
+                    .join(format!("{}.json", lun.number()));
+                lun.with_reservations_file(file)
+            }
+            None => lun,
         }
     }
 

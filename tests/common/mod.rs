@@ -83,6 +83,8 @@ pub struct Hydra {
     pub ports: Vec<u16>,
     pub control_port: u16,
     pub dir: tempfile::TempDir,
+    /// The `--iscsi` argument.
+    iscsi: String,
 }
 
 impl Hydra {
@@ -131,34 +133,52 @@ impl Hydra {
             iscsi.push(',');
             iscsi.push_str(e);
         }
-        let log = std::fs::File::create(dir.path().join("tgtd.log")).unwrap();
-        let mut child = Command::new(hydra())
-            .args([
-                "tgtd",
-                "-f",
-                "--iscsi",
-                &iscsi,
-                "-C",
-                &control_port.to_string(),
-                "--run-dir",
-            ])
-            .arg(dir.path().join("run"))
-            .arg("--conf")
-            .arg(&conf_path)
-            .env("RUST_LOG", "info")
-            .stderr(log)
-            .spawn()
-            .expect("spawn hydra tgtd");
-        for p in &ports {
-            wait_port(*p, &mut child, "hydra tgtd");
-        }
-        Hydra {
-            child,
+        // The daemon is spawned by `spawn`, which needs the rest of the struct: start
+        // with a placeholder child and reap it.
+        let mut h = Hydra {
+            child: Command::new("true").spawn().expect("spawn true"),
             port,
             ports,
             control_port,
             dir,
+            iscsi,
+        };
+        let daemon = h.spawn();
+        let _ = std::mem::replace(&mut h.child, daemon).wait();
+        h
+    }
+
+    fn spawn(&self) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tgtd.log"))
+            .unwrap();
+        let mut child = Command::new(hydra())
+            .args(["tgtd", "-f", "--iscsi", &self.iscsi, "-C"])
+            .arg(self.control_port.to_string())
+            .arg("--run-dir")
+            .arg(self.dir.path().join("run"))
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
+            .arg("--conf")
+            .arg(self.dir.path().join("targets.conf"))
+            .env("RUST_LOG", "info")
+            .stderr(log)
+            .spawn()
+            .expect("spawn hydra tgtd");
+        for p in &self.ports {
+            wait_port(*p, &mut child, "hydra tgtd");
         }
+        child
+    }
+
+    /// `kill -9` the daemon (no clean shutdown at all) and start it again with the same
+    /// ports, configuration and state directory.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = self.spawn();
     }
 
     /// A sparse file of `size` bytes in the temp dir (create before `start` by path).

@@ -127,6 +127,15 @@ impl Sense {
     pub fn not_ready(asc: u8, ascq: u8) -> Sense {
         Sense::new(key::NOT_READY, asc, ascq)
     }
+    /// ILLEGAL REQUEST, INSUFFICIENT REGISTRATION RESOURCES (55/04, SPC-4 §5.13.7): a
+    /// registration could not be added or made persistent.
+    pub fn insufficient_registration_resources() -> Sense {
+        Sense::new(key::ILLEGAL_REQUEST, 0x55, 0x04)
+    }
+    /// ILLEGAL REQUEST, INVALID RELEASE OF PERSISTENT RESERVATION (26/04).
+    pub fn invalid_release_of_reservation() -> Sense {
+        Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x04)
+    }
     /// A unit attention condition.
     pub fn unit_attention(asc: u8, ascq: u8) -> Sense {
         Sense::new(key::UNIT_ATTENTION, asc, ascq)

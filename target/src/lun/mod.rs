@@ -9,6 +9,7 @@
 mod caw;
 mod mode;
 pub mod opcodes;
+pub mod pr;
 mod range_lock;
 mod sbc;
 pub mod settings;
@@ -128,6 +129,8 @@ pub struct Lun {
     sense_format: SenseFormat,
     /// The daemon's target port groups (see [`Lun::with_alua`]).
     alua: Arc<Alua>,
+    /// Persistent reservations and RESERVE/RELEASE.
+    pr: pr::Reservations,
 }
 
 /// ALUA off: what a LUN sees until the daemon gives it its port groups.
@@ -153,6 +156,7 @@ impl Lun {
             ua: Default::default(),
             sense_format: SenseFormat::Fixed,
             alua: NO_ALUA.clone(),
+            pr: Default::default(),
         }
     }
 
@@ -195,6 +199,7 @@ impl Lun {
             })),
             ua: Default::default(),
             alua: NO_ALUA.clone(),
+            pr: Default::default(),
         })
     }
 
@@ -202,6 +207,17 @@ impl Lun {
     pub fn with_alua(mut self, alua: Arc<Alua>) -> Lun {
         self.alua = alua;
         self
+    }
+
+    /// Keep persistent reservations with APTPL in `file` (and restore them from it).
+    pub fn with_reservations_file(mut self, file: std::path::PathBuf) -> Lun {
+        self.pr = pr::Reservations::with_file(file);
+        self
+    }
+
+    /// The persistent reservation state (for tests and show).
+    pub fn reservations(&self) -> pr::State {
+        self.pr.snapshot()
     }
 
     /// Whether the command is offered: REPORT TARGET PORT GROUPS only with ALUA on
@@ -268,6 +284,7 @@ impl Lun {
     }
     pub fn nexus_removed(&self, n: &ItNexus) {
         self.ua.unregister(n);
+        self.pr.drop_reserve(Some(n));
     }
     /// LOGICAL UNIT RESET (SAM-5 §6.4): 29/03 for every I_T nexus — the one that asked
     /// for it included (libiscsi's MultipathIO.Reset checks each path).
@@ -276,9 +293,11 @@ impl Lun {
             d.stopped.store(false, Ordering::Relaxed);
         }
         self.ua.raise(None, Sense::unit_attention(0x29, 0x03));
+        self.pr.drop_reserve(None);
     }
     /// TARGET WARM RESET: 29/02 (SCSI BUS RESET OCCURRED) for every other nexus.
     pub fn target_reset(&self, by: &ItNexus) {
+        self.pr.drop_reserve(None);
         self.ua.raise(Some(by), Sense::unit_attention(0x29, 0x02));
     }
     /// Raise a unit attention for every nexus.
@@ -334,6 +353,9 @@ impl Lun {
                 return Ok(self.check(&s));
             }
         }
+        if let Some(conflict) = self.pr.check(req.nexus, opcode, sa) {
+            return Ok(conflict);
+        }
         // NACA (SAM-5 §5.10) is not supported; LINK is obsolete.
         if control & 0x05 != 0 {
             return Ok(self.check(&Sense::invalid_cdb_field(
@@ -353,6 +375,11 @@ impl Lun {
                 .ready()
                 .map(|_| ScsiOutcome::good(Bytes::new()))
                 .unwrap_or_else(|s| self.check(&s))),
+            op::PERSISTENT_RESERVE_IN => Ok(self.pr.prin(self, &req)),
+            op::PERSISTENT_RESERVE_OUT => Ok(self.pr.prout(self, &req)),
+            op::RESERVE_6 | op::RELEASE_6 | op::RESERVE_10 | op::RELEASE_10 => {
+                Ok(self.pr.reserve_release(self, &req))
+            }
             op::MAINTENANCE_IN if sa == Some(op::MI_REPORT_TARGET_PORT_GROUPS) => {
                 Ok(spc::report_target_port_groups(self, &req))
             }

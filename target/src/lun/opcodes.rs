@@ -24,6 +24,8 @@ pub const DISK: &[CmdInfo] = &[
     c(op::READ_6, None, &[0x08, 0x1f, 0xff, 0xff, 0xff, 0]),
     c(op::WRITE_6, None, &[0x0a, 0x1f, 0xff, 0xff, 0xff, 0]),
     c(op::INQUIRY, None, &[0x12, 0x01, 0xff, 0xff, 0xff, 0]),
+    c(op::RESERVE_6, None, &[0x16, 0, 0, 0, 0, 0]),
+    c(op::RELEASE_6, None, &[0x17, 0, 0, 0, 0, 0]),
     c(op::MODE_SELECT_6, None, &[0x15, 0x11, 0, 0, 0xff, 0]),
     c(op::MODE_SENSE_6, None, &[0x1a, 0x08, 0xff, 0xff, 0xff, 0]),
     c(op::START_STOP_UNIT, None, &[0x1b, 0x01, 0, 0x0f, 0xf7, 0]),
@@ -82,6 +84,8 @@ pub const DISK: &[CmdInfo] = &[
         None,
         &[0x55, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, 0],
     ),
+    c(op::RESERVE_10, None, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    c(op::RELEASE_10, None, &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     c(
         op::MODE_SENSE_10,
         None,
@@ -94,6 +98,16 @@ pub const DISK: &[CmdInfo] = &[
             0x88, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
             0x1f, 0,
         ],
+    ),
+    c(
+        op::PERSISTENT_RESERVE_IN,
+        None,
+        &[0x5e, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0],
+    ),
+    c(
+        op::PERSISTENT_RESERVE_OUT,
+        None,
+        &[0x5f, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0],
     ),
     c(
         op::COMPARE_AND_WRITE,

@@ -35,11 +35,13 @@ impl UnitAttentions {
 
     /// Queue `sense` for every registered nexus except `except`.
     pub fn raise(&self, except: Option<&ItNexus>, sense: Sense) {
+        self.raise_where(|n| Some(n) != except, sense);
+    }
+
+    /// Queue `sense` for every registered nexus that `pred` selects.
+    pub fn raise_where(&self, pred: impl Fn(&ItNexus) -> bool, sense: Sense) {
         let mut m = self.map.lock().expect("lock");
-        for (n, q) in m.iter_mut() {
-            if Some(n) == except {
-                continue;
-            }
+        for (_, q) in m.iter_mut().filter(|(n, _)| pred(n)) {
             if !q.iter().any(|s| s.asc == sense.asc && s.ascq == sense.ascq) {
                 if q.len() >= MAX_QUEUED {
                     q.pop_front();
