@@ -15,7 +15,10 @@ fn lun() -> &'static Lun {
         let path = std::env::temp_dir().join(format!("hydra-fuzz-cdb-{}.img", std::process::id()));
         let f = std::fs::File::create(&path).unwrap();
         f.set_len(SIZE).unwrap();
-        Lun::disk(1, 1, LunSettings::new(path)).unwrap()
+        let l = Lun::disk(1, 1, LunSettings::new(&path)).unwrap();
+        // The LUN keeps its descriptor; the name goes now so no run leaves a file behind.
+        let _ = std::fs::remove_file(&path);
+        l
     })
 }
 

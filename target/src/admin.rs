@@ -150,6 +150,7 @@ pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
                     .map_err(|e| Error::Admin(format!("{k}={v}: {e}")))?;
             }
             let l = Arc::new(reg.attach(&t.iqn, Lun::disk(tid, lun, settings)?));
+            l.join_target(&t.luns);
             let mut luns = t.luns.write().expect("lock");
             luns.insert(lun, l);
             // SPC-4 §6.33: the LUN inventory changed for everyone already logged in.
@@ -406,7 +407,9 @@ pub fn build_target(tc: &TargetConfig, reg: &Registry) -> Result<Target> {
                 },
                 other => other,
             })?;
-            luns.insert(l.lun, Arc::new(reg.attach(&tc.iqn, lun)));
+            let lun = Arc::new(reg.attach(&tc.iqn, lun));
+            lun.join_target(&t.luns);
+            luns.insert(l.lun, lun);
         }
     }
     *t.acl.write().expect("lock") = tc.acl.clone();

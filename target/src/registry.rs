@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::acl::Acl;
 use crate::alua::Alua;
 use crate::config::Account;
-use crate::lun::Lun;
+use crate::lun::{Lun, LunMap};
 use crate::nexus::ItNexus;
 
 /// Whether a target (or the whole daemon) accepts new work (tgtadm `state`).
@@ -39,8 +39,9 @@ pub struct Target {
     pub tid: u32,
     pub iqn: String,
     pub state: RwLock<TargetState>,
-    /// LUN 0 (the controller) included.
-    pub luns: RwLock<BTreeMap<u64, Arc<Lun>>>,
+    /// LUN 0 (the controller) included. Shared with the LUNs themselves, which copy
+    /// between each other (EXTENDED COPY).
+    pub luns: Arc<LunMap>,
     pub acl: RwLock<Acl>,
     pub incoming: RwLock<Vec<Account>>,
     pub outgoing: RwLock<Option<Account>>,
@@ -52,13 +53,17 @@ impl Target {
     /// A target with only its LUN 0 controller, open ACL, no accounts, default keys;
     /// its LUNs follow the daemon's port groups `alua`.
     pub fn new(tid: u32, iqn: String, alua: Arc<Alua>) -> Target {
-        let mut luns = BTreeMap::new();
-        luns.insert(0, Arc::new(Lun::controller(tid).with_alua(alua)));
+        let mut map = BTreeMap::new();
+        map.insert(0, Arc::new(Lun::controller(tid).with_alua(alua)));
+        let luns = Arc::new(RwLock::new(map));
+        for l in luns.read().expect("lock").values() {
+            l.join_target(&luns);
+        }
         Target {
             tid,
             iqn,
             state: RwLock::new(TargetState::Ready),
-            luns: RwLock::new(luns),
+            luns,
             acl: RwLock::new(Acl::open()),
             incoming: RwLock::new(Vec::new()),
             outgoing: RwLock::new(None),

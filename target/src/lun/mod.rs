@@ -16,9 +16,11 @@ pub mod settings;
 mod spc;
 pub mod thin;
 mod ua;
+mod xcopy;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock, Weak};
 
 use bytes::Bytes;
 use hydra_proto::scsi::vpd::{Identity, TYPE_CONTROLLER, TYPE_DISK};
@@ -131,7 +133,14 @@ pub struct Lun {
     alua: Arc<Alua>,
     /// Persistent reservations and RESERVE/RELEASE.
     pr: pr::Reservations,
+    /// EXTENDED COPY status held for RECEIVE COPY RESULTS.
+    copies: xcopy::Held,
+    /// The LUNs of the target this LUN belongs to (EXTENDED COPY between them).
+    peers: OnceLock<Weak<LunMap>>,
 }
+
+/// A target's LUNs by number.
+pub type LunMap = RwLock<BTreeMap<u64, Arc<Lun>>>;
 
 /// ALUA off: what a LUN sees until the daemon gives it its port groups.
 static NO_ALUA: LazyLock<Arc<Alua>> = LazyLock::new(Default::default);
@@ -157,6 +166,8 @@ impl Lun {
             sense_format: SenseFormat::Fixed,
             alua: NO_ALUA.clone(),
             pr: Default::default(),
+            copies: Default::default(),
+            peers: OnceLock::new(),
         }
     }
 
@@ -200,6 +211,8 @@ impl Lun {
             ua: Default::default(),
             alua: NO_ALUA.clone(),
             pr: Default::default(),
+            copies: Default::default(),
+            peers: OnceLock::new(),
         })
     }
 
@@ -213,6 +226,27 @@ impl Lun {
     pub fn with_reservations_file(mut self, file: std::path::PathBuf) -> Lun {
         self.pr = pr::Reservations::with_file(file);
         self
+    }
+
+    /// This LUN belongs to the target whose LUNs are `luns` (EXTENDED COPY may copy
+    /// between them). Set once, when the LUN is added to its target.
+    pub fn join_target(&self, luns: &Arc<LunMap>) {
+        let _ = self.peers.set(Arc::downgrade(luns));
+    }
+
+    /// The LUNs of this LUN's target, itself included (empty before `join_target`).
+    fn peer_luns(&self) -> Vec<Arc<Lun>> {
+        self.peers
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|m| {
+                m.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The persistent reservation state (for tests and show).

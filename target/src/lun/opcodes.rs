@@ -92,6 +92,20 @@ pub const DISK: &[CmdInfo] = &[
         &[0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0],
     ),
     c(
+        op::EXTENDED_COPY,
+        None,
+        &[
+            0x83, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0,
+        ],
+    ),
+    c(
+        op::RECEIVE_COPY_RESULTS,
+        None,
+        &[
+            0x84, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0,
+        ],
+    ),
+    c(
         op::READ_16,
         None,
         &[

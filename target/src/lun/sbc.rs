@@ -11,7 +11,8 @@ use hydra_proto::scsi::cdb::{self, be32, BlockCdb};
 use hydra_proto::scsi::{op, status, Sense};
 
 use super::{
-    caw, mode, thin, Disk, IoMode, Lun, ScsiOutcome, ScsiRequest, WouldBlock, MAX_TRANSFER_BYTES,
+    caw, mode, thin, xcopy, Disk, IoMode, Lun, ScsiOutcome, ScsiRequest, WouldBlock,
+    MAX_TRANSFER_BYTES,
 };
 use crate::backing::IoError;
 
@@ -83,6 +84,13 @@ pub(super) fn execute(
             Ok(thin::get_lba_status(lun, d, req))
         }
         op::SERVICE_ACTION_IN_16 => Ok(read_capacity_16(d, c)),
+        op::EXTENDED_COPY => {
+            if nowait {
+                return Err(WouldBlock);
+            }
+            Ok(xcopy::extended_copy(lun, req))
+        }
+        op::RECEIVE_COPY_RESULTS => Ok(xcopy::receive_copy_results(lun, req)),
         op::COMPARE_AND_WRITE => {
             if nowait {
                 return Err(WouldBlock);

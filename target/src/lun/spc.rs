@@ -7,7 +7,7 @@ use hydra_proto::scsi::vpd::{self, page};
 use hydra_proto::scsi::Sense;
 
 use super::opcodes::CmdInfo;
-use super::{caw, thin, Kind, Lun, ScsiOutcome, ScsiRequest, MAX_TRANSFER_BYTES};
+use super::{caw, thin, xcopy, Kind, Lun, ScsiOutcome, ScsiRequest, MAX_TRANSFER_BYTES};
 use crate::alua;
 
 fn truncated(mut v: Vec<u8>, alloc: usize) -> ScsiOutcome {
@@ -46,7 +46,16 @@ pub(super) fn inquiry(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
         Kind::Controller => (512, 0),
     };
     let data = match code {
-        page::SUPPORTED => vpd::supported_pages(id, PAGES),
+        page::SUPPORTED => match lun.kind {
+            // Disks also have the Third-party Copy page (EXTENDED COPY), after 0x83.
+            Kind::Disk(_) => {
+                let mut p = PAGES.to_vec();
+                p.insert(3, 0x8f);
+                vpd::supported_pages(id, &p)
+            }
+            Kind::Controller => vpd::supported_pages(id, PAGES),
+        },
+        0x8f if matches!(lun.kind, Kind::Disk(_)) => xcopy::third_party_copy_page(id.device_type),
         page::UNIT_SERIAL => vpd::unit_serial(id),
         page::DEVICE_ID => {
             let mut d = vpd::device_identification(id);

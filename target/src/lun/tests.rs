@@ -2,6 +2,7 @@
 
 use super::*;
 use hydra_proto::scsi::sense::key;
+use std::collections::BTreeMap;
 
 fn nexus(n: u8) -> ItNexus {
     ItNexus {
@@ -623,5 +624,107 @@ fn compare_and_write_swaps_only_on_match() {
     assert_eq!(
         sense_of(&run(&f.lun, &n, &caw(2047, 2), &vec![0; 2048])),
         (key::ILLEGAL_REQUEST, 0x21, 0)
+    );
+}
+
+/// An XCOPY parameter list: one identification target descriptor per LUN, one
+/// block-to-block segment from target 0 to target `dst`.
+fn xcopy_list(luns: &[&Lun], dst: u16, blocks: u16, src_lba: u64, dst_lba: u64) -> Vec<u8> {
+    let mut p = vec![0u8; 16];
+    p[0] = 7; // list id
+    p[2..4].copy_from_slice(&((32 * luns.len()) as u16).to_be_bytes());
+    p[8..12].copy_from_slice(&28u32.to_be_bytes());
+    for l in luns {
+        // The NAA-3 designator of VPD 0x83 (code set 1, type 3, 8 bytes).
+        let page = hydra_proto::scsi::vpd::device_identification(&l.identity);
+        let at = 4 + 4 + 36; // after the T10 vendor designator
+        let mut d = vec![0xe4, 0, 0, 0];
+        d.extend_from_slice(&page[at..at + 12]);
+        d.resize(28, 0);
+        d.extend_from_slice(&[0, 0, 0x02, 0x00]); // 512-byte blocks
+        p.extend(d);
+    }
+    let mut s = vec![0x02, 0, 0, 24, 0, 0];
+    s.extend_from_slice(&dst.to_be_bytes());
+    s.extend_from_slice(&[0, 0]);
+    s.extend_from_slice(&blocks.to_be_bytes());
+    s.extend_from_slice(&src_lba.to_be_bytes());
+    s.extend_from_slice(&dst_lba.to_be_bytes());
+    p.extend(s);
+    p
+}
+
+fn xcopy_cdb(len: usize) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[0] = op::EXTENDED_COPY;
+    c[10..14].copy_from_slice(&(len as u32).to_be_bytes());
+    c
+}
+
+#[test]
+fn extended_copy_between_luns_of_a_target() {
+    let fa = tempfile::NamedTempFile::new().unwrap();
+    let fb = tempfile::NamedTempFile::new().unwrap();
+    fa.as_file().set_len(1 << 20).unwrap();
+    fb.as_file().set_len(1 << 20).unwrap();
+    let a = Arc::new(Lun::disk(1, 1, LunSettings::new(fa.path())).unwrap());
+    let b = Arc::new(Lun::disk(1, 2, LunSettings::new(fb.path())).unwrap());
+    let map: Arc<LunMap> = Arc::new(RwLock::new(BTreeMap::from([
+        (1, a.clone()),
+        (2, b.clone()),
+    ])));
+    a.join_target(&map);
+    b.join_target(&map);
+    let n = nexus(1);
+    let data: Vec<u8> = (0..16 * 512).map(|i| (i % 251) as u8).collect();
+    assert_eq!(run(&a, &n, &write10(10, 16), &data).status, status::GOOD);
+    let list = xcopy_list(&[&a, &b], 1, 16, 10, 100);
+    assert_eq!(
+        run(&a, &n, &xcopy_cdb(list.len()), &list).status,
+        status::GOOD
+    );
+    assert_eq!(run(&b, &n, &read10(100, 16), &[]).data_in[..], data[..]);
+    // Status held for list id 7 (LIST ID USAGE 00b), then gone once read.
+    let rcr = |l: &Lun| {
+        let mut c = [0u8; 16];
+        c[0] = op::RECEIVE_COPY_RESULTS;
+        c[2] = 7;
+        c[13] = 64;
+        run(l, &n, &c, &[])
+    };
+    let st = rcr(&a);
+    assert_eq!((st.status, st.data_in[4]), (status::GOOD, 1));
+    assert_eq!(sense_of(&rcr(&a)).0, key::ILLEGAL_REQUEST);
+    // Past the end of the destination: COPY ABORTED, nothing written.
+    let list = xcopy_list(&[&a, &b], 1, 16, 10, 2047);
+    assert_eq!(
+        sense_of(&run(&a, &n, &xcopy_cdb(list.len()), &list)).0,
+        0x0a
+    );
+    // Segment naming a target descriptor that is not there.
+    let list = xcopy_list(&[&a], 1, 16, 10, 100);
+    assert_eq!(
+        sense_of(&run(&a, &n, &xcopy_cdb(list.len()), &list)).0,
+        0x0a
+    );
+    // Truncated parameter list.
+    let list = xcopy_list(&[&a, &b], 1, 16, 10, 100);
+    assert_eq!(
+        sense_of(&run(
+            &a,
+            &n,
+            &xcopy_cdb(list.len()),
+            &list[..list.len() - 1]
+        )),
+        (key::ILLEGAL_REQUEST, 0x1a, 0)
+    );
+    // A LUN of another target (not joined) cannot be named.
+    let fc = tempfile::NamedTempFile::new().unwrap();
+    fc.as_file().set_len(1 << 20).unwrap();
+    let other = Lun::disk(2, 1, LunSettings::new(fc.path())).unwrap();
+    let list = xcopy_list(&[&a, &other], 1, 16, 10, 100);
+    assert_eq!(
+        sense_of(&run(&a, &n, &xcopy_cdb(list.len()), &list)).0,
+        0x0a
     );
 }
