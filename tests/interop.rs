@@ -76,7 +76,8 @@ fn identity_matches_debian_tgtd() {
         ("iqn.2026-11.org.hydra:two", 1),
         ("iqn.2026-11.org.hydra:one", 0),
     ] {
-        for page in [None, Some("0x80"), Some("0x83")] {
+        // iscsi-inq reads the page code as a decimal number ("0x80" would be page 0).
+        for page in [None, Some("128"), Some("131")] {
             let mut a: Vec<String> = Vec::new();
             if let Some(p) = page {
                 a.extend(["-e".into(), "1".into(), "-c".into(), p.into()]);
