@@ -18,6 +18,14 @@ fn tool(name: &str, args: &[&str]) -> std::process::Output {
     run(Command::new(name).args(args), T)
 }
 
+/// `hydra tgtadm --mode portal --op update --param PARAM` against `h`.
+fn portal_update(h: &Hydra, param: &str) -> std::process::Output {
+    h.admin(
+        "tgtadm",
+        &["--mode", "portal", "--op", "update", "--param", param],
+    )
+}
+
 fn start() -> Hydra {
     let conf = format!(
         "portal-group 1 127.0.0.1:@PORT1@\nportal-group 2 127.0.0.1:@PORT2@ standby\n<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n"
@@ -65,33 +73,13 @@ fn standby_group_refuses_media_access_until_made_active() {
 
     let show = text(&h.admin("tgtadm", &["--mode", "portal", "--op", "show"]));
     assert!(show.contains("ALUA state: standby"), "{show}");
-    let up = h.admin(
-        "tgtadm",
-        &[
-            "--mode",
-            "portal",
-            "--op",
-            "update",
-            "--param",
-            "tpgt=2,state=active/non-optimized",
-        ],
-    );
+    let up = portal_update(&h, "tpgt=2,state=active/non-optimized");
     assert!(up.status.success(), "{}", text(&up));
     let now = tool("iscsi-readcapacity16", &[&via2]);
     assert!(now.status.success(), "{}", text(&now));
     assert!(text(&now).contains("Total size:67108864"), "{}", text(&now));
 
-    let bad = h.admin(
-        "tgtadm",
-        &[
-            "--mode",
-            "portal",
-            "--op",
-            "update",
-            "--param",
-            "tpgt=9,state=standby",
-        ],
-    );
+    let bad = portal_update(&h, "tpgt=9,state=standby");
     assert!(!bad.status.success());
     assert!(text(&bad).contains("no portal group 9"), "{}", text(&bad));
 }
@@ -102,17 +90,7 @@ fn without_portal_groups_alua_stays_off() {
     let h = Hydra::start_portals(&conf, 2, &[], |d| sparse(&d.join("a.img"), 64 << 20));
     let std_inq = tool("iscsi-inq", &[&h.url_via(1, IQN, 1)]);
     assert!(text(&std_inq).contains("TPGS:0"), "{}", text(&std_inq));
-    let up = h.admin(
-        "tgtadm",
-        &[
-            "--mode",
-            "portal",
-            "--op",
-            "update",
-            "--param",
-            "tpgt=1,state=standby",
-        ],
-    );
+    let up = portal_update(&h, "tpgt=1,state=standby");
     assert!(!up.status.success());
     assert!(text(&up).contains("ALUA is off"), "{}", text(&up));
 }

@@ -348,6 +348,22 @@ fn alua_states_gate_media_access_per_target_port() {
     );
 }
 
+/// REPORT SUPPORTED OPERATION CODES for MAINTENANCE IN / REPORT TARGET PORT GROUPS.
+const RSOC_RTPG: [u8; 12] = [
+    op::MAINTENANCE_IN,
+    0x0c,
+    0x02,
+    op::MAINTENANCE_IN,
+    0,
+    0x0a,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+];
+
 #[test]
 fn without_alua_rtpg_is_not_offered() {
     let f = disk(1 << 20, |_| {});
@@ -362,46 +378,10 @@ fn without_alua_rtpg_is_not_offered() {
     let inq = run(&f.lun, &n, &[op::INQUIRY, 0, 0, 0, 96, 0], &[]);
     assert_eq!(inq.data_in[5] & 0x30, 0);
     // REPORT SUPPORTED OPERATION CODES, one command: MAINTENANCE IN / 0x0a not supported.
-    let one = run(
-        &f.lun,
-        &n,
-        &[
-            op::MAINTENANCE_IN,
-            0x0c,
-            0x02,
-            op::MAINTENANCE_IN,
-            0,
-            0x0a,
-            0,
-            0,
-            1,
-            0,
-            0,
-            0,
-        ],
-        &[],
-    );
+    let one = run(&f.lun, &n, &RSOC_RTPG, &[]);
     assert_eq!(one.data_in[1] & 0x07, 0x01);
     let (f, _) = alua_disk(&[(1, crate::alua::AccessState::ActiveOptimized)]);
-    let one = run(
-        &f.lun,
-        &n,
-        &[
-            op::MAINTENANCE_IN,
-            0x0c,
-            0x02,
-            op::MAINTENANCE_IN,
-            0,
-            0x0a,
-            0,
-            0,
-            1,
-            0,
-            0,
-            0,
-        ],
-        &[],
-    );
+    let one = run(&f.lun, &n, &RSOC_RTPG, &[]);
     assert_eq!(one.data_in[1] & 0x07, 0x03);
 }
 
