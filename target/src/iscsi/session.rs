@@ -78,6 +78,9 @@ struct Task {
     state: TaskState,
     /// Aborted by a TMF: its result is dropped; the TMF response waits for it.
     aborted: bool,
+    /// The LUN's PREEMPT AND ABORT epoch when the task was handed to the blocking pool:
+    /// a preemption of this nexus after that aborts it ([`Lun::preempted_since`]).
+    abort_epoch: u64,
 }
 
 /// A TMF response held back until the tasks it aborted have stopped (SAM-5 §7.3: the
@@ -320,6 +323,7 @@ impl Session {
                     lun,
                     state: TaskState::Collecting(Box::new(data)),
                     aborted: false,
+                    abort_epoch: 0,
                 },
             );
             self.send_r2ts(itt);
@@ -438,6 +442,7 @@ impl Session {
                     expected_in,
                     luns,
                 };
+                let abort_epoch = lun.abort_epoch();
                 self.tasks.insert(
                     c.itt,
                     Task {
@@ -445,6 +450,7 @@ impl Session {
                         lun: Some(lun),
                         state: TaskState::Running,
                         aborted: false,
+                        abort_epoch,
                     },
                 );
                 self.jobs.push(job);
@@ -458,7 +464,13 @@ impl Session {
         let Some(task) = self.tasks.remove(&itt) else {
             return;
         };
-        if task.aborted {
+        // Aborted by a TMF, or by a PREEMPT AND ABORT of this nexus while it ran (SPC-4
+        // §5.13.11.2.5): no status, as for any aborted task with TAS = 0.
+        let preempted = task
+            .lun
+            .as_ref()
+            .is_some_and(|l| l.preempted_since(&self.nexus, task.abort_epoch));
+        if task.aborted || preempted {
             self.in_flight = self.in_flight.saturating_sub(1);
             self.tmf_task_gone(itt);
             return;

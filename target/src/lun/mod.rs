@@ -249,6 +249,17 @@ impl Lun {
             .unwrap_or_default()
     }
 
+    /// Counter of PREEMPT AND ABORTs on this LUN (see [`Lun::preempted_since`]).
+    pub fn abort_epoch(&self) -> u64 {
+        self.pr.abort_epoch()
+    }
+
+    /// Whether a PREEMPT AND ABORT since `epoch` preempted nexus `n`: its tasks that
+    /// were running then are aborted.
+    pub fn preempted_since(&self, n: &ItNexus, epoch: u64) -> bool {
+        self.pr.preempted_since(n, epoch)
+    }
+
     /// The persistent reservation state (for tests and show).
     pub fn reservations(&self) -> pr::State {
         self.pr.snapshot()

@@ -10,12 +10,13 @@
 //! daemon's state directory before the command completes ([`aptpl`]) and read back when
 //! the LUN is created.
 //!
-//! PREEMPT AND ABORT: commands are executed one at a time per LUN decision, so every
-//! command a preempted nexus has queued but not started is judged against the new
-//! reservation (RESERVATION CONFLICT or the REGISTRATIONS PREEMPTED unit attention)
-//! and does nothing; a command already running on the blocking pool when the preempt
-//! arrives completes. That is the difference from a full task abort (SAM-5 §5.6), which
-//! would also suppress those few in-flight completions.
+//! PREEMPT AND ABORT: the preempted registrations are remembered with a new abort
+//! epoch. Commands the preempted nexus sends afterwards meet the new reservation
+//! (RESERVATION CONFLICT or the REGISTRATIONS PREEMPTED unit attention); commands of
+//! that nexus that were running on the blocking pool when it arrived complete without
+//! status, as aborted tasks do with TAS = 0 (the session asks
+//! [`Reservations::preempted_since`] before answering). A command already answered was
+//! done before the preemption.
 //!
 //! RESERVE/RELEASE (SPC-2 §7.21/§7.22) are kept per I_T nexus and dropped on nexus loss,
 //! LUN reset and target reset. CRH = 0 (SPC-4 §5.13.3): RESERVE is refused with
@@ -25,8 +26,9 @@
 pub mod aptpl;
 pub mod wire;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -210,7 +212,14 @@ pub struct Reservations {
     active: AtomicBool,
     /// Where APTPL state lives (None: persistence unavailable, APTPL refused).
     file: Option<PathBuf>,
+    /// PREEMPT AND ABORTs so far, and the registrations each preempted (recent ones).
+    abort_epoch: AtomicU64,
+    preempted: Mutex<VecDeque<(u64, Registrant)>>,
 }
+
+/// How many preempted registrations are remembered for aborting running tasks: tasks
+/// run for milliseconds, so only the latest preemptions can still concern one.
+const MAX_PREEMPTED: usize = 256;
 
 #[derive(Default)]
 struct Inner {
@@ -245,11 +254,29 @@ impl Reservations {
                 reserved_by: None,
             }),
             file: Some(file),
+            abort_epoch: AtomicU64::new(0),
+            preempted: Mutex::new(VecDeque::new()),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn abort_epoch(&self) -> u64 {
+        self.abort_epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether a PREEMPT AND ABORT after `epoch` preempted a registration of `n`.
+    pub fn preempted_since(&self, n: &ItNexus, epoch: u64) -> bool {
+        if self.abort_epoch.load(Ordering::Acquire) == epoch {
+            return false;
+        }
+        self.preempted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(e, r)| *e > epoch && r.covers(n))
     }
 
     /// A copy of the persistent reservation state (for show and tests).
@@ -423,6 +450,17 @@ impl Reservations {
         }
         guard.pr = s;
         self.active.store(guard.active(), Ordering::Relaxed);
+        if sa == SA_PREEMPT_AND_ABORT {
+            let mut p = self.preempted.lock().unwrap_or_else(|e| e.into_inner());
+            let epoch = self.abort_epoch.load(Ordering::Relaxed) + 1;
+            for (r, _, _) in uas.iter().filter(|u| (u.1, u.2) == (0x2a, 0x05)) {
+                if p.len() >= MAX_PREEMPTED {
+                    p.pop_front();
+                }
+                p.push_back((epoch, r.clone()));
+            }
+            self.abort_epoch.store(epoch, Ordering::Release);
+        }
         drop(guard);
         for (r, asc, ascq) in uas {
             lun.ua

@@ -338,3 +338,31 @@ fn aptpl_state_is_restored_and_removed() {
         key::ILLEGAL_REQUEST
     );
 }
+
+#[test]
+fn preempt_and_abort_marks_running_tasks_of_the_victims() {
+    let fx = lun_with(None);
+    let l = &fx.lun;
+    let (a, b, c) = (nexus("a", 1, 1), nexus("b", 1, 1), nexus("c", 1, 1));
+    assert_eq!(prout(l, &a, SA_REGISTER, 0, 0, 0xa, 0).status, OK);
+    assert_eq!(prout(l, &b, SA_REGISTER, 0, 0, 0xb, 0).status, OK);
+    assert_eq!(prout(l, &c, SA_REGISTER, 0, 0, 0xc, 0).status, OK);
+    let before = l.abort_epoch();
+    // A plain PREEMPT aborts nothing.
+    assert_eq!(prout(l, &a, SA_PREEMPT, TYPE_WE, 0xa, 0xc, 0).status, OK);
+    assert_eq!(l.abort_epoch(), before);
+    assert!(!l.preempted_since(&c, before));
+    assert_eq!(
+        prout(l, &a, SA_PREEMPT_AND_ABORT, TYPE_WE, 0xa, 0xb, 0).status,
+        OK
+    );
+    assert!(
+        l.preempted_since(&b, before),
+        "b's running tasks are aborted"
+    );
+    assert!(!l.preempted_since(&a, before));
+    assert!(
+        !l.preempted_since(&b, l.abort_epoch()),
+        "tasks started later are not"
+    );
+}
