@@ -13,7 +13,7 @@ mkdir -p "$state"
 [ -e "$state/lun1.img" ] || truncate -s 1G "$state/lun1.img"
 sed "s#@STATE@#$state#g" examples/targets.conf > "$state/targets.conf"
 run_dir="$state/run"
-"$bin" tgtd -f --iscsi portal=127.0.0.1:3260 -C 0 --run-dir "$run_dir" --conf "$state/targets.conf" &
+"$bin" tgtd -f --iscsi portal=127.0.0.1:3260 -C 0 --run-dir "$run_dir" --state-dir "$state/state" --conf "$state/targets.conf" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
 for _ in $(seq 50); do [ -S "$run_dir/socket.0" ] && break; sleep 0.1; done
