@@ -21,6 +21,7 @@ pub use error::{Error, Result};
 pub mod bhs;
 pub mod chap;
 pub mod digest;
+pub mod framing;
 pub mod negotiate;
 pub mod pdu;
 pub mod scsi;

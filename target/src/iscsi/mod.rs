@@ -1,9 +1,10 @@
-//! The iSCSI side of the target: framing, login, the full-feature session, write-data
+//! The iSCSI side of the target: login, the full-feature session, write-data
 //! collection, SendTargets, and the tokio connection driver over them.
 
 pub mod conn;
 pub mod discovery;
-pub mod framing;
+/// Framing lives in the wire crate (shared with the initiator); re-exported here.
+pub use hydra_proto::framing;
 pub mod login;
 pub mod session;
 pub mod task;

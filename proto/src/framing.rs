@@ -4,9 +4,9 @@
 //! sees PDUs whose header it can trust (RFC 7143 §7.8: at ErrorRecoveryLevel 0 a header
 //! digest error must end the connection, since nothing in that header can be believed).
 
+use crate::bhs::{pad_len, Bhs, BHS_LEN};
+use crate::digest;
 use bytes::{Buf, Bytes, BytesMut};
-use hydra_proto::bhs::{pad_len, Bhs, BHS_LEN};
-use hydra_proto::digest;
 
 /// Which digests are in force on this connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
