@@ -170,6 +170,21 @@ impl Hydra {
         for p in &self.ports {
             wait_port(*p, &mut child, "hydra tgtd");
         }
+        // The portals listen before --conf is loaded; the control socket comes last.
+        let sock = self
+            .dir
+            .path()
+            .join("run")
+            .join(format!("socket.{}", self.control_port));
+        let start = Instant::now();
+        while !sock.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "hydra tgtd made no control socket {}",
+                sock.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         child
     }
 
