@@ -76,7 +76,7 @@ async fn write_read_verify(s: Arc<Session>, lun: u64) {
 #[test]
 fn against_hydra_tgtd() {
     let conf = format!(
-        "<target {IQN}>\n    backing-store @DIR@/a.img\n    backing-store @DIR@/b.img\n</target>\n<target {IQN}-chap>\n    backing-store @DIR@/c.img\n    incominguser node1 secretsecret12\n</target>\n"
+        "<target {IQN}>\n    backing-store @DIR@/a.img\n    backing-store @DIR@/b.img\n</target>\n<target {IQN}-chap>\n    backing-store @DIR@/c.img\n    incominguser node1 secretsecret12\n    outgoinguser array1 arraysecret12\n</target>\n"
     );
     let h = Hydra::start(&conf, |d| {
         for f in ["a.img", "b.img", "c.img"] {
@@ -106,6 +106,25 @@ fn against_hydra_tgtd() {
         assert_eq!(first.sense.map(|k| k.0), Some(0x06));
         assert_eq!(s.read_capacity(1).await.unwrap().unwrap(), (65536, 512));
         s.logout().await.unwrap();
+        // Mutual CHAP: the target proves itself with the outgoing account.
+        let mutual = Chap {
+            mutual: Some(("array1".into(), "arraysecret12".into())),
+            ..good.clone()
+        };
+        let s = Session::login(addr, cfg(&chap_iqn, Some(mutual.clone())))
+            .await
+            .unwrap();
+        assert!(s.test_unit_ready(1).await.unwrap().is_ok());
+        s.logout().await.unwrap();
+        let impostor = Chap {
+            mutual: Some(("array1".into(), "notthesecret".into())),
+            ..good.clone()
+        };
+        match Session::login(addr, cfg(&chap_iqn, Some(impostor))).await {
+            Err(Error::Auth(m)) => assert!(m.contains("mutual"), "{m}"),
+            Err(e) => panic!("expected a mutual CHAP failure, got {e}"),
+            Ok(_) => panic!("a target with the wrong secret was accepted"),
+        }
         let bad = Chap {
             secret: "wrongwrongwrong".into(),
             ..good
