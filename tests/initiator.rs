@@ -170,3 +170,35 @@ fn against_debian_tgtd() {
         Arc::try_unwrap(s).ok().unwrap().logout().await.unwrap();
     });
 }
+
+/// `hydra iscsi-perf` runs writes and reads and ends with iscsi-perf's summary line.
+#[test]
+fn iscsi_perf_cli() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n");
+    let h = Hydra::start(&conf, |d| sparse(&d.join("a.img"), 32 << 20));
+    for extra in [&["-w"][..], &["-r"][..], &[][..]] {
+        let o = run(
+            std::process::Command::new(hydra())
+                .args(["iscsi-perf", "-t", "1", "-m", "8", "-b", "16"])
+                .args(extra)
+                .arg(h.url(IQN, 1)),
+            std::time::Duration::from_secs(30),
+        );
+        let out = text(&o);
+        assert!(o.status.success(), "{extra:?}: {out}");
+        let last = out.lines().last().unwrap_or_default().to_string();
+        let iops: u64 = last
+            .strip_prefix("iops average ")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{extra:?}: last line {last:?}"));
+        assert!(iops > 0, "{out}");
+    }
+    // A bad URL is refused with a message, not a panic.
+    let o = run(
+        std::process::Command::new(hydra()).args(["iscsi-perf", "iscsi://nohost"]),
+        std::time::Duration::from_secs(10),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("bad iSCSI URL"), "{}", text(&o));
+}

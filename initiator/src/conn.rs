@@ -53,6 +53,15 @@ async fn read_frame(
     }
 }
 
+/// Read whatever is there, keeping room for a large Data-In PDU so that big reads
+/// arrive in few system calls.
+async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < 256 * 1024 {
+        buf.reserve(1024 * 1024);
+    }
+    stream.read_buf(buf).await
+}
+
 async fn write_all(stream: &mut TcpStream, chunks: Vec<Bytes>) -> Result<()> {
     for c in chunks {
         stream
@@ -161,7 +170,7 @@ async fn drive(
                     }
                     None => return Ok(()),
                 },
-                n = stream.read_buf(&mut buf) => {
+                n = read_more(&mut stream, &mut buf) => {
                     if n.map_err(|e| Error::io("read", e))? == 0 {
                         return Err(Error::Closed);
                     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod login;
 pub mod scsi;
 pub mod session;
+pub mod url;
 
 pub use conn::Session;
 pub use error::{Error, Result};

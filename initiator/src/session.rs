@@ -190,7 +190,8 @@ impl Core {
         self.tasks.insert(
             itt,
             Task {
-                data_in: BytesMut::new(),
+                // One allocation for the whole read; in-order Data-In appends to it.
+                data_in: BytesMut::with_capacity(cmd.read_len as usize),
                 cmd,
             },
         );
@@ -280,10 +281,31 @@ impl Core {
                 task.cmd.read_len
             )));
         }
-        if task.data_in.len() < end {
-            task.data_in.resize(end, 0);
+        if let (0, true, Some(status)) = (d.buffer_offset, task.data_in.is_empty(), d.status) {
+            // All the data in one PDU: hand out the received buffer itself, no copy.
+            self.update_window(d.exp_cmd_sn, d.max_cmd_sn);
+            self.status_sn(d.stat_sn);
+            self.tasks.remove(&d.itt);
+            done.push((
+                d.itt,
+                Reply {
+                    status,
+                    sense: Vec::new(),
+                    data,
+                    residual: d.residual,
+                },
+            ));
+            return Ok(());
         }
-        task.data_in[d.buffer_offset as usize..end].copy_from_slice(&data);
+        if d.buffer_offset as usize == task.data_in.len() {
+            // In order (DataPDUInOrder=Yes, the usual case): no zero-fill, one copy.
+            task.data_in.extend_from_slice(&data);
+        } else {
+            if task.data_in.len() < end {
+                task.data_in.resize(end, 0);
+            }
+            task.data_in[d.buffer_offset as usize..end].copy_from_slice(&data);
+        }
         if let Some(status) = d.status {
             self.update_window(d.exp_cmd_sn, d.max_cmd_sn);
             self.status_sn(d.stat_sn);

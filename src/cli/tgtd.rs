@@ -151,7 +151,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         super::daemonize::detach(&opts.run_dir, control_port)?;
     }
     super::init_logging(foreground);
-    keep_io_buffers();
+    super::keep_io_buffers();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -162,20 +162,4 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         bound?.serve().await.map_err(|e| e.to_string())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Every READ gets a fresh buffer of its transfer length. glibc serves allocations above
-/// its (dynamic) mmap threshold with mmap and gives freed heap tops back to the kernel,
-/// so at 1 MiB per command the daemon spent a third of its time in page faults and
-/// munmap, and sequential throughput halved depending on the threshold's history.
-/// Fixing both thresholds keeps freed buffers in the allocator for the next command.
-fn keep_io_buffers() {
-    // 32 MiB is glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2): larger
-    // than any data transfer (MaxBurstLength is at most 16 MiB).
-    // SAFETY: mallopt only changes allocator tunables; it is called before any thread
-    // of ours exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-    }
 }

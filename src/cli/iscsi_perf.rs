@@ -1,0 +1,238 @@
+//! `hydra iscsi-perf [-i NAME] [-m IN_FLIGHT] [-b BLOCKS] [-t SECS] [-r] [-w] URL` — a
+//! drop-in for libiscsi's iscsi-perf driving hydra's initiator library: keeps `-m`
+//! commands of `-b` blocks in flight for `-t` seconds (sequential, or random with `-r`;
+//! reads, or writes with `-w`), prints one progress line per second and, last, `iops
+//! average N (M MB/s)` as iscsi-perf does.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hydra_initiator::login::{Chap, LoginConfig};
+use hydra_initiator::url::IscsiUrl;
+use hydra_initiator::Session;
+use hydra_proto::negotiate::LocalParams;
+
+use super::args::{parse, Spec};
+
+const SPECS: &[Spec] = &[
+    Spec {
+        short: 'i',
+        long: "initiator-name",
+        value: true,
+    },
+    Spec {
+        short: 'm',
+        long: "max",
+        value: true,
+    },
+    Spec {
+        short: 'b',
+        long: "blocks",
+        value: true,
+    },
+    Spec {
+        short: 't',
+        long: "timeout",
+        value: true,
+    },
+    Spec {
+        short: 'r',
+        long: "random",
+        value: false,
+    },
+    Spec {
+        short: 'w',
+        long: "write",
+        value: false,
+    },
+    Spec {
+        short: 'h',
+        long: "help",
+        value: false,
+    },
+];
+
+const HELP: &str = "usage: hydra iscsi-perf [-i INITIATOR-NAME] [-m IN-FLIGHT] [-b BLOCKS-PER-IO] [-t SECONDS] [-r] [-w] iscsi://[user[%password]@]host[:port]/target-iqn/lun
+  -m  commands in flight (default 32)      -b  blocks per command (default 8)
+  -t  seconds to run (default 10)          -r  random LBAs (default sequential)
+  -w  write instead of read (destroys the LUN's data)";
+
+/// MB/s as iscsi-perf counts them (MiB).
+fn mib(ops: u64, bytes_per_op: u32) -> u64 {
+    (ops * bytes_per_op as u64) >> 20
+}
+
+fn num<T: std::str::FromStr>(p: &super::args::Parsed, k: &str, default: T) -> Result<T, String> {
+    match p.value(k) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("--{k} {v}: not a valid number")),
+    }
+}
+
+pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
+    let p = parse(&args, SPECS)?;
+    if p.has("help") {
+        println!("{HELP}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let [url] = p.positional.as_slice() else {
+        return Err(format!("one iSCSI URL is needed\n{HELP}"));
+    };
+    let url = IscsiUrl::parse(url).map_err(|e| e.to_string())?;
+    let in_flight: usize = num(&p, "max", 32)?;
+    let blocks: u32 = num(&p, "blocks", 8)?;
+    let secs: u64 = num(&p, "timeout", 10)?;
+    if in_flight == 0 || blocks == 0 {
+        return Err("-m and -b must be at least 1".into());
+    }
+    let random = p.has("random");
+    let write = p.has("write");
+    let name = p
+        .value("initiator-name")
+        .unwrap_or("iqn.2026-11.org.hydra:iscsi-perf")
+        .to_string();
+    // Big read buffers come and go per command: keep them in the heap (see there).
+    super::keep_io_buffers();
+    super::block_on(run(url, name, in_flight, blocks, secs, random, write))
+}
+
+async fn run(
+    url: IscsiUrl,
+    name: String,
+    in_flight: usize,
+    blocks: u32,
+    secs: u64,
+    random: bool,
+    write: bool,
+) -> Result<ExitCode, String> {
+    let mut isid = [0x40, 0, 0, 0, 0, 0];
+    getrandom::getrandom(&mut isid[2..]).map_err(|e| e.to_string())?;
+    let cfg = LoginConfig {
+        initiator_name: name,
+        target_name: Some(url.target.clone()),
+        isid,
+        tsih: 0,
+        chap: url.user.clone().map(|user| Chap {
+            user,
+            secret: url.password.clone().unwrap_or_default(),
+            mutual: None,
+        }),
+        params: LocalParams {
+            // 1 MiB PDUs: a 1 MiB read arrives in one Data-In and is not copied.
+            max_recv_data_segment_length: 1 << 20,
+            max_burst_length: 16 << 20,
+            first_burst_length: 262_144,
+            ..LocalParams::default()
+        },
+    };
+    let addr = url.addr().map_err(|e| e.to_string())?;
+    let s = Arc::new(Session::login(addr, cfg).await.map_err(|e| e.to_string())?);
+    let lun = url.lun;
+    if let Err(f) = s.test_unit_ready(lun).await.map_err(|e| e.to_string())? {
+        return Err(format!("LUN {lun} is not ready: {f:?}"));
+    }
+    let (capacity, bs) = s
+        .read_capacity(lun)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|f| format!("READ CAPACITY failed: {f:?}"))?;
+    if capacity < blocks as u64 {
+        return Err(format!("the LUN has only {capacity} blocks"));
+    }
+    println!(
+        "performing {} {} with {in_flight} parallel requests",
+        if random { "RANDOM" } else { "SEQUENTIAL" },
+        if write { "WRITE" } else { "READ" }
+    );
+    println!(
+        "FIXED transfer size of {blocks} blocks ({} byte)",
+        blocks * bs
+    );
+    println!("will run for {secs} seconds.\n");
+    let done = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicBool::new(false));
+    let payload = Bytes::from(vec![0xa5u8; (blocks * bs) as usize]);
+    let slots = capacity / blocks as u64;
+    let start = Instant::now();
+    let workers: Vec<_> = (0..in_flight)
+        .map(|w| {
+            let (s, done, next, stop, failed, payload) = (
+                s.clone(),
+                done.clone(),
+                next.clone(),
+                stop.clone(),
+                failed.clone(),
+                payload.clone(),
+            );
+            tokio::spawn(async move {
+                let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1);
+                while !stop.load(Ordering::Relaxed) {
+                    let slot = if random {
+                        // xorshift64*: cheap, good enough to spread LBAs.
+                        x ^= x >> 12;
+                        x ^= x << 25;
+                        x ^= x >> 27;
+                        x.wrapping_mul(0x2545_f491_4f6c_dd1d) % slots
+                    } else {
+                        next.fetch_add(1, Ordering::Relaxed) % slots
+                    };
+                    let lba = slot * blocks as u64;
+                    let ok = if write {
+                        matches!(
+                            s.write16(lun, lba, payload.clone(), bs, false).await,
+                            Ok(Ok(()))
+                        )
+                    } else {
+                        matches!(s.read16(lun, lba, blocks, bs).await, Ok(Ok(_)))
+                    };
+                    if !ok {
+                        failed.store(true, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let mut last = 0;
+    for second in 1..=secs {
+        tokio::time::sleep_until((start + Duration::from_secs(second)).into()).await;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let now = done.load(Ordering::Relaxed);
+        let iops = now - last;
+        last = now;
+        let avg = now / second;
+        println!(
+            "{:02}:{:02}:{:02} - iops current {iops} ({} MB/s), iops average {avg} ({} MB/s)",
+            (secs - second) / 3600,
+            (secs - second) / 60 % 60,
+            (secs - second) % 60,
+            mib(iops, blocks * bs),
+            mib(avg, blocks * bs),
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let total = done.load(Ordering::Relaxed);
+    let iops = (total as f64 / elapsed) as u64;
+    if failed.load(Ordering::Relaxed) {
+        return Err("a command failed; stopping".into());
+    }
+    println!("iops average {iops} ({} MB/s)", mib(iops, blocks * bs));
+    if let Ok(s) = Arc::try_unwrap(s) {
+        let _ = s.logout().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
