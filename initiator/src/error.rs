@@ -20,6 +20,10 @@ pub enum Error {
     Auth(String),
     #[error("the session is closed")]
     Closed,
+    /// The connection was lost and not re-established within replacement_timeout
+    /// (open-iscsi's `node.session.timeo.replacement_timeout`).
+    #[error("target {addr} unreachable for {secs} s (replacement_timeout); the command was not completed")]
+    Unreachable { addr: String, secs: u64 },
 }
 
 impl Error {
