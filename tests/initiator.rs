@@ -88,6 +88,12 @@ fn against_hydra_tgtd() {
         let s = Arc::new(Session::login(addr, cfg(IQN, None)).await.unwrap());
         assert_eq!(s.established.target_portal_group_tag, Some(1));
         assert_eq!(s.report_luns().await.unwrap().unwrap(), vec![0, 1, 2]);
+        assert!(s.test_unit_ready(1).await.unwrap().is_ok());
+        // Same WWID as Debian's tgtd gives for tid 1 / LUN 1 (hydra keeps tgt's identity).
+        assert_eq!(
+            s.wwid(1).await.unwrap().unwrap().as_deref(),
+            Some("360000000000000000e00000000010001")
+        );
         write_read_verify(s.clone(), 2).await;
         Arc::try_unwrap(s).ok().unwrap().logout().await.unwrap();
 
@@ -167,6 +173,11 @@ fn against_debian_tgtd() {
     rt().block_on(async {
         let s = Arc::new(Session::login(addr, cfg(IQN, None)).await.unwrap());
         write_read_verify(s.clone(), 1).await;
+        // The WWID Linux derives for tgt's tid 1 / LUN 1.
+        assert_eq!(
+            s.wwid(1).await.unwrap().unwrap().as_deref(),
+            Some("360000000000000000e00000000010001")
+        );
         Arc::try_unwrap(s).ok().unwrap().logout().await.unwrap();
     });
 }

@@ -17,6 +17,7 @@ pub mod login;
 pub mod scsi;
 pub mod session;
 pub mod url;
+pub mod wwid;
 
 pub use conn::Session;
 pub use error::{Error, Result};

@@ -142,4 +142,15 @@ impl Session {
         let c = [0x12, page.is_some() as u8, page.unwrap_or(0), 0x01, 0x00, 0];
         Ok(self.scsi(lun, &c, Bytes::new(), 256).await?.map(|r| r.data))
     }
+
+    /// The WWID Linux (udev's scsi_id) gives this LUN; see [`crate::wwid`].
+    pub async fn wwid(&self, lun: u64) -> Result<Result<Option<String>, Failed>> {
+        let std = match self.inquiry(lun, None).await? {
+            Ok(d) => d,
+            Err(f) => return Ok(Err(f)),
+        };
+        let p83 = self.inquiry(lun, Some(0x83)).await?.unwrap_or_default();
+        let p80 = self.inquiry(lun, Some(0x80)).await?.ok();
+        Ok(Ok(crate::wwid::wwid(&p83, p80.as_deref(), &std)))
+    }
 }
