@@ -315,3 +315,80 @@ fn commands_fail_after_replacement_timeout() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }
+
+/// The typed cluster commands through the library against hydra tgtd: fencing with
+/// persistent reservations, COMPARE AND WRITE, UNMAP on a thin LUN, ALUA groups.
+#[test]
+fn cluster_commands_through_the_library() {
+    let conf = format!(
+        "portal-group 1 127.0.0.1:@PORT1@\nportal-group 2 127.0.0.1:@PORT2@ active/non-optimized\n<target {IQN}>\n    backing-store @DIR@/a.img\n    params thin_provisioning=1\n</target>\n"
+    );
+    let h = Hydra::start_portals(&conf, 2, &[], |d| sparse(&d.join("a.img"), 32 << 20));
+    let addr: SocketAddr = format!("127.0.0.1:{}", h.ports[0]).parse().unwrap();
+    rt().block_on(async {
+        let a = Session::login(addr, cfg(IQN, None)).await.unwrap();
+        let mut other = cfg(IQN, None);
+        other.initiator_name = "iqn.2026-11.org.hydra:node2".into();
+        let b = Session::login(addr, other).await.unwrap();
+        for s in [&a, &b] {
+            assert!(s.test_unit_ready(1).await.unwrap().is_ok());
+        }
+        // fence_scsi: both register, a reserves WERO, then preempts b.
+        a.persistent_reserve_out(1, 6, 0, 0, 0xa, false)
+            .await
+            .unwrap()
+            .unwrap();
+        b.persistent_reserve_out(1, 6, 0, 0, 0xb, false)
+            .await
+            .unwrap()
+            .unwrap();
+        a.persistent_reserve_out(1, 1, 5, 0xa, 0, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            a.read_reservation(1).await.unwrap().unwrap(),
+            Some((0xa, 5))
+        );
+        a.persistent_reserve_out(1, 5, 5, 0xa, 0xb, false)
+            .await
+            .unwrap()
+            .unwrap();
+        let (_, keys) = a.read_keys(1).await.unwrap().unwrap();
+        assert_eq!(keys, vec![0xa]);
+        let _ = b.test_unit_ready(1).await.unwrap(); // REGISTRATIONS PREEMPTED
+        let w = b
+            .write16(1, 0, vec![1u8; 512].into(), 512, false)
+            .await
+            .unwrap();
+        assert_eq!(w.unwrap_err().status, 0x18, "b is fenced");
+        a.write16(1, 0, vec![b'A'; 512].into(), 512, false)
+            .await
+            .unwrap()
+            .unwrap();
+        // COMPARE AND WRITE: swaps on a match, MISCOMPARE otherwise.
+        a.compare_and_write(1, 0, &[b'A'; 512], &[b'B'; 512], 512)
+            .await
+            .unwrap()
+            .unwrap();
+        let f = a
+            .compare_and_write(1, 0, &[b'A'; 512], &[b'C'; 512], 512)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(f.sense.map(|k| (k.0, k.1)), Some((0x0e, 0x1d)));
+        // UNMAP: the block reads back as zeros.
+        a.unmap(1, &[(0, 8)]).await.unwrap().unwrap();
+        let z = a.read16(1, 0, 1, 512).await.unwrap().unwrap();
+        assert!(z.iter().all(|&x| x == 0));
+        // ALUA: both groups and their states.
+        let groups = a.report_target_port_groups(1).await.unwrap().unwrap();
+        assert_eq!(groups, vec![(1, 0), (2, 1)]);
+        a.persistent_reserve_out(1, 3, 0, 0xa, 0, false)
+            .await
+            .unwrap()
+            .unwrap();
+        a.logout().await.unwrap();
+        b.logout().await.unwrap();
+    });
+}

@@ -153,4 +153,128 @@ impl Session {
         let p80 = self.inquiry(lun, Some(0x80)).await?.ok();
         Ok(Ok(crate::wwid::wwid(&p83, p80.as_deref(), &std)))
     }
+
+    /// PERSISTENT RESERVE OUT (SPC-4 §6.16) with the basic parameter list: service
+    /// action `sa`, reservation type `rtype`, keys, and APTPL.
+    pub async fn persistent_reserve_out(
+        &self,
+        lun: u64,
+        sa: u8,
+        rtype: u8,
+        key: u64,
+        sa_key: u64,
+        aptpl: bool,
+    ) -> Result<Result<(), Failed>> {
+        let mut p = vec![0u8; 24];
+        p[0..8].copy_from_slice(&key.to_be_bytes());
+        p[8..16].copy_from_slice(&sa_key.to_be_bytes());
+        p[20] = aptpl as u8;
+        let c = [0x5f, sa & 0x1f, rtype & 0x0f, 0, 0, 0, 0, 0, 24, 0];
+        Ok(self.scsi(lun, &c, p.into(), 0).await?.map(|_| ()))
+    }
+
+    /// PERSISTENT RESERVE IN, READ KEYS: (generation, registered keys).
+    pub async fn read_keys(&self, lun: u64) -> Result<Result<(u32, Vec<u64>), Failed>> {
+        let c = [0x5e, 0, 0, 0, 0, 0, 0, 0x20, 0, 0];
+        Ok(self.scsi(lun, &c, Bytes::new(), 8192).await?.map(|r| {
+            let d = &r.data;
+            let gen = d
+                .get(0..4)
+                .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4")));
+            let n = d
+                .get(4..8)
+                .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4")) as usize);
+            let keys = d[8.min(d.len())..(8 + n).min(d.len())]
+                .chunks_exact(8)
+                .map(|k| u64::from_be_bytes(k.try_into().expect("8")))
+                .collect();
+            (gen, keys)
+        }))
+    }
+
+    /// PERSISTENT RESERVE IN, READ RESERVATION: the holder's key and the type, if any.
+    pub async fn read_reservation(&self, lun: u64) -> Result<Result<Option<(u64, u8)>, Failed>> {
+        let c = [0x5e, 1, 0, 0, 0, 0, 0, 0, 64, 0];
+        Ok(self.scsi(lun, &c, Bytes::new(), 64).await?.map(|r| {
+            let d = &r.data;
+            (d.len() >= 24 && d[4..8] != [0, 0, 0, 0]).then(|| {
+                (
+                    u64::from_be_bytes(d[8..16].try_into().expect("8")),
+                    d[21] & 0x0f,
+                )
+            })
+        }))
+    }
+
+    /// COMPARE AND WRITE (SBC-3 §5.2) of `verify.len()` bytes at `lba`.
+    pub async fn compare_and_write(
+        &self,
+        lun: u64,
+        lba: u64,
+        verify: &[u8],
+        write: &[u8],
+        block_size: u32,
+    ) -> Result<Result<(), Failed>> {
+        let blocks = verify.len() / block_size as usize;
+        if verify.len() != write.len()
+            || blocks == 0
+            || blocks > 255
+            || !verify.len().is_multiple_of(block_size as usize)
+        {
+            return Err(Error::Protocol(
+                "COMPARE AND WRITE needs equal verify and write buffers of 1 to 255 whole blocks"
+                    .into(),
+            ));
+        }
+        let mut c = [0u8; 16];
+        c[0] = 0x89;
+        c[2..10].copy_from_slice(&lba.to_be_bytes());
+        c[13] = blocks as u8;
+        let mut data = verify.to_vec();
+        data.extend_from_slice(write);
+        Ok(self.scsi(lun, &c, data.into(), 0).await?.map(|_| ()))
+    }
+
+    /// UNMAP (SBC-3 §5.28) of `(lba, blocks)` ranges.
+    pub async fn unmap(&self, lun: u64, ranges: &[(u64, u32)]) -> Result<Result<(), Failed>> {
+        let mut p = vec![0u8; 8];
+        p[0..2].copy_from_slice(&((6 + 16 * ranges.len()) as u16).to_be_bytes());
+        p[2..4].copy_from_slice(&((16 * ranges.len()) as u16).to_be_bytes());
+        for (lba, n) in ranges {
+            p.extend_from_slice(&lba.to_be_bytes());
+            p.extend_from_slice(&n.to_be_bytes());
+            p.extend_from_slice(&[0; 4]);
+        }
+        let l = (p.len() as u16).to_be_bytes();
+        let c = [0x42, 0, 0, 0, 0, 0, 0, l[0], l[1], 0];
+        Ok(self.scsi(lun, &c, p.into(), 0).await?.map(|_| ()))
+    }
+
+    /// REPORT TARGET PORT GROUPS (SPC-4 §6.37): (group id, asymmetric access state).
+    pub async fn report_target_port_groups(
+        &self,
+        lun: u64,
+    ) -> Result<Result<Vec<(u16, u8)>, Failed>> {
+        let mut c = [0u8; 12];
+        c[0] = 0xa3;
+        c[1] = 0x0a;
+        c[6..10].copy_from_slice(&4096u32.to_be_bytes());
+        Ok(self.scsi(lun, &c, Bytes::new(), 4096).await?.map(|r| {
+            let d = &r.data;
+            let end = d
+                .get(0..4)
+                .map_or(0, |b| {
+                    u32::from_be_bytes(b.try_into().expect("4")) as usize + 4
+                })
+                .min(d.len());
+            let mut out = Vec::new();
+            let mut at = 4;
+            while at + 8 <= end {
+                let ports = d[at + 7] as usize;
+                out.push((u16::from_be_bytes([d[at + 2], d[at + 3]]), d[at] & 0x0f));
+                at += 8 + 4 * ports;
+            }
+            out
+        }))
+    }
 }
