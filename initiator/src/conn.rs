@@ -33,7 +33,7 @@ pub struct Session {
     pub peer: SocketAddr,
 }
 
-async fn read_frame(
+pub(crate) async fn read_frame(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     digests: Digests,
@@ -100,7 +100,7 @@ impl Default for Timeouts {
 }
 
 /// Connect and run the login; the connection and what the login settled.
-async fn connect(
+pub(crate) async fn connect(
     addr: SocketAddr,
     cfg: &LoginConfig,
     timeout: Duration,

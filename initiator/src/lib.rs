@@ -12,6 +12,7 @@
 //! `hydra iscsiadm`.
 
 pub mod conn;
+pub mod discovery;
 pub mod error;
 pub mod login;
 pub mod scsi;

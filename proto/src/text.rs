@@ -16,9 +16,18 @@ fn key_char_ok(c: u8) -> bool {
 }
 
 /// Parse `key=value\0...`. Trailing NUL padding is tolerated; a key sent twice in one
-/// text is refused (§6.2: keys are not repeated unless their type allows it — no key
-/// hydra knows does).
+/// text is refused (§6.2: keys are not repeated unless their type allows it — no
+/// negotiated key does).
 pub fn parse(data: &[u8]) -> Result<Vec<(String, String)>> {
+    parse_with(data, false)
+}
+
+/// Parse a SendTargets answer, where TargetName and TargetAddress repeat (§12.3).
+pub fn parse_repeated(data: &[u8]) -> Result<Vec<(String, String)>> {
+    parse_with(data, true)
+}
+
+fn parse_with(data: &[u8], repeats: bool) -> Result<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
     for raw in data.split(|b| *b == 0) {
         if raw.is_empty() {
@@ -51,7 +60,7 @@ pub fn parse(data: &[u8]) -> Result<Vec<(String, String)>> {
         }
         let value = std::str::from_utf8(v)
             .map_err(|_| Error::malformed("text value", format!("value of {key} is not UTF-8")))?;
-        if out.iter().any(|(k2, _)| k2 == key) {
+        if !repeats && out.iter().any(|(k2, _)| k2 == key) {
             return Err(Error::malformed("text key", format!("{key} sent twice")));
         }
         out.push((key.to_string(), value.to_string()));

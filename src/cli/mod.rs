@@ -3,6 +3,7 @@
 mod args;
 mod daemonize;
 mod iscsi_perf;
+mod iscsiadm;
 mod tgt_admin;
 mod tgtadm;
 mod tgtd;
@@ -10,7 +11,7 @@ mod tgtd;
 use std::process::ExitCode;
 
 /// The tool names hydra answers to (as subcommands and as argv[0]).
-pub const TOOLS: &[&str] = &["tgtd", "tgtadm", "tgt-admin", "iscsi-perf"];
+pub const TOOLS: &[&str] = &["tgtd", "tgtadm", "tgt-admin", "iscsi-perf", "iscsiadm"];
 
 pub const USAGE: &str = "usage: hydra <command> [options]
 
@@ -18,6 +19,7 @@ commands (each also runs when hydra is invoked through a symlink of that name):
   tgtd       the iSCSI target daemon (tgtd's options)
   tgtadm     runtime target administration over the control socket (tgtadm's options)
   tgt-admin  apply /etc/tgt/targets.conf to a running daemon (tgt-admin's options)
+  iscsiadm   open-iscsi's iscsiadm (so far: SendTargets discovery)
   iscsi-perf load a LUN with reads or writes through hydra's initiator (libiscsi's iscsi-perf options)
 
 run 'hydra <command> --help' for a command's options";
@@ -29,6 +31,7 @@ pub fn run(tool: &str, args: Vec<String>) -> ExitCode {
         "tgtadm" => tgtadm::main(args),
         "tgt-admin" => tgt_admin::main(args),
         "iscsi-perf" => iscsi_perf::main(args),
+        "iscsiadm" => iscsiadm::main(args),
         _ => unreachable!("TOOLS lists every tool"),
     };
     match r {

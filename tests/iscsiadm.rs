@@ -1,0 +1,136 @@
+//! `hydra iscsiadm -m discovery`: open-iscsi's output lines and exit codes, against hydra
+//! tgtd (two portals, ACLs) and Debian's tgtd.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn iscsiadm(args: &[&str]) -> std::process::Output {
+    run(
+        Command::new(hydra())
+            .arg("iscsiadm")
+            .args(args)
+            .env("HYDRA_ISCSI_ROOT", "/nonexistent"),
+        Duration::from_secs(30),
+    )
+}
+
+#[test]
+fn discovery_lines_as_open_iscsi_prints_them() {
+    let conf = "<target iqn.2026-11.org.hydra:a>\n    backing-store @DIR@/a.img\n</target>\n<target iqn.2026-11.org.hydra:hidden>\n    backing-store @DIR@/b.img\n    initiator-name iqn.2026-11.org.hydra:someone-else\n</target>\n";
+    let h = Hydra::start_portals(conf, 2, &[], |d| {
+        sparse(&d.join("a.img"), 8 << 20);
+        sparse(&d.join("b.img"), 8 << 20);
+    });
+    let portal = format!("127.0.0.1:{}", h.ports[0]);
+    let o = iscsiadm(&["-m", "discovery", "-t", "st", "-p", &portal]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!(
+            "127.0.0.1:{},1 iqn.2026-11.org.hydra:a\n127.0.0.1:{},2 iqn.2026-11.org.hydra:a\n",
+            h.ports[0], h.ports[1]
+        )
+    );
+    let o = iscsiadm(&[
+        "-m",
+        "discoverydb",
+        "-t",
+        "sendtargets",
+        "-p",
+        &portal,
+        "--discover",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Nothing for us behind a portal: open-iscsi's message and exit code 21.
+    let only_hidden = "<target iqn.2026-11.org.hydra:hidden>\n    backing-store @DIR@/b.img\n    initiator-name iqn.2026-11.org.hydra:someone-else\n</target>\n";
+    let h2 = Hydra::start(only_hidden, |d| sparse(&d.join("b.img"), 8 << 20));
+    let o = iscsiadm(&[
+        "-m",
+        "discovery",
+        "-t",
+        "st",
+        "-p",
+        &format!("127.0.0.1:{}", h2.port),
+    ]);
+    assert_eq!(o.status.code(), Some(21), "{}", text(&o));
+    assert!(
+        text(&o).contains("iscsiadm: No portals found"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn discovery_against_debian_tgtd_and_failures() {
+    assert!(
+        Tgtd::available(),
+        "Debian's tgtd is missing: run scripts/setup.sh"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.img");
+    sparse(&img, 8 << 20);
+    let t = Tgtd::start();
+    t.tgtadm(&[
+        "--mode",
+        "target",
+        "--op",
+        "new",
+        "--tid",
+        "1",
+        "-T",
+        "iqn.2026-11.org.hydra:tgt",
+    ]);
+    t.tgtadm(&[
+        "--mode",
+        "logicalunit",
+        "--op",
+        "new",
+        "--tid",
+        "1",
+        "--lun",
+        "1",
+        "-b",
+        img.to_str().unwrap(),
+    ]);
+    t.tgtadm(&[
+        "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ]);
+    let o = iscsiadm(&[
+        "-m",
+        "discovery",
+        "-t",
+        "st",
+        "-p",
+        &format!("127.0.0.1:{}", t.port),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("127.0.0.1:{},1 iqn.2026-11.org.hydra:tgt\n", t.port)
+    );
+    // Nobody listening: connection failure, exit 4.
+    let o = iscsiadm(&[
+        "-m",
+        "discovery",
+        "-t",
+        "st",
+        "-p",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        text(&o).contains("cannot make connection to 127.0.0.1: Connection refused"),
+        "{}",
+        text(&o)
+    );
+    // Bad parameters: exit 7.
+    let o = iscsiadm(&["-m", "discovery", "-t", "isns", "-p", "127.0.0.1"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    let o = iscsiadm(&["-m", "node", "-L", "all"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(text(&o).contains("iscsid"), "{}", text(&o));
+}
