@@ -153,22 +153,7 @@ fn against_debian_tgtd() {
     let img = dir.path().join("disk.img");
     sparse(&img, 32 << 20);
     let t = Tgtd::start();
-    t.tgtadm(&["--mode", "target", "--op", "new", "--tid", "1", "-T", IQN]);
-    t.tgtadm(&[
-        "--mode",
-        "logicalunit",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--lun",
-        "1",
-        "-b",
-        img.to_str().unwrap(),
-    ]);
-    t.tgtadm(&[
-        "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-    ]);
+    t.add_target(IQN, &img);
     let addr: SocketAddr = format!("127.0.0.1:{}", t.port).parse().unwrap();
     rt().block_on(async {
         let s = Arc::new(Session::login(addr, cfg(IQN, None)).await.unwrap());

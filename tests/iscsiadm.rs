@@ -74,31 +74,7 @@ fn discovery_against_debian_tgtd_and_failures() {
     let img = dir.path().join("disk.img");
     sparse(&img, 8 << 20);
     let t = Tgtd::start();
-    t.tgtadm(&[
-        "--mode",
-        "target",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "-T",
-        "iqn.2026-11.org.hydra:tgt",
-    ]);
-    t.tgtadm(&[
-        "--mode",
-        "logicalunit",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--lun",
-        "1",
-        "-b",
-        img.to_str().unwrap(),
-    ]);
-    t.tgtadm(&[
-        "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-    ]);
+    t.add_target("iqn.2026-11.org.hydra:tgt", &img);
     let o = iscsiadm(&[
         "-m",
         "discovery",

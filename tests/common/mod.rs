@@ -290,6 +290,28 @@ impl Tgtd {
     }
 
     /// `tgtadm -C N <args>`, which must succeed.
+    /// tid 1 named `iqn` with `img` as LUN 1, open to every initiator (tgt-admin's
+    /// three tgtadm calls for a one-LUN target).
+    pub fn add_target(&self, iqn: &str, img: &Path) {
+        self.tgtadm(&["--mode", "target", "--op", "new", "--tid", "1", "-T", iqn]);
+        let img = img.to_str().expect("UTF-8 path");
+        self.tgtadm(&[
+            "--mode",
+            "logicalunit",
+            "--op",
+            "new",
+            "--tid",
+            "1",
+            "--lun",
+            "1",
+            "-b",
+            img,
+        ]);
+        self.tgtadm(&[
+            "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+        ]);
+    }
+
     pub fn tgtadm(&self, args: &[&str]) {
         let o = run(
             Command::new("tgtadm")
