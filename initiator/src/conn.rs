@@ -231,9 +231,8 @@ async fn drive(
                     }
                 },
                 req = rx.recv() => match req {
-                    Some(Request::Command(c, w)) if expired => {
+                    Some(Request::Command(_, w)) if expired => {
                         let _ = w.send(Err(unreachable(addr, down)));
-                        let _ = c;
                     }
                     Some(Request::Command(c, w)) => resend.push((c, w)),
                     Some(Request::Logout(w)) => {

@@ -224,11 +224,7 @@ impl Login {
             }
             Phase::Chap => {
                 let chap = self.chap.as_mut().expect("chap");
-                let chap_keys: Vec<(String, String)> = keys
-                    .iter()
-                    .filter(|(k, _)| k.starts_with("CHAP_"))
-                    .cloned()
-                    .collect();
+                let chap_keys = hydra_proto::chap::chap_keys(&keys);
                 if !chap_keys.is_empty() {
                     out = chap.receive(&chap_keys)?;
                 }

@@ -15,6 +15,7 @@ use hydra_proto::pdu::{
     DataIn, DataOut, NopIn, NopOut, Pdu, R2t, Repr, ScsiCommand, ScsiResponse, TaskAttr,
     RESERVED_TAG,
 };
+use hydra_proto::scsi::encode_lun;
 use hydra_proto::serial::Sn;
 
 use crate::{Error, Result};
@@ -50,16 +51,6 @@ impl Reply {
             Some(0x72 | 0x73) if s.len() >= 4 => Some((s[1] & 0x0f, s[2], s[3])),
             _ => None,
         }
-    }
-}
-
-/// The SCSI LUN field for a LUN number (SAM-5 §4.7: peripheral addressing below 256,
-/// flat space addressing above, as Linux and open-iscsi encode them).
-pub fn encode_lun(lun: u64) -> u64 {
-    if lun < 256 {
-        lun << 48
-    } else {
-        (0x4000 | (lun & 0x3fff)) << 48
     }
 }
 

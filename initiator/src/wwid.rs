@@ -10,6 +10,8 @@
 //! For Debian's tgtd (and hydra's target, which keeps tgt's identities) LUN 1 of tid 1
 //! gives `360000000000000000e00000000010001`.
 
+use hydra_proto::scsi::vpd::designators;
+
 const TYPE_VENDOR: u8 = 0;
 const TYPE_T10: u8 = 1;
 const TYPE_EUI64: u8 = 2;
@@ -32,37 +34,6 @@ const SEARCH: &[(u8, Option<u8>, u8)] = &[
     (TYPE_VENDOR, None, BINARY),
     (TYPE_VENDOR, None, ASCII),
 ];
-
-/// One designator of VPD 0x83.
-struct Designator<'a> {
-    code_set: u8,
-    association: u8,
-    kind: u8,
-    value: &'a [u8],
-}
-
-fn designators(page: &[u8]) -> Vec<Designator<'_>> {
-    let mut v = Vec::new();
-    if page.len() < 4 || page[1] != 0x83 {
-        return v;
-    }
-    let end = (4 + u16::from_be_bytes([page[2], page[3]]) as usize).min(page.len());
-    let mut at = 4;
-    while at + 4 <= end {
-        let len = page[at + 3] as usize;
-        if at + 4 + len > end {
-            break;
-        }
-        v.push(Designator {
-            code_set: page[at] & 0x0f,
-            association: (page[at + 1] >> 4) & 0x03,
-            kind: page[at + 1] & 0x0f,
-            value: &page[at + 4..at + 4 + len],
-        });
-        at += 4 + len;
-    }
-    v
-}
 
 fn ascii(b: &[u8]) -> String {
     let b = &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())];

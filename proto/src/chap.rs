@@ -70,6 +70,14 @@ fn get<'a>(keys: &'a [(String, String)], k: &str) -> Option<&'a str> {
     keys.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
+/// The CHAP_* keys of a login text, in order (the CHAP exchange takes them as a batch).
+pub fn chap_keys(keys: &[(String, String)]) -> Vec<(String, String)> {
+    keys.iter()
+        .filter(|(k, _)| k.starts_with("CHAP_"))
+        .cloned()
+        .collect()
+}
+
 /// RFC 7143 §12.1.3 recommends secrets of at least 12 bytes (96 bits).
 pub fn weak_secret(secret: &[u8]) -> bool {
     secret.len() < 12

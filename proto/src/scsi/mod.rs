@@ -79,6 +79,29 @@ pub mod op {
     pub const MI_REPORT_SUPPORTED_TMFS: u8 = 0x0d;
 }
 
+/// SAM-5 §4.7 LUN field: single-level peripheral (00b) or flat space (01b) addressing.
+pub fn decode_lun(field: u64) -> Option<u64> {
+    let b = field.to_be_bytes();
+    if b[2..].iter().any(|x| *x != 0) {
+        return None;
+    }
+    match b[0] >> 6 {
+        0 if b[0] & 0x3f == 0 => Some(b[1] as u64),
+        1 => Some(((b[0] as u64 & 0x3f) << 8) | b[1] as u64),
+        _ => None,
+    }
+}
+
+/// The LUN field for a LUN number, as Linux, open-iscsi and REPORT LUNS encode it:
+/// peripheral addressing below 256, flat space addressing above.
+pub fn encode_lun(n: u64) -> u64 {
+    if n < 256 {
+        n << 48
+    } else {
+        (0x4000 | (n & 0x3fff)) << 48
+    }
+}
+
 /// CDB length from the opcode's group code (SPC-4 §4.2.5.1); None for groups whose
 /// length is vendor specific or variable.
 pub fn cdb_len(opcode: u8) -> Option<usize> {
@@ -94,6 +117,15 @@ pub fn cdb_len(opcode: u8) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lun_addressing() {
+        assert_eq!(decode_lun(0), Some(0));
+        assert_eq!(decode_lun(encode_lun(1)), Some(1));
+        assert_eq!(decode_lun(encode_lun(300)), Some(300));
+        assert_eq!(decode_lun(0x0001_0000_0000_0001), None);
+        assert_eq!(decode_lun(0x8001 << 48), None);
+    }
 
     #[test]
     fn group_lengths() {

@@ -129,6 +129,42 @@ pub fn device_identification(id: &Identity) -> Vec<u8> {
     page(id, page::DEVICE_ID, body)
 }
 
+/// One designation descriptor of a VPD 0x83 page (SPC-4 §7.8.6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Designator<'a> {
+    /// 1 binary, 2 ASCII, 3 UTF-8.
+    pub code_set: u8,
+    /// 0 logical unit, 1 target port, 2 target device.
+    pub association: u8,
+    /// Designator type: 0 vendor specific, 1 T10, 2 EUI-64, 3 NAA, ...
+    pub kind: u8,
+    pub value: &'a [u8],
+}
+
+/// The designators of a VPD 0x83 page, in order; a truncated descriptor ends the list.
+pub fn designators(page: &[u8]) -> Vec<Designator<'_>> {
+    let mut v = Vec::new();
+    if page.len() < 4 || page[1] != page::DEVICE_ID {
+        return v;
+    }
+    let end = (4 + u16::from_be_bytes([page[2], page[3]]) as usize).min(page.len());
+    let mut at = 4;
+    while at + 4 <= end {
+        let len = page[at + 3] as usize;
+        if at + 4 + len > end {
+            break;
+        }
+        v.push(Designator {
+            code_set: page[at] & 0x0f,
+            association: (page[at + 1] >> 4) & 0x03,
+            kind: page[at + 1] & 0x0f,
+            value: &page[at + 4..at + 4 + len],
+        });
+        at += 4 + len;
+    }
+    v
+}
+
 /// VPD 0xB0 Block Limits (SBC-4 §6.6.4): transfer limits, and the atomic write limits
 /// (WRITE ATOMIC(16) accepts up to `max_transfer_blocks`, any alignment).
 pub fn block_limits(

@@ -450,11 +450,7 @@ impl TargetLogin {
                 _ => {} // CHAP_* handled below, in one batch
             }
         }
-        let chap_keys: Vec<(String, String)> = keys
-            .iter()
-            .filter(|(k, _)| k.starts_with("CHAP_"))
-            .cloned()
-            .collect();
+        let chap_keys = hydra_proto::chap::chap_keys(keys);
         if !chap_keys.is_empty() {
             let Some(chap) = self.chap.as_mut() else {
                 return Err((

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hydra_proto::bhs::{Bhs, BHS_LEN};
 use hydra_proto::negotiate::{SessionParams, SessionType};
 use hydra_proto::pdu::*;
-use hydra_proto::scsi::Sense;
+use hydra_proto::scsi::{decode_lun, Sense};
 use hydra_proto::text;
 
 use super::discovery;
@@ -877,28 +877,6 @@ fn internal_failure(l: &Lun) -> ScsiOutcome {
     )
 }
 
-/// SAM-5 §4.7 LUN field: single-level peripheral (00b) or flat space (01b) addressing.
-pub fn decode_lun(field: u64) -> Option<u64> {
-    let b = field.to_be_bytes();
-    if b[2..].iter().any(|x| *x != 0) {
-        return None;
-    }
-    match b[0] >> 6 {
-        0 if b[0] & 0x3f == 0 => Some(b[1] as u64),
-        1 => Some(((b[0] as u64 & 0x3f) << 8) | b[1] as u64),
-        _ => None,
-    }
-}
-
-/// Encode a LUN number the way REPORT LUNS does (peripheral below 256, flat above).
-pub fn encode_lun(n: u64) -> u64 {
-    if n < 256 {
-        n << 48
-    } else {
-        (0x4000 | (n & 0x3fff)) << 48
-    }
-}
-
 fn error_outcome(sense: &Sense, lun: Option<&Lun>) -> ScsiOutcome {
     let descriptor = lun
         .and_then(|l| l.settings())
@@ -912,19 +890,5 @@ fn error_outcome(sense: &Sense, lun: Option<&Lun>) -> ScsiOutcome {
         },
         data_in: Bytes::new(),
         data_out_len: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lun_addressing() {
-        assert_eq!(decode_lun(0), Some(0));
-        assert_eq!(decode_lun(encode_lun(1)), Some(1));
-        assert_eq!(decode_lun(encode_lun(300)), Some(300));
-        assert_eq!(decode_lun(0x0001_0000_0000_0001), None);
-        assert_eq!(decode_lun(0x8001 << 48), None);
     }
 }

@@ -398,7 +398,7 @@ impl Lun {
                 return Ok(self.check(&s));
             }
         }
-        if let Some(conflict) = self.pr.check(req.nexus, opcode, sa) {
+        if let Some(conflict) = self.pr.check(req.nexus, opcode) {
             return Ok(conflict);
         }
         // NACA (SAM-5 §5.10) is not supported; LINK is obsolete.

@@ -116,7 +116,7 @@ pub(super) fn report_luns_data(req: &ScsiRequest<'_>) -> ScsiOutcome {
     v.extend_from_slice(&((luns.len() * 8) as u32).to_be_bytes());
     v.extend_from_slice(&[0; 4]);
     for l in luns {
-        v.extend_from_slice(&crate::iscsi::session::encode_lun(l).to_be_bytes());
+        v.extend_from_slice(&hydra_proto::scsi::encode_lun(l).to_be_bytes());
     }
     truncated(v, alloc)
 }

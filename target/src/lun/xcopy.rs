@@ -57,22 +57,23 @@ struct Segment {
     dst_lba: u64,
 }
 
-/// The logical unit designators (association 0) of `l`'s VPD 0x83 page.
-fn designators(l: &Lun) -> Vec<Vec<u8>> {
+/// Whether the designation descriptor `want` (header and designator, as a target
+/// descriptor carries it) names one of `l`'s logical unit designators in VPD 0x83.
+fn names(l: &Lun, want: &[u8]) -> bool {
+    let (code_set, association, kind, value) = (
+        want[0] & 0x0f,
+        (want[1] >> 4) & 0x03,
+        want[1] & 0x0f,
+        &want[4..],
+    );
     let page = vpd::device_identification(&l.identity);
-    let mut out = Vec::new();
-    let mut at = 4;
-    while at + 4 <= page.len() {
-        let len = page[at + 3] as usize;
-        if at + 4 + len > page.len() {
-            break;
-        }
-        if page[at + 1] & 0x30 == 0 {
-            out.push(page[at..at + 4 + len].to_vec());
-        }
-        at += 4 + len;
-    }
-    out
+    vpd::designators(&page).iter().any(|d| {
+        d.association == 0
+            && association == 0
+            && d.code_set == code_set
+            && d.kind == kind
+            && d.value == value
+    })
 }
 
 /// EXTENDED COPY (LID1).
@@ -137,14 +138,9 @@ pub(super) fn extended_copy(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
             return done(lun.check(&Sense::invalid_param_field(at as u16 + 7)));
         }
         let want = &d[4..8 + dlen];
-        let found = peers.iter().find(|l| {
-            matches!(l.kind, Kind::Disk(_))
-                && designators(l).iter().any(|x| {
-                    x[0] & 0x0f == want[0] & 0x0f
-                        && x[1] & 0x3f == want[1] & 0x3f
-                        && x[3..] == want[3..]
-                })
-        });
+        let found = peers
+            .iter()
+            .find(|l| matches!(l.kind, Kind::Disk(_)) && names(l, want));
         let Some(t) = found else {
             return done(lun.check(&copy_aborted(0x08, 0x04)));
         };
@@ -206,10 +202,10 @@ pub(super) fn extended_copy(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
     }
     // Reservations on the LUNs read and written apply to this nexus as for READ/WRITE.
     for s in &segs {
-        if let Some(c) = s.src.pr.check(req.nexus, op::READ_16, None) {
+        if let Some(c) = s.src.pr.check(req.nexus, op::READ_16) {
             return done(c);
         }
-        if let Some(c) = s.dst.pr.check(req.nexus, op::WRITE_16, None) {
+        if let Some(c) = s.dst.pr.check(req.nexus, op::WRITE_16) {
             return done(c);
         }
     }

@@ -169,7 +169,7 @@ enum Access {
     Write,
 }
 
-fn access(opcode: u8, sa: Option<u8>) -> Access {
+fn access(opcode: u8) -> Access {
     match opcode {
         op::INQUIRY
         | op::REPORT_LUNS
@@ -196,10 +196,7 @@ fn access(opcode: u8, sa: Option<u8>) -> Access {
         | op::READ_DEFECT_DATA_10
         | op::READ_DEFECT_DATA_12
         | op::RECEIVE_COPY_RESULTS => Access::Read,
-        _ => {
-            let _ = sa;
-            Access::Write
-        }
+        _ => Access::Write,
     }
 }
 
@@ -285,11 +282,11 @@ impl Reservations {
     }
 
     /// RESERVATION CONFLICT for `opcode` from `n`, if the reservations forbid it.
-    pub fn check(&self, n: &ItNexus, opcode: u8, sa: Option<u8>) -> Option<ScsiOutcome> {
+    pub fn check(&self, n: &ItNexus, opcode: u8) -> Option<ScsiOutcome> {
         if !self.active.load(Ordering::Relaxed) {
             return None;
         }
-        let kind = access(opcode, sa);
+        let kind = access(opcode);
         let s = self.lock();
         if let Some(holder) = &s.reserved_by {
             // SPC-2 §5.5.1: everything but a few commands conflicts for other nexuses.
@@ -412,7 +409,7 @@ impl Reservations {
         let result = if sa == SA_REGISTER_AND_MOVE {
             match wire::move_params(p) {
                 Ok(m) => register_and_move(&mut s, n, rtype, &m),
-                Err(e) => Err(Err(e)),
+                Err(e) => Err(Refused::Check(e)),
             }
         } else {
             match wire::prout_params(p, n.target_port) {
@@ -425,13 +422,13 @@ impl Reservations {
                     SA_CLEAR => clear(&mut s, n, params.key, &mut uas),
                     _ => preempt(&mut s, n, &params, rtype, &mut uas),
                 },
-                Err(e) => Err(Err(e)),
+                Err(e) => Err(Refused::Check(e)),
             }
         };
         match result {
             Ok(()) => {}
-            Err(Ok(())) => return done(conflict()),
-            Err(Err(sense)) => return done(lun.check(&sense)),
+            Err(Refused::Conflict) => return done(conflict()),
+            Err(Refused::Check(sense)) => return done(lun.check(&sense)),
         }
         if s != guard.pr {
             if let Some(file) = &self.file {
@@ -470,22 +467,29 @@ impl Reservations {
     }
 }
 
-/// Err(Ok(())): RESERVATION CONFLICT; Err(Err(sense)): CHECK CONDITION.
-type Step = Result<(), Result<(), Sense>>;
+/// Why a PERSISTENT RESERVE OUT was refused.
+enum Refused {
+    /// RESERVATION CONFLICT status.
+    Conflict,
+    /// CHECK CONDITION with this sense.
+    Check(Sense),
+}
+
+type Step = Result<(), Refused>;
 
 fn conflict_step() -> Step {
-    Err(Ok(()))
+    Err(Refused::Conflict)
 }
 
 fn check_step(s: Sense) -> Step {
-    Err(Err(s))
+    Err(Refused::Check(s))
 }
 
 /// The registration of `n` if `key` is its key, else RESERVATION CONFLICT (§5.13.1).
-fn registered_with(s: &State, n: &ItNexus, key: u64) -> Result<usize, Result<(), Sense>> {
+fn registered_with(s: &State, n: &ItNexus, key: u64) -> Result<usize, Refused> {
     match s.find(n) {
         Some(i) if s.registrants[i].key == key => Ok(i),
-        _ => Err(Ok(())),
+        _ => Err(Refused::Conflict),
     }
 }
 
@@ -677,9 +681,7 @@ fn preempt(
 /// REGISTER AND MOVE (§5.13.8).
 fn register_and_move(s: &mut State, n: &ItNexus, rtype: u8, m: &wire::MoveParams) -> Step {
     let me = registered_with(s, n, m.key)?;
-    let Some(r) = s.reservation.clone() else {
-        return conflict_step();
-    };
+    // Only the holder of a reservation that is not all-registrants may move it.
     if !s.is_holder_index(me) || s.all_registrants() {
         return conflict_step();
     }
@@ -704,7 +706,6 @@ fn register_and_move(s: &mut State, n: &ItNexus, rtype: u8, m: &wire::MoveParams
         }
     };
     s.reservation = Some(Reservation { holder: d, rtype });
-    let _ = r;
     if m.unreg {
         s.remove(me);
     }
