@@ -252,6 +252,11 @@ fn reconnect_after_target_restart() {
             })
         };
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // The outage must fall inside the run, or nothing here tests a reconnect.
+        assert!(
+            !writer.is_finished(),
+            "the writer finished before the target was killed"
+        );
         let h = tokio::task::spawn_blocking(move || {
             let mut h = h;
             h.crash_and_restart();

@@ -43,14 +43,18 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// (sense key, ASC, ASCQ), fixed or descriptor format.
+    /// (sense key, ASC, ASCQ) of its sense data.
     pub fn sense_key(&self) -> Option<(u8, u8, u8)> {
-        let s = &self.sense;
-        match s.first().map(|b| b & 0x7f) {
-            Some(0x70 | 0x71) if s.len() >= 14 => Some((s[2] & 0x0f, s[12], s[13])),
-            Some(0x72 | 0x73) if s.len() >= 4 => Some((s[1] & 0x0f, s[2], s[3])),
-            _ => None,
-        }
+        sense_key(&self.sense)
+    }
+}
+
+/// (sense key, ASC, ASCQ) of fixed or descriptor format sense data (SPC-4 §4.5).
+pub fn sense_key(s: &[u8]) -> Option<(u8, u8, u8)> {
+    match s.first().map(|b| b & 0x7f) {
+        Some(0x70 | 0x71) if s.len() >= 14 => Some((s[2] & 0x0f, s[12], s[13])),
+        Some(0x72 | 0x73) if s.len() >= 4 => Some((s[1] & 0x0f, s[2], s[3])),
+        _ => None,
     }
 }
 
