@@ -26,11 +26,23 @@ impl Default for RangeLock {
     }
 }
 
-/// Held stripes; released when dropped (the guards are only ever dropped, never read).
+/// Held stripes, released when dropped. Nearly every command covers one or two 1 MiB
+/// regions, so those are held inline (no allocation on the I/O path). The guards are
+/// only ever dropped.
 #[allow(dead_code)]
-pub enum RangeGuard<'a> {
-    Shared([Option<RwLockReadGuard<'a, ()>>; STRIPES]),
-    Exclusive([Option<RwLockWriteGuard<'a, ()>>; STRIPES]),
+pub enum Held<G> {
+    One(G),
+    Two(G, G),
+    Many(Vec<G>),
+}
+
+pub type RangeGuard<'a> = Held<Guard<'a>>;
+
+/// One stripe's guard (only ever dropped).
+#[allow(dead_code)]
+pub enum Guard<'a> {
+    Shared(RwLockReadGuard<'a, ()>),
+    Exclusive(RwLockWriteGuard<'a, ()>),
 }
 
 /// Bit i set: stripe i is covered by `[off, off + len)`.
@@ -43,21 +55,42 @@ fn stripes_of(off: u64, len: u64) -> u64 {
     (first..=last).fold(0u64, |m, r| m | 1 << (r % STRIPES as u64))
 }
 
+/// Lock the stripes of `mask` in ascending order (the order every locker uses).
+fn take<'a>(mask: u64, mut lock: impl FnMut(usize) -> Guard<'a>) -> RangeGuard<'a> {
+    let mut m = mask;
+    let mut next = std::iter::from_fn(move || {
+        (m != 0).then(|| {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            i
+        })
+    });
+    let a = lock(next.next().expect("a range covers at least one stripe"));
+    let Some(b) = next.next() else {
+        return Held::One(a);
+    };
+    let b = lock(b);
+    let Some(c) = next.next() else {
+        return Held::Two(a, b);
+    };
+    let mut v = vec![a, b, lock(c)];
+    v.extend(next.map(lock));
+    Held::Many(v)
+}
+
 impl RangeLock {
     /// Lock `[off, off + len)` for an ordinary read or write.
     pub fn shared(&self, off: u64, len: u64) -> RangeGuard<'_> {
-        let mask = stripes_of(off, len);
-        RangeGuard::Shared(std::array::from_fn(|i| {
-            (mask >> i & 1 == 1).then(|| self.stripes[i].read().unwrap_or_else(|e| e.into_inner()))
-        }))
+        take(stripes_of(off, len), |i| {
+            Guard::Shared(self.stripes[i].read().unwrap_or_else(|e| e.into_inner()))
+        })
     }
 
     /// Lock `[off, off + len)` against every other command touching it.
     pub fn exclusive(&self, off: u64, len: u64) -> RangeGuard<'_> {
-        let mask = stripes_of(off, len);
-        RangeGuard::Exclusive(std::array::from_fn(|i| {
-            (mask >> i & 1 == 1).then(|| self.stripes[i].write().unwrap_or_else(|e| e.into_inner()))
-        }))
+        take(stripes_of(off, len), |i| {
+            Guard::Exclusive(self.stripes[i].write().unwrap_or_else(|e| e.into_inner()))
+        })
     }
 }
 
@@ -75,6 +108,14 @@ mod tests {
         assert_eq!(stripes_of(64 << 20, 4096), 1);
         assert_eq!(stripes_of(0, 64 << 20), u64::MAX);
         assert_eq!(stripes_of(u64::MAX - 10, 100), 1 << 63);
+    }
+
+    #[test]
+    fn guards_held_inline_for_one_or_two_regions() {
+        let l = RangeLock::default();
+        assert!(matches!(l.shared(0, 4096), Held::One(_)));
+        assert!(matches!(l.shared((1 << 20) - 512, 1024), Held::Two(..)));
+        assert!(matches!(l.exclusive(0, 8 << 20), Held::Many(ref v) if v.len() == 8));
     }
 
     #[test]
