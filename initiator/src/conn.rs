@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hydra_proto::framing::{try_frame, Digests};
-use hydra_proto::pdu::{LogoutRequest, Pdu, Repr};
+use hydra_proto::pdu::{Pdu, Repr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -305,15 +305,7 @@ async fn run(
                         waiting.insert(itt, reply);
                     }
                     Some(Request::Logout(reply)) => {
-                        let req = LogoutRequest {
-                            immediate: true,
-                            reason: 0,
-                            itt: 0x7fff_fffe,
-                            cid: 0,
-                            cmd_sn: core.cmd_sn(),
-                            exp_stat_sn: core.exp_stat_sn(),
-                        };
-                        write_all(stream, vec![Bytes::copy_from_slice(&req.emit(0))]).await?;
+                        core.logout();
                         logout = Some(reply);
                     }
                     None => return Ok(true),
@@ -327,8 +319,7 @@ async fn run(
                     while let Some(f) = try_frame(buf, core.digests(), core.max_recv())
                         .map_err(|e| Error::Protocol(e.to_string()))?
                     {
-                        if f.bhs[0] & 0x3f == 0x26 {
-                            // Logout Response.
+                        if matches!(Pdu::parse(&f.bhs), Ok(Pdu::LogoutResponse(_))) {
                             if let Some(l) = logout.take() {
                                 let _ = l.send(Ok(()));
                             }

@@ -12,8 +12,8 @@ use bytes::{Bytes, BytesMut};
 use hydra_proto::framing::{Digests, Frame, OutQueue};
 use hydra_proto::negotiate::SessionParams;
 use hydra_proto::pdu::{
-    DataIn, DataOut, NopIn, NopOut, Pdu, R2t, Repr, ScsiCommand, ScsiResponse, TaskAttr,
-    RESERVED_TAG,
+    DataIn, DataOut, LogoutRequest, NopIn, NopOut, Pdu, R2t, Repr, ScsiCommand, ScsiResponse,
+    TaskAttr, RESERVED_TAG,
 };
 use hydra_proto::scsi::encode_lun;
 use hydra_proto::serial::Sn;
@@ -108,13 +108,19 @@ impl Core {
 
     /// Queue a command; returns its ITT.
     pub fn submit(&mut self, cmd: Command) -> u32 {
+        let itt = self.alloc_itt();
+        self.queued.push_back((itt, cmd));
+        self.issue();
+        itt
+    }
+
+    /// A fresh Initiator Task Tag (never the reserved 0xffffffff).
+    fn alloc_itt(&mut self) -> u32 {
         let itt = self.next_itt;
         self.next_itt = self.next_itt.wrapping_add(1);
         if self.next_itt == RESERVED_TAG {
             self.next_itt = 1;
         }
-        self.queued.push_back((itt, cmd));
-        self.issue();
         itt
     }
 
@@ -394,8 +400,7 @@ impl Core {
 
     /// Send a NOP-Out ping (noop_out_interval); the target answers with a NOP-In.
     pub fn ping(&mut self) {
-        let itt = self.next_itt;
-        self.next_itt = self.next_itt.wrapping_add(1);
+        let itt = self.alloc_itt();
         let out = NopOut {
             immediate: true,
             lun: 0,
@@ -407,19 +412,25 @@ impl Core {
         self.out.push(&out.emit(0), Bytes::new(), self.digests);
     }
 
+    /// Ask to close the session (RFC 7143 §11.14); the target answers with a Logout
+    /// Response, which the driver watches for.
+    pub fn logout(&mut self) {
+        let req = LogoutRequest {
+            immediate: true,
+            reason: 0,
+            itt: self.alloc_itt(),
+            cid: 0,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+        };
+        self.out.push(&req.emit(0), Bytes::new(), self.digests);
+    }
+
     /// The commands not yet answered (to retry after a reconnect or fail).
     pub fn drain(&mut self) -> Vec<(u32, Command)> {
         let mut v: Vec<(u32, Command)> = self.tasks.drain().map(|(i, t)| (i, t.cmd)).collect();
         v.sort_by_key(|(i, _)| *i);
         v.extend(self.queued.drain(..));
         v
-    }
-
-    pub fn cmd_sn(&self) -> u32 {
-        self.cmd_sn
-    }
-
-    pub fn exp_stat_sn(&self) -> u32 {
-        self.exp_stat_sn
     }
 }
