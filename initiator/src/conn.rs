@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use hydra_proto::framing::{try_frame, Digests};
+use bytes::{BufMut, Bytes, BytesMut};
+use hydra_proto::framing::{front_len, try_frame, Digests};
 use hydra_proto::pdu::{Pdu, Repr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -54,13 +54,23 @@ pub(crate) async fn read_frame(
     }
 }
 
-/// Read whatever is there, keeping room for a large Data-In PDU so that big reads
-/// arrive in few system calls.
-async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
-    if buf.capacity() - buf.len() < 256 * 1024 {
-        buf.reserve(1024 * 1024);
-    }
-    stream.read_buf(buf).await
+/// Read more of the stream. Small PDUs are read many at a time; the rest of a large one
+/// (a big Data-In) is read exactly, so that it is cut off the buffer with nothing behind
+/// it. Room for the largest PDU is reserved before its header arrives, so the buffer is
+/// never regrown (and copied) in the middle of a PDU.
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    digests: Digests,
+    max_pdu: usize,
+) -> std::io::Result<usize> {
+    const SMALL: usize = 64 * 1024;
+    let want = match front_len(buf, digests) {
+        Some(total) if total > SMALL => total.saturating_sub(buf.len()).max(1),
+        _ => SMALL,
+    };
+    buf.reserve(want.max(max_pdu.saturating_sub(buf.len())));
+    stream.read_buf(&mut (&mut *buf).limit(want)).await
 }
 
 async fn write_all(stream: &mut TcpStream, chunks: Vec<Bytes>) -> Result<()> {
@@ -284,6 +294,8 @@ async fn run(
     t: Timeouts,
 ) -> Ended {
     let mut logout: Option<oneshot::Sender<Result<()>>> = None;
+    // A whole PDU of the largest size we accept: header, digests, padded data.
+    let max_pdu = 48 + 8 + core.max_recv() + 3 + 4;
     let mut last_rx = tokio::time::Instant::now();
     let mut ping_sent: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(
@@ -310,7 +322,7 @@ async fn run(
                     }
                     None => return Ok(true),
                 },
-                n = read_more(stream, buf) => {
+                n = read_more(stream, buf, core.digests(), max_pdu) => {
                     if n.map_err(|e| Error::io("read", e))? == 0 {
                         return Err(Error::Closed);
                     }

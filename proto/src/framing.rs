@@ -93,6 +93,14 @@ pub fn try_frame(
     }))
 }
 
+/// Total length on the wire of the PDU whose header is at the front of `buf`, once its
+/// 48-byte BHS has arrived: lets a reader ask for exactly the rest of a large PDU, so that
+/// the PDU ends at the end of the buffer and is cut off without copying what follows.
+pub fn front_len(buf: &[u8], digests: Digests) -> Option<usize> {
+    (buf.len() >= BHS_LEN)
+        .then(|| Bhs::new_unchecked(&buf[..BHS_LEN]).total_len(digests.header, digests.data))
+}
+
 /// Outgoing PDUs as a list of chunks for `write_vectored`: headers are appended to one
 /// growing buffer and split off, data segments are queued as the `Bytes` the LUN produced
 /// (no copy of read data).

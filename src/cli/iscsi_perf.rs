@@ -125,7 +125,9 @@ async fn run(
         params: LocalParams {
             // 1 MiB PDUs: a 1 MiB read arrives in one Data-In and is not copied.
             max_recv_data_segment_length: 1 << 20,
-            max_burst_length: 16 << 20,
+            // open-iscsi's value: the largest multiple of 512 below the 2^24-1 limit
+            // of RFC 7143 §13.13 (16 MiB itself is out of range and gets Reject).
+            max_burst_length: 16_776_192,
             first_burst_length: 262_144,
             ..LocalParams::default()
         },
