@@ -22,6 +22,9 @@ pub enum Error {
     Closed,
     /// The connection was lost and not re-established within replacement_timeout
     /// (open-iscsi's `node.session.timeo.replacement_timeout`).
+    /// The node database (records under /etc/iscsi) or iscsid.conf: what and where.
+    #[error("{0}")]
+    Db(String),
     #[error("target {addr} unreachable for {secs} s (replacement_timeout); the command was not completed")]
     Unreachable { addr: String, secs: u64 },
 }

@@ -14,7 +14,11 @@
 pub mod conn;
 pub mod discovery;
 pub mod error;
+pub mod ipc;
 pub mod login;
+pub mod node_db;
+pub mod record;
+pub mod registry;
 pub mod scsi;
 pub mod session;
 pub mod url;

@@ -137,6 +137,14 @@ impl Session {
         }))
     }
 
+    /// SYNCHRONIZE CACHE (16) of the whole LUN (SBC-3 §5.23): the target writes back
+    /// what it cached before answering.
+    pub async fn synchronize_cache(&self, lun: u64) -> Result<Result<(), Failed>> {
+        let mut c = [0u8; 16];
+        c[0] = 0x91;
+        Ok(self.scsi(lun, &c, Bytes::new(), 0).await?.map(|_| ()))
+    }
+
     /// INQUIRY (standard data, or the VPD page `page`).
     pub async fn inquiry(&self, lun: u64, page: Option<u8>) -> Result<Result<Bytes, Failed>> {
         let c = [0x12, page.is_some() as u8, page.unwrap_or(0), 0x01, 0x00, 0];
