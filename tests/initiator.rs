@@ -205,6 +205,9 @@ fn quick() -> hydra_initiator::conn::Timeouts {
         noop_interval: std::time::Duration::from_secs(1),
         noop_timeout: std::time::Duration::from_secs(1),
         login: std::time::Duration::from_secs(5),
+        command: std::time::Duration::from_secs(30),
+        abort: std::time::Duration::from_secs(15),
+        lu_reset: std::time::Duration::from_secs(30),
     }
 }
 
@@ -304,6 +307,55 @@ fn commands_fail_after_replacement_timeout() {
         other => panic!("expected Unreachable, got {other:?}"),
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+/// A target that stops answering (SIGSTOP: the connection stays up, nothing comes
+/// back) gets the Linux error handling ladder: ABORT TASK, LUN RESET, then the
+/// connection is dropped. The command fails with `TimedOut` after about
+/// command + abort + lu_reset, is not sent again, and once the target runs again the
+/// session reconnects and serves new commands.
+#[test]
+fn unanswered_command_is_aborted_reset_then_connection_dropped() {
+    use std::time::{Duration, Instant};
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n");
+    let h = Hydra::start(&conf, |d| sparse(&d.join("a.img"), 32 << 20));
+    let addr: SocketAddr = format!("127.0.0.1:{}", h.port).parse().unwrap();
+    let t = hydra_initiator::conn::Timeouts {
+        command: Duration::from_secs(2),
+        abort: Duration::from_secs(2),
+        lu_reset: Duration::from_secs(2),
+        replacement: Duration::from_secs(60),
+        // Long enough that the NOP-Out ping does not end the connection first.
+        noop_interval: Duration::from_secs(30),
+        noop_timeout: Duration::from_secs(30),
+        login: Duration::from_secs(5),
+    };
+    let rt = rt();
+    let s = rt.block_on(async { Session::login_with(addr, cfg(IQN, None), t).await.unwrap() });
+    rt.block_on(async { assert!(s.test_unit_ready(1).await.unwrap().is_ok()) });
+    let frozen = h.freeze();
+    let started = Instant::now();
+    let r = rt.block_on(async { s.read16(1, 0, 8, 512).await });
+    let took = started.elapsed();
+    match &r {
+        Err(Error::TimedOut { recovered, .. }) => {
+            assert_eq!(*recovered, "dropping the connection", "{r:?}")
+        }
+        other => panic!("expected TimedOut, got {other:?}"),
+    }
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("may or may not"), "{msg}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(30),
+        "failed after {took:?}"
+    );
+    frozen.thaw();
+    rt.block_on(async {
+        // The first commands may meet the unit attention of the reset / reinstatement.
+        assert!(s.test_unit_ready(1).await.unwrap().is_ok());
+        let data = s.read16(1, 0, 8, 512).await.unwrap().unwrap();
+        assert_eq!(data.len(), 8 * 512);
+    });
 }
 
 /// The typed cluster commands through the library against hydra tgtd: fencing with

@@ -2,6 +2,11 @@
 //! the socket and the sans-IO [`Core`]; callers submit commands through a channel and
 //! await their replies, so any number of commands can be in flight from any number of
 //! tasks (the target's CmdSN window decides how many are on the wire).
+//!
+//! A command the target leaves unanswered is ended the way Linux's SCSI error handler
+//! and open-iscsi do it: ABORT TASK, then LUN RESET, then dropping the connection
+//! (RFC 7143 §11.5; session reinstatement at ErrorRecoveryLevel 0 ends whatever the
+//! target still holds, §6.3.5).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,9 +18,11 @@ use hydra_proto::pdu::{Pdu, Repr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
+use crate::error::tmf_response_text;
 use crate::login::{Established, Login, LoginConfig, Step};
-use crate::session::{Command, Core, Reply};
+use crate::session::{Command, Core, Reply, Tmf, TmfOutcome};
 use crate::{Error, Result};
 
 /// Largest login PDU data we accept (RFC 7143 §6.1: 8192 during login).
@@ -96,6 +103,16 @@ pub struct Timeouts {
     pub noop_timeout: Duration,
     /// `node.conn[0].timeo.login_timeout`.
     pub login: Duration,
+    /// The SCSI command timeout (Linux sd's `/sys/block/sdX/device/timeout`, 30 s): a
+    /// command on the wire this long without an answer is aborted. `Duration::ZERO`
+    /// means no timeout.
+    pub command: Duration,
+    /// `node.session.err_timeo.abort_timeout`: how long an ABORT TASK may go
+    /// unanswered before the LUN is reset.
+    pub abort: Duration,
+    /// `node.session.err_timeo.lu_reset_timeout`: how long a LUN RESET may go
+    /// unanswered before the connection is dropped.
+    pub lu_reset: Duration,
 }
 
 impl Default for Timeouts {
@@ -105,6 +122,9 @@ impl Default for Timeouts {
             noop_interval: Duration::from_secs(5),
             noop_timeout: Duration::from_secs(5),
             login: Duration::from_secs(15),
+            command: Duration::from_secs(30),
+            abort: Duration::from_secs(15),
+            lu_reset: Duration::from_secs(30),
         }
     }
 }
@@ -199,6 +219,217 @@ impl Session {
 
 type Waiter = oneshot::Sender<Result<Reply>>;
 
+/// A command the driver waits on.
+struct Waiting {
+    reply: Waiter,
+    lun: u64,
+    /// When the core put it on the wire; `None` while it waits for the CmdSN window
+    /// (like Linux, whose command timer does not run while the CmdSN window holds a
+    /// command back in the block layer).
+    sent: Option<Instant>,
+}
+
+/// Hand a command to the core and remember who waits for it.
+fn submit(core: &mut Core, waiting: &mut HashMap<u32, Waiting>, cmd: Command, reply: Waiter) {
+    let lun = cmd.lun;
+    let itt = core.submit(cmd);
+    let sent = core.is_sent(itt).then(Instant::now);
+    waiting.insert(itt, Waiting { reply, lun, sent });
+}
+
+/// Fail a command that timed out, saying what ended it.
+fn fail_timed_out(
+    waiting: &mut HashMap<u32, Waiting>,
+    itt: u32,
+    recovered: &'static str,
+    now: Instant,
+) {
+    if let Some(w) = waiting.remove(&itt) {
+        let secs = w.sent.map_or(0, |s| (now - s).as_secs());
+        tracing::warn!(
+            "ITT 0x{itt:08x} LUN {}: failing the command after {secs} s, ended by {recovered}",
+            w.lun
+        );
+        let _ = w.reply.send(Err(Error::TimedOut { secs, recovered }));
+    }
+}
+
+/// Where a timed-out command is in the error handling ladder.
+enum EhStep {
+    /// ABORT TASK sent (its ITT) at this time.
+    Aborting { tmf: u32, since: Instant },
+    /// Waiting for a LUN RESET of its LUN.
+    Resetting,
+}
+
+struct Overdue {
+    lun: u64,
+    step: EhStep,
+}
+
+/// The error handling of one connection's timed-out commands: open-iscsi's
+/// iscsi_eh_abort (ABORT TASK, `abort_timeout`), then iscsi_eh_device_reset (LUN RESET,
+/// `lu_reset_timeout`), then giving up on the connection. Task management requests die
+/// with their connection, so this does too.
+#[derive(Default)]
+struct Recovery {
+    /// Commands past the command timeout, by ITT.
+    cmds: HashMap<u32, Overdue>,
+    /// LUN RESETs sent and unanswered: LUN → (the request's ITT, when sent).
+    resets: HashMap<u64, (u32, Instant)>,
+}
+
+impl Recovery {
+    /// Start the clocks of commands the core has sent since, abort those past the
+    /// command timeout, escalate unanswered aborts; an unanswered LUN RESET ends the
+    /// connection.
+    fn check(
+        &mut self,
+        core: &mut Core,
+        waiting: &mut HashMap<u32, Waiting>,
+        t: &Timeouts,
+        now: Instant,
+    ) -> Result<()> {
+        let mut expired = Vec::new();
+        for (itt, w) in waiting.iter_mut() {
+            match w.sent {
+                None if core.is_sent(*itt) => w.sent = Some(now),
+                Some(s) if now - s >= t.command && !self.cmds.contains_key(itt) => {
+                    expired.push((*itt, w.lun));
+                }
+                _ => {}
+            }
+        }
+        expired.sort_unstable();
+        for (itt, lun) in expired {
+            // None: answered in the meantime, nothing to do.
+            if let Some(tmf) = core.abort_task(itt) {
+                tracing::warn!(
+                    "ITT 0x{itt:08x} LUN {lun}: no answer in {} s; sending ABORT TASK (ITT 0x{tmf:08x})",
+                    t.command.as_secs()
+                );
+                let step = EhStep::Aborting { tmf, since: now };
+                self.cmds.insert(itt, Overdue { lun, step });
+            }
+        }
+        let mut late: Vec<(u32, u64)> = self
+            .cmds
+            .iter()
+            .filter(
+                |(_, c)| matches!(c.step, EhStep::Aborting { since, .. } if now - since >= t.abort),
+            )
+            .map(|(itt, c)| (*itt, c.lun))
+            .collect();
+        late.sort_unstable();
+        for (itt, lun) in late {
+            tracing::warn!(
+                "ITT 0x{itt:08x} LUN {lun}: ABORT TASK unanswered for {} s (abort_timeout)",
+                t.abort.as_secs()
+            );
+            self.escalate(core, itt, lun, now);
+        }
+        if let Some((lun, (tmf, _))) = self
+            .resets
+            .iter()
+            .find(|(_, (_, since))| now - *since >= t.lu_reset)
+        {
+            tracing::warn!(
+                "LUN {lun}: LUN RESET (ITT 0x{tmf:08x}) unanswered for {} s (lu_reset_timeout); dropping the connection",
+                t.lu_reset.as_secs()
+            );
+            return Err(Error::Protocol(format!(
+                "task management unanswered: LUN RESET of LUN {lun} (ITT 0x{tmf:08x}) got no response in {} s",
+                t.lu_reset.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The abort of `itt` failed: reset its LUN (one LUN RESET serves every command of
+    /// the LUN it covers).
+    fn escalate(&mut self, core: &mut Core, itt: u32, lun: u64, now: Instant) {
+        self.cmds.insert(
+            itt,
+            Overdue {
+                lun,
+                step: EhStep::Resetting,
+            },
+        );
+        self.resets.entry(lun).or_insert_with(|| {
+            let tmf = core.lun_reset(lun);
+            tracing::warn!("ITT 0x{itt:08x} LUN {lun}: sending LUN RESET (ITT 0x{tmf:08x})");
+            (tmf, now)
+        });
+    }
+
+    /// A Task Management Function Response arrived.
+    fn outcome(
+        &mut self,
+        core: &mut Core,
+        waiting: &mut HashMap<u32, Waiting>,
+        o: TmfOutcome,
+        now: Instant,
+    ) -> Result<()> {
+        let answer = tmf_response_text(o.response);
+        match o.function {
+            Tmf::AbortTask { itt, lun } if o.succeeded() => {
+                tracing::warn!("ITT 0x{itt:08x} LUN {lun}: ABORT TASK answered {answer}");
+                // Nothing ended when its own response came first: its waiter has it.
+                self.cmds.remove(&itt);
+                for e in o.ended {
+                    fail_timed_out(waiting, e, "ABORT TASK", now);
+                }
+            }
+            Tmf::AbortTask { itt, lun } => {
+                tracing::warn!("ITT 0x{itt:08x} LUN {lun}: ABORT TASK refused: {answer}");
+                let current = matches!(
+                    self.cmds.get(&itt),
+                    Some(Overdue { step: EhStep::Aborting { tmf, .. }, .. }) if *tmf == o.itt
+                );
+                if current {
+                    self.escalate(core, itt, lun, now);
+                }
+            }
+            Tmf::LunReset { lun } => {
+                self.resets.remove(&lun);
+                if !o.succeeded() {
+                    tracing::warn!(
+                        "LUN {lun}: LUN RESET refused: {answer}; dropping the connection"
+                    );
+                    return Err(Error::Protocol(format!(
+                        "task management failed: LUN RESET of LUN {lun} answered {answer}"
+                    )));
+                }
+                tracing::warn!(
+                    "LUN {lun}: LUN RESET answered {answer}; it ended {} command(s)",
+                    o.ended.len()
+                );
+                for e in o.ended {
+                    self.cmds.remove(&e);
+                    fail_timed_out(waiting, e, "LUN RESET", now);
+                }
+                // Timed-out commands of this LUN sent after the reset went out were not
+                // covered by it (RFC 7143 §11.5.1: lower CmdSNs only): they need their own.
+                let mut left: Vec<u32> = self
+                    .cmds
+                    .iter()
+                    .filter(|(_, c)| c.lun == lun && matches!(c.step, EhStep::Resetting))
+                    .map(|(itt, _)| *itt)
+                    .collect();
+                left.sort_unstable();
+                for itt in left {
+                    if core.is_sent(itt) {
+                        self.escalate(core, itt, lun, now);
+                    } else {
+                        self.cmds.remove(&itt);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How one connection ended.
 enum Ended {
     /// Logged out, or every handle to the session is gone.
@@ -216,7 +447,7 @@ async fn drive(
     mut core: Core,
     mut rx: mpsc::Receiver<Request>,
 ) {
-    let mut waiting: HashMap<u32, Waiter> = HashMap::new();
+    let mut waiting: HashMap<u32, Waiting> = HashMap::new();
     loop {
         let e = match run(&mut stream, &mut buf, &mut core, &mut rx, &mut waiting, t).await {
             Ended::Done => return,
@@ -227,7 +458,7 @@ async fn drive(
         let mut resend: Vec<(Command, Waiter)> = core
             .drain()
             .into_iter()
-            .filter_map(|(itt, c)| waiting.remove(&itt).map(|w| (c, w)))
+            .filter_map(|(itt, c)| waiting.remove(&itt).map(|w| (c, w.reply)))
             .collect();
         let down = tokio::time::Instant::now();
         let mut expired = false;
@@ -265,8 +496,7 @@ async fn drive(
         buf = b;
         core = new_core(&est);
         for (c, w) in resend {
-            let itt = core.submit(c);
-            waiting.insert(itt, w);
+            submit(&mut core, &mut waiting, c, w);
         }
     }
 }
@@ -284,13 +514,14 @@ fn fail_all(v: Vec<(Command, Waiter)>, addr: SocketAddr, since: tokio::time::Ins
     }
 }
 
-/// One connection's life: commands in, PDUs out, replies back, NOP-Out pings when idle.
+/// One connection's life: commands in, PDUs out, replies back, NOP-Out pings when idle,
+/// task management for commands past their timeout.
 async fn run(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     core: &mut Core,
     rx: &mut mpsc::Receiver<Request>,
-    waiting: &mut HashMap<u32, Waiter>,
+    waiting: &mut HashMap<u32, Waiting>,
     t: Timeouts,
 ) -> Ended {
     let mut logout: Option<oneshot::Sender<Result<()>>> = None;
@@ -298,11 +529,13 @@ async fn run(
     let max_pdu = 48 + 8 + core.max_recv() + 3 + 4;
     let mut last_rx = tokio::time::Instant::now();
     let mut ping_sent: Option<tokio::time::Instant> = None;
-    let mut tick = tokio::time::interval(
-        t.noop_interval
-            .min(t.noop_timeout)
-            .max(Duration::from_millis(100)),
-    );
+    let mut period = t.noop_interval.min(t.noop_timeout);
+    if !t.command.is_zero() {
+        // Fine enough that the task management timeouts are kept to within a quarter.
+        period = period.min(t.command.min(t.abort).min(t.lu_reset) / 4);
+    }
+    let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
+    let mut recovery = Recovery::default();
     // Commands that were resent are already queued in the core.
     let first = core.take_output();
     if let Err(e) = write_all(stream, first).await {
@@ -312,10 +545,7 @@ async fn run(
         loop {
             tokio::select! {
                 req = rx.recv(), if logout.is_none() => match req {
-                    Some(Request::Command(c, reply)) => {
-                        let itt = core.submit(c);
-                        waiting.insert(itt, reply);
-                    }
+                    Some(Request::Command(c, reply)) => submit(core, waiting, c, reply),
                     Some(Request::Logout(reply)) => {
                         core.logout();
                         logout = Some(reply);
@@ -339,8 +569,12 @@ async fn run(
                         }
                         for (itt, reply) in core.receive(f)? {
                             if let Some(w) = waiting.remove(&itt) {
-                                let _ = w.send(Ok(reply));
+                                let _ = w.reply.send(Ok(reply));
                             }
+                        }
+                        for o in core.take_tmf_outcomes() {
+                            let now = Instant::now();
+                            recovery.outcome(core, waiting, o, now)?;
                         }
                     }
                 }
@@ -357,6 +591,9 @@ async fn run(
                         core.ping();
                         ping_sent = Some(now);
                     }
+                    if !t.command.is_zero() {
+                        recovery.check(core, waiting, &t, now)?;
+                    }
                 }
             }
             let out = core.take_output();
@@ -369,7 +606,7 @@ async fn run(
     match result {
         Ok(_) => {
             for (_, w) in waiting.drain() {
-                let _ = w.send(Err(Error::Closed));
+                let _ = w.reply.send(Err(Error::Closed));
             }
             Ended::Done
         }
@@ -379,7 +616,233 @@ async fn run(
                 let _ = l.send(Ok(()));
                 return Ended::Done;
             }
+            // Commands already past their timeout are not sent again on the next
+            // connection: they fail here, ended by the drop (the target's reinstatement
+            // of the session at login ends whatever it still holds, RFC 7143 §6.3.5).
+            let now = Instant::now();
+            let mut timed_out: Vec<u32> = recovery.cmds.keys().copied().collect();
+            timed_out.sort_unstable();
+            for itt in timed_out {
+                fail_timed_out(waiting, itt, "dropping the connection", now);
+            }
             Ended::Failed(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The error handling ladder, driven with a sans-IO core and chosen instants: no
+    //! socket, no sleeping.
+
+    use super::*;
+    use hydra_proto::framing::{try_frame, Frame};
+    use hydra_proto::negotiate::{LocalParams, Negotiation, Role, SessionType};
+    use hydra_proto::pdu::{TaskMgmtRequest, TaskMgmtResponse, TmfFunction};
+
+    fn core() -> Core {
+        let params =
+            Negotiation::new(Role::Initiator, SessionType::Normal, LocalParams::default()).params();
+        Core::new(params, 1, 10, 110)
+    }
+
+    fn t() -> Timeouts {
+        Timeouts {
+            command: Duration::from_secs(30),
+            abort: Duration::from_secs(15),
+            lu_reset: Duration::from_secs(30),
+            ..Timeouts::default()
+        }
+    }
+
+    fn read(lun: u64) -> Command {
+        Command {
+            lun,
+            cdb: vec![0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0],
+            data_out: Bytes::new(),
+            read_len: 4096,
+        }
+    }
+
+    type Rx = oneshot::Receiver<Result<Reply>>;
+
+    /// Submit a READ on `lun` as if it had gone on the wire at `at`.
+    fn issue(core: &mut Core, waiting: &mut HashMap<u32, Waiting>, lun: u64, at: Instant) -> Rx {
+        let (tx, rx) = oneshot::channel();
+        submit(core, waiting, read(lun), tx);
+        // ITTs only grow here: the newest command has the largest.
+        let itt = *waiting.keys().max().expect("submitted");
+        waiting.get_mut(&itt).expect("waiting").sent = Some(at);
+        rx
+    }
+
+    /// The task management requests the core wrote.
+    fn tmfs_sent(core: &mut Core) -> Vec<TaskMgmtRequest> {
+        let mut buf = BytesMut::new();
+        for c in core.take_output() {
+            buf.extend_from_slice(&c);
+        }
+        let mut v = Vec::new();
+        while let Some(f) = try_frame(&mut buf, core.digests(), 1 << 20).unwrap() {
+            if let Ok(Pdu::TaskMgmtRequest(t)) = Pdu::parse(&f.bhs) {
+                v.push(t);
+            }
+        }
+        v
+    }
+
+    /// Feed the target's answer to a TMF through the core into the ladder.
+    fn answer(
+        rec: &mut Recovery,
+        core: &mut Core,
+        waiting: &mut HashMap<u32, Waiting>,
+        itt: u32,
+        response: u8,
+        now: Instant,
+    ) -> Result<()> {
+        let r = TaskMgmtResponse {
+            response,
+            itt,
+            stat_sn: 1,
+            exp_cmd_sn: 12,
+            max_cmd_sn: 120,
+        };
+        core.receive(Frame {
+            bhs: r.emit(0),
+            ahs: Bytes::new(),
+            data: Bytes::new(),
+        })?;
+        for o in core.take_tmf_outcomes() {
+            rec.outcome(core, waiting, o, now)?;
+        }
+        Ok(())
+    }
+
+    fn timed_out(rx: &mut Rx) -> &'static str {
+        match rx.try_recv() {
+            Ok(Err(Error::TimedOut { recovered, .. })) => recovered,
+            other => panic!("expected TimedOut, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn abort_task_answered_fails_the_command_with_timed_out() {
+        let (mut c, mut w, mut rec, t0) =
+            (core(), HashMap::new(), Recovery::default(), Instant::now());
+        let mut a = issue(&mut c, &mut w, 1, t0);
+        let _ = c.take_output();
+        rec.check(&mut c, &mut w, &t(), t0 + Duration::from_secs(29))
+            .unwrap();
+        assert!(tmfs_sent(&mut c).is_empty(), "not yet due");
+        rec.check(&mut c, &mut w, &t(), t0 + Duration::from_secs(30))
+            .unwrap();
+        let sent = tmfs_sent(&mut c);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].function, TmfFunction::AbortTask);
+        // Not aborted twice.
+        rec.check(&mut c, &mut w, &t(), t0 + Duration::from_secs(31))
+            .unwrap();
+        assert!(tmfs_sent(&mut c).is_empty());
+        let now = t0 + Duration::from_secs(32);
+        answer(&mut rec, &mut c, &mut w, sent[0].itt, 0, now).unwrap();
+        assert_eq!(timed_out(&mut a), "ABORT TASK");
+        assert!(w.is_empty() && rec.cmds.is_empty());
+        assert_eq!(c.outstanding(), 0);
+    }
+
+    #[test]
+    fn unanswered_abort_escalates_to_lun_reset_of_that_lun() {
+        let (mut c, mut w, mut rec) = (core(), HashMap::new(), Recovery::default());
+        let t0 = Instant::now();
+        let mut a = issue(&mut c, &mut w, 1, t0);
+        let mut b = issue(&mut c, &mut w, 1, t0 + Duration::from_secs(20));
+        let mut other = issue(&mut c, &mut w, 2, t0 + Duration::from_secs(20));
+        let _ = c.take_output();
+        rec.check(&mut c, &mut w, &t(), t0 + Duration::from_secs(30))
+            .unwrap();
+        let abort = tmfs_sent(&mut c);
+        assert_eq!(abort.len(), 1);
+        assert_eq!(abort[0].function, TmfFunction::AbortTask);
+        rec.check(&mut c, &mut w, &t(), t0 + Duration::from_secs(44))
+            .unwrap();
+        assert!(tmfs_sent(&mut c).is_empty(), "abort_timeout not passed yet");
+        rec.check(&mut c, &mut w, &t(), t0 + Duration::from_secs(45))
+            .unwrap();
+        let reset = tmfs_sent(&mut c);
+        assert_eq!(reset.len(), 1, "{reset:?}");
+        assert_eq!(reset[0].function, TmfFunction::LogicalUnitReset);
+        assert_eq!(reset[0].lun, hydra_proto::scsi::encode_lun(1));
+        let now = t0 + Duration::from_secs(46);
+        answer(&mut rec, &mut c, &mut w, reset[0].itt, 0, now).unwrap();
+        // Every command of LUN 1 was ended by the reset, not only the timed-out one.
+        assert_eq!(timed_out(&mut a), "LUN RESET");
+        assert_eq!(timed_out(&mut b), "LUN RESET");
+        assert!(other.try_recv().is_err(), "LUN 2 untouched");
+        assert_eq!(w.len(), 1);
+        assert!(rec.cmds.is_empty() && rec.resets.is_empty());
+        // The late answer to the abort changes nothing.
+        answer(&mut rec, &mut c, &mut w, abort[0].itt, 1, now).unwrap();
+        assert_eq!(w.len(), 1);
+        assert!(tmfs_sent(&mut c).is_empty());
+    }
+
+    #[test]
+    fn refused_abort_escalates_and_unanswered_reset_drops_the_connection() {
+        let (mut c, mut w, mut rec, t0) =
+            (core(), HashMap::new(), Recovery::default(), Instant::now());
+        let _a = issue(&mut c, &mut w, 1, t0);
+        let _ = c.take_output();
+        let now = t0 + Duration::from_secs(30);
+        rec.check(&mut c, &mut w, &t(), now).unwrap();
+        let abort = tmfs_sent(&mut c);
+        answer(&mut rec, &mut c, &mut w, abort[0].itt, 5, now).unwrap();
+        let reset = tmfs_sent(&mut c);
+        assert_eq!(reset.len(), 1);
+        assert_eq!(reset[0].function, TmfFunction::LogicalUnitReset);
+        rec.check(&mut c, &mut w, &t(), now + Duration::from_secs(29))
+            .unwrap();
+        match rec.check(&mut c, &mut w, &t(), now + Duration::from_secs(30)) {
+            Err(Error::Protocol(m)) => assert!(m.contains("task management unanswered"), "{m}"),
+            other => panic!("expected a dropped connection, got {other:?}"),
+        }
+        // The timed-out command is still known, for run() to fail it instead of resending.
+        assert_eq!(rec.cmds.len(), 1);
+    }
+
+    #[test]
+    fn refused_lun_reset_drops_the_connection() {
+        let (mut c, mut w, mut rec, t0) =
+            (core(), HashMap::new(), Recovery::default(), Instant::now());
+        let _a = issue(&mut c, &mut w, 1, t0);
+        let _ = c.take_output();
+        let now = t0 + Duration::from_secs(45);
+        rec.check(&mut c, &mut w, &t(), t0 + Duration::from_secs(30))
+            .unwrap();
+        rec.check(&mut c, &mut w, &t(), now).unwrap();
+        let reset: Vec<_> = tmfs_sent(&mut c)
+            .into_iter()
+            .filter(|r| r.function == TmfFunction::LogicalUnitReset)
+            .collect();
+        assert!(matches!(
+            answer(&mut rec, &mut c, &mut w, reset[0].itt, 255, now),
+            Err(Error::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn the_clock_starts_when_the_command_goes_on_the_wire() {
+        let params =
+            Negotiation::new(Role::Initiator, SessionType::Normal, LocalParams::default()).params();
+        // MaxCmdSN = ExpCmdSN - 1: the window is closed (RFC 7143 §4.2.2.1).
+        let mut c = Core::new(params, 1, 10, 9);
+        let (mut w, mut rec) = (HashMap::new(), Recovery::default());
+        let (tx, _rx) = oneshot::channel();
+        submit(&mut c, &mut w, read(1), tx);
+        let t0 = Instant::now();
+        assert!(w.values().all(|x| x.sent.is_none()));
+        rec.check(&mut c, &mut w, &t(), t0 + Duration::from_secs(300))
+            .unwrap();
+        assert!(c.take_output().is_empty(), "nothing sent, nothing aborted");
+        assert!(rec.cmds.is_empty());
     }
 }

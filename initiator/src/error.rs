@@ -20,13 +20,20 @@ pub enum Error {
     Auth(String),
     #[error("the session is closed")]
     Closed,
-    /// The connection was lost and not re-established within replacement_timeout
-    /// (open-iscsi's `node.session.timeo.replacement_timeout`).
     /// The node database (records under /etc/iscsi) or iscsid.conf: what and where.
     #[error("{0}")]
     Db(String),
+    /// The connection was lost and not re-established within replacement_timeout
+    /// (open-iscsi's `node.session.timeo.replacement_timeout`).
     #[error("target {addr} unreachable for {secs} s (replacement_timeout); the command was not completed")]
     Unreachable { addr: String, secs: u64 },
+    /// The command got no answer within the command timeout (Linux sd's 30 s) and was
+    /// ended by task management (`recovered`: "ABORT TASK" or "LUN RESET", RFC 7143
+    /// §11.5) or, when that went unanswered too, by "dropping the connection". It is not
+    /// sent again. The target never said how the command ended: a write may or may not
+    /// be on the medium.
+    #[error("SCSI command timed out after {secs} s and was ended by {recovered}; the target may or may not have executed it")]
+    TimedOut { secs: u64, recovered: &'static str },
 }
 
 impl Error {
@@ -69,6 +76,23 @@ pub fn login_status_text(s: LoginStatus) -> String {
         _ => "unknown status",
     };
     format!("{name} (0x{:02x}{:02x})", s.0, s.1)
+}
+
+/// RFC 7143 §11.6.1 Task Management Function Response names.
+pub fn tmf_response_text(r: u8) -> String {
+    use hydra_proto::pdu::TmfResponse as R;
+    let name = match r {
+        R::COMPLETE => "function complete",
+        R::NO_SUCH_TASK => "task does not exist",
+        R::NO_SUCH_LUN => "LUN does not exist",
+        R::STILL_ALLEGIANT => "task still allegiant",
+        R::REASSIGN_NOT_SUPPORTED => "task allegiance reassignment not supported",
+        R::NOT_SUPPORTED => "task management function not supported",
+        R::AUTHORIZATION_FAILED => "function authorization failed",
+        R::REJECTED => "function rejected",
+        _ => "unknown response",
+    };
+    format!("{name} ({r})")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,15 +5,20 @@
 //! the command. Anything the target sends that does not fit (unknown ITT, data past the
 //! buffer, a bad header) is a protocol error: at ErrorRecoveryLevel 0 the connection is
 //! dropped and the driver reconnects.
+//!
+//! Task management (RFC 7143 §11.5, §11.6): the driver may ABORT TASK a command or LUN
+//! RESET a LUN; the answers come back as [`TmfOutcome`]s. The core keeps no clock: when
+//! to ask is the driver's business.
 
 use std::collections::{HashMap, VecDeque};
+use std::mem;
 
 use bytes::{Bytes, BytesMut};
 use hydra_proto::framing::{Digests, Frame, OutQueue};
 use hydra_proto::negotiate::SessionParams;
 use hydra_proto::pdu::{
     DataIn, DataOut, LogoutRequest, NopIn, NopOut, Pdu, R2t, Repr, ScsiCommand, ScsiResponse,
-    TaskAttr, RESERVED_TAG,
+    TaskAttr, TaskMgmtRequest, TaskMgmtResponse, TmfFunction, TmfResponse, RESERVED_TAG,
 };
 use hydra_proto::scsi::encode_lun;
 use hydra_proto::serial::Sn;
@@ -60,8 +65,61 @@ pub fn sense_key(s: &[u8]) -> Option<(u8, u8, u8)> {
 
 struct Task {
     cmd: Command,
+    /// Its CmdSN: ABORT TASK names it as RefCmdSN (RFC 7143 §11.5.5).
+    cmd_sn: u32,
     data_in: BytesMut,
 }
+
+/// What a Task Management Function Request asked for (RFC 7143 §11.5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tmf {
+    /// ABORT TASK of the command with this ITT, on its LUN.
+    AbortTask { itt: u32, lun: u64 },
+    /// LOGICAL UNIT RESET of this LUN.
+    LunReset { lun: u64 },
+}
+
+/// A Task Management Function Response, matched to its request by ITT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmfOutcome {
+    /// The request's own ITT (what [`Core::abort_task`] / [`Core::lun_reset`] returned).
+    pub itt: u32,
+    pub function: Tmf,
+    /// The Response code (RFC 7143 §11.6.1, [`TmfResponse`]).
+    pub response: u8,
+    /// Commands the function ended, now gone from the core: their waiters get no reply
+    /// from the target and must be failed by the driver.
+    pub ended: Vec<u32>,
+}
+
+impl TmfOutcome {
+    /// Whether the function did its job. For ABORT TASK "Task does not exist" counts:
+    /// the target never had the task or has forgotten it, so it will not run it any more
+    /// (RFC 7143 §11.5.1, RefCmdSN rules; open-iscsi's iscsi_eh_abort takes both).
+    pub fn succeeded(&self) -> bool {
+        match self.function {
+            Tmf::AbortTask { .. } => matches!(
+                self.response,
+                TmfResponse::COMPLETE | TmfResponse::NO_SUCH_TASK
+            ),
+            Tmf::LunReset { .. } => self.response == TmfResponse::COMPLETE,
+        }
+    }
+}
+
+/// A Task Management Function Request sent and not yet answered.
+struct PendingTmf {
+    function: Tmf,
+    /// The tasks it covers, fixed when it was sent: an immediate TMF carries the next
+    /// CmdSN, and acts only on commands with a lower one (RFC 7143 §11.5.1), i.e. those
+    /// already sent.
+    covers: Vec<u32>,
+}
+
+/// How many ITTs of aborted tasks are remembered, so that their stragglers are dropped
+/// quietly rather than taken for a protocol error. Only looked at for a PDU whose ITT has
+/// no task, so an ITT reused after the 32-bit tag space wraps still reaches its task.
+const ABORTED_MEMORY: usize = 1024;
 
 pub struct Core {
     params: SessionParams,
@@ -74,6 +132,12 @@ pub struct Core {
     /// Waiting for the CmdSN window.
     queued: VecDeque<(u32, Command)>,
     tasks: HashMap<u32, Task>,
+    /// Task management requests awaiting their response, by the request's ITT.
+    tmfs: HashMap<u32, PendingTmf>,
+    /// Responses received, for the driver to take.
+    tmf_done: Vec<TmfOutcome>,
+    /// ITTs of tasks ended by task management, newest last.
+    aborted: VecDeque<u32>,
     out: OutQueue,
 }
 
@@ -93,6 +157,9 @@ impl Core {
             next_itt: 1,
             queued: VecDeque::new(),
             tasks: HashMap::new(),
+            tmfs: HashMap::new(),
+            tmf_done: Vec::new(),
+            aborted: VecDeque::new(),
             out: OutQueue::default(),
         }
     }
@@ -122,6 +189,12 @@ impl Core {
             self.next_itt = 1;
         }
         itt
+    }
+
+    /// Whether the command with this ITT is on the wire (sent, not yet answered), as
+    /// opposed to waiting for the CmdSN window or finished.
+    pub fn is_sent(&self, itt: u32) -> bool {
+        self.tasks.contains_key(&itt)
     }
 
     /// Commands sent or queued and not yet answered.
@@ -193,6 +266,7 @@ impl Core {
             Task {
                 // One allocation for the whole read; in-order Data-In appends to it.
                 data_in: BytesMut::with_capacity(cmd.read_len as usize),
+                cmd_sn: pdu.cmd_sn,
                 cmd,
             },
         );
@@ -251,6 +325,7 @@ impl Core {
             Pdu::ScsiResponse(r) => self.response(r, frame.data, &mut done)?,
             Pdu::R2t(r) => self.r2t(r)?,
             Pdu::NopIn(n) => self.nop_in(n),
+            Pdu::TaskMgmtResponse(r) => self.tmf_response(r)?,
             Pdu::AsyncMessage(a) => {
                 tracing::info!("asynchronous message from the target: {a:?}");
             }
@@ -269,10 +344,9 @@ impl Core {
     }
 
     fn data_in(&mut self, d: DataIn, data: Bytes, done: &mut Vec<(u32, Reply)>) -> Result<()> {
-        let task = self
-            .tasks
-            .get_mut(&d.itt)
-            .ok_or_else(|| Error::Protocol(format!("Data-In for unknown ITT 0x{:08x}", d.itt)))?;
+        let Some(task) = self.tasks.get_mut(&d.itt) else {
+            return self.not_ours("Data-In", d.itt, d.exp_cmd_sn, d.max_cmd_sn);
+        };
         let end = d.buffer_offset as usize + data.len();
         if end > task.cmd.read_len as usize {
             return Err(Error::Protocol(format!(
@@ -332,9 +406,9 @@ impl Core {
         data: Bytes,
         done: &mut Vec<(u32, Reply)>,
     ) -> Result<()> {
-        let task = self.tasks.remove(&r.itt).ok_or_else(|| {
-            Error::Protocol(format!("SCSI Response for unknown ITT 0x{:08x}", r.itt))
-        })?;
+        let Some(task) = self.tasks.remove(&r.itt) else {
+            return self.not_ours("SCSI Response", r.itt, r.exp_cmd_sn, r.max_cmd_sn);
+        };
         self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
         self.status_sn(r.stat_sn);
         let sense = if data.len() >= 2 {
@@ -363,10 +437,9 @@ impl Core {
 
     fn r2t(&mut self, r: R2t) -> Result<()> {
         self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
-        let task = self
-            .tasks
-            .get(&r.itt)
-            .ok_or_else(|| Error::Protocol(format!("R2T for unknown ITT 0x{:08x}", r.itt)))?;
+        let Some(task) = self.tasks.get(&r.itt) else {
+            return self.not_ours("R2T", r.itt, r.exp_cmd_sn, r.max_cmd_sn);
+        };
         let from = r.buffer_offset as usize;
         let to = from + r.desired_len as usize;
         if to > task.cmd.data_out.len()
@@ -426,11 +499,415 @@ impl Core {
         self.out.push(&req.emit(0), Bytes::new(), self.digests);
     }
 
+    /// Send ABORT TASK for the command with ITT `itt` (RFC 7143 §11.5): immediate, with
+    /// the current CmdSN, which it does not advance (§4.2.2.1), RefCmdSN the task's CmdSN
+    /// (§11.5.5). Returns the request's own ITT, or `None` when the command is not on
+    /// the wire (already answered, or still waiting for the CmdSN window).
+    pub fn abort_task(&mut self, itt: u32) -> Option<u32> {
+        let task = self.tasks.get(&itt)?;
+        let (lun, ref_cmd_sn) = (task.cmd.lun, task.cmd_sn);
+        let tmf = self.alloc_itt();
+        let req = TaskMgmtRequest {
+            immediate: true,
+            function: TmfFunction::AbortTask,
+            lun: encode_lun(lun),
+            itt: tmf,
+            rtt: itt,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+            ref_cmd_sn,
+            exp_data_sn: 0,
+        };
+        self.out.push(&req.emit(0), Bytes::new(), self.digests);
+        self.tmfs.insert(
+            tmf,
+            PendingTmf {
+                function: Tmf::AbortTask { itt, lun },
+                covers: vec![itt],
+            },
+        );
+        Some(tmf)
+    }
+
+    /// Send LOGICAL UNIT RESET for `lun` (RFC 7143 §11.5.1), immediate like every TMF
+    /// here. It covers the commands of that LUN already sent; those still waiting for
+    /// the CmdSN window go out later and are not affected. Returns the request's ITT.
+    pub fn lun_reset(&mut self, lun: u64) -> u32 {
+        let tmf = self.alloc_itt();
+        let mut covers: Vec<u32> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.cmd.lun == lun)
+            .map(|(i, _)| *i)
+            .collect();
+        covers.sort_unstable();
+        let req = TaskMgmtRequest {
+            immediate: true,
+            function: TmfFunction::LogicalUnitReset,
+            lun: encode_lun(lun),
+            itt: tmf,
+            // Reserved for this function (§11.5.4, §11.5.5).
+            rtt: RESERVED_TAG,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+            ref_cmd_sn: 0,
+            exp_data_sn: 0,
+        };
+        self.out.push(&req.emit(0), Bytes::new(), self.digests);
+        self.tmfs.insert(
+            tmf,
+            PendingTmf {
+                function: Tmf::LunReset { lun },
+                covers,
+            },
+        );
+        tmf
+    }
+
+    /// Task Management Function Responses received since the last call.
+    pub fn take_tmf_outcomes(&mut self) -> Vec<TmfOutcome> {
+        mem::take(&mut self.tmf_done)
+    }
+
+    /// A Task Management Function Response (RFC 7143 §11.6): matched to its request by
+    /// ITT; a successful function ends the tasks it covered. Responses for them that came
+    /// first were valid and completed them as usual; this one concludes the rest
+    /// (§11.6.2), so their state can go.
+    fn tmf_response(&mut self, r: TaskMgmtResponse) -> Result<()> {
+        let pending = self.tmfs.remove(&r.itt).ok_or_else(|| {
+            Error::Protocol(format!(
+                "Task Management Function Response for unknown ITT 0x{:08x}",
+                r.itt
+            ))
+        })?;
+        self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
+        self.status_sn(r.stat_sn);
+        let mut outcome = TmfOutcome {
+            itt: r.itt,
+            function: pending.function,
+            response: r.response,
+            ended: Vec::new(),
+        };
+        if outcome.succeeded() {
+            for itt in pending.covers {
+                // Gone already when its own response came first (it crossed the TMF).
+                if self.tasks.remove(&itt).is_some() {
+                    self.remember_aborted(itt);
+                    outcome.ended.push(itt);
+                }
+            }
+        }
+        self.tmf_done.push(outcome);
+        Ok(())
+    }
+
+    fn remember_aborted(&mut self, itt: u32) {
+        if self.aborted.len() >= ABORTED_MEMORY {
+            self.aborted.pop_front();
+        }
+        self.aborted.push_back(itt);
+    }
+
+    /// A `what` PDU for an ITT with no task. If task management ended that task, it is a
+    /// straggler and is dropped, its window update kept. What a target sent before its
+    /// TMF response arrives before it on the one TCP stream and completes the task as
+    /// usual (RFC 7143 §11.6.2); this is a Data-In, SCSI Response or R2T the target let
+    /// go after answering the abort, which is not worth the whole connection. An ITT
+    /// never used is still a protocol error.
+    fn not_ours(&mut self, what: &str, itt: u32, exp_cmd_sn: u32, max_cmd_sn: u32) -> Result<()> {
+        if !self.aborted.contains(&itt) {
+            return Err(Error::Protocol(format!(
+                "{what} for unknown ITT 0x{itt:08x}"
+            )));
+        }
+        tracing::debug!("dropping a late {what} for aborted ITT 0x{itt:08x}");
+        self.update_window(exp_cmd_sn, max_cmd_sn);
+        Ok(())
+    }
+
     /// The commands not yet answered (to retry after a reconnect or fail).
     pub fn drain(&mut self) -> Vec<(u32, Command)> {
         let mut v: Vec<(u32, Command)> = self.tasks.drain().map(|(i, t)| (i, t.cmd)).collect();
         v.sort_by_key(|(i, _)| *i);
         v.extend(self.queued.drain(..));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The task management state machine, driven with hand-built target PDUs.
+
+    use super::*;
+    use hydra_proto::framing::try_frame;
+    use hydra_proto::negotiate::{LocalParams, Negotiation, Role, SessionType};
+
+    /// A core whose next CmdSN is 10, with a window of 100.
+    fn core() -> Core {
+        let params =
+            Negotiation::new(Role::Initiator, SessionType::Normal, LocalParams::default()).params();
+        Core::new(params, 1, 10, 110)
+    }
+
+    fn read(lun: u64) -> Command {
+        Command {
+            lun,
+            cdb: vec![0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0],
+            data_out: Bytes::new(),
+            read_len: 4096,
+        }
+    }
+
+    /// The PDUs the core wrote, cut back into frames.
+    fn sent(core: &mut Core) -> Vec<Frame> {
+        let mut buf = BytesMut::new();
+        for c in core.take_output() {
+            buf.extend_from_slice(&c);
+        }
+        let mut v = Vec::new();
+        while let Some(f) = try_frame(&mut buf, core.digests(), 1 << 20).unwrap() {
+            v.push(f);
+        }
+        assert!(buf.is_empty());
+        v
+    }
+
+    fn frame(bhs: [u8; 48], data: Bytes) -> Frame {
+        Frame {
+            bhs,
+            ahs: Bytes::new(),
+            data,
+        }
+    }
+
+    fn tmf_response(itt: u32, response: u8, stat_sn: u32) -> Frame {
+        let r = TaskMgmtResponse {
+            response,
+            itt,
+            stat_sn,
+            exp_cmd_sn: 12,
+            max_cmd_sn: 120,
+        };
+        frame(r.emit(0), Bytes::new())
+    }
+
+    /// A Data-In with status, all of a 4096-byte read.
+    fn data_in(itt: u32, stat_sn: u32) -> Frame {
+        let d = DataIn {
+            final_: true,
+            status: Some(0),
+            itt,
+            ttt: RESERVED_TAG,
+            stat_sn,
+            exp_cmd_sn: 12,
+            max_cmd_sn: 120,
+            ..DataIn::default()
+        };
+        frame(d.emit(4096), Bytes::from(vec![0xab; 4096]))
+    }
+
+    fn scsi_response(itt: u32, stat_sn: u32) -> Frame {
+        let r = ScsiResponse {
+            itt,
+            stat_sn,
+            exp_cmd_sn: 12,
+            max_cmd_sn: 120,
+            ..ScsiResponse::default()
+        };
+        frame(r.emit(0), Bytes::new())
+    }
+
+    fn parse_tmf(f: &Frame) -> TaskMgmtRequest {
+        match Pdu::parse(&f.bhs).unwrap() {
+            Pdu::TaskMgmtRequest(t) => t,
+            other => panic!("expected a TMF request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn abort_task_pdu_fields() {
+        let mut c = core();
+        let a = c.submit(read(3));
+        let b = c.submit(read(3));
+        assert_eq!(sent(&mut c).len(), 2);
+        let tmf = c.abort_task(b).expect("b is on the wire");
+        assert!(tmf != a && tmf != b && tmf != RESERVED_TAG);
+        let out = sent(&mut c);
+        assert_eq!(out.len(), 1);
+        // Opcode 0x02 with the I bit; F bit and function 1 (ABORT TASK).
+        assert_eq!(out[0].bhs[0], 0x42);
+        assert_eq!(out[0].bhs[1], 0x81);
+        let t = parse_tmf(&out[0]);
+        assert!(t.immediate);
+        assert_eq!(t.function, TmfFunction::AbortTask);
+        assert_eq!(t.itt, tmf);
+        assert_eq!(t.rtt, b);
+        assert_eq!(t.ref_cmd_sn, 11, "b went out with CmdSN 11");
+        assert_eq!(t.lun, encode_lun(3));
+        // Immediate: the current CmdSN, not advanced (RFC 7143 §4.2.2.1).
+        assert_eq!(t.cmd_sn, 12);
+        c.submit(read(3));
+        match Pdu::parse(&sent(&mut c)[0].bhs).unwrap() {
+            Pdu::ScsiCommand(s) => assert_eq!(s.cmd_sn, 12),
+            other => panic!("{other:?}"),
+        }
+        // Nothing to abort: not on the wire.
+        assert_eq!(c.abort_task(0x7777), None);
+        assert!(sent(&mut c).is_empty());
+    }
+
+    #[test]
+    fn abort_complete_removes_the_task_and_late_pdus_are_dropped() {
+        let mut c = core();
+        let a = c.submit(read(1));
+        let b = c.submit(read(1));
+        let _ = sent(&mut c);
+        let tmf = c.abort_task(a).unwrap();
+        let _ = sent(&mut c);
+        assert!(c.receive(tmf_response(tmf, 0, 1)).unwrap().is_empty());
+        let o = c.take_tmf_outcomes();
+        assert_eq!(
+            o,
+            vec![TmfOutcome {
+                itt: tmf,
+                function: Tmf::AbortTask { itt: a, lun: 1 },
+                response: 0,
+                ended: vec![a],
+            }]
+        );
+        assert!(o[0].succeeded());
+        assert!(!c.is_sent(a));
+        assert_eq!(c.outstanding(), 1);
+        assert!(c.take_tmf_outcomes().is_empty());
+        // Stragglers for the aborted ITT are dropped, not protocol errors.
+        assert!(c.receive(data_in(a, 2)).unwrap().is_empty());
+        assert!(c.receive(scsi_response(a, 3)).unwrap().is_empty());
+        // The other command still completes.
+        let done = c.receive(data_in(b, 4)).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].0, b);
+        assert_eq!(c.outstanding(), 0);
+        // An ITT never used is still a protocol error.
+        assert!(matches!(
+            c.receive(data_in(0x4242, 5)),
+            Err(Error::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn abort_task_does_not_exist_also_ends_the_task() {
+        let mut c = core();
+        let a = c.submit(read(1));
+        let tmf = c.abort_task(a).unwrap();
+        let _ = sent(&mut c);
+        c.receive(tmf_response(tmf, TmfResponse::NO_SUCH_TASK, 1))
+            .unwrap();
+        let o = c.take_tmf_outcomes();
+        assert!(o[0].succeeded());
+        assert_eq!(o[0].ended, vec![a]);
+        assert_eq!(c.outstanding(), 0);
+    }
+
+    #[test]
+    fn abort_refused_keeps_the_task() {
+        let mut c = core();
+        let a = c.submit(read(1));
+        let tmf = c.abort_task(a).unwrap();
+        let _ = sent(&mut c);
+        c.receive(tmf_response(tmf, TmfResponse::NOT_SUPPORTED, 1))
+            .unwrap();
+        let o = c.take_tmf_outcomes();
+        assert!(!o[0].succeeded());
+        assert!(o[0].ended.is_empty());
+        assert!(c.is_sent(a));
+        // Its answer still completes it.
+        assert_eq!(c.receive(data_in(a, 2)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn response_crossing_the_abort_completes_the_command() {
+        let mut c = core();
+        let a = c.submit(read(1));
+        let tmf = c.abort_task(a).unwrap();
+        let _ = sent(&mut c);
+        // The target answered the command before it saw the abort.
+        assert_eq!(c.receive(data_in(a, 1)).unwrap().len(), 1);
+        c.receive(tmf_response(tmf, TmfResponse::NO_SUCH_TASK, 2))
+            .unwrap();
+        let o = c.take_tmf_outcomes();
+        assert!(o[0].succeeded());
+        assert!(o[0].ended.is_empty(), "nothing left to end");
+    }
+
+    #[test]
+    fn lun_reset_ends_the_tasks_of_that_lun_only() {
+        let mut c = core();
+        let a = c.submit(read(1));
+        let b = c.submit(read(2));
+        let d = c.submit(read(1));
+        let _ = sent(&mut c);
+        let tmf = c.lun_reset(1);
+        let out = sent(&mut c);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].bhs[0], 0x42);
+        let t = parse_tmf(&out[0]);
+        assert_eq!(t.function, TmfFunction::LogicalUnitReset);
+        assert_eq!(t.lun, encode_lun(1));
+        assert_eq!(t.rtt, RESERVED_TAG);
+        assert_eq!(t.cmd_sn, 13);
+        // Sent after the reset: not covered by it (RFC 7143 §11.5.1).
+        let e = c.submit(read(1));
+        let _ = sent(&mut c);
+        c.receive(tmf_response(tmf, TmfResponse::COMPLETE, 1))
+            .unwrap();
+        let o = c.take_tmf_outcomes();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].function, Tmf::LunReset { lun: 1 });
+        assert!(o[0].succeeded());
+        assert_eq!(o[0].ended, vec![a, d]);
+        assert!(!c.is_sent(a) && !c.is_sent(d));
+        assert!(c.is_sent(b) && c.is_sent(e));
+        assert_eq!(c.outstanding(), 2);
+        // Stragglers of the reset tasks are dropped; the others complete.
+        assert!(c.receive(scsi_response(d, 2)).unwrap().is_empty());
+        assert_eq!(c.receive(data_in(b, 3)).unwrap()[0].0, b);
+        assert_eq!(c.receive(data_in(e, 4)).unwrap()[0].0, e);
+    }
+
+    #[test]
+    fn lun_reset_refused_ends_nothing() {
+        let mut c = core();
+        let a = c.submit(read(1));
+        let tmf = c.lun_reset(1);
+        let _ = sent(&mut c);
+        c.receive(tmf_response(tmf, TmfResponse::REJECTED, 1))
+            .unwrap();
+        let o = c.take_tmf_outcomes();
+        assert!(!o[0].succeeded());
+        assert!(o[0].ended.is_empty());
+        assert!(c.is_sent(a));
+    }
+
+    #[test]
+    fn tmf_response_for_unknown_itt_is_a_protocol_error() {
+        let mut c = core();
+        let a = c.submit(read(1));
+        let _ = sent(&mut c);
+        // Neither a TMF of ours nor (for that matter) a command's ITT.
+        assert!(matches!(
+            c.receive(tmf_response(0x5555, 0, 1)),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            c.receive(tmf_response(a, 0, 1)),
+            Err(Error::Protocol(_))
+        ));
+        // A TMF answered once is not answered twice.
+        let tmf = c.abort_task(a).unwrap();
+        c.receive(tmf_response(tmf, 0, 1)).unwrap();
+        assert!(matches!(
+            c.receive(tmf_response(tmf, 0, 2)),
+            Err(Error::Protocol(_))
+        ));
     }
 }

@@ -226,6 +226,40 @@ impl Hydra {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("tgtd.log")).unwrap_or_default()
     }
+
+    /// `kill -STOP` the daemon: its sockets stay open but nothing is answered. It is
+    /// resumed when the guard is dropped — also when the test fails, so that this
+    /// struct's own Drop can still stop it cleanly.
+    pub fn freeze(&self) -> Frozen {
+        signal(self.child.id(), "STOP");
+        Frozen {
+            pid: self.child.id(),
+        }
+    }
+}
+
+/// A daemon stopped by [`Hydra::freeze`]; `kill -CONT` on drop.
+pub struct Frozen {
+    pid: u32,
+}
+
+impl Frozen {
+    /// Resume the daemon now.
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.pid, "CONT");
+    }
+}
+
+/// `kill -s NAME pid`.
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", name])
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for Hydra {
