@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -38,6 +39,14 @@ pub struct Session {
     tx: mpsc::Sender<Request>,
     pub established: Established,
     pub peer: SocketAddr,
+    link: Arc<Link>,
+}
+
+/// The state of the session's connection, as `iscsiadm -m session -P 1` shows it.
+#[derive(Debug, Default)]
+struct Link {
+    /// Our end of the current connection; `None` while reconnecting.
+    local: Mutex<Option<SocketAddr>>,
 }
 
 pub(crate) async fn read_frame(
@@ -188,12 +197,26 @@ impl Session {
         let (stream, buf, established) = connect(addr, &cfg, t.login).await?;
         let (tx, rx) = mpsc::channel(1024);
         let core = new_core(&established);
-        tokio::spawn(drive(addr, cfg, t, stream, buf, core, rx));
+        let link = Arc::new(Link {
+            local: Mutex::new(stream.local_addr().ok()),
+        });
+        tokio::spawn(drive(addr, cfg, t, (stream, buf), core, rx, link.clone()));
         Ok(Session {
             tx,
             established,
             peer: addr,
+            link,
         })
+    }
+
+    /// Our address on the current connection; `None` while it is being re-established.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        *self.link.local.lock().expect("lock")
+    }
+
+    /// Whether the connection is up (not lost and being re-established).
+    pub fn is_connected(&self) -> bool {
+        self.local_addr().is_some()
     }
 
     /// Run one command and wait for its reply.
@@ -208,6 +231,12 @@ impl Session {
 
     /// Log out (closes the session).
     pub async fn logout(self) -> Result<()> {
+        self.close().await
+    }
+
+    /// Log out through a shared handle (the daemon's registry holds sessions in `Arc`s);
+    /// commands sent afterwards fail with [`Error::Closed`].
+    pub async fn close(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Request::Logout(tx))
@@ -442,10 +471,10 @@ async fn drive(
     addr: SocketAddr,
     cfg: LoginConfig,
     t: Timeouts,
-    mut stream: TcpStream,
-    mut buf: BytesMut,
+    (mut stream, mut buf): (TcpStream, BytesMut),
     mut core: Core,
     mut rx: mpsc::Receiver<Request>,
+    link: Arc<Link>,
 ) {
     let mut waiting: HashMap<u32, Waiting> = HashMap::new();
     loop {
@@ -454,6 +483,7 @@ async fn drive(
             Ended::Failed(e) => e,
         };
         tracing::warn!("connection to {addr} lost: {e}; reconnecting");
+        *link.local.lock().expect("lock") = None;
         // Commands to send again on the new connection, with whoever waits for them.
         let mut resend: Vec<(Command, Waiter)> = core
             .drain()
@@ -492,6 +522,7 @@ async fn drive(
         };
         let (s, b, est) = conn;
         tracing::info!("reconnected to {addr} (tsih {})", est.tsih);
+        *link.local.lock().expect("lock") = s.local_addr().ok();
         stream = s;
         buf = b;
         core = new_core(&est);

@@ -5,16 +5,18 @@
 //!   and R2T-driven Data-Out, Data-In assembly, NOP-In answers.
 //! - [`conn`]: the tokio driver of one session: NOP-Out pings on an idle connection,
 //!   reconnect (same ISID, so the target reinstates the session) resending what was in
-//!   flight, and failing commands once replacement_timeout has passed.
+//!   flight, failing commands once replacement_timeout has passed, and ABORT TASK /
+//!   LUN RESET for commands past their timeout.
 //! - [`scsi`]: typed SCSI commands; [`url`]: libiscsi's `iscsi://` URLs.
-//!
-//! Not yet here (issue 4): task management on command timeout, `hydra iscsid`,
-//! `hydra iscsiadm`.
+//! - [`record`], [`node_db`]: open-iscsi's node and discovery records and their tree
+//!   under /etc/iscsi; [`iscsid`]: the daemon holding a node's sessions in the
+//!   [`registry`] (what multipath consumes), answering [`ipc`] requests from iscsiadm.
 
 pub mod conn;
 pub mod discovery;
 pub mod error;
 pub mod ipc;
+pub mod iscsid;
 pub mod login;
 pub mod node_db;
 pub mod record;

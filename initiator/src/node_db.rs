@@ -24,7 +24,7 @@ use crate::{Error, Result};
 pub const IFACE: &str = "default";
 
 /// Where a node record lives: target name, portal, TPGT.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId {
     pub target: String,
     pub address: String,
@@ -255,7 +255,7 @@ impl NodeDb {
                 out.push(Self::read_record(&file, RecordType::Discovery)?);
             }
         }
-        out.sort_by(|a, b| a.portal().cmp(&b.portal()));
+        out.sort_by_key(Record::portal);
         Ok(out)
     }
 

@@ -31,6 +31,8 @@ enum Kind {
     Iscsi(&'static str),
     /// Part of the record's identity: set when the record is made, never updated.
     Id,
+    /// A numeric part of the identity (TPGT, port).
+    IdNum,
 }
 
 struct Field {
@@ -54,7 +56,7 @@ const SECS: Kind = Kind::Int(0, 86_400);
 /// The node record, in open-iscsi's order (usr/idbm.c idbm_recinfo_node).
 const NODE: &[Field] = &[
     f("node.name", "", Kind::Id),
-    f("node.tpgt", "1", Kind::Id),
+    f("node.tpgt", "1", Kind::IdNum),
     f("node.startup", "manual", STARTUP),
     f("node.leading_login", "No", Kind::YesNo),
     f("iface.iscsi_ifacename", "default", Kind::Id),
@@ -145,7 +147,7 @@ const NODE: &[Field] = &[
     ),
     f("node.session.reopen_max", "0", Kind::Int(0, 1_000_000)),
     f("node.conn[0].address", "", Kind::Id),
-    f("node.conn[0].port", "3260", Kind::Id),
+    f("node.conn[0].port", "3260", Kind::IdNum),
     f("node.conn[0].startup", "manual", STARTUP),
     f(
         "node.conn[0].tcp.window_size",
@@ -191,7 +193,7 @@ const DISCOVERY: &[Field] = &[
     f("discovery.startup", "manual", STARTUP),
     f("discovery.type", "sendtargets", Kind::Id),
     f("discovery.sendtargets.address", "", Kind::Id),
-    f("discovery.sendtargets.port", "3260", Kind::Id),
+    f("discovery.sendtargets.port", "3260", Kind::IdNum),
     f("discovery.sendtargets.auth.authmethod", "None", AUTH),
     f("discovery.sendtargets.auth.username", "", Kind::Text),
     f("discovery.sendtargets.auth.password", "", Kind::Secret),
@@ -310,9 +312,14 @@ impl Record {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), SetError> {
         let i = self.index(name).ok_or(SetError::UnknownName)?;
         let field = &self.ty.fields()[i];
-        let value = value.trim();
+        // An empty value means the default: files leave empty values out (as
+        // open-iscsi's do), so that is what reading the record back gives.
+        let value = match value.trim() {
+            "" => field.default,
+            v => v,
+        };
         check(field.kind, value)?;
-        if field.kind == Kind::Id {
+        if matches!(field.kind, Kind::Id | Kind::IdNum) {
             return Err(SetError::Identity);
         }
         self.values[i] = value.to_string();
@@ -334,6 +341,11 @@ impl Record {
             let i = r
                 .index(k)
                 .ok_or_else(|| format!("line {}: {k}: unknown setting", n + 1))?;
+            let v = if v.is_empty() {
+                ty.fields()[i].default
+            } else {
+                v
+            };
             check(ty.fields()[i].kind, v).map_err(|e| format!("line {}: {k}: {e}", n + 1))?;
             r.values[i] = v.to_string();
         }
@@ -411,6 +423,9 @@ impl Record {
             noop_interval: self.secs("node.conn[0].timeo.noop_out_interval"),
             noop_timeout: self.secs("node.conn[0].timeo.noop_out_timeout"),
             login: self.secs("node.conn[0].timeo.login_timeout"),
+            abort: self.secs("node.session.err_timeo.abort_timeout"),
+            lu_reset: self.secs("node.session.err_timeo.lu_reset_timeout"),
+            // The SCSI command timeout is the disk's, not the node record's (Linux sd).
             ..Timeouts::default()
         }
     }
@@ -444,12 +459,22 @@ pub fn portal_text(address: &str, port: u16) -> String {
 fn check(kind: Kind, v: &str) -> Result<(), SetError> {
     let bad = |why: String| Err(SetError::Invalid(why));
     match kind {
-        Kind::Text | Kind::Secret | Kind::Id => {
+        Kind::Text | Kind::Secret => {
             if v.contains(['\n', '\0']) {
                 return bad("values are one line".into());
             }
             Ok(())
         }
+        Kind::Id => {
+            if v.is_empty() || v.contains(['\n', '\0']) {
+                return bad("needs a one-line value".into());
+            }
+            Ok(())
+        }
+        Kind::IdNum => match v.parse::<u16>() {
+            Ok(_) => Ok(()),
+            Err(_) => bad(format!("'{v}' is not a number from 0 to 65535")),
+        },
         Kind::Int(lo, hi) => match v.parse::<i64>() {
             Ok(n) if (lo..=hi).contains(&n) => Ok(()),
             _ => bad(format!("'{v}' is not a number from {lo} to {hi}")),

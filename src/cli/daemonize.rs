@@ -1,6 +1,6 @@
 //! Detaching a daemon the classic way (fork, setsid, stdio to /dev/null and a log file),
 //! with one improvement over tgtd: the parent waits on a pipe until the child has bound
-//! its portals, so `hydra tgtd` exits 0 only for a daemon that is really serving and
+//! its portals (or socket), so `hydra tgtd` / `hydra iscsid` exit 0 only for a daemon that is really serving and
 //! prints the child's error otherwise.
 
 use std::fs::{File, OpenOptions};
@@ -13,10 +13,10 @@ static READY_FD: AtomicI32 = AtomicI32::new(-1);
 
 /// Fork into the background. Returns in the child only; the parent exits with the
 /// child's start-up verdict.
-pub fn detach(run_dir: &Path, control_port: u16) -> Result<(), String> {
+pub fn detach(run_dir: &Path, log_name: &str, tool: &str) -> Result<(), String> {
     std::fs::create_dir_all(run_dir)
         .map_err(|e| format!("run directory {}: {e}", run_dir.display()))?;
-    let log_path = run_dir.join(format!("tgtd.{control_port}.log"));
+    let log_path = run_dir.join(log_name);
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -44,7 +44,7 @@ pub fn detach(run_dir: &Path, control_port: u16) -> Result<(), String> {
         }
         let msg = msg.trim();
         eprintln!(
-            "tgtd: {}",
+            "{tool}: {}",
             if msg.is_empty() {
                 format!("daemon exited during start-up (see {})", log_path.display())
             } else {

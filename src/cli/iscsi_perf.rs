@@ -2,7 +2,8 @@
 //! drop-in for libiscsi's iscsi-perf driving hydra's initiator library: keeps `-m`
 //! commands of `-b` blocks in flight for `-t` seconds (sequential, or random with `-r`;
 //! reads, or writes with `-w`), prints one progress line per second and, last, `iops
-//! average N (M MB/s)` as iscsi-perf does.
+//! average N (M MB/s)` as iscsi-perf does. `--verify` (with `-w`) reads every write back
+//! and compares it.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,16 +50,35 @@ const SPECS: &[Spec] = &[
         value: false,
     },
     Spec {
+        short: ' ',
+        long: "verify",
+        value: false,
+    },
+    Spec {
         short: 'h',
         long: "help",
         value: false,
     },
 ];
 
-const HELP: &str = "usage: hydra iscsi-perf [-i INITIATOR-NAME] [-m IN-FLIGHT] [-b BLOCKS-PER-IO] [-t SECONDS] [-r] [-w] iscsi://[user[%password]@]host[:port]/target-iqn/lun
+const HELP: &str = "usage: hydra iscsi-perf [-i INITIATOR-NAME] [-m IN-FLIGHT] [-b BLOCKS-PER-IO] [-t SECONDS] [-r] [-w [--verify]] iscsi://[user[%password]@]host[:port]/target-iqn/lun
   -m  commands in flight (default 32)      -b  blocks per command (default 8)
   -t  seconds to run (default 10)          -r  random LBAs (default sequential)
-  -w  write instead of read (destroys the LUN's data)";
+  -w  write instead of read (destroys the LUN's data)
+  --verify  with -w: every block written carries its own LBA in a pattern and is read
+            back and compared; a mismatch stops the run with an error";
+
+/// The --verify pattern of the transfer at `lba`: each 8-byte word holds the LBA of its
+/// block and its offset, so misplaced, stale or torn data is recognised.
+fn pattern(lba: u64, blocks: u32, bs: u32) -> Bytes {
+    let mut v = Vec::with_capacity((blocks * bs) as usize);
+    for b in 0..blocks as u64 {
+        for w in 0..(bs / 8) as u64 {
+            v.extend_from_slice(&((lba + b) << 16 | w).to_le_bytes());
+        }
+    }
+    Bytes::from(v)
+}
 
 /// MB/s as iscsi-perf counts them (MiB).
 fn mib(ops: u64, bytes_per_op: u32) -> u64 {
@@ -92,16 +112,30 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
     }
     let random = p.has("random");
     let write = p.has("write");
+    let verify = p.has("verify");
+    if verify && !write {
+        return Err("--verify checks what this run writes: use it with -w".into());
+    }
     let name = p
         .value("initiator-name")
         .unwrap_or("iqn.2026-11.org.hydra:iscsi-perf")
         .to_string();
     // Big read buffers come and go per command: keep them in the heap (see there).
     super::keep_io_buffers();
-    super::block_on(run(url, name, in_flight, blocks, secs, random, write))
+    super::block_on(run(Job {
+        url,
+        name,
+        in_flight,
+        blocks,
+        secs,
+        random,
+        write,
+        verify,
+    }))
 }
 
-async fn run(
+/// One run, as the options asked for it.
+struct Job {
     url: IscsiUrl,
     name: String,
     in_flight: usize,
@@ -109,7 +143,20 @@ async fn run(
     secs: u64,
     random: bool,
     write: bool,
-) -> Result<ExitCode, String> {
+    verify: bool,
+}
+
+async fn run(job: Job) -> Result<ExitCode, String> {
+    let Job {
+        url,
+        name,
+        in_flight,
+        blocks,
+        secs,
+        random,
+        write,
+        verify,
+    } = job;
     let mut isid = [0x40, 0, 0, 0, 0, 0];
     getrandom::getrandom(&mut isid[2..]).map_err(|e| e.to_string())?;
     let cfg = LoginConfig {
@@ -160,18 +207,20 @@ async fn run(
     let next = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(AtomicBool::new(false));
+    let miscompare = Arc::new(AtomicU64::new(u64::MAX));
     let payload = Bytes::from(vec![0xa5u8; (blocks * bs) as usize]);
     let slots = capacity / blocks as u64;
     let start = Instant::now();
     let workers: Vec<_> = (0..in_flight)
         .map(|w| {
-            let (s, done, next, stop, failed, payload) = (
+            let (s, done, next, stop, failed, payload, miscompare) = (
                 s.clone(),
                 done.clone(),
                 next.clone(),
                 stop.clone(),
                 failed.clone(),
                 payload.clone(),
+                miscompare.clone(),
             );
             tokio::spawn(async move {
                 let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1);
@@ -186,7 +235,21 @@ async fn run(
                         next.fetch_add(1, Ordering::Relaxed) % slots
                     };
                     let lba = slot * blocks as u64;
-                    let ok = if write {
+                    let ok = if write && verify {
+                        let data = pattern(lba, blocks, bs);
+                        let wrote = matches!(
+                            s.write16(lun, lba, data.clone(), bs, false).await,
+                            Ok(Ok(()))
+                        );
+                        match s.read16(lun, lba, blocks, bs).await {
+                            Ok(Ok(back)) if wrote && back != data => {
+                                miscompare.fetch_min(lba, Ordering::Relaxed);
+                                false
+                            }
+                            Ok(Ok(_)) => wrote,
+                            _ => false,
+                        }
+                    } else if write {
                         matches!(
                             s.write16(lun, lba, payload.clone(), bs, false).await,
                             Ok(Ok(()))
@@ -229,6 +292,12 @@ async fn run(
     let elapsed = start.elapsed().as_secs_f64();
     let total = done.load(Ordering::Relaxed);
     let iops = (total as f64 / elapsed) as u64;
+    let bad = miscompare.load(Ordering::Relaxed);
+    if bad != u64::MAX {
+        return Err(format!(
+            "verify failed: the {blocks} blocks at LBA {bad} read back differ from what was written"
+        ));
+    }
     if failed.load(Ordering::Relaxed) {
         return Err("a command failed; stopping".into());
     }

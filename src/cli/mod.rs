@@ -4,6 +4,7 @@ mod args;
 mod daemonize;
 mod iscsi_perf;
 mod iscsiadm;
+mod iscsid;
 mod tgt_admin;
 mod tgtadm;
 mod tgtd;
@@ -11,7 +12,14 @@ mod tgtd;
 use std::process::ExitCode;
 
 /// The tool names hydra answers to (as subcommands and as argv[0]).
-pub const TOOLS: &[&str] = &["tgtd", "tgtadm", "tgt-admin", "iscsi-perf", "iscsiadm"];
+pub const TOOLS: &[&str] = &[
+    "tgtd",
+    "tgtadm",
+    "tgt-admin",
+    "iscsi-perf",
+    "iscsiadm",
+    "iscsid",
+];
 
 pub const USAGE: &str = "usage: hydra <command> [options]
 
@@ -19,7 +27,8 @@ commands (each also runs when hydra is invoked through a symlink of that name):
   tgtd       the iSCSI target daemon (tgtd's options)
   tgtadm     runtime target administration over the control socket (tgtadm's options)
   tgt-admin  apply /etc/tgt/targets.conf to a running daemon (tgt-admin's options)
-  iscsiadm   open-iscsi's iscsiadm (so far: SendTargets discovery)
+  iscsid     the initiator daemon: holds this node's sessions (open-iscsi's iscsid)
+  iscsiadm   open-iscsi's iscsiadm: discovery, node records, login/logout, sessions
   iscsi-perf load a LUN with reads or writes through hydra's initiator (libiscsi's iscsi-perf options)
 
 run 'hydra <command> --help' for a command's options";
@@ -32,6 +41,7 @@ pub fn run(tool: &str, args: Vec<String>) -> ExitCode {
         "tgt-admin" => tgt_admin::main(args),
         "iscsi-perf" => iscsi_perf::main(args),
         "iscsiadm" => iscsiadm::main(args),
+        "iscsid" => iscsid::main(args),
         _ => unreachable!("TOOLS lists every tool"),
     };
     match r {

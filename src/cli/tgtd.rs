@@ -148,7 +148,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
     };
     let foreground = p.has("foreground");
     if !foreground {
-        super::daemonize::detach(&opts.run_dir, control_port)?;
+        super::daemonize::detach(&opts.run_dir, &format!("tgtd.{control_port}.log"), "tgtd")?;
     }
     super::init_logging(foreground);
     super::keep_io_buffers();

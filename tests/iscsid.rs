@@ -1,0 +1,470 @@
+//! `hydra iscsid` + `hydra iscsiadm` against `hydra tgtd` and Debian's tgtd: discovery
+//! creates node records in open-iscsi's tree; login/logout through the daemon with
+//! open-iscsi's messages and exit codes; `-m session -P 0..3`; `-o update` honoured on
+//! the next login (digests, CHAP); node.startup = automatic after a daemon restart;
+//! rescan; a malformed control request does not disturb the daemon.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const IQN: &str = "iqn.2026-11.org.hydra:shared";
+const CHAP_IQN: &str = "iqn.2026-11.org.hydra:chap";
+const WWID: &str = "360000000000000000e00000000010001";
+
+/// A `hydra iscsid -f` with its own database root and run directory; SIGTERM on drop
+/// (it logs its sessions out), SIGKILL if it lingers.
+struct Iscsid {
+    child: Option<Child>,
+    root: PathBuf,
+    run: PathBuf,
+}
+
+impl Iscsid {
+    fn start(root: &Path) -> Iscsid {
+        let run = root.join("run");
+        let _ = std::fs::remove_file(run.join("iscsid.sock"));
+        let log = std::fs::File::create(root.join("iscsid.log")).unwrap();
+        let child = Command::new(hydra())
+            .args(["iscsid", "-f", "--root"])
+            .arg(root)
+            .arg("--run-dir")
+            .arg(&run)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !run.join("iscsid.sock").exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "iscsid did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Iscsid {
+            child: Some(child),
+            root: root.to_path_buf(),
+            run,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "TERM");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("iscsid.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Iscsid {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `hydra iscsiadm ARGS` with the database under `root` and the daemon's socket in
+/// `root/run`.
+fn adm(root: &Path, args: &[&str]) -> Output {
+    run(
+        Command::new(hydra())
+            .arg("iscsiadm")
+            .args(args)
+            .env("HYDRA_ISCSI_ROOT", root)
+            .env("HYDRA_ISCSID_RUN_DIR", root.join("run")),
+        Duration::from_secs(60),
+    )
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}", text(&o));
+    stdout(&o)
+}
+
+#[test]
+fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
+    let conf = format!(
+        "<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n<target {CHAP_IQN}>\n    backing-store @DIR@/c.img\n    incominguser node1 secretsecret12\n</target>\n"
+    );
+    let h = Hydra::start_portals(&conf, 2, &[], |d| {
+        sparse(&d.join("a.img"), 16 << 20);
+        sparse(&d.join("c.img"), 16 << 20);
+    });
+    let (p0, p1) = (h.ports[0], h.ports[1]);
+    let db = tempfile::tempdir().unwrap();
+    let root = db.path();
+
+    // Discovery works without the daemon and stores the records.
+    let out = ok(adm(
+        root,
+        &[
+            "-m",
+            "discovery",
+            "-t",
+            "st",
+            "-p",
+            &format!("127.0.0.1:{p0}"),
+        ],
+    ));
+    // One line per target portal, in the order the target answered.
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            format!("127.0.0.1:{p0},1 {CHAP_IQN}"),
+            format!("127.0.0.1:{p0},1 {IQN}"),
+            format!("127.0.0.1:{p1},2 {CHAP_IQN}"),
+            format!("127.0.0.1:{p1},2 {IQN}"),
+        ]
+    );
+    let rec = root.join(format!("nodes/{IQN}/127.0.0.1,{p1},2/default"));
+    let file = std::fs::read_to_string(&rec).unwrap();
+    assert!(
+        file.starts_with(&format!(
+            "# BEGIN RECORD 2.1.8\nnode.name = {IQN}\nnode.tpgt = 2\n"
+        )),
+        "{file}"
+    );
+    assert!(file.contains(&format!("node.discovery_address = 127.0.0.1\nnode.discovery_port = {p0}\nnode.discovery_type = send_targets\n")), "{file}");
+    assert!(root
+        .join(format!("send_targets/127.0.0.1,{p0}/st_config"))
+        .is_file());
+    assert_eq!(
+        ok(adm(root, &["-m", "discovery"])),
+        format!("127.0.0.1:{p0} via sendtargets\n")
+    );
+    let nodes = ok(adm(root, &["-m", "node"]));
+    assert_eq!(nodes.lines().count(), 4, "{nodes}");
+    assert!(nodes.contains(&format!("127.0.0.1:{p1},2 {IQN}\n")));
+    let shown = ok(adm(
+        root,
+        &["-m", "node", "-T", IQN, "-p", &format!("127.0.0.1:{p0}")],
+    ));
+    assert!(
+        shown.contains("node.session.auth.username = <empty>\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("node.conn[0].timeo.noop_out_interval = 5\n"),
+        "{shown}"
+    );
+
+    // Sessions and logins need the daemon: 21 (no sessions) and 20 (no daemon).
+    let o = adm(root, &["-m", "session"]);
+    assert_eq!(o.status.code(), Some(21), "{}", text(&o));
+    assert!(text(&o).contains("iscsiadm: No active sessions."));
+    let o = adm(
+        root,
+        &[
+            "-m",
+            "node",
+            "-T",
+            IQN,
+            "-p",
+            &format!("127.0.0.1:{p0}"),
+            "--login",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(20), "{}", text(&o));
+
+    let mut d = Iscsid::start(root);
+    let name = std::fs::read_to_string(root.join("initiatorname.iscsi")).unwrap();
+    let name = name
+        .lines()
+        .find_map(|l| l.strip_prefix("InitiatorName="))
+        .unwrap()
+        .to_string();
+
+    let login0 = ok(adm(
+        root,
+        &[
+            "-m",
+            "node",
+            "-T",
+            IQN,
+            "-p",
+            &format!("127.0.0.1:{p0}"),
+            "--login",
+        ],
+    ));
+    let node0 = format!("[iface: default, target: {IQN}, portal: 127.0.0.1,{p0}]");
+    assert_eq!(
+        login0,
+        format!("Logging in to {node0}\nLogin to {node0} successful.\n")
+    );
+    let o = adm(
+        root,
+        &[
+            "-m",
+            "node",
+            "-T",
+            IQN,
+            "-p",
+            &format!("127.0.0.1:{p0}"),
+            "-l",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(15), "{}", text(&o));
+    assert!(text(&o).contains("default: 1 session requested, but 1 already present."));
+    assert_eq!(
+        ok(adm(root, &["-m", "session"])),
+        format!("tcp: [1] 127.0.0.1:{p0},1 {IQN} (non-flash)\n")
+    );
+    let p3 = ok(adm(root, &["-m", "session", "-P", "3"]));
+    for want in [
+        format!("Target: {IQN} (non-flash)\n\tCurrent Portal: 127.0.0.1:{p0},1\n\tPersistent Portal: 127.0.0.1:{p0},1\n"),
+        format!("\t\tIface Initiatorname: {name}\n"),
+        "\t\tIface IPaddress: 127.0.0.1\n".into(),
+        "\t\tSID: 1\n\t\tiSCSI Connection State: LOGGED IN\n\t\tiSCSI Session State: LOGGED_IN\n".into(),
+        "\t\tRecovery Timeout: 120\n".into(),
+        "\t\tHeaderDigest: None\n\t\tDataDigest: None\n".into(),
+        "\t\tMaxRecvDataSegmentLength: 262144\n".into(),
+        "\t\tscsi1 Channel 00 Id 0 Lun: 1\n".into(),
+        // tgt's NAA designator of LUN 1 of whichever tid the target got (udev's WWID).
+        "\t\t\tAttached hydra disk IET VIRTUAL-DISK wwid 360000000000000000e000000000".into(),
+        "0001\t\tState: running\n".into(),
+    ] {
+        assert!(p3.contains(&want), "missing {want:?} in\n{p3}");
+    }
+
+    // -o update is checked (nothing written when refused) and used at the next login.
+    let sel = ["-m", "node", "-T", IQN, "-p"];
+    let portal1 = format!("127.0.0.1:{p1}");
+    let before = std::fs::read_to_string(&rec).unwrap();
+    let o = adm(
+        root,
+        &[
+            &sel[..],
+            &[
+                &portal1,
+                "-o",
+                "update",
+                "-n",
+                "node.startup",
+                "-v",
+                "sometimes",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(
+        text(&o).contains("Cannot modify node.startup"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&rec).unwrap(), before);
+    for key in [
+        "node.conn[0].iscsi.HeaderDigest",
+        "node.conn[0].iscsi.DataDigest",
+    ] {
+        ok(adm(
+            root,
+            &[
+                &sel[..],
+                &[&portal1, "-o", "update", "-n", key, "-v", "CRC32C"],
+            ]
+            .concat(),
+        ));
+    }
+    assert!(std::fs::read_to_string(&rec)
+        .unwrap()
+        .contains("node.conn[0].iscsi.HeaderDigest = CRC32C\n"));
+    ok(adm(root, &[&sel[..], &[&portal1, "--login"]].concat()));
+    let p2 = ok(adm(root, &["-m", "session", "-r", "2", "-P", "2"]));
+    assert!(
+        p2.contains(&format!("\tCurrent Portal: 127.0.0.1:{p1},2\n")),
+        "{p2}"
+    );
+    assert!(
+        p2.contains("\t\tHeaderDigest: CRC32C\n\t\tDataDigest: CRC32C\n"),
+        "{p2}"
+    );
+    assert!(!p2.contains("Attached SCSI devices"), "{p2}");
+
+    // Rescan, then log one session out by sid.
+    let o = ok(adm(root, &["-m", "session", "-r", "1", "--rescan"]));
+    assert_eq!(
+        o,
+        format!("Rescanning session [sid: 1, target: {IQN}, portal: 127.0.0.1,{p0}]\n")
+    );
+    let o = ok(adm(root, &["-m", "session", "-r", "2", "-u"]));
+    let s2 = format!("[sid: 2, target: {IQN}, portal: 127.0.0.1,{p1}]");
+    assert_eq!(
+        o,
+        format!("Logging out of session {s2}\nLogout of {s2} successful.\n")
+    );
+    assert_eq!(ok(adm(root, &["-m", "session"])).lines().count(), 1);
+
+    // CHAP from the record: a wrong secret is refused with open-iscsi's code 24.
+    let chap = [
+        "-m",
+        "node",
+        "-T",
+        CHAP_IQN,
+        "-p",
+        &format!("127.0.0.1:{p0}"),
+    ];
+    for (n, v) in [
+        ("node.session.auth.authmethod", "CHAP"),
+        ("node.session.auth.username", "node1"),
+        ("node.session.auth.password", "wrongsecret12"),
+    ] {
+        ok(adm(
+            root,
+            &[&chap[..], &["-o", "update", "-n", n, "-v", v]].concat(),
+        ));
+    }
+    let o = adm(root, &[&chap[..], &["--login"]].concat());
+    assert_eq!(o.status.code(), Some(24), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "initiator reported error (24 - iSCSI login failed due to authorization failure)"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("iscsiadm: Could not log into all portals"));
+    ok(adm(
+        root,
+        &[
+            &chap[..],
+            &[
+                "-o",
+                "update",
+                "-n",
+                "node.session.auth.password",
+                "-v",
+                "secretsecret12",
+            ],
+        ]
+        .concat(),
+    ));
+    ok(adm(root, &[&chap[..], &["--login"]].concat()));
+    let shown = ok(adm(root, &[&chap[..], &["-o", "show"]].concat()));
+    assert!(
+        shown.contains("node.session.auth.password = ********\n"),
+        "{shown}"
+    );
+
+    // A malformed control request is answered and does not disturb the daemon.
+    let mut s = UnixStream::connect(d.run.join("iscsid.sock")).unwrap();
+    s.write_all(b"{\"op\":\"format_disk\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).unwrap();
+    assert!(line.contains("\"code\":16"), "{line}");
+    assert_eq!(ok(adm(root, &["-m", "session"])).lines().count(), 2);
+
+    // node.startup = automatic: logged in again when the daemon starts.
+    ok(adm(
+        root,
+        &[
+            &sel[..],
+            &[
+                &format!("127.0.0.1:{p0}"),
+                "-o",
+                "update",
+                "-n",
+                "node.startup",
+                "-v",
+                "automatic",
+            ],
+        ]
+        .concat(),
+    ));
+    d.stop();
+    d = Iscsid::start(root);
+    let start = Instant::now();
+    loop {
+        let o = adm(root, &["-m", "session"]);
+        if o.status.success() {
+            assert_eq!(
+                stdout(&o),
+                format!("tcp: [1] 127.0.0.1:{p0},1 {IQN} (non-flash)\n")
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no automatic login:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // -U all, then deleting the discovery record takes its node records along.
+    let o = ok(adm(root, &["-m", "node", "-U", "all"]));
+    assert!(o.contains("successful."), "{o}");
+    assert_eq!(adm(root, &["-m", "session"]).status.code(), Some(21));
+    ok(adm(
+        root,
+        &[
+            "-m",
+            "discoverydb",
+            "-t",
+            "st",
+            "-p",
+            &format!("127.0.0.1:{p0}"),
+            "-o",
+            "delete",
+        ],
+    ));
+    let o = adm(root, &["-m", "node"]);
+    assert_eq!(o.status.code(), Some(21), "{}", text(&o));
+    drop(d);
+}
+
+#[test]
+fn login_to_debian_tgtd_through_the_daemon() {
+    assert!(
+        Tgtd::available(),
+        "Debian's tgtd is missing: run scripts/setup.sh"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.img");
+    sparse(&img, 16 << 20);
+    let t = Tgtd::start();
+    t.add_target("iqn.2026-11.org.hydra:tgt", &img);
+    let root = dir.path().join("iscsi");
+    std::fs::create_dir_all(&root).unwrap();
+    let _d = Iscsid::start(&root);
+    let portal = format!("127.0.0.1:{}", t.port);
+    ok(adm(
+        &root,
+        &["-m", "discovery", "-t", "st", "-p", &portal, "-l"],
+    ));
+    let p3 = ok(adm(&root, &["-m", "session", "-P", "3"]));
+    assert!(
+        p3.contains("Target: iqn.2026-11.org.hydra:tgt (non-flash)"),
+        "{p3}"
+    );
+    assert!(p3.contains(&format!(" wwid {WWID}\t")), "{p3}");
+    let o = ok(adm(
+        &root,
+        &["-m", "node", "-T", "iqn.2026-11.org.hydra:tgt", "-u"],
+    ));
+    assert!(o.ends_with("successful.\n"), "{o}");
+}
