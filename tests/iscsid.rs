@@ -131,15 +131,14 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
     // One line per target portal, in the order the target answered.
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort_unstable();
-    assert_eq!(
-        lines,
-        [
-            format!("127.0.0.1:{p0},1 {CHAP_IQN}"),
-            format!("127.0.0.1:{p0},1 {IQN}"),
-            format!("127.0.0.1:{p1},2 {CHAP_IQN}"),
-            format!("127.0.0.1:{p1},2 {IQN}"),
-        ]
-    );
+    let mut want = [
+        format!("127.0.0.1:{p0},1 {CHAP_IQN}"),
+        format!("127.0.0.1:{p0},1 {IQN}"),
+        format!("127.0.0.1:{p1},2 {CHAP_IQN}"),
+        format!("127.0.0.1:{p1},2 {IQN}"),
+    ];
+    want.sort_unstable();
+    assert_eq!(lines, want);
     let rec = root.join(format!("nodes/{IQN}/127.0.0.1,{p1},2/default"));
     let file = std::fs::read_to_string(&rec).unwrap();
     assert!(

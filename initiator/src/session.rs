@@ -312,8 +312,25 @@ impl Core {
         }
     }
 
-    fn status_sn(&mut self, stat_sn: u32) {
+    /// Follow the target's StatSN (RFC 7143 §4.2.2.2): status comes in StatSN order on a
+    /// connection. A jump past anything that can be outstanding means statuses were
+    /// lost or the target is confused; at ErrorRecoveryLevel 0 only a new connection
+    /// recovers, so it is a protocol error. A small step ahead is allowed: a NOP-In
+    /// answering a ping advances StatSN (§11.19.3) and not every target does so.
+    fn status_sn(&mut self, stat_sn: u32) -> Result<()> {
+        let ahead = stat_sn.wrapping_sub(self.exp_stat_sn);
+        if ahead >= 1 << 31 {
+            return Ok(()); // behind: a repeat of a number already seen
+        }
+        let slack = (self.tasks.len() + self.tmfs.len() + 2) as u32;
+        if ahead > slack {
+            return Err(Error::Protocol(format!(
+                "StatSN jumped to {stat_sn} where {} was expected (statuses lost)",
+                self.exp_stat_sn
+            )));
+        }
         self.exp_stat_sn = stat_sn.wrapping_add(1);
+        Ok(())
     }
 
     /// Handle one received PDU; returns the commands it completed.
@@ -359,7 +376,7 @@ impl Core {
         if let (0, true, Some(status)) = (d.buffer_offset, task.data_in.is_empty(), d.status) {
             // All the data in one PDU: hand out the received buffer itself, no copy.
             self.update_window(d.exp_cmd_sn, d.max_cmd_sn);
-            self.status_sn(d.stat_sn);
+            self.status_sn(d.stat_sn)?;
             self.tasks.remove(&d.itt);
             done.push((
                 d.itt,
@@ -383,7 +400,7 @@ impl Core {
         }
         if let Some(status) = d.status {
             self.update_window(d.exp_cmd_sn, d.max_cmd_sn);
-            self.status_sn(d.stat_sn);
+            self.status_sn(d.stat_sn)?;
             let task = self.tasks.remove(&d.itt).expect("task");
             done.push((
                 d.itt,
@@ -410,7 +427,7 @@ impl Core {
             return self.not_ours("SCSI Response", r.itt, r.exp_cmd_sn, r.max_cmd_sn);
         };
         self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
-        self.status_sn(r.stat_sn);
+        self.status_sn(r.stat_sn)?;
         let sense = if data.len() >= 2 {
             let n = (data[0] as usize) << 8 | data[1] as usize;
             data[2..(2 + n).min(data.len())].to_vec()
@@ -581,7 +598,7 @@ impl Core {
             ))
         })?;
         self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
-        self.status_sn(r.stat_sn);
+        self.status_sn(r.stat_sn)?;
         let mut outcome = TmfOutcome {
             itt: r.itt,
             function: pending.function,
@@ -715,6 +732,20 @@ mod tests {
             ..ScsiResponse::default()
         };
         frame(r.emit(0), Bytes::new())
+    }
+
+    #[test]
+    fn a_statsn_jump_is_a_protocol_error() {
+        let mut c = core();
+        let a = c.submit(read(0));
+        let b = c.submit(read(0));
+        assert_eq!(c.receive(data_in(a, 1)).unwrap().len(), 1);
+        let e = c.receive(data_in(b, 1000)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("StatSN jumped to 1000 where 2 was expected"),
+            "{e}"
+        );
     }
 
     fn parse_tmf(f: &Frame) -> TaskMgmtRequest {
