@@ -421,6 +421,74 @@ fn unanswered_command_is_aborted_reset_then_connection_dropped() {
     });
 }
 
+/// A target that stops reading (frozen with SIGSTOP while 64 MiB of unsolicited writes
+/// are sent)
+/// fills the socket: the driver must not sit in that write forever. The stalled write
+/// ends the connection after noop_interval + noop_timeout, reconnecting fails while
+/// the target is frozen, and every write fails with `Unreachable` after
+/// replacement_timeout.
+#[test]
+fn a_target_that_stops_reading_does_not_hang_the_session() {
+    use std::time::{Duration, Instant};
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n");
+    let h = Hydra::start(&conf, |d| sparse(&d.join("a.img"), 64 << 20));
+    let addr: SocketAddr = format!("127.0.0.1:{}", h.port).parse().unwrap();
+    let t = hydra_initiator::conn::Timeouts {
+        command: Duration::ZERO,
+        abort: Duration::from_secs(2),
+        lu_reset: Duration::from_secs(2),
+        replacement: Duration::from_secs(3),
+        noop_interval: Duration::from_secs(1),
+        noop_timeout: Duration::from_secs(1),
+        login: Duration::from_secs(2),
+    };
+    // Each write goes whole as immediate data (no R2T needed), so the data fills the
+    // socket.
+    let mut c = cfg(IQN, None);
+    c.params.first_burst_length = 262_144;
+    let rt = rt();
+    let s = Arc::new(rt.block_on(async { Session::login_with(addr, c, t).await.unwrap() }));
+    assert!(s.established.params.immediate_data);
+    assert_eq!(s.established.params.first_burst_length, 262_144);
+    rt.block_on(async { assert!(s.test_unit_ready(1).await.unwrap().is_ok()) });
+    let frozen = h.freeze();
+    let started = Instant::now();
+    // Bounded, so that a regression fails here instead of hanging the test run.
+    let results = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            let writes: Vec<_> = (0..256u64)
+                .map(|i| {
+                    let s = s.clone();
+                    tokio::spawn(async move {
+                        s.write16(1, i * 512, Bytes::from(vec![7u8; 256 << 10]), 512, false)
+                            .await
+                    })
+                })
+                .collect();
+            let mut v = Vec::new();
+            for w in writes {
+                v.push(w.await.unwrap());
+            }
+            v
+        })
+        .await
+        .expect("the session hung in a write to a target that stopped reading")
+    });
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(30), "writes took {took:?}");
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(Error::Unreachable { .. }))),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|r| !matches!(r, Ok(Err(_)))),
+        "{results:?}"
+    );
+    frozen.thaw();
+}
+
 /// The typed cluster commands through the library against hydra tgtd: fencing with
 /// persistent reservations, COMPARE AND WRITE, UNMAP on a thin LUN, ALUA groups.
 #[test]

@@ -89,11 +89,21 @@ async fn read_more(
     stream.read_buf(&mut (&mut *buf).limit(want)).await
 }
 
-async fn write_all(stream: &mut TcpStream, chunks: Vec<Bytes>) -> Result<()> {
+/// Write everything, or fail when one chunk (a header or one data segment, at most
+/// MaxXmitDataSegmentLength) is not taken within `limit`: a target that stops reading
+/// would otherwise hold this task in a write where neither the NOP-Out nor the command
+/// timeouts can fire.
+async fn write_all(stream: &mut TcpStream, chunks: Vec<Bytes>, limit: Duration) -> Result<()> {
     for c in chunks {
-        stream
-            .write_all(&c)
+        tokio::time::timeout(limit, stream.write_all(&c))
             .await
+            .map_err(|_| {
+                Error::Protocol(format!(
+                    "a write of {} bytes did not complete in {} s (the target stopped reading)",
+                    c.len(),
+                    limit.as_secs()
+                ))
+            })?
             .map_err(|e| Error::io("write", e))?;
     }
     Ok(())
@@ -567,9 +577,16 @@ async fn run(
     }
     let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
     let mut recovery = Recovery::default();
+    // How long a write may make no progress: what a ping would allow, else the command
+    // timeout (open-iscsi's noop_out 0 turns pings off).
+    let stall = if t.noop_timeout.is_zero() {
+        t.command.max(Duration::from_secs(30))
+    } else {
+        t.noop_interval + t.noop_timeout
+    };
     // Commands that were resent are already queued in the core.
     let first = core.take_output();
-    if let Err(e) = write_all(stream, first).await {
+    if let Err(e) = write_all(stream, first, stall).await {
         return Ended::Failed(e);
     }
     let result: Result<bool> = async {
@@ -629,7 +646,7 @@ async fn run(
             }
             let out = core.take_output();
             if !out.is_empty() {
-                write_all(stream, out).await?;
+                write_all(stream, out, stall).await?;
             }
         }
     }
