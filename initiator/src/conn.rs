@@ -9,12 +9,13 @@
 //! target still holds, §6.3.5).
 
 use std::collections::HashMap;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use hydra_proto::framing::{front_len, try_frame, Digests};
+use hydra_proto::framing::{consume, front_len, try_frame, Digests};
 use hydra_proto::pdu::{Pdu, Repr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -89,22 +90,34 @@ async fn read_more(
     stream.read_buf(&mut (&mut *buf).limit(want)).await
 }
 
-/// Write everything, or fail when one chunk (a header or one data segment, at most
-/// MaxXmitDataSegmentLength) is not taken within `limit`: a target that stops reading
-/// would otherwise hold this task in a write where neither the NOP-Out nor the command
-/// timeouts can fire.
-async fn write_all(stream: &mut TcpStream, chunks: Vec<Bytes>, limit: Duration) -> Result<()> {
-    for c in chunks {
-        tokio::time::timeout(limit, stream.write_all(&c))
-            .await
-            .map_err(|_| {
-                Error::Protocol(format!(
-                    "a write of {} bytes did not complete in {} s (the target stopped reading)",
-                    c.len(),
-                    limit.as_secs()
-                ))
-            })?
-            .map_err(|e| Error::io("write", e))?;
+/// Write every chunk in order, as many per system call as the socket takes. When the
+/// socket is full, wait for room — but no longer than `limit`: a target that stops
+/// reading would otherwise hold this task in a write where neither the NOP-Out nor the
+/// command timeouts can fire. (The usual case needs no timer: the socket has room.)
+async fn write_all(stream: &mut TcpStream, mut chunks: Vec<Bytes>, limit: Duration) -> Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(64)
+            .map(|c| IoSlice::new(c))
+            .collect();
+        match stream.try_write_vectored(&slices) {
+            Ok(0) => return Err(Error::io("write", std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => consume(&mut chunks, &mut first, n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::timeout(limit, stream.writable())
+                    .await
+                    .map_err(|_| {
+                        Error::Protocol(format!(
+                            "the target took no data for {} s (it stopped reading)",
+                            limit.as_secs()
+                        ))
+                    })?
+                    .map_err(|e| Error::io("write", e))?;
+            }
+            Err(e) => return Err(Error::io("write", e)),
+        }
     }
     Ok(())
 }

@@ -101,6 +101,25 @@ pub fn front_len(buf: &[u8], digests: Digests) -> Option<usize> {
         .then(|| Bhs::new_unchecked(&buf[..BHS_LEN]).total_len(digests.header, digests.data))
 }
 
+/// After a vectored write of `n` bytes from `chunks[*first..]`: drop what was written
+/// (advancing a partly written chunk), so that `chunks[*first..]` is what is left.
+pub fn consume(chunks: &mut [Bytes], first: &mut usize, n: usize) {
+    let mut left = n;
+    while left > 0 && *first < chunks.len() {
+        let c = &mut chunks[*first];
+        if left >= c.len() {
+            left -= c.len();
+            *first += 1;
+        } else {
+            c.advance(left);
+            left = 0;
+        }
+    }
+    while *first < chunks.len() && chunks[*first].is_empty() {
+        *first += 1;
+    }
+}
+
 /// Outgoing PDUs as a list of chunks for `write_vectored`: headers are appended to one
 /// growing buffer and split off, data segments are queued as the `Bytes` the LUN produced
 /// (no copy of read data).

@@ -7,14 +7,14 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use hydra_proto::negotiate::SessionType;
 use hydra_proto::pdu::{LoginRequest, Pdu, Repr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::framing::{try_frame, Digests, FrameError, OutQueue};
+use super::framing::{consume, try_frame, Digests, FrameError, OutQueue};
 use super::login::{LoginEnv, Step, TargetLogin, LOGIN_MAX_DATA};
 use super::session::{Fatal, Session};
 use crate::lun::ScsiOutcome;
@@ -298,20 +298,7 @@ async fn write_all_vectored(stream: &mut TcpStream, mut chunks: Vec<Bytes>) -> s
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        let mut left = n;
-        while left > 0 {
-            let c = &mut chunks[first];
-            if left >= c.len() {
-                left -= c.len();
-                first += 1;
-            } else {
-                c.advance(left);
-                left = 0;
-            }
-        }
-        while first < chunks.len() && chunks[first].is_empty() {
-            first += 1;
-        }
+        consume(&mut chunks, &mut first, n);
     }
     Ok(())
 }
