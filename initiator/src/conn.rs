@@ -697,15 +697,8 @@ mod tests {
     //! socket, no sleeping.
 
     use super::*;
-    use hydra_proto::framing::{try_frame, Frame};
-    use hydra_proto::negotiate::{LocalParams, Negotiation, Role, SessionType};
-    use hydra_proto::pdu::{TaskMgmtRequest, TaskMgmtResponse, TmfFunction};
-
-    fn core() -> Core {
-        let params =
-            Negotiation::new(Role::Initiator, SessionType::Normal, LocalParams::default()).params();
-        Core::new(params, 1, 10, 110)
-    }
+    use crate::session::testing::{core, core_window, parse_tmf, read, sent, tmf_response};
+    use hydra_proto::pdu::{TaskMgmtRequest, TmfFunction};
 
     fn t() -> Timeouts {
         Timeouts {
@@ -713,15 +706,6 @@ mod tests {
             abort: Duration::from_secs(15),
             lu_reset: Duration::from_secs(30),
             ..Timeouts::default()
-        }
-    }
-
-    fn read(lun: u64) -> Command {
-        Command {
-            lun,
-            cdb: vec![0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0],
-            data_out: Bytes::new(),
-            read_len: 4096,
         }
     }
 
@@ -739,17 +723,11 @@ mod tests {
 
     /// The task management requests the core wrote.
     fn tmfs_sent(core: &mut Core) -> Vec<TaskMgmtRequest> {
-        let mut buf = BytesMut::new();
-        for c in core.take_output() {
-            buf.extend_from_slice(&c);
-        }
-        let mut v = Vec::new();
-        while let Some(f) = try_frame(&mut buf, core.digests(), 1 << 20).unwrap() {
-            if let Ok(Pdu::TaskMgmtRequest(t)) = Pdu::parse(&f.bhs) {
-                v.push(t);
-            }
-        }
-        v
+        sent(core)
+            .iter()
+            .filter(|f| matches!(Pdu::parse(&f.bhs), Ok(Pdu::TaskMgmtRequest(_))))
+            .map(parse_tmf)
+            .collect()
     }
 
     /// Feed the target's answer to a TMF through the core into the ladder.
@@ -761,18 +739,7 @@ mod tests {
         response: u8,
         now: Instant,
     ) -> Result<()> {
-        let r = TaskMgmtResponse {
-            response,
-            itt,
-            stat_sn: 1,
-            exp_cmd_sn: 12,
-            max_cmd_sn: 120,
-        };
-        core.receive(Frame {
-            bhs: r.emit(0),
-            ahs: Bytes::new(),
-            data: Bytes::new(),
-        })?;
+        core.receive(tmf_response(itt, response, 1))?;
         for o in core.take_tmf_outcomes() {
             rec.outcome(core, waiting, o, now)?;
         }
@@ -892,10 +859,8 @@ mod tests {
 
     #[test]
     fn the_clock_starts_when_the_command_goes_on_the_wire() {
-        let params =
-            Negotiation::new(Role::Initiator, SessionType::Normal, LocalParams::default()).params();
         // MaxCmdSN = ExpCmdSN - 1: the window is closed (RFC 7143 §4.2.2.1).
-        let mut c = Core::new(params, 1, 10, 9);
+        let mut c = core_window(9);
         let (mut w, mut rec) = (HashMap::new(), Recovery::default());
         let (tx, _rx) = oneshot::channel();
         submit(&mut c, &mut w, read(1), tx);

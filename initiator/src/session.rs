@@ -651,22 +651,27 @@ impl Core {
     }
 }
 
+/// Builders for driving a [`Core`] by hand in unit tests (here and in the driver's).
 #[cfg(test)]
-mod tests {
-    //! The task management state machine, driven with hand-built target PDUs.
-
+pub(crate) mod testing {
     use super::*;
     use hydra_proto::framing::try_frame;
     use hydra_proto::negotiate::{LocalParams, Negotiation, Role, SessionType};
+    use hydra_proto::pdu::TaskMgmtRequest;
 
     /// A core whose next CmdSN is 10, with a window of 100.
-    fn core() -> Core {
-        let params =
-            Negotiation::new(Role::Initiator, SessionType::Normal, LocalParams::default()).params();
-        Core::new(params, 1, 10, 110)
+    pub(crate) fn core() -> Core {
+        core_window(110)
     }
 
-    fn read(lun: u64) -> Command {
+    /// A core whose next CmdSN is 10 and whose MaxCmdSN is `max_cmd_sn`.
+    pub(crate) fn core_window(max_cmd_sn: u32) -> Core {
+        let params =
+            Negotiation::new(Role::Initiator, SessionType::Normal, LocalParams::default()).params();
+        Core::new(params, 1, 10, max_cmd_sn)
+    }
+
+    pub(crate) fn read(lun: u64) -> Command {
         Command {
             lun,
             cdb: vec![0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0],
@@ -676,7 +681,7 @@ mod tests {
     }
 
     /// The PDUs the core wrote, cut back into frames.
-    fn sent(core: &mut Core) -> Vec<Frame> {
+    pub(crate) fn sent(core: &mut Core) -> Vec<Frame> {
         let mut buf = BytesMut::new();
         for c in core.take_output() {
             buf.extend_from_slice(&c);
@@ -689,7 +694,7 @@ mod tests {
         v
     }
 
-    fn frame(bhs: [u8; 48], data: Bytes) -> Frame {
+    pub(crate) fn frame(bhs: [u8; 48], data: Bytes) -> Frame {
         Frame {
             bhs,
             ahs: Bytes::new(),
@@ -697,7 +702,7 @@ mod tests {
         }
     }
 
-    fn tmf_response(itt: u32, response: u8, stat_sn: u32) -> Frame {
+    pub(crate) fn tmf_response(itt: u32, response: u8, stat_sn: u32) -> Frame {
         let r = TaskMgmtResponse {
             response,
             itt,
@@ -709,7 +714,7 @@ mod tests {
     }
 
     /// A Data-In with status, all of a 4096-byte read.
-    fn data_in(itt: u32, stat_sn: u32) -> Frame {
+    pub(crate) fn data_in(itt: u32, stat_sn: u32) -> Frame {
         let d = DataIn {
             final_: true,
             status: Some(0),
@@ -723,7 +728,7 @@ mod tests {
         frame(d.emit(4096), Bytes::from(vec![0xab; 4096]))
     }
 
-    fn scsi_response(itt: u32, stat_sn: u32) -> Frame {
+    pub(crate) fn scsi_response(itt: u32, stat_sn: u32) -> Frame {
         let r = ScsiResponse {
             itt,
             stat_sn,
@@ -733,6 +738,21 @@ mod tests {
         };
         frame(r.emit(0), Bytes::new())
     }
+
+    pub(crate) fn parse_tmf(f: &Frame) -> TaskMgmtRequest {
+        match Pdu::parse(&f.bhs).unwrap() {
+            Pdu::TaskMgmtRequest(t) => t,
+            other => panic!("expected a TMF request, got {other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The task management state machine, driven with hand-built target PDUs.
+
+    use super::testing::*;
+    use super::*;
 
     #[test]
     fn a_statsn_jump_is_a_protocol_error() {
@@ -746,13 +766,6 @@ mod tests {
                 .contains("StatSN jumped to 1000 where 2 was expected"),
             "{e}"
         );
-    }
-
-    fn parse_tmf(f: &Frame) -> TaskMgmtRequest {
-        match Pdu::parse(&f.bhs).unwrap() {
-            Pdu::TaskMgmtRequest(t) => t,
-            other => panic!("expected a TMF request, got {other:?}"),
-        }
     }
 
     #[test]
