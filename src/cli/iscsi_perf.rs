@@ -103,35 +103,28 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
     let [url] = p.positional.as_slice() else {
         return Err(format!("one iSCSI URL is needed\n{HELP}"));
     };
-    let url = IscsiUrl::parse(url).map_err(|e| e.to_string())?;
-    let in_flight: usize = num(&p, "max", 32)?;
-    let blocks: u32 = num(&p, "blocks", 8)?;
-    let secs: u64 = num(&p, "timeout", 10)?;
-    if in_flight == 0 || blocks == 0 {
+    let job = Job {
+        url: IscsiUrl::parse(url).map_err(|e| e.to_string())?,
+        name: p
+            .value("initiator-name")
+            .unwrap_or("iqn.2026-11.org.hydra:iscsi-perf")
+            .to_string(),
+        in_flight: num(&p, "max", 32)?,
+        blocks: num(&p, "blocks", 8)?,
+        secs: num(&p, "timeout", 10)?,
+        random: p.has("random"),
+        write: p.has("write"),
+        verify: p.has("verify"),
+    };
+    if job.in_flight == 0 || job.blocks == 0 {
         return Err("-m and -b must be at least 1".into());
     }
-    let random = p.has("random");
-    let write = p.has("write");
-    let verify = p.has("verify");
-    if verify && !write {
+    if job.verify && !job.write {
         return Err("--verify checks what this run writes: use it with -w".into());
     }
-    let name = p
-        .value("initiator-name")
-        .unwrap_or("iqn.2026-11.org.hydra:iscsi-perf")
-        .to_string();
     // Big read buffers come and go per command: keep them in the heap (see there).
     super::keep_io_buffers();
-    super::block_on(run(Job {
-        url,
-        name,
-        in_flight,
-        blocks,
-        secs,
-        random,
-        write,
-        verify,
-    }))
+    super::block_on(run(job))
 }
 
 /// One run, as the options asked for it.
