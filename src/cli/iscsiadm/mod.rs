@@ -134,6 +134,17 @@ fn fail(code: u8, msg: &str) -> Result<ExitCode, String> {
     Ok(ExitCode::from(code))
 }
 
+/// A daemon refusal, as open-iscsi reports one: what could not be done, the code and
+/// its text, then the daemon's reason.
+fn report_refusal(what: &str, c: u8, message: &str) {
+    eprintln!("iscsiadm: Could not {what}.");
+    eprintln!(
+        "iscsiadm: initiator reported error ({c} - {})",
+        code::text(c)
+    );
+    eprintln!("iscsiadm: {message}");
+}
+
 /// The database root and the daemon's run directory.
 struct Ctx {
     db: NodeDb,

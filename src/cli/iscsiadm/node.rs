@@ -8,7 +8,7 @@ use hydra_initiator::iscsid::code;
 use hydra_initiator::node_db::{check_target_name, NodeId, IFACE};
 use hydra_initiator::record::{portal_text, Record};
 
-use super::{fail, parse_portal, print_level, Ctx};
+use super::{fail, parse_portal, print_level, report_refusal, Ctx};
 use crate::cli::args::Parsed;
 
 /// `[iface: default, target: T, portal: A,P]`, as open-iscsi names a node in messages.
@@ -199,12 +199,7 @@ pub fn login_all(ctx: &Ctx, nodes: &[(String, String, u16)]) -> Result<ExitCode,
                 first_err.get_or_insert(c);
             }
             Response::Error { code: c, message } => {
-                eprintln!("iscsiadm: Could not login to {}.", node_text(t, a, *port));
-                eprintln!(
-                    "iscsiadm: initiator reported error ({c} - {})",
-                    code::text(c)
-                );
-                eprintln!("iscsiadm: {message}");
+                report_refusal(&format!("login to {}", node_text(t, a, *port)), c, &message);
                 first_err.get_or_insert(c);
             }
         }

@@ -9,7 +9,7 @@ use hydra_initiator::ipc::{Request, Response, SessionInfo};
 use hydra_initiator::iscsid::code;
 use hydra_initiator::record::portal_text;
 
-use super::{fail, print_level, Ctx};
+use super::{fail, print_level, report_refusal, Ctx};
 use crate::cli::args::Parsed;
 
 pub fn main(ctx: &Ctx, p: &Parsed) -> Result<ExitCode, String> {
@@ -216,12 +216,7 @@ pub fn logout(ctx: &Ctx, sessions: &[SessionInfo], sids: &[u32]) -> Result<ExitC
             Err(c) => return Ok(ExitCode::from(c)),
             Ok(Response::Sessions { .. }) => println!("Logout of {} successful.", named(*sid)),
             Ok(Response::Error { code: c, message }) => {
-                eprintln!("iscsiadm: Could not logout of {}.", named(*sid));
-                eprintln!(
-                    "iscsiadm: initiator reported error ({c} - {})",
-                    code::text(c)
-                );
-                eprintln!("iscsiadm: {message}");
+                report_refusal(&format!("logout of {}", named(*sid)), c, &message);
                 first_err.get_or_insert(c);
             }
         }
