@@ -145,15 +145,7 @@ fn against_hydra_tgtd() {
 
 #[test]
 fn against_debian_tgtd() {
-    assert!(
-        Tgtd::available(),
-        "Debian's tgtd is missing: run scripts/setup.sh"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("disk.img");
-    sparse(&img, 32 << 20);
-    let t = Tgtd::start();
-    t.add_target(IQN, &img);
+    let (t, _dir) = Tgtd::with_disk(IQN, 32 << 20);
     let addr: SocketAddr = format!("127.0.0.1:{}", t.port).parse().unwrap();
     rt().block_on(async {
         let s = Arc::new(Session::login(addr, cfg(IQN, None)).await.unwrap());
@@ -173,15 +165,7 @@ fn against_debian_tgtd() {
 fn crc32c_digests_on_the_data_path() {
     let conf = format!("<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n");
     let h = Hydra::start(&conf, |d| sparse(&d.join("a.img"), 32 << 20));
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("disk.img");
-    sparse(&img, 32 << 20);
-    assert!(
-        Tgtd::available(),
-        "Debian's tgtd is missing: run scripts/setup.sh"
-    );
-    let t = Tgtd::start();
-    t.add_target(IQN, &img);
+    let (t, _dir) = Tgtd::with_disk(IQN, 32 << 20);
     // tgtd offers no digests unless told to (and then answers None to a CRC32C-only
     // offer, which hydra's initiator refuses as RFC 7143 §6.2 requires).
     for key in ["HeaderDigest", "DataDigest"] {

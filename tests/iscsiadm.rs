@@ -70,15 +70,7 @@ fn discovery_lines_as_open_iscsi_prints_them() {
 
 #[test]
 fn discovery_against_debian_tgtd_and_failures() {
-    assert!(
-        Tgtd::available(),
-        "Debian's tgtd is missing: run scripts/setup.sh"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("disk.img");
-    sparse(&img, 8 << 20);
-    let t = Tgtd::start();
-    t.add_target("iqn.2026-11.org.hydra:tgt", &img);
+    let (t, _dir) = Tgtd::with_disk("iqn.2026-11.org.hydra:tgt", 8 << 20);
     let o = iscsiadm(&[
         "-m",
         "discovery",

@@ -57,16 +57,7 @@ impl Iscsid {
 
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            signal(c.id(), "TERM");
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if c.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(&mut c);
         }
     }
 
@@ -94,6 +85,11 @@ fn adm(root: &Path, args: &[&str]) -> Output {
     )
 }
 
+/// `base` followed by `more`, as one argument list.
+fn args<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    [base, more].concat()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -113,21 +109,15 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
         sparse(&d.join("c.img"), 16 << 20);
     });
     let (p0, p1) = (h.ports[0], h.ports[1]);
+    let (portal0, portal1) = (format!("127.0.0.1:{p0}"), format!("127.0.0.1:{p1}"));
+    // `-m node` selecting the shared target's record at each portal.
+    let node0 = ["-m", "node", "-T", IQN, "-p", &portal0];
+    let node1 = ["-m", "node", "-T", IQN, "-p", &portal1];
     let db = tempfile::tempdir().unwrap();
     let root = db.path();
 
     // Discovery works without the daemon and stores the records.
-    let out = ok(adm(
-        root,
-        &[
-            "-m",
-            "discovery",
-            "-t",
-            "st",
-            "-p",
-            &format!("127.0.0.1:{p0}"),
-        ],
-    ));
+    let out = ok(adm(root, &["-m", "discovery", "-t", "st", "-p", &portal0]));
     // One line per target portal, in the order the target answered.
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort_unstable();
@@ -158,10 +148,7 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
     let nodes = ok(adm(root, &["-m", "node"]));
     assert_eq!(nodes.lines().count(), 4, "{nodes}");
     assert!(nodes.contains(&format!("127.0.0.1:{p1},2 {IQN}\n")));
-    let shown = ok(adm(
-        root,
-        &["-m", "node", "-T", IQN, "-p", &format!("127.0.0.1:{p0}")],
-    ));
+    let shown = ok(adm(root, &node0));
     assert!(
         shown.contains("node.session.auth.username = <empty>\n"),
         "{shown}"
@@ -175,18 +162,7 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
     let o = adm(root, &["-m", "session"]);
     assert_eq!(o.status.code(), Some(21), "{}", text(&o));
     assert!(text(&o).contains("iscsiadm: No active sessions."));
-    let o = adm(
-        root,
-        &[
-            "-m",
-            "node",
-            "-T",
-            IQN,
-            "-p",
-            &format!("127.0.0.1:{p0}"),
-            "--login",
-        ],
-    );
+    let o = adm(root, &args(&node0, &["--login"]));
     assert_eq!(o.status.code(), Some(20), "{}", text(&o));
 
     let mut d = Iscsid::start(root);
@@ -197,35 +173,13 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
         .unwrap()
         .to_string();
 
-    let login0 = ok(adm(
-        root,
-        &[
-            "-m",
-            "node",
-            "-T",
-            IQN,
-            "-p",
-            &format!("127.0.0.1:{p0}"),
-            "--login",
-        ],
-    ));
-    let node0 = format!("[iface: default, target: {IQN}, portal: 127.0.0.1,{p0}]");
+    let login0 = ok(adm(root, &args(&node0, &["--login"])));
+    let named0 = format!("[iface: default, target: {IQN}, portal: 127.0.0.1,{p0}]");
     assert_eq!(
         login0,
-        format!("Logging in to {node0}\nLogin to {node0} successful.\n")
+        format!("Logging in to {named0}\nLogin to {named0} successful.\n")
     );
-    let o = adm(
-        root,
-        &[
-            "-m",
-            "node",
-            "-T",
-            IQN,
-            "-p",
-            &format!("127.0.0.1:{p0}"),
-            "-l",
-        ],
-    );
+    let o = adm(root, &args(&node0, &["-l"]));
     assert_eq!(o.status.code(), Some(15), "{}", text(&o));
     assert!(text(&o).contains("default: 1 session requested, but 1 already present."));
     assert_eq!(
@@ -250,24 +204,13 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
     }
 
     // -o update is checked (nothing written when refused) and used at the next login.
-    let sel = ["-m", "node", "-T", IQN, "-p"];
-    let portal1 = format!("127.0.0.1:{p1}");
     let before = std::fs::read_to_string(&rec).unwrap();
     let o = adm(
         root,
-        &[
-            &sel[..],
-            &[
-                &portal1,
-                "-o",
-                "update",
-                "-n",
-                "node.startup",
-                "-v",
-                "sometimes",
-            ],
-        ]
-        .concat(),
+        &args(
+            &node1,
+            &["-o", "update", "-n", "node.startup", "-v", "sometimes"],
+        ),
     );
     assert_eq!(o.status.code(), Some(7), "{}", text(&o));
     assert!(
@@ -282,17 +225,13 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
     ] {
         ok(adm(
             root,
-            &[
-                &sel[..],
-                &[&portal1, "-o", "update", "-n", key, "-v", "CRC32C"],
-            ]
-            .concat(),
+            &args(&node1, &["-o", "update", "-n", key, "-v", "CRC32C"]),
         ));
     }
     assert!(std::fs::read_to_string(&rec)
         .unwrap()
         .contains("node.conn[0].iscsi.HeaderDigest = CRC32C\n"));
-    ok(adm(root, &[&sel[..], &[&portal1, "--login"]].concat()));
+    ok(adm(root, &args(&node1, &["--login"])));
     let p2 = ok(adm(root, &["-m", "session", "-r", "2", "-P", "2"]));
     assert!(
         p2.contains(&format!("\tCurrent Portal: 127.0.0.1:{p1},2\n")),
@@ -319,25 +258,15 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
     assert_eq!(ok(adm(root, &["-m", "session"])).lines().count(), 1);
 
     // CHAP from the record: a wrong secret is refused with open-iscsi's code 24.
-    let chap = [
-        "-m",
-        "node",
-        "-T",
-        CHAP_IQN,
-        "-p",
-        &format!("127.0.0.1:{p0}"),
-    ];
+    let chap = ["-m", "node", "-T", CHAP_IQN, "-p", &portal0];
     for (n, v) in [
         ("node.session.auth.authmethod", "CHAP"),
         ("node.session.auth.username", "node1"),
         ("node.session.auth.password", "wrongsecret12"),
     ] {
-        ok(adm(
-            root,
-            &[&chap[..], &["-o", "update", "-n", n, "-v", v]].concat(),
-        ));
+        ok(adm(root, &args(&chap, &["-o", "update", "-n", n, "-v", v])));
     }
-    let o = adm(root, &[&chap[..], &["--login"]].concat());
+    let o = adm(root, &args(&chap, &["--login"]));
     assert_eq!(o.status.code(), Some(24), "{}", text(&o));
     assert!(
         text(&o).contains(
@@ -349,8 +278,8 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
     assert!(text(&o).contains("iscsiadm: Could not log into all portals"));
     ok(adm(
         root,
-        &[
-            &chap[..],
+        &args(
+            &chap,
             &[
                 "-o",
                 "update",
@@ -359,11 +288,10 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
                 "-v",
                 "secretsecret12",
             ],
-        ]
-        .concat(),
+        ),
     ));
-    ok(adm(root, &[&chap[..], &["--login"]].concat()));
-    let shown = ok(adm(root, &[&chap[..], &["-o", "show"]].concat()));
+    ok(adm(root, &args(&chap, &["--login"])));
+    let shown = ok(adm(root, &args(&chap, &["-o", "show"])));
     assert!(
         shown.contains("node.session.auth.password = ********\n"),
         "{shown}"
@@ -380,19 +308,10 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
     // node.startup = automatic: logged in again when the daemon starts.
     ok(adm(
         root,
-        &[
-            &sel[..],
-            &[
-                &format!("127.0.0.1:{p0}"),
-                "-o",
-                "update",
-                "-n",
-                "node.startup",
-                "-v",
-                "automatic",
-            ],
-        ]
-        .concat(),
+        &args(
+            &node0,
+            &["-o", "update", "-n", "node.startup", "-v", "automatic"],
+        ),
     ));
     d.stop();
     d = Iscsid::start(root);
@@ -426,7 +345,7 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
             "-t",
             "st",
             "-p",
-            &format!("127.0.0.1:{p0}"),
+            &portal0,
             "-o",
             "delete",
         ],
@@ -438,15 +357,7 @@ fn node_database_login_logout_and_sessions_against_hydra_tgtd() {
 
 #[test]
 fn login_to_debian_tgtd_through_the_daemon() {
-    assert!(
-        Tgtd::available(),
-        "Debian's tgtd is missing: run scripts/setup.sh"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("disk.img");
-    sparse(&img, 16 << 20);
-    let t = Tgtd::start();
-    t.add_target("iqn.2026-11.org.hydra:tgt", &img);
+    let (t, dir) = Tgtd::with_disk("iqn.2026-11.org.hydra:tgt", 16 << 20);
     let root = dir.path().join("iscsi");
     std::fs::create_dir_all(&root).unwrap();
     let _d = Iscsid::start(&root);

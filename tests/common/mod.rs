@@ -264,26 +264,23 @@ pub fn signal(pid: u32, name: &str) {
 
 impl Drop for Hydra {
     fn drop(&mut self) {
-        // SIGTERM first (clean close), then make sure.
-        unsafe_kill(self.child.id(), 15);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
-/// Send a signal by pid through kill(1): tests keep no unsafe code of their own.
-pub fn unsafe_kill(pid: u32, sig: i32) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
+/// Stop a daemon we started: SIGTERM first (a clean close), SIGKILL if it is still there
+/// after 10 s.
+pub fn stop(child: &mut Child) {
+    signal(child.id(), "TERM");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Debian's tgtd on a loopback port, configured with tgtadm; killed by pid on drop.
@@ -299,7 +296,12 @@ impl Tgtd {
         Path::new("/usr/sbin/tgtd").exists()
     }
 
+    /// Start it (on a machine without it the test fails, saying how to install it).
     pub fn start() -> Tgtd {
+        assert!(
+            Self::available(),
+            "Debian's tgtd is missing: run scripts/setup.sh"
+        );
         let port = free_port();
         // tgtd refuses control ports of 32768 and above (exit 34).
         let control_port = 20_000 + (port % 10_000);
@@ -323,7 +325,17 @@ impl Tgtd {
         }
     }
 
-    /// `tgtadm -C N <args>`, which must succeed.
+    /// tgtd serving a sparse file of `size` bytes as LUN 1 of tid 1 `iqn`; the returned
+    /// directory holds the file.
+    pub fn with_disk(iqn: &str, size: u64) -> (Tgtd, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("disk.img");
+        sparse(&img, size);
+        let t = Tgtd::start();
+        t.add_target(iqn, &img);
+        (t, dir)
+    }
+
     /// tid 1 named `iqn` with `img` as LUN 1, open to every initiator (tgt-admin's
     /// three tgtadm calls for a one-LUN target).
     pub fn add_target(&self, iqn: &str, img: &Path) {
