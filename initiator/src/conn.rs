@@ -198,9 +198,12 @@ pub(crate) async fn connect(
         };
         Ok((stream, buf, established))
     };
-    tokio::time::timeout(timeout, attempt)
-        .await
-        .map_err(|_| Error::Protocol(format!("login to {addr} timed out")))?
+    tokio::time::timeout(timeout, attempt).await.map_err(|_| {
+        Error::io(
+            format!("login to {addr}"),
+            std::io::ErrorKind::TimedOut.into(),
+        )
+    })?
 }
 
 fn new_core(e: &Established) -> Core {

@@ -82,6 +82,9 @@ pub fn default_run_dir() -> PathBuf {
 /// initiator errors are not retried (19), target errors are 5).
 pub fn login_error_code(e: &Error) -> u8 {
     match e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
+            code::TRANS_TIMEOUT
+        }
         Error::Io { .. } | Error::Closed | Error::Unreachable { .. } => code::TRANS,
         Error::LoginRefused(s) => match (s.0, s.1) {
             (2, 1) | (2, 2) => code::LOGIN_AUTH_FAILED,
@@ -89,7 +92,6 @@ pub fn login_error_code(e: &Error) -> u8 {
             _ => code::LOGIN,
         },
         Error::Auth(_) => code::LOGIN_AUTH_FAILED,
-        Error::Protocol(m) if m.contains("timed out") => code::TRANS_TIMEOUT,
         _ => code::LOGIN,
     }
 }

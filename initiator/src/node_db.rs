@@ -163,6 +163,20 @@ impl NodeDb {
         Record::parse(ty, &text).map_err(|e| db_err(format!("{}: {e}", path.display())))
     }
 
+    /// The records under one target's directory (`nodes/<target>/`), if it exists.
+    fn read_target(dir: &Path, out: &mut Vec<Record>) -> Result<()> {
+        let Ok(portals) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for p in portals {
+            let file = p.map_err(|e| io_err(dir, e))?.path().join(IFACE);
+            if file.is_file() {
+                out.push(Self::read_record(&file, RecordType::Node)?);
+            }
+        }
+        Ok(())
+    }
+
     /// Every node record, sorted by target and portal.
     pub fn nodes(&self) -> Result<Vec<Record>> {
         let mut out = Vec::new();
@@ -173,39 +187,36 @@ impl NodeDb {
             Err(e) => return Err(io_err(&nodes, e)),
         };
         for t in targets {
-            let t = t.map_err(|e| io_err(&nodes, e))?.path();
-            let Ok(portals) = std::fs::read_dir(&t) else {
-                continue;
-            };
-            for p in portals {
-                let p = p.map_err(|e| io_err(&t, e))?.path();
-                let file = p.join(IFACE);
-                if file.is_file() {
-                    out.push(Self::read_record(&file, RecordType::Node)?);
-                }
-            }
+            Self::read_target(&t.map_err(|e| io_err(&nodes, e))?.path(), &mut out)?;
         }
         out.sort_by_key(NodeId::of);
         Ok(out)
     }
 
     /// Node records matching `-T target` and `-p address[:port]` (either may be absent).
+    /// With a target, only that target's directory is read.
     pub fn find(
         &self,
         target: Option<&str>,
         portal: Option<(&str, Option<u16>)>,
     ) -> Result<Vec<Record>> {
-        Ok(self
-            .nodes()?
-            .into_iter()
-            .filter(|r| target.is_none_or(|t| r.get("node.name") == t))
-            .filter(|r| {
-                portal.is_none_or(|(a, p)| {
-                    let id = NodeId::of(r);
-                    id.address == a && p.is_none_or(|p| p == id.port)
-                })
-            })
-            .collect())
+        let mut found = match target {
+            None => self.nodes()?,
+            // A name that could not be a directory here has no records.
+            Some(t) if check_target_name(t).is_err() => Vec::new(),
+            Some(t) => {
+                let mut v = Vec::new();
+                Self::read_target(&self.root.join("nodes").join(t), &mut v)?;
+                v.sort_by_key(NodeId::of);
+                v
+            }
+        };
+        found.retain(|r| {
+            let id = NodeId::of(r);
+            target.is_none_or(|t| id.target == t)
+                && portal.is_none_or(|(a, p)| id.address == a && p.is_none_or(|p| p == id.port))
+        });
+        Ok(found)
     }
 
     pub fn save_node(&self, r: &Record) -> Result<()> {

@@ -6,6 +6,7 @@
 //! misses a login, logout or rescan that happens while it works.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -36,7 +37,7 @@ impl SessionEntry {
 
 pub struct Registry {
     sessions: Mutex<BTreeMap<u32, Arc<SessionEntry>>>,
-    next_sid: Mutex<u32>,
+    next_sid: AtomicU32,
     generation: watch::Sender<u64>,
 }
 
@@ -44,7 +45,7 @@ impl Default for Registry {
     fn default() -> Self {
         Registry {
             sessions: Mutex::new(BTreeMap::new()),
-            next_sid: Mutex::new(1),
+            next_sid: AtomicU32::new(1),
             generation: watch::channel(0).0,
         }
     }
@@ -53,10 +54,7 @@ impl Default for Registry {
 impl Registry {
     /// A session id for the next login (never reused while the daemon runs).
     pub fn alloc_sid(&self) -> u32 {
-        let mut n = self.next_sid.lock().expect("lock");
-        let sid = *n;
-        *n += 1;
-        sid
+        self.next_sid.fetch_add(1, Ordering::Relaxed)
     }
 
     fn bump(&self) {
