@@ -1,1 +1,16 @@
-//! hydra distributed lock manager (issue 5): not yet written.
+//! hydra's distributed lock manager: Linux DLM semantics (fs/dlm, dlm_controld, libdlm)
+//! in userspace, with corosync for membership and quorum.
+//!
+//! The lock logic is a sans-IO core (`mode`, `flags`, `resource`, `lockspace`, `node`,
+//! `message`, `recovery`): inputs are client requests, peer messages, membership events
+//! and ticks; outputs are messages to send and callbacks to deliver. Thin tokio drivers
+//! (`corosync`, the daemon) move bytes; `sim` drives many cores deterministically.
+
+pub mod config;
+pub mod corosync;
+pub mod error;
+pub mod fence;
+pub mod membership;
+
+pub use error::{Error, Result};
+pub use membership::NodeId;
