@@ -14,3 +14,11 @@ pub mod membership;
 
 pub use error::{Error, Result};
 pub use membership::NodeId;
+pub mod flags;
+pub mod mode;
+pub mod resource;
+
+/// `DLM_RESNAME_MAXLEN`: resource names are at most 64 bytes.
+pub const RESNAME_MAXLEN: usize = 64;
+/// `DLM_LOCKSPACE_LEN`: lockspace names are at most 64 bytes.
+pub const LOCKSPACE_LEN: usize = 64;
