@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
 # Install what hydra's run, test and benchmark scripts need on a fresh Debian 12 machine
-# with the Rust toolchain: Debian's tgt (the target hydra replaces, for comparisons) and
-# libiscsi's tools (iscsi-ls, iscsi-inq, iscsi-perf, iscsi-test-cu). Idempotent.
+# with the Rust toolchain: Debian's tgt (the target hydra replaces, for comparisons),
+# libiscsi's tools (iscsi-ls, iscsi-inq, iscsi-perf, iscsi-test-cu), and corosync with the
+# libraries the DLM links (rust-corosync links libcpg, libcfg, libcmap, libquorum and
+# libvotequorum). Idempotent.
 set -euo pipefail
 
 need=()
 command -v tgtd >/dev/null 2>&1 || need+=(tgt)
 command -v iscsi-test-cu >/dev/null 2>&1 || need+=(libiscsi-bin)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v corosync >/dev/null 2>&1 || need+=(corosync)
+for dev in libcorosync-common-dev libcpg-dev libquorum-dev libvotequorum-dev libcfg-dev libcmap-dev; do
+    dpkg -s "$dev" >/dev/null 2>&1 || need+=("$dev")
+done
 if [ "${#need[@]}" -gt 0 ]; then
     echo "setup: installing ${need[*]}"
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # Debian enables corosync's own service on install. The DLM tests run one corosync per
+    # namespace host with its own /run; a packaged one with Debian's sample corosync.conf
+    # would only come up beside them at the next boot, so a corosync installed here is
+    # disabled (and stopped where systemd runs). One that was already installed is the
+    # admin's and is left alone.
+    if [[ " ${need[*]} " == *" corosync "* ]] && command -v systemctl >/dev/null 2>&1; then
+        $SUDO systemctl disable corosync.service >/dev/null 2>&1 || true
+        if [ -d /run/systemd/system ]; then $SUDO systemctl stop corosync.service || true; fi
+    fi
 fi
 # Debian starts tgt's own service on install; hydra's tests and benchmarks start their
 # own daemons on their own ports, so the packaged one is left as the admin set it.
