@@ -19,11 +19,10 @@ if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    # Debian enables corosync's own service on install. The DLM tests run one corosync per
-    # namespace host with its own /run; a packaged one with Debian's sample corosync.conf
-    # would only come up beside them at the next boot, so a corosync installed here is
-    # disabled (and stopped where systemd runs). One that was already installed is the
-    # admin's and is left alone.
+    # Debian enables corosync's own service on install (and starts it where systemd runs),
+    # with a sample one-node corosync.conf. The DLM tests run their own corosync per
+    # namespace host, so a corosync installed here is disabled and stopped; one that was
+    # already installed is the admin's and is left alone.
     if [[ " ${need[*]} " == *" corosync "* ]] && command -v systemctl >/dev/null 2>&1; then
         $SUDO systemctl disable corosync.service >/dev/null 2>&1 || true
         if [ -d /run/systemd/system ]; then $SUDO systemctl stop corosync.service || true; fi
