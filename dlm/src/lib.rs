@@ -14,8 +14,12 @@ pub mod membership;
 
 pub use error::{Error, Result};
 pub use membership::NodeId;
+pub mod api;
 pub mod flags;
+pub mod lockspace;
+pub mod message;
 pub mod mode;
+pub mod node;
 pub mod resource;
 
 /// `DLM_RESNAME_MAXLEN`: resource names are at most 64 bytes.

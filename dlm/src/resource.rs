@@ -4,7 +4,7 @@
 //! `conversion_deadlock_detect`, `set_lvb_lock`/`set_lvb_unlock`). Pure state: the
 //! lockspace turns the events into callbacks or messages.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap as HashMap;
 
 use crate::flags::{Flags, Status, SBF_ALTMODE, SBF_DEMOTED, SBF_VALNOTVALID};
 use crate::membership::NodeId;

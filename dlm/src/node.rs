@@ -1,0 +1,372 @@
+//! One node's lock manager, sans-IO: every lockspace it joined, its view of the cluster
+//! (daemon group members, quorum) and the fencing state that gates recovery
+//! (dlm_controld's `daemon_fence_work`, in CPG order). Drivers feed `Input`s and carry
+//! out `Output`s; no clock and no sockets here.
+
+use std::collections::{BTreeMap, BTreeMap as HashMap, BTreeSet};
+
+use crate::api::{Callback, ClientId, Errno, Request};
+use crate::flags::libc_errno::{EBUSY, EINVAL, ENOENT};
+use crate::lockspace::Lockspace;
+use crate::membership::{lockspace_group, Confchg, NodeId, Quorum, DAEMON_GROUP};
+use crate::message::{DaemonCpg, LsCpg, Msg};
+
+/// The settings the core acts on (a subset of dlm.conf).
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    pub enable_fencing: bool,
+    pub enable_quorum_fencing: bool,
+    pub enable_quorum_lockspace: bool,
+    /// How long an unused resource keeps its master (the kernel's toss_secs).
+    pub toss_ms: u64,
+    /// Wait before running the agents again after a failure.
+    pub fence_retry_ms: u64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            enable_fencing: true,
+            enable_quorum_fencing: true,
+            enable_quorum_lockspace: true,
+            toss_ms: 10_000,
+            fence_retry_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Input {
+    Client {
+        client: ClientId,
+        req: u64,
+        request: Request,
+    },
+    ClientGone(ClientId),
+    /// Lock traffic from another daemon.
+    Peer { from: NodeId, msg: Msg },
+    /// A CPG configuration change (daemon group or a lockspace group).
+    Confchg(Confchg),
+    /// A recovery message delivered in a lockspace's group.
+    LsCpg { ls: String, from: NodeId, msg: LsCpg },
+    /// A message delivered in the daemons' group.
+    DaemonCpg { from: NodeId, msg: DaemonCpg },
+    Quorum(Quorum),
+    /// The fence agents for `node` finished.
+    FenceDone { node: NodeId, ok: bool },
+    Tick,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Send { to: NodeId, msg: Msg },
+    McastLs { ls: String, msg: LsCpg },
+    McastDaemon(DaemonCpg),
+    CpgJoin(String),
+    CpgLeave(String),
+    Reply {
+        client: ClientId,
+        req: u64,
+        result: Result<u32, Errno>,
+    },
+    Callback {
+        client: ClientId,
+        ls: String,
+        cb: Callback,
+    },
+    /// Run the fence agents for `node`; answer with `Input::FenceDone`.
+    Fence { node: NodeId },
+    Log(String),
+}
+
+/// Fencing needed for one node (dlm_controld's `need_fencing`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FenceNeed {
+    /// A failure not yet covered by a FenceStart.
+    pub uncovered: bool,
+    /// Who ran the agents for the covered failures, result pending.
+    pub started_by: Option<NodeId>,
+    /// Not before this time (after a failed attempt).
+    pub retry_at: u64,
+    pub failures: u32,
+}
+
+pub struct Node {
+    pub me: NodeId,
+    pub config: CoreConfig,
+    pub quorate: bool,
+    pub daemon_members: Vec<NodeId>,
+    pub lockspaces: BTreeMap<String, Lockspace>,
+    pub fencing: BTreeMap<NodeId, FenceNeed>,
+    /// FenceStarts this node multicast that are not delivered yet.
+    starting: BTreeSet<NodeId>,
+    /// Agents this node runs now.
+    running_agents: BTreeSet<NodeId>,
+    pub now: u64,
+    out: Vec<Output>,
+    /// Fence history for `dlm_tool status`: node → (fence count, last time).
+    pub fenced: HashMap<NodeId, (u32, u64)>,
+}
+
+impl Node {
+    /// What a starting daemon does first: join the daemons' group.
+    pub fn start(&mut self) -> Vec<Output> {
+        vec![Output::CpgJoin(DAEMON_GROUP.to_string())]
+    }
+
+    pub fn new(me: NodeId, config: CoreConfig) -> Self {
+        Node {
+            me,
+            config,
+            quorate: false,
+            daemon_members: Vec::new(),
+            lockspaces: BTreeMap::new(),
+            fencing: BTreeMap::new(),
+            starting: BTreeSet::new(),
+            running_agents: BTreeSet::new(),
+            now: 0,
+            out: Vec::new(),
+            fenced: HashMap::new(),
+        }
+    }
+
+    /// Feed one input at time `now` (ms, any monotonic origin); returns what to do.
+    pub fn handle(&mut self, input: Input, now: u64) -> Vec<Output> {
+        self.now = now;
+        let mut out = std::mem::take(&mut self.out);
+        match input {
+            Input::Client {
+                client,
+                req,
+                request,
+            } => self.client(client, req, request, &mut out),
+            Input::ClientGone(c) => {
+                for ls in self.lockspaces.values_mut() {
+                    ls.client_gone(c, now, &mut out);
+                }
+            }
+            Input::Peer { from, msg } => {
+                if let Some(ls) = self.lockspaces.get_mut(msg.lockspace()) {
+                    ls.on_msg(from, msg, now, &mut out);
+                }
+            }
+            Input::Confchg(c) => self.confchg(c, &mut out),
+            Input::LsCpg { ls, from, msg } => {
+                if let Some(l) = self.lockspaces.get_mut(&ls) {
+                    l.on_cpg(from, msg, now, &mut out);
+                }
+            }
+            Input::DaemonCpg { from, msg } => self.daemon_cpg(from, msg, &mut out),
+            Input::Quorum(q) => {
+                if q.quorate != self.quorate {
+                    out.push(Output::Log(format!(
+                        "cluster is {} (ring {})",
+                        if q.quorate { "quorate" } else { "not quorate" },
+                        q.ring_seq
+                    )));
+                }
+                self.quorate = q.quorate;
+            }
+            Input::FenceDone { node, ok } => {
+                self.running_agents.remove(&node);
+                out.push(Output::Log(format!(
+                    "fence result {node} {}",
+                    if ok { "success" } else { "failed" }
+                )));
+                out.push(Output::McastDaemon(DaemonCpg::FenceResult { node, ok }));
+            }
+            Input::Tick => {
+                for ls in self.lockspaces.values_mut() {
+                    ls.tick(now, &mut out);
+                }
+            }
+        }
+        self.drive(&mut out);
+        out
+    }
+
+    fn client(&mut self, client: ClientId, req: u64, request: Request, out: &mut Vec<Output>) {
+        let reply = |out: &mut Vec<Output>, result| out.push(Output::Reply { client, req, result });
+        match request {
+            Request::Join { ls } => {
+                if ls.is_empty() || ls.len() > crate::LOCKSPACE_LEN {
+                    return reply(out, Err(Errno::new(EINVAL, "lockspace name must be 1 to 64 bytes")));
+                }
+                match self.lockspaces.get_mut(&ls) {
+                    Some(l) if l.joined => reply(out, Ok(0)),
+                    Some(l) => l.join_waiters.push((client, req)),
+                    None => {
+                        let mut l = Lockspace::new(ls.clone(), self.me, self.config.toss_ms);
+                        l.join_waiters.push((client, req));
+                        self.lockspaces.insert(ls.clone(), l);
+                        out.push(Output::CpgJoin(lockspace_group(&ls)));
+                    }
+                }
+            }
+            Request::Leave { ls, force } => match self.lockspaces.get_mut(&ls) {
+                None => reply(out, Err(Errno::new(ENOENT, format!("no lockspace \"{ls}\"")))),
+                Some(l) if l.lock_count() > 0 && !force => {
+                    reply(out, Err(Errno::new(EBUSY, format!("lockspace \"{ls}\" has locks"))))
+                }
+                Some(l) => {
+                    l.forget_all();
+                    self.lockspaces.remove(&ls);
+                    out.push(Output::CpgLeave(lockspace_group(&ls)));
+                    reply(out, Ok(0));
+                }
+            },
+            Request::FenceAck { node } => {
+                out.push(Output::McastDaemon(DaemonCpg::FenceAck { node }));
+                reply(out, Ok(0));
+            }
+            Request::Lock { ref ls, .. } | Request::Unlock { ref ls, .. } => {
+                match self.lockspaces.get_mut(ls) {
+                    Some(l) if l.joined || !l.running() => {
+                        l.request(client, req, request, self.now, out)
+                    }
+                    _ => reply(out, Err(Errno::new(ENOENT, format!("no lockspace \"{ls}\" on this node")))),
+                }
+            }
+        }
+    }
+
+    fn need_fencing(&mut self, node: NodeId) {
+        if self.config.enable_fencing && node != self.me {
+            let n = self.fencing.entry(node).or_default();
+            n.uncovered = true;
+            n.failures += 1;
+        }
+    }
+
+    fn confchg(&mut self, c: Confchg, out: &mut Vec<Output>) {
+        for (n, why) in &c.left {
+            if why.needs_fencing() {
+                self.need_fencing(*n);
+            }
+        }
+        if c.group == DAEMON_GROUP {
+            for (n, why) in &c.left {
+                out.push(Output::Log(format!("daemon group: node {n} left (reason {})", why.code())));
+                // An actor that went away leaves its fencing to the next one.
+                for need in self.fencing.values_mut() {
+                    if need.started_by == Some(*n) {
+                        need.started_by = None;
+                        need.uncovered = true;
+                    }
+                }
+            }
+            self.daemon_members = c.members;
+            return;
+        }
+        let Some(name) = c.group.strip_prefix("dlm:ls:") else {
+            return;
+        };
+        let Some(ls) = self.lockspaces.get_mut(name) else {
+            return;
+        };
+        if !c.members.contains(&self.me) {
+            return;
+        }
+        let left: Vec<(NodeId, bool)> = c
+            .left
+            .iter()
+            .map(|(n, why)| (*n, why.needs_fencing() && self.config.enable_fencing))
+            .collect();
+        out.push(Output::Log(format!(
+            "{name}: stop_kernel, members {:?} joined {:?} left {:?}",
+            c.members, c.joined, c.left
+        )));
+        ls.confchg(c.members, &left, self.now);
+    }
+
+    fn daemon_cpg(&mut self, from: NodeId, msg: DaemonCpg, out: &mut Vec<Output>) {
+        match msg {
+            DaemonCpg::FenceStart { node } => {
+                if from == self.me {
+                    self.starting.remove(&node);
+                }
+                let Some(need) = self.fencing.get_mut(&node) else {
+                    return;
+                };
+                if need.uncovered && need.started_by.is_none() {
+                    need.uncovered = false;
+                    need.started_by = Some(from);
+                    if from == self.me {
+                        out.push(Output::Log(format!("fence request {node} (actor {})", self.me)));
+                        self.running_agents.insert(node);
+                        out.push(Output::Fence { node });
+                    }
+                }
+            }
+            DaemonCpg::FenceResult { node, ok } => {
+                let now = self.now;
+                let retry = self.config.fence_retry_ms;
+                let Some(need) = self.fencing.get_mut(&node) else {
+                    return;
+                };
+                if need.started_by != Some(from) {
+                    return;
+                }
+                need.started_by = None;
+                if !ok {
+                    need.uncovered = true;
+                    need.retry_at = now + retry;
+                    out.push(Output::Log(format!("fence status {node} failed: retrying")));
+                } else if !need.uncovered {
+                    self.fencing.remove(&node);
+                    let e = self.fenced.entry(node).or_default();
+                    e.0 += 1;
+                    e.1 = now;
+                }
+            }
+            DaemonCpg::FenceAck { node } => {
+                if self.fencing.remove(&node).is_some() {
+                    out.push(Output::Log(format!("fence_ack {node}: recorded as fenced by an admin")));
+                }
+                let e = self.fenced.entry(node).or_default();
+                e.0 += 1;
+                e.1 = self.now;
+            }
+        }
+    }
+
+    /// After every input: run fencing if this node is the actor, and let lockspaces
+    /// whose conditions now hold start recovery.
+    fn drive(&mut self, out: &mut Vec<Output>) {
+        let actor = self.daemon_members.first() == Some(&self.me);
+        let may_fence = !self.config.enable_quorum_fencing || self.quorate;
+        if actor && may_fence {
+            let due: Vec<NodeId> = self
+                .fencing
+                .iter()
+                .filter(|(n, need)| {
+                    need.uncovered
+                        && need.started_by.is_none()
+                        && need.retry_at <= self.now
+                        && !self.starting.contains(n)
+                        && !self.running_agents.contains(n)
+                })
+                .map(|(n, _)| *n)
+                .collect();
+            for node in due {
+                self.starting.insert(node);
+                out.push(Output::McastDaemon(DaemonCpg::FenceStart { node }));
+            }
+        }
+        let quorum_ok = !self.config.enable_quorum_lockspace || self.quorate;
+        for ls in self.lockspaces.values_mut() {
+            let fenced = ls.awaiting_fence().all(|n| !self.fencing.contains_key(&n));
+            ls.check_conditions(quorum_ok && fenced, out);
+        }
+    }
+
+    /// What a stopped lockspace waits for, in `dlm_tool ls` words.
+    pub fn wait_reason(&self, ls: &Lockspace) -> Option<String> {
+        use crate::lockspace::Phase;
+        match ls.phase()? {
+            Phase::Conditions if self.config.enable_quorum_lockspace && !self.quorate => Some("wait quorum".into()),
+            Phase::Conditions => Some("wait fencing".into()),
+            _ => Some("wait messages".into()),
+        }
+    }
+}
