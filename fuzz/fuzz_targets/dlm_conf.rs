@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let cfg = match Config::parse_bytes(file, data) {
         Ok(cfg) => cfg,
         Err(e) => {
-            assert!(matches!(e, hydra_dlm::Error::Config { line, .. } if line >= 1), "{e:?}");
+            assert!(
+                matches!(e, hydra_dlm::Error::Config { line, .. } if line >= 1),
+                "{e:?}"
+            );
             let _ = e.to_string();
             return;
         }
@@ -21,8 +24,14 @@ fuzz_target!(|data: &[u8]| {
     let again = Config::parse(file, &text)
         .unwrap_or_else(|e| panic!("the rendered config does not parse: {e}\n{text}"));
     assert_eq!(again, cfg, "render and parse changed the config:\n{text}");
-    assert_eq!(cfg.dump_config().lines().count(), hydra_dlm::config::OPTIONS.len());
-    let nodes = cfg.devices.iter().flat_map(|d| d.connects.iter().map(|c| c.node));
+    assert_eq!(
+        cfg.dump_config().lines().count(),
+        hydra_dlm::config::OPTIONS.len()
+    );
+    let nodes = cfg
+        .devices
+        .iter()
+        .flat_map(|d| d.connects.iter().map(|c| c.node));
     for node in nodes.chain([1, u32::MAX]) {
         let plan = cfg.fence_plan(node);
         assert!(!plan.steps.is_empty() && plan.steps.iter().all(|s| !s.is_empty()));
