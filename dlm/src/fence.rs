@@ -301,20 +301,16 @@ async fn run(
 
     let stdout = Capture::start(child.stdout.take());
     let stderr = Capture::start(child.stderr.take());
-    let stdin = child.stdin.take();
-    let feed = async move {
-        if let Some(mut s) = stdin {
-            // An agent may exit without reading its input: EPIPE is not our failure.
-            let _ = s.write_all(input.as_bytes()).await;
-            let _ = s.shutdown().await;
-        }
-    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A task of its own, so waiting never depends on the agent reading its input.
+        // An agent may exit without reading it: EPIPE is not a failure.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(input.as_bytes()).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
 
-    let waited = tokio::time::timeout(timeout, async {
-        let ((), status) = tokio::join!(feed, child.wait());
-        status
-    })
-    .await;
+    let waited = tokio::time::timeout(timeout, child.wait()).await;
     let status = match waited {
         Ok(Ok(status)) => {
             group.disarm();
