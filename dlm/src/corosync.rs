@@ -182,7 +182,10 @@ impl Corosync {
 
 impl Drop for Corosync {
     fn drop(&mut self) {
-        let dispatchers = self.dispatchers.get_mut().unwrap_or_else(|p| p.into_inner());
+        let dispatchers = self
+            .dispatchers
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner());
         for d in dispatchers.drain(..) {
             d.abort();
         }
@@ -269,7 +272,7 @@ async fn dispatch<L: Library>(
         let _ = tx.send(Err(e)).await;
     }
     // Closing the connection is one more IPC round trip (cpg_finalize(3)): off the runtime.
-    let _ = tokio::task::spawn_blocking(move || drop(conn));
+    drop(tokio::task::spawn_blocking(move || drop(conn)));
 }
 
 async fn dispatch_until_done<L: Library>(
@@ -424,7 +427,9 @@ fn on_confchg(
                 .any(|a| u32::from(a.nodeid) == sink.local && a.pid == pid);
         }
     });
-    emit(ClusterEvent::Confchg(confchg(group, &members, &left, &joined)));
+    emit(ClusterEvent::Confchg(confchg(
+        group, &members, &left, &joined,
+    )));
 }
 
 fn on_quorum(
@@ -500,8 +505,8 @@ fn open_quorum() -> Result<quorum::Handle> {
         quorum_notification_fn: Some(on_quorum),
         nodelist_notification_fn: None,
     });
-    let (handle, kind) = quorum::initialize(&model, 0)
-        .map_err(|e| corosync_error("quorum_model_initialize", e))?;
+    let (handle, kind) =
+        quorum::initialize(&model, 0).map_err(|e| corosync_error("quorum_model_initialize", e))?;
     match kind {
         quorum::QuorumType::Set => Ok(handle),
         // QUORUM_FREE: no provider, so no notifications and no quorum to wait for before
@@ -519,7 +524,8 @@ fn open_quorum() -> Result<quorum::Handle> {
 /// configuration is `nodelist.node.<position>.*`, the local one is at
 /// `nodelist.local_node_pos`).
 fn read_nodelist() -> Result<(NodeId, Vec<(NodeId, IpAddr)>)> {
-    let cmap = cmap::initialize(cmap::Map::Icmap).map_err(|e| corosync_error("cmap_initialize", e))?;
+    let cmap =
+        cmap::initialize(cmap::Map::Icmap).map_err(|e| corosync_error("cmap_initialize", e))?;
     let local_pos = cmap::get(&cmap, "nodelist.local_node_pos")
         .map_err(|e| corosync_error("cmap_get nodelist.local_node_pos", e))
         .and_then(|d| number(&d, "nodelist.local_node_pos"))?;

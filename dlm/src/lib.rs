@@ -21,6 +21,7 @@ pub mod message;
 pub mod mode;
 pub mod node;
 pub mod resource;
+pub mod sim;
 
 /// `DLM_RESNAME_MAXLEN`: resource names are at most 64 bytes.
 pub const RESNAME_MAXLEN: usize = 64;

@@ -58,6 +58,8 @@ struct PLock {
     queued: bool,
     overlap: Option<Overlap>,
     cancel_sent: bool,
+    /// A forced unlock went to the master while the request or conversion waited.
+    force_sent: bool,
     /// Resend `op` once recovery is done (its master left).
     resend: bool,
     /// A middle conversion (PR↔CW) lost with its master: the granted mode is unknown
@@ -269,6 +271,7 @@ impl Lockspace {
                 queued: false,
                 overlap: None,
                 cancel_sent: false,
+                force_sent: false,
                 resend: false,
                 uncertain: false,
                 last_cast: None,
@@ -469,7 +472,7 @@ impl Lockspace {
                 }
             }
             Overlap::ForceUnlock => {
-                l.op = Some(Op::Unlock);
+                l.force_sent = true;
                 Msg::Unlock {
                     ls: self.name.clone(),
                     name: l.name.clone(),
@@ -718,6 +721,8 @@ impl Lockspace {
                 let r = self.masters.get_mut(&name).map(|m| m.res.unlock((from, lkid), flags, lvb));
                 match r {
                     Some(Ok(ev)) => self.route(&name, ev, None, now, out),
+                    // A forced unlock that crossed the lock's failure (EAGAIN, ECANCEL).
+                    Some(Err(crate::resource::Refused::NoSuchLock)) if flags.has(Flags::FORCEUNLOCK) => {}
                     other => self.protocol(from, "unlock", &name, lkid, other.map(|r| r.err()), out),
                 }
             }
@@ -874,31 +879,22 @@ impl Lockspace {
             l.lvbseq = seq;
         }
         let read = lvb.map(|(v, _)| v);
-        match status {
-            Status::Granted => {
-                l.uncertain = false;
-                l.grmode = mode;
-                l.rqmode = None;
-                l.op = None;
-                self.callback(lkid, status, mode, sbflags, read, out);
-                if overlap == Some(Overlap::ForceUnlock) || self.locks[&lkid].client.is_none() && !self.locks[&lkid].persistent {
-                    self.start_unlock(lkid, Flags(0), now, out);
-                }
-            }
-            Status::Unlock => self.drop_lock(lkid, status, out),
-            Status::Again | Status::Deadlock | Status::Cancel => {
-                if op == Some(Op::Request) {
-                    self.drop_lock(lkid, status, out);
-                } else {
-                    l.grmode = mode;
-                    l.rqmode = None;
-                    l.op = None;
-                    self.callback(lkid, status, mode, sbflags, None, out);
-                    if overlap == Some(Overlap::ForceUnlock) || self.locks[&lkid].client.is_none() {
-                        self.start_unlock(lkid, Flags(0), now, out);
-                    }
-                }
-            }
+        let gone = status == Status::Unlock || op == Some(Op::Request) && status != Status::Granted;
+        if gone {
+            return self.drop_lock(lkid, status, out);
+        }
+        l.uncertain = false;
+        l.grmode = mode;
+        l.rqmode = None;
+        l.op = None;
+        let forced = std::mem::take(&mut l.force_sent);
+        let released = l.client.is_none() && !(l.persistent && status == Status::Granted);
+        self.callback(lkid, status, mode, sbflags, read, out);
+        if forced {
+            // The forced unlock is on its way to the master: its completion ends the lock.
+            self.locks.get_mut(&lkid).expect("lock").op = Some(Op::Unlock);
+        } else if overlap == Some(Overlap::ForceUnlock) || released {
+            self.start_unlock(lkid, Flags(0), now, out);
         }
     }
 
@@ -970,7 +966,8 @@ impl Lockspace {
 
     /// Stopped and waiting: send Start once the conditions hold.
     pub fn check_conditions(&mut self, ok: bool, out: &mut Vec<Output>) {
-        if self.rec.phase == Some(Phase::Conditions) && ok {
+        // Nothing to recover before the group's first configuration includes this node.
+        if self.rec.phase == Some(Phase::Conditions) && ok && self.members.contains(&self.me) {
             self.rec.phase = Some(Phase::Start);
             out.push(Output::McastLs {
                 ls: self.name.clone(),
@@ -1077,12 +1074,16 @@ impl Lockspace {
             }
         }
         self.dir.clear();
-        let members = self.members.clone();
+        // Traffic from removed nodes is from before they left (a node that left and came
+        // back speaks only after this recovery).
+        self.held_msgs.retain(|(from, _)| !removed.contains(from));
+        // A master that left is gone even if its node is back: the new one knows nothing.
+        let alive: Vec<NodeId> = self.members.iter().copied().filter(|m| !removed.contains(m)).collect();
         let mut moved = HashSet::new();
         for (name, o) in &mut self.owned {
             o.lookup = None;
             match o.master {
-                Some(m) if members.contains(&m) => {}
+                Some(m) if alive.contains(&m) => {}
                 Some(_) if !o.locks.is_empty() => {
                     moved.insert(name.clone());
                     o.master = None;
@@ -1264,6 +1265,18 @@ impl Lockspace {
             .iter()
             .filter(|(_, l)| l.op != Some(Op::Unlock))
             .filter_map(|(id, l)| l.grmode.map(|m| (&l.name, *id, m)))
+    }
+
+    /// A middle conversion (PR↔CW) of `lkid` waiting for its master's answer: the master
+    /// may already have granted the new mode (and others compatible with it), so its
+    /// holder has either mode until the answer comes, as in the kernel.
+    pub fn middle_conversion(&self, lkid: u32) -> Option<Mode> {
+        let l = self.locks.get(&lkid)?;
+        let middle = matches!(
+            (l.grmode, l.rqmode),
+            (Some(Mode::PR), Some(Mode::CW)) | (Some(Mode::CW), Some(Mode::PR))
+        );
+        (l.op == Some(Op::Convert) && middle).then(|| l.rqmode.expect("converting"))
     }
 
     /// Locks with an operation still outstanding: (lkid, name).

@@ -89,6 +89,9 @@ pub struct FenceNeed {
     /// Not before this time (after a failed attempt).
     pub retry_at: u64,
     pub failures: u32,
+    /// Who may run the agents: the daemons that saw the failure (dlm_controld's
+    /// `set_fence_actors`), lowest first.
+    pub actors: Vec<NodeId>,
 }
 
 pub struct Node {
@@ -230,21 +233,31 @@ impl Node {
         }
     }
 
-    fn need_fencing(&mut self, node: NodeId) {
+    fn need_fencing(&mut self, node: NodeId, members: &[NodeId]) {
         if self.config.enable_fencing && node != self.me {
             let n = self.fencing.entry(node).or_default();
             n.uncovered = true;
             n.failures += 1;
+            n.actors = members.iter().copied().filter(|m| *m != node).collect();
         }
     }
 
     fn confchg(&mut self, c: Confchg, out: &mut Vec<Output>) {
+        let witnesses = if c.group == DAEMON_GROUP {
+            c.members.clone()
+        } else {
+            self.daemon_members.clone()
+        };
         for (n, why) in &c.left {
-            if why.needs_fencing() {
-                self.need_fencing(*n);
+            if why.needs_fencing() && !self.fencing.get(n).is_some_and(|f| f.uncovered) {
+                self.need_fencing(*n, &witnesses);
             }
         }
         if c.group == DAEMON_GROUP {
+            if c.joined.contains(&self.me) {
+                // A daemon that just started holds no lock state.
+                out.push(Output::McastDaemon(DaemonCpg::Hello { clean: true }));
+            }
             for (n, why) in &c.left {
                 out.push(Output::Log(format!("daemon group: node {n} left (reason {})", why.code())));
                 // An actor that went away leaves its fencing to the next one.
@@ -319,6 +332,11 @@ impl Node {
                     e.1 = now;
                 }
             }
+            DaemonCpg::Hello { clean } => {
+                if clean && self.fencing.remove(&from).is_some() {
+                    out.push(Output::Log(format!("node {from} rejoined cleanly: counts as fenced")));
+                }
+            }
             DaemonCpg::FenceAck { node } => {
                 if self.fencing.remove(&node).is_some() {
                     out.push(Output::Log(format!("fence_ack {node}: recorded as fenced by an admin")));
@@ -333,14 +351,16 @@ impl Node {
     /// After every input: run fencing if this node is the actor, and let lockspaces
     /// whose conditions now hold start recovery.
     fn drive(&mut self, out: &mut Vec<Output>) {
-        let actor = self.daemon_members.first() == Some(&self.me);
         let may_fence = !self.config.enable_quorum_fencing || self.quorate;
-        if actor && may_fence {
+        if may_fence {
+            let members = &self.daemon_members;
+            let me = self.me;
             let due: Vec<NodeId> = self
                 .fencing
                 .iter()
                 .filter(|(n, need)| {
-                    need.uncovered
+                    need.actors.iter().find(|a| members.contains(a)) == Some(&me)
+                        && need.uncovered
                         && need.started_by.is_none()
                         && need.retry_at <= self.now
                         && !self.starting.contains(n)

@@ -1,0 +1,917 @@
+//! Deterministic simulation of a cluster of lock-manager cores: an in-memory network
+//! (FIFO per pair of nodes, like TCP), a model of corosync (views per connected
+//! component, CPG groups with one total order per view, votequorum by majority), a
+//! power-off fence device, random clients, partitions, crashes and restarts — all driven
+//! by one seeded RNG and a virtual clock. After every step the invariants are checked;
+//! a failure names its seed, and the same seed replays the same run.
+
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::cmp::Reverse;
+
+use crate::api::{Callback, Request};
+use crate::flags::{Flags, Status, SBF_VALNOTVALID};
+use crate::membership::{lockspace_group, ClusterEvent, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP};
+use crate::message::{DaemonCpg, LsCpg, Msg};
+use crate::mode::{Mode, MODES};
+use crate::node::{CoreConfig, Input, Node, Output};
+use crate::resource::{Lvb, Queue};
+
+/// xorshift64*: small, fast and the same everywhere.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+}
+
+/// What happens at a virtual time.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    /// Deliver the front of the link from → to.
+    Link(NodeId, NodeId),
+    /// Process the next corosync event in a node's inbox.
+    Inbox(NodeId),
+    /// corosync notices the connectivity changed (token timeout).
+    Membership,
+    /// A fence device finished powering a node off.
+    FenceDone { actor: NodeId, actor_inc: u32, victim: NodeId },
+    Restart(NodeId),
+    Tick,
+    /// A random client action or fault.
+    Chaos,
+}
+
+/// A client's call not yet answered.
+#[derive(Clone, Debug)]
+struct Pending {
+    client: u64,
+    ls: String,
+    lkid: u32,
+    /// What the call does to the value block if accepted: (resource, value written by
+    /// a PW/EX holder releasing or converting down; `None` for IVVALBLK).
+    writes: Option<(Vec<u8>, Option<Lvb>)>,
+    /// The value before the call applied `writes`, restored if the call is refused.
+    before: Option<Lvb>,
+}
+
+struct SimNode {
+    core: Option<Node>,
+    inc: u32,
+    inbox: VecDeque<ClusterEvent>,
+    /// Typed CPG payloads, parallel to Deliver events in the inbox.
+    payloads: VecDeque<Payload>,
+    inbox_busy: bool,
+    /// CPG groups joined, and the members last reported for each.
+    groups: BTreeMap<String, Vec<NodeId>>,
+    /// Clients on this node: id → locks it holds (lkid → mode) as callbacks said.
+    clients: BTreeMap<u64, BTreeMap<(String, u32), Option<Mode>>>,
+    pending: BTreeMap<u64, Pending>,
+    view: Vec<NodeId>,
+}
+
+#[derive(Clone, Debug)]
+enum Payload {
+    Ls(String, LsCpg),
+    Daemon(DaemonCpg),
+}
+
+/// The knobs of one run.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub nodes: u32,
+    pub steps: u32,
+    pub resources: u32,
+    /// Faults (cuts, crashes) on or off.
+    pub faults: bool,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            nodes: 3,
+            steps: 400,
+            resources: 4,
+            faults: true,
+        }
+    }
+}
+
+pub struct Sim {
+    pub seed: u64,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    nodes: BTreeMap<NodeId, SimNode>,
+    links: BTreeMap<(NodeId, NodeId), VecDeque<(u64, Msg)>>,
+    cut: BTreeSet<NodeId>,
+    next_client: u64,
+    next_req: u64,
+    /// Latest value written per (lockspace, resource) by a PW/EX holder.
+    written: BTreeMap<(String, Vec<u8>), Lvb>,
+    /// Nodes powered off by fencing, and whether that was after each of their failures.
+    pub fences: u32,
+    pub grants: u64,
+    pub log: Vec<String>,
+    params: Params,
+    ring: u64,
+    /// Log every input and output (HYDRA_SIM_TRACE=1), for replaying a failing seed.
+    trace: bool,
+}
+
+const TOKEN_MS: u64 = 1000;
+const LS: [&str; 2] = ["ls0", "ls1"];
+
+impl Sim {
+    pub fn new(seed: u64, params: Params) -> Self {
+        let mut s = Sim {
+            seed,
+            rng: Rng::new(seed),
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: BTreeMap::new(),
+            links: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            next_client: 1,
+            next_req: 1,
+            written: BTreeMap::new(),
+            fences: 0,
+            grants: 0,
+            log: Vec::new(),
+            params: params.clone(),
+            ring: 0,
+            trace: std::env::var_os("HYDRA_SIM_TRACE").is_some(),
+        };
+        for id in 1..=params.nodes {
+            s.nodes.insert(
+                id,
+                SimNode {
+                    core: None,
+                    inc: 0,
+                    inbox: VecDeque::new(),
+                    payloads: VecDeque::new(),
+                    inbox_busy: false,
+                    groups: BTreeMap::new(),
+                    clients: BTreeMap::new(),
+                    pending: BTreeMap::new(),
+                    view: Vec::new(),
+                },
+            );
+        }
+        for id in 1..=params.nodes {
+            s.boot(id);
+        }
+        s.at(0, Ev::Membership);
+        s.at(100, Ev::Tick);
+        s.at(50, Ev::Chaos);
+        s
+    }
+
+    fn at(&mut self, delay: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((self.now + delay, self.seq, ev)));
+    }
+
+    fn config() -> CoreConfig {
+        CoreConfig {
+            toss_ms: 2_000,
+            fence_retry_ms: 500,
+            ..CoreConfig::default()
+        }
+    }
+
+    fn boot(&mut self, id: NodeId) {
+        let n = self.nodes.get_mut(&id).expect("node");
+        n.inc += 1;
+        let mut core = Node::new(id, Self::config());
+        let out = core.start();
+        n.core = Some(core);
+        n.groups.clear();
+        n.inbox.clear();
+        n.payloads.clear();
+        n.inbox_busy = false;
+        n.view.clear();
+        // One system client joins both lockspaces, as `dlm_tool join` would.
+        let sys = self.next_client;
+        self.next_client += 1;
+        self.nodes.get_mut(&id).expect("node").clients.insert(sys, BTreeMap::new());
+        self.outputs(id, out);
+        for ls in LS {
+            self.call(id, sys, Request::Join { ls: ls.to_string() }, 0, None);
+        }
+        self.at(0, Ev::Membership);
+    }
+
+    fn crash(&mut self, id: NodeId, why: &str) {
+        let n = self.nodes.get_mut(&id).expect("node");
+        if n.core.is_none() {
+            return;
+        }
+        n.core = None;
+        n.clients.clear();
+        n.pending.clear();
+        n.groups.clear();
+        n.inbox.clear();
+        n.payloads.clear();
+        self.links.retain(|(a, b), _| *a != id && *b != id);
+        self.log.push(format!("{} node {id} down ({why})", self.now));
+        self.at(0, Ev::Membership);
+    }
+
+    fn alive(&self, id: NodeId) -> bool {
+        self.nodes[&id].core.is_some()
+    }
+
+    // ---- driving a core ------------------------------------------------------------------
+
+    fn input(&mut self, id: NodeId, input: Input) {
+        let now = self.now;
+        let Some(core) = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()) else {
+            return;
+        };
+        if self.trace {
+            self.log.push(format!("{now} n{id} <- {input:?}"));
+        }
+        let out = core.handle(input, now);
+        if self.trace {
+            for o in &out {
+                self.log.push(format!("{now} n{id} -> {o:?}"));
+            }
+        }
+        self.outputs(id, out);
+    }
+
+    fn call(&mut self, id: NodeId, client: u64, request: Request, lkid: u32, writes: Option<(Vec<u8>, Option<Lvb>)>) {
+        let ls = match &request {
+            Request::Lock { ls, .. } | Request::Unlock { ls, .. } | Request::Join { ls } | Request::Leave { ls, .. } => ls.clone(),
+            Request::FenceAck { .. } => String::new(),
+        };
+        let req = self.next_req;
+        self.next_req += 1;
+        // The write takes effect with the call: a local master grants readers before
+        // the call even returns.
+        let before = writes.as_ref().and_then(|(name, v)| {
+            let key = (ls.clone(), name.clone());
+            match v {
+                Some(v) => self.written.insert(key, *v),
+                None => self.written.remove(&key),
+            }
+        });
+        self.nodes.get_mut(&id).expect("node").pending.insert(
+            req,
+            Pending {
+                client,
+                ls,
+                lkid,
+                writes,
+                before,
+            },
+        );
+        self.input(id, Input::Client { client, req, request });
+    }
+
+    fn outputs(&mut self, id: NodeId, out: Vec<Output>) {
+        for o in out {
+            match o {
+                Output::Send { to, msg } => {
+                    let delay = 1 + self.rng.below(4);
+                    let q = self.links.entry((id, to)).or_default();
+                    let t = q.back().map_or(0, |b| b.0).max(self.now + delay);
+                    let was_empty = q.is_empty();
+                    q.push_back((t, msg));
+                    if was_empty {
+                        let d = t - self.now;
+                        self.at(d, Ev::Link(id, to));
+                    }
+                }
+                Output::McastLs { ls, msg } => self.mcast(id, &lockspace_group(&ls), Payload::Ls(ls, msg)),
+                Output::McastDaemon(msg) => self.mcast(id, DAEMON_GROUP, Payload::Daemon(msg)),
+                Output::CpgJoin(g) => self.cpg_join(id, g),
+                Output::CpgLeave(g) => self.cpg_leave(id, g),
+                Output::Reply { req, result, .. } => {
+                    let n = self.nodes.get_mut(&id).expect("node");
+                    if let Some(p) = n.pending.remove(&req) {
+                        if let (Ok(lkid), Some(c)) = (&result, n.clients.get_mut(&p.client)) {
+                            if p.lkid == 0 && *lkid != 0 {
+                                c.entry((p.ls.clone(), *lkid)).or_insert(None);
+                            }
+                        }
+                        if let (Err(_), Some((name, _))) = (&result, p.writes) {
+                            match p.before {
+                                Some(v) => self.written.insert((p.ls, name), v),
+                                None => self.written.remove(&(p.ls, name)),
+                            };
+                        }
+                    }
+                }
+                Output::Callback { client, ls, cb } => self.callback(id, client, ls, cb),
+                Output::Fence { node } => {
+                    let inc = self.nodes[&id].inc;
+                    let delay = 20 + self.rng.below(300);
+                    self.at(delay, Ev::FenceDone { actor: id, actor_inc: inc, victim: node });
+                }
+                Output::Log(l) => self.log.push(format!("{} n{id}: {l}", self.now)),
+            }
+        }
+    }
+
+    fn callback(&mut self, id: NodeId, client: u64, ls: String, cb: Callback) {
+        let n = self.nodes.get_mut(&id).expect("node");
+        let Some(c) = n.clients.get_mut(&client) else {
+            return;
+        };
+        if let Callback::Completion {
+            lkid,
+            status,
+            mode,
+            sbflags,
+            lvb,
+        } = cb
+        {
+            match status {
+                Status::Granted => {
+                    self.grants += 1;
+                    c.insert((ls.clone(), lkid), mode);
+                }
+                _ if mode.is_none() => {
+                    c.remove(&(ls.clone(), lkid));
+                }
+                _ => {
+                    c.insert((ls.clone(), lkid), mode);
+                }
+            }
+            // Value blocks: a reader that excludes writers (PR and up) sees the last value
+            // a PW/EX holder wrote, unless the block is marked not valid.
+            if let (Status::Granted, Some(m), Some(v)) = (status, mode, lvb) {
+                if m >= Mode::PR && m != Mode::CW && sbflags & SBF_VALNOTVALID == 0 {
+                    let name = self.lock_name(id, &ls, lkid);
+                    if let Some(name) = name {
+                        if let Some(w) = self.written.get(&(ls.clone(), name.clone())) {
+                            assert_eq!(
+                                &v, w,
+                                "seed {}: value block read by lock {lkid:#x} on node {id} is stale\n{}",
+                                self.seed,
+                                self.tail_log()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn lock_name(&self, id: NodeId, ls: &str, lkid: u32) -> Option<Vec<u8>> {
+        let core = self.nodes[&id].core.as_ref()?;
+        core.lockspaces
+            .get(ls)?
+            .held()
+            .find(|(_, k, _)| *k == lkid)
+            .map(|(n, _, _)| n.clone())
+    }
+
+    // ---- corosync model ------------------------------------------------------------------
+
+    fn component_of(&self, id: NodeId) -> Vec<NodeId> {
+        self.nodes[&id].view.clone()
+    }
+
+    fn mcast(&mut self, from: NodeId, group: &str, p: Payload) {
+        if !self.nodes[&from].groups.contains_key(group) {
+            return;
+        }
+        for m in self.component_of(from) {
+            if self.nodes[&m].groups.contains_key(group) {
+                self.deliver(
+                    m,
+                    ClusterEvent::Deliver {
+                        group: group.to_string(),
+                        from,
+                        data: Vec::new(),
+                    },
+                    Some(p.clone()),
+                );
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: NodeId, ev: ClusterEvent, p: Option<Payload>) {
+        let n = self.nodes.get_mut(&to).expect("node");
+        n.inbox.push_back(ev);
+        if let Some(p) = p {
+            n.payloads.push_back(p);
+        }
+        if !n.inbox_busy {
+            n.inbox_busy = true;
+            let d = self.rng.below(3);
+            self.at(d, Ev::Inbox(to));
+        }
+    }
+
+    fn group_members(&self, view: &[NodeId], group: &str) -> Vec<NodeId> {
+        view.iter()
+            .copied()
+            .filter(|m| self.nodes[m].groups.contains_key(group))
+            .collect()
+    }
+
+    /// Tell every member of `group` in `id`'s view its new membership.
+    fn group_changed(&mut self, id: NodeId, group: &str, left_reason: LeaveReason) {
+        let view = self.component_of(id);
+        let members = self.group_members(&view, group);
+        for m in &members {
+            self.report_group(*m, group, &members, left_reason);
+        }
+        // The node that left hears nothing more of the group.
+    }
+
+    fn report_group(&mut self, m: NodeId, group: &str, members: &[NodeId], left_reason: LeaveReason) {
+        let old = self.nodes[&m].groups.get(group).cloned().unwrap_or_default();
+        if old == members {
+            return;
+        }
+        let joined: Vec<NodeId> = members.iter().copied().filter(|x| !old.contains(x)).collect();
+        let left: Vec<(NodeId, LeaveReason)> = old
+            .iter()
+            .copied()
+            .filter(|x| !members.contains(x))
+            .map(|x| (x, left_reason))
+            .collect();
+        self.nodes
+            .get_mut(&m)
+            .expect("node")
+            .groups
+            .insert(group.to_string(), members.to_vec());
+        self.deliver(
+            m,
+            ClusterEvent::Confchg(Confchg {
+                group: group.to_string(),
+                members: members.to_vec(),
+                joined,
+                left,
+            }),
+            None,
+        );
+    }
+
+    fn cpg_join(&mut self, id: NodeId, group: String) {
+        self.nodes.get_mut(&id).expect("node").groups.insert(group.clone(), Vec::new());
+        self.group_changed(id, &group, LeaveReason::Leave);
+    }
+
+    fn cpg_leave(&mut self, id: NodeId, group: String) {
+        self.nodes.get_mut(&id).expect("node").groups.remove(&group);
+        let view = self.component_of(id);
+        if let Some(&other) = view.iter().find(|m| **m != id) {
+            self.group_changed(other, &group, LeaveReason::Leave);
+        }
+    }
+
+    /// Views from connectivity: alive nodes, links up unless a node is cut off.
+    fn membership(&mut self) {
+        let alive: Vec<NodeId> = self.nodes.keys().copied().filter(|n| self.alive(*n)).collect();
+        let mut comps: Vec<Vec<NodeId>> = Vec::new();
+        let whole: Vec<NodeId> = alive.iter().copied().filter(|n| !self.cut.contains(n)).collect();
+        if !whole.is_empty() {
+            comps.push(whole);
+        }
+        for n in &alive {
+            if self.cut.contains(n) {
+                comps.push(vec![*n]);
+            }
+        }
+        let total = self.params.nodes as usize;
+        for comp in comps {
+            let changed = comp.iter().any(|m| self.nodes[m].view != comp);
+            if !changed {
+                continue;
+            }
+            self.ring += 1;
+            // TCP connections across the new boundary are reset: what was in flight is gone.
+            let outside: Vec<NodeId> = self.nodes.keys().copied().filter(|x| !comp.contains(x)).collect();
+            self.links.retain(|(a, b), _| !(comp.contains(a) && outside.contains(b) || comp.contains(b) && outside.contains(a)));
+            for m in &comp {
+                self.nodes.get_mut(m).expect("node").view = comp.clone();
+            }
+            let q = Quorum {
+                quorate: comp.len() * 2 > total,
+                members: comp.clone(),
+                ring_seq: self.ring,
+            };
+            for m in comp.clone() {
+                self.deliver(m, ClusterEvent::Quorum(q.clone()), None);
+            }
+            // Group changes, in one order for everyone: the daemons' group first.
+            let mut groups: BTreeSet<String> = BTreeSet::new();
+            for m in &comp {
+                groups.extend(self.nodes[m].groups.keys().cloned());
+            }
+            let mut order: Vec<String> = vec![DAEMON_GROUP.to_string()];
+            order.extend(groups.into_iter().filter(|g| g != DAEMON_GROUP));
+            for g in order {
+                let members = self.group_members(&comp, &g);
+                for m in &members {
+                    self.report_group(*m, &g, &members, LeaveReason::NodeDown);
+                }
+            }
+        }
+    }
+
+    // ---- the run --------------------------------------------------------------------------
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Link(from, to) => {
+                let Some(q) = self.links.get_mut(&(from, to)) else {
+                    return;
+                };
+                let Some((t, _)) = q.front() else {
+                    return;
+                };
+                if *t > self.now {
+                    let d = *t - self.now;
+                    self.at(d, Ev::Link(from, to));
+                    return;
+                }
+                if self.cut.contains(&from) || self.cut.contains(&to) {
+                    return; // held until the link heals (then pumped again)
+                }
+                let (_, msg) = q.pop_front().expect("front");
+                if let Some((t, _)) = q.front() {
+                    let d = t.saturating_sub(self.now);
+                    self.at(d, Ev::Link(from, to));
+                }
+                self.input(to, Input::Peer { from, msg });
+            }
+            Ev::Inbox(id) => {
+                let n = self.nodes.get_mut(&id).expect("node");
+                let Some(e) = n.inbox.pop_front() else {
+                    n.inbox_busy = false;
+                    return;
+                };
+                let input = match e {
+                    ClusterEvent::Confchg(c) => Input::Confchg(c),
+                    ClusterEvent::Quorum(q) => Input::Quorum(q),
+                    ClusterEvent::Deliver { from, .. } => match n.payloads.pop_front().expect("payload") {
+                        Payload::Ls(ls, msg) => Input::LsCpg { ls, from, msg },
+                        Payload::Daemon(msg) => Input::DaemonCpg { from, msg },
+                    },
+                };
+                if n.inbox.is_empty() {
+                    n.inbox_busy = false;
+                } else {
+                    let d = self.rng.below(3);
+                    self.at(d, Ev::Inbox(id));
+                }
+                self.input(id, input);
+            }
+            Ev::Membership => self.membership(),
+            Ev::FenceDone { actor, actor_inc, victim } => {
+                if self.nodes[&actor].inc != actor_inc || !self.alive(actor) {
+                    return;
+                }
+                // The device sometimes fails; the actor retries.
+                let ok = !self.rng.chance(150);
+                if ok {
+                    self.fences += 1;
+                    self.crash(victim, "fenced");
+                    let d = 500 + self.rng.below(3000);
+                    self.at(d, Ev::Restart(victim));
+                }
+                self.input(actor, Input::FenceDone { node: victim, ok });
+            }
+            Ev::Restart(id) => {
+                if !self.alive(id) {
+                    self.cut.remove(&id);
+                    self.boot(id);
+                }
+            }
+            Ev::Tick => {
+                let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+                for id in ids {
+                    self.input(id, Input::Tick);
+                }
+                self.at(100, Ev::Tick);
+            }
+            Ev::Chaos => {
+                self.chaos();
+                let d = 5 + self.rng.below(40);
+                self.at(d, Ev::Chaos);
+            }
+        }
+        self.check();
+    }
+
+    fn heal(&mut self, id: NodeId) {
+        if self.cut.remove(&id) {
+            self.at(TOKEN_MS / 2, Ev::Membership);
+            let keys: Vec<(NodeId, NodeId)> = self.links.keys().copied().filter(|(a, b)| *a == id || *b == id).collect();
+            for (a, b) in keys {
+                self.at(1, Ev::Link(a, b));
+            }
+        }
+    }
+
+    fn chaos(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let id = ids[self.rng.below(ids.len() as u64) as usize];
+        let roll = self.rng.below(1000);
+        if self.params.faults && roll < 6 {
+            if self.cut.len() + 1 < ids.len() && self.alive(id) {
+                self.log.push(format!("{} cut node {id}", self.now));
+                self.cut.insert(id);
+                self.at(TOKEN_MS, Ev::Membership);
+            }
+            return;
+        }
+        if self.params.faults && roll < 14 {
+            let cut: Vec<NodeId> = self.cut.iter().copied().collect();
+            if let Some(&h) = cut.first() {
+                self.log.push(format!("{} heal node {h}", self.now));
+                self.heal(h);
+            }
+            return;
+        }
+        if self.params.faults && roll < 17 && self.alive(id) {
+            self.crash(id, "crash");
+            let d = 1000 + self.rng.below(4000);
+            self.at(d, Ev::Restart(id));
+            return;
+        }
+        if !self.alive(id) {
+            return;
+        }
+        self.client_op(id);
+    }
+
+    fn client_op(&mut self, id: NodeId) {
+        let roll = self.rng.below(100);
+        let clients: Vec<u64> = self.nodes[&id].clients.keys().copied().collect();
+        if roll < 5 || clients.len() < 3 {
+            let c = self.next_client;
+            self.next_client += 1;
+            self.nodes.get_mut(&id).expect("node").clients.insert(c, BTreeMap::new());
+            return;
+        }
+        let client = clients[1 + self.rng.below(clients.len() as u64 - 1) as usize];
+        let ls = LS[self.rng.below(2) as usize].to_string();
+        if roll < 7 {
+            self.nodes.get_mut(&id).expect("node").clients.remove(&client);
+            self.input(id, Input::ClientGone(client));
+            return;
+        }
+        let held: Vec<((String, u32), Option<Mode>)> =
+            self.nodes[&id].clients[&client].iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mode = MODES[self.rng.below(6) as usize];
+        let mut flags = Flags::VALBLK;
+        for (bit, p) in [
+            (Flags::NOQUEUE, 150),
+            (Flags::QUECVT, 80),
+            (Flags::CONVDEADLK, 60),
+            (Flags::NODLCKWT, 40),
+            (Flags::HEADQUE, 40),
+            (Flags::NOORDER, 40),
+            (Flags::ALTPR, 30),
+            (Flags::ALTCW, 30),
+            (Flags::NOQUEUEBAST, 50),
+            (Flags::IVVALBLK, 30),
+            (Flags::PERSISTENT, 20),
+        ] {
+            if self.rng.chance(p) {
+                flags |= bit;
+            }
+        }
+        let value = self.next_req.to_le_bytes();
+        let mut lvb = [0u8; 32];
+        lvb[..8].copy_from_slice(&value);
+        if held.is_empty() || roll < 50 {
+            let name = format!("res{}", self.rng.below(self.params.resources as u64)).into_bytes();
+            let req = Request::Lock {
+                ls,
+                name,
+                mode,
+                flags: Flags(flags & !(Flags::QUECVT | Flags::CONVDEADLK)),
+                lvb: Some(lvb),
+                bast: true,
+                lkid: 0,
+            };
+            self.call(id, client, req, 0, None);
+            return;
+        }
+        let ((ls_of, lkid), gr) = held[self.rng.below(held.len() as u64) as usize].clone();
+        let writes = |f: u32, to: Option<Mode>| -> Option<Lvb> {
+            let big = gr.is_some_and(|g| g >= Mode::PW);
+            let down = to.is_none_or(|t| Some(t) <= gr);
+            (big && down && f & Flags::VALBLK != 0 && f & Flags::IVVALBLK == 0).then_some(lvb)
+        };
+        if roll < 75 {
+            let f = flags | Flags::CONVERT;
+            let w = writes(f, Some(mode));
+            let req = Request::Lock {
+                ls: ls_of.clone(),
+                name: Vec::new(),
+                mode,
+                flags: Flags(f & !Flags::PERSISTENT),
+                lvb: Some(lvb),
+                bast: true,
+                lkid,
+            };
+            let w = w
+                .filter(|_| gr != Some(Mode::PW) || mode != Mode::EX)
+                .and_then(|v| self.write_of(id, &ls_of, lkid, Some(v), f));
+            self.call(id, client, req, lkid, w);
+        } else {
+            let f = match self.rng.below(10) {
+                0 | 1 => Flags::CANCEL,
+                2 => Flags::FORCEUNLOCK,
+                _ => flags & (Flags::VALBLK | Flags::IVVALBLK),
+            };
+            let big = gr.is_some_and(|g| g >= Mode::PW);
+            let w = if f & Flags::IVVALBLK != 0 && big {
+                self.write_of(id, &ls_of, lkid, None, f)
+            } else {
+                writes(f, None).and_then(|v| self.write_of(id, &ls_of, lkid, Some(v), f))
+            };
+            let req = Request::Unlock {
+                ls: ls_of,
+                lkid,
+                flags: Flags(f),
+                lvb: Some(lvb),
+            };
+            self.call(id, client, req, lkid, w);
+        }
+    }
+
+    /// What a call by a PW/EX holder does to the value block, if it holds the lock idle
+    /// (otherwise the call is refused or merely cancels, and writes nothing).
+    fn write_of(&self, id: NodeId, ls: &str, lkid: u32, v: Option<Lvb>, f: u32) -> Option<(Vec<u8>, Option<Lvb>)> {
+        let l = self.nodes[&id].core.as_ref()?.lockspaces.get(ls)?;
+        let idle = l.held().any(|(_, k, m)| k == lkid && m >= Mode::PW) && !l.outstanding().any(|(k, _)| k == lkid);
+        if !idle || f & (Flags::CANCEL | Flags::FORCEUNLOCK) != 0 {
+            return None;
+        }
+        Some((self.lock_name(id, ls, lkid)?, v))
+    }
+
+    /// The safety invariants, after every step.
+    fn check(&self) {
+        // Never two incompatible locks granted on one resource anywhere in the cluster
+        // (every live node, partitioned or not: only a fence powers a node off).
+        type Held = (NodeId, u32, Mode, Option<Mode>);
+        let mut held: BTreeMap<(String, Vec<u8>), Vec<Held>> = BTreeMap::new();
+        for (id, n) in &self.nodes {
+            let Some(core) = &n.core else { continue };
+            for (lsn, ls) in &core.lockspaces {
+                for (name, lkid, mode) in ls.held() {
+                    let alt = ls.middle_conversion(lkid);
+                    held.entry((lsn.clone(), name.clone())).or_default().push((*id, lkid, mode, alt));
+                }
+                for (name, res) in ls.mastered() {
+                    let g: Vec<Mode> = res.queue(Queue::Grant).filter_map(|l| l.grmode).collect();
+                    for (i, a) in g.iter().enumerate() {
+                        for b in &g[i + 1..] {
+                            assert!(
+                                a.compatible(*b),
+                                "seed {}: master n{id} of {lsn}/{} grants {a} and {b}",
+                                self.seed,
+                                String::from_utf8_lossy(name)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for ((ls, name), locks) in &held {
+            for (i, a) in locks.iter().enumerate() {
+                for b in &locks[i + 1..] {
+                    // A middle conversion in flight holds one of its two modes.
+                    let ok = |x: Mode, y: Mode| x.compatible(y);
+                    let fits = ok(a.2, b.2)
+                        || a.3.is_some_and(|m| ok(m, b.2))
+                        || b.3.is_some_and(|m| ok(a.2, m))
+                        || a.3.zip(b.3).is_some_and(|(m, n)| ok(m, n));
+                    assert!(
+                        fits,
+                        "seed {}: t={} {ls}/{}: node {} lock {:#x} holds {} while node {} lock {:#x} holds {}\n{}",
+                        self.seed,
+                        self.now,
+                        String::from_utf8_lossy(name),
+                        a.0,
+                        a.1,
+                        a.2,
+                        b.0,
+                        b.1,
+                        b.2,
+                        self.tail_log()
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn tail_log(&self) -> String {
+        if self.trace {
+            return self.log.join("\n");
+        }
+        let from = self.log.len().saturating_sub(40);
+        self.log[from..].join("\n")
+    }
+
+    fn run_until(&mut self, end: u64, chaos: bool) {
+        while let Some(Reverse((t, _, ev))) = self.queue.pop() {
+            if t > end {
+                self.queue.push(Reverse((t, 0, ev)));
+                break;
+            }
+            self.now = t;
+            if !chaos && ev == Ev::Chaos {
+                continue;
+            }
+            self.step(ev);
+        }
+        self.now = end;
+    }
+
+    /// Run: chaos for `steps` × 10 ms of virtual time, then heal everything, restart the
+    /// dead, stop the chaos and let the cluster settle; then every call must have been
+    /// answered, every operation finished, every lockspace running; then every client
+    /// goes away and only orphans may remain.
+    pub fn run(&mut self) -> Result<(), String> {
+        let busy = self.params.steps as u64 * 10;
+        self.run_until(busy, true);
+        for id in self.cut.clone() {
+            self.heal(id);
+        }
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in &ids {
+            if !self.alive(*id) {
+                self.at(0, Ev::Restart(*id));
+            }
+        }
+        // Settle: long enough for detection, fencing retries, restarts and recovery.
+        let mut until = self.now + 20_000;
+        self.run_until(until, false);
+        // Clients release what they hold (waiters are cancelled by going away).
+        for id in &ids {
+            let clients: Vec<u64> = self.nodes[id].clients.keys().copied().skip(1).collect();
+            for c in clients {
+                self.nodes.get_mut(id).expect("node").clients.remove(&c);
+                self.input(*id, Input::ClientGone(c));
+            }
+        }
+        until = self.now + 10_000;
+        self.run_until(until, false);
+        for (id, n) in &self.nodes {
+            let core = n.core.as_ref().ok_or(format!("seed {}: node {id} did not come back", self.seed))?;
+            if !n.pending.is_empty() {
+                return Err(format!(
+                    "seed {}: node {id}: {} calls never answered\n{}",
+                    self.seed,
+                    n.pending.len(),
+                    self.tail_log()
+                ));
+            }
+            for (name, ls) in &core.lockspaces {
+                if !ls.running() {
+                    return Err(format!(
+                        "seed {}: node {id}: lockspace {name} still recovering ({:?}, fencing {:?})\n{}",
+                        self.seed,
+                        ls.phase(),
+                        core.fencing,
+                        self.tail_log()
+                    ));
+                }
+                if let Some((lkid, r)) = ls.outstanding().next() {
+                    return Err(format!(
+                        "seed {}: node {id}: {name} lock {lkid:#x} on {} never completed\n{}",
+                        self.seed,
+                        String::from_utf8_lossy(r),
+                        self.tail_log()
+                    ));
+                }
+                if ls.lock_count() != ls.orphans() || ls.held().count() != ls.lock_count() {
+                    return Err(format!(
+                        "seed {}: node {id}: {name} keeps {} locks after its clients left ({} orphans)",
+                        self.seed,
+                        ls.lock_count(),
+                        ls.orphans()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
