@@ -1,0 +1,518 @@
+//! Hosts built from network namespaces on this machine, each running its own corosync
+//! (DESIGN.md "Test beds").
+//!
+//! Host `i` (1-based) of a cluster is:
+//! - a network namespace `hyd-<pid>-<k>-<i>` (`k` numbers the clusters of this test
+//!   process) with one veth, `eth0`, whose other end `hyd-<pid>-<k>v<i>` is in a bridge
+//!   `hyd-<pid>-<k>` made for the cluster. `eth0` has 10.200.<k+1>.<i>/24 and no other
+//!   address: IPv6 is off (no link-local), loopback stays down, there is no default
+//!   route. The bridge has no address, so nothing inside can reach the machine.
+//! - a mount namespace of its own with a tmpfs on /run (corosync's pid file is fixed at
+//!   /run/corosync.pid) and on /dev/shm (libqb's IPC rings), held by a `sleep` process.
+//!   Every program of the host — corosync, a test's own program, corosync's tools — is
+//!   put into the holder's network and mount namespaces with nsenter, and so talks to
+//!   that host's corosync: libqb's IPC sockets are abstract unix sockets, which belong to
+//!   the network namespace, and its rings are files in /dev/shm. These mounts exist only
+//!   in that namespace and vanish with its last process; nothing is mounted on the
+//!   machine's own tree.
+//! - a directory of its own (corosync.conf, corosync's log and state_dir) in the
+//!   cluster's temporary directory `hyd-<pid>-<k>-*`.
+//!
+//! Dropping the cluster kills every process in its namespaces by pid, deletes the links,
+//! the namespaces and the bridge, also when the test panics (then it prints the corosync
+//! logs first). Processes it starts get SIGKILL if the test process dies, and a later
+//! run deletes namespaces and links left by a test process that no longer exists.
+
+use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{run, text};
+
+/// corosync's token timeout (corosync.conf(5) `totem.token`): short, so that a cut or a
+/// crash is noticed within seconds.
+const TOKEN_MS: u32 = 1000;
+
+/// How long a host may take to reach a membership or to answer over IPC.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// Clusters made by this test process so far (their `k`).
+static CLUSTERS: AtomicU8 = AtomicU8::new(0);
+
+pub struct Cluster {
+    /// `hyd-<pid>-<k>`: the bridge's name, and the prefix of every other name.
+    name: String,
+    subnet: u8,
+    bridge_made: bool,
+    hosts: Vec<Host>,
+    dir: tempfile::TempDir,
+}
+
+struct Host {
+    netns: String,
+    /// The veth end in the bridge, in the machine's namespace.
+    veth: String,
+    addr: Ipv4Addr,
+    dir: PathBuf,
+    holder: Option<Child>,
+    corosync: Option<Child>,
+}
+
+impl Cluster {
+    /// `n` hosts, each with corosync running, once every host sees all `n` as members.
+    pub fn start(n: usize) -> Cluster {
+        assert!((1..=9).contains(&n), "1 to 9 hosts");
+        require_tools();
+        sweep_stale();
+        let k = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let mut cluster = Cluster {
+            name: format!("hyd-{}-{k}", std::process::id()),
+            subnet: k
+                .checked_add(1)
+                .expect("at most 254 clusters per test process"),
+            bridge_made: false,
+            hosts: Vec::new(),
+            dir: tempfile::Builder::new()
+                .prefix(&format!("hyd-{}-{k}-", std::process::id()))
+                .tempdir()
+                .expect("temp dir"),
+        };
+        // Each step records what it made before the next can fail, so that Drop removes
+        // a half-built cluster too.
+        cluster.make_bridge();
+        for i in 1..=n {
+            cluster.add_host(i);
+        }
+        for i in 1..=n {
+            cluster.write_config(i);
+            cluster.start_corosync(i);
+        }
+        for i in 1..=n {
+            cluster.wait_members(i, n);
+        }
+        cluster
+    }
+
+    /// Host `i`'s address.
+    pub fn addr(&self, i: usize) -> Ipv4Addr {
+        self.host(i).addr
+    }
+
+    /// Host `i`'s directory (corosync.conf, corosync.log; a test may put its files here).
+    pub fn dir(&self, i: usize) -> &Path {
+        &self.host(i).dir
+    }
+
+    /// A command that runs `program` inside host `i`'s network and mount namespaces. It
+    /// gets SIGKILL if the test process dies.
+    pub fn command(&self, i: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let holder = self.host(i).holder.as_ref().expect("host is up").id();
+        let mut cmd = command("nsenter");
+        cmd.arg(format!("--target={holder}"))
+            .args(["--net", "--mount", "--"])
+            .arg(program);
+        cmd
+    }
+
+    /// Run a program in host `i` to completion (at most 30 s).
+    pub fn exec(&self, i: usize, args: &[&str]) -> Output {
+        let mut cmd = self.command(i, args[0]);
+        cmd.args(&args[1..]);
+        run(&mut cmd, Duration::from_secs(30))
+    }
+
+    /// Cut host `i` off the bridge (its link goes down on the bridge side).
+    pub fn cut(&self, i: usize) {
+        ip(&format!("link set {} down", self.host(i).veth));
+    }
+
+    /// Put host `i` back on the bridge.
+    pub fn heal(&self, i: usize) {
+        ip(&format!("link set {} up", self.host(i).veth));
+    }
+
+    /// Kill host `i`'s corosync (SIGKILL, by pid): a crash.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut corosync) = self.hosts[i - 1].corosync.take() {
+            let _ = corosync.kill();
+            let _ = corosync.wait();
+        }
+    }
+
+    /// Start host `i`'s corosync again (killing it first if it runs); returns once it
+    /// answers over IPC.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.start_corosync(i);
+        let start = Instant::now();
+        while self.quorum_status(i).is_none() {
+            assert!(
+                start.elapsed() < SETTLE,
+                "host {i}: corosync did not come back"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until host `i`'s corosync sees `count` nodes in its membership.
+    pub fn wait_members(&self, i: usize, count: usize) {
+        let start = Instant::now();
+        loop {
+            let status = self.quorum_status(i);
+            if status.as_deref().and_then(node_count) == Some(count) {
+                return;
+            }
+            if start.elapsed() > SETTLE {
+                panic!(
+                    "host {i}: corosync did not reach {count} members within {SETTLE:?}; \
+                     corosync-quorumtool -s says:\n{}",
+                    status.unwrap_or_else(|| "(no answer)".into())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `corosync-quorumtool -s` in host `i`, if its corosync answers.
+    fn quorum_status(&self, i: usize) -> Option<String> {
+        let out = self.exec(i, &["corosync-quorumtool", "-s"]);
+        let status = text(&out);
+        status.contains("Quorum provider").then_some(status)
+    }
+
+    fn host(&self, i: usize) -> &Host {
+        &self.hosts[i - 1]
+    }
+
+    fn make_bridge(&mut self) {
+        check_ifname(&self.name);
+        ip(&format!("link add {} type bridge", self.name));
+        self.bridge_made = true;
+        disable_ipv6(&self.name);
+        ip(&format!("link set {} up", self.name));
+    }
+
+    fn add_host(&mut self, i: usize) {
+        let dir = self.dir.path().join(format!("host{i}"));
+        std::fs::create_dir(&dir).expect("host dir");
+        let host = Host {
+            netns: format!("{}-{i}", self.name),
+            veth: format!("{}v{i}", self.name),
+            addr: Ipv4Addr::new(10, 200, self.subnet, i as u8),
+            dir,
+            holder: None,
+            corosync: None,
+        };
+        check_ifname(&host.veth);
+        ip(&format!("netns add {}", host.netns));
+        self.hosts.push(host);
+        self.plug(i);
+        let holder = start_holder(&self.host(i).netns);
+        self.hosts[i - 1].holder = Some(holder);
+    }
+
+    /// Host `i`'s veth pair into the bridge, with the host's one address.
+    fn plug(&self, i: usize) {
+        let Host {
+            netns, veth, addr, ..
+        } = self.host(i);
+        // IPv6 off before eth0 exists, so that it never gets a link-local address.
+        ip(&format!(
+            "netns exec {netns} sysctl -q -w \
+             net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+        ));
+        ip(&format!(
+            "link add {veth} type veth peer name eth0 netns {netns}"
+        ));
+        disable_ipv6(veth);
+        ip(&format!("link set {veth} master {} up", self.name));
+        ip(&format!("-n {netns} addr add {addr}/24 dev eth0"));
+        ip(&format!("-n {netns} link set eth0 up"));
+    }
+
+    /// Host `i`'s corosync.conf (corosync.conf(5), votequorum(5)): knet, corosync 3's
+    /// default transport, without crypto as the hosts share one machine; the log and
+    /// state_dir in the host's directory.
+    fn write_config(&self, i: usize) {
+        let dir = self.host(i).dir.display();
+        let nodes: String = (1..=self.hosts.len())
+            .map(|n| {
+                let addr = self.addr(n);
+                format!("    node {{\n        nodeid: {n}\n        ring0_addr: {addr}\n    }}\n")
+            })
+            .collect();
+        let conf = format!(
+            "\
+totem {{
+    version: 2
+    cluster_name: {name}
+    transport: knet
+    token: {TOKEN_MS}
+    crypto_cipher: none
+    crypto_hash: none
+}}
+nodelist {{
+{nodes}}}
+quorum {{
+    provider: corosync_votequorum
+}}
+system {{
+    state_dir: {dir}
+}}
+logging {{
+    to_logfile: yes
+    logfile: {dir}/corosync.log
+    to_stderr: no
+    to_syslog: no
+    timestamp: on
+}}
+",
+            name = self.name
+        );
+        std::fs::write(self.host(i).dir.join("corosync.conf"), conf).expect("corosync.conf");
+    }
+
+    fn start_corosync(&mut self, i: usize) {
+        let dir = self.host(i).dir.clone();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("corosync.out"))
+            .expect("corosync.out");
+        let child = self
+            .command(i, "corosync")
+            .arg("-f")
+            .arg("-c")
+            .arg(dir.join("corosync.conf"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn corosync");
+        self.hosts[i - 1].corosync = Some(child);
+    }
+
+    /// The tail of each host's corosync log and output, for a failing test.
+    fn print_logs(&self) {
+        for (n, host) in self.hosts.iter().enumerate() {
+            for file in ["corosync.out", "corosync.log"] {
+                let body = std::fs::read_to_string(host.dir.join(file)).unwrap_or_default();
+                let lines: Vec<&str> = body.lines().collect();
+                let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                eprintln!("--- host {} {file} (last 40 lines) ---\n{tail}", n + 1);
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_logs();
+        }
+        for host in &mut self.hosts {
+            for mut child in [host.corosync.take(), host.holder.take()]
+                .into_iter()
+                .flatten()
+            {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            // Anything else a test started in the host and left running.
+            kill_netns_processes(&host.netns);
+            // Deleting one end of a veth deletes the pair.
+            quiet_ip(&format!("link del {}", host.veth));
+            quiet_ip(&format!("netns del {}", host.netns));
+        }
+        if self.bridge_made {
+            quiet_ip(&format!("link del {}", self.name));
+        }
+    }
+}
+
+/// The holder of a host's mount namespace: inside the network namespace, a new mount
+/// namespace (private, so nothing propagates back) with tmpfs on /run and /dev/shm.
+fn start_holder(netns: &str) -> Child {
+    let mut holder = command("ip")
+        .args(["netns", "exec", netns])
+        .args(["unshare", "--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs -o mode=0755,size=16m hyd-run /run && \
+             mount -t tmpfs -o mode=1777,size=64m hyd-shm /dev/shm && \
+             exec sleep infinity",
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the namespace holder");
+    // It is ready once the shell has become `sleep`, i.e. after both mounts.
+    let start = Instant::now();
+    loop {
+        if let Some(status) = holder.try_wait().expect("wait") {
+            let err = holder
+                .wait_with_output()
+                .map(|o| text(&o))
+                .unwrap_or_default();
+            panic!("{netns}: the namespace holder exited ({status}): {err}");
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", holder.id()));
+        if comm.map(|c| c.trim() == "sleep").unwrap_or(false) {
+            return holder;
+        }
+        assert!(
+            start.elapsed() < SETTLE,
+            "{netns}: the namespace holder did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A command whose process gets SIGKILL when the test process dies, so that a killed
+/// test leaves no corosync behind (prctl(2) PR_SET_PDEATHSIG; kept across exec).
+fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// `Nodes: N` of `corosync-quorumtool -s`.
+fn node_count(status: &str) -> Option<usize> {
+    status
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Nodes:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+fn require_tools() {
+    for tool in [
+        "corosync",
+        "corosync-quorumtool",
+        "ip",
+        "nsenter",
+        "unshare",
+    ] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{tool} is not installed: scripts/setup.sh installs corosync and iproute2"
+        );
+    }
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let euid = unsafe { libc::geteuid() };
+    assert!(
+        euid == 0,
+        "multi-host tests make network namespaces and need root"
+    );
+}
+
+/// Delete namespaces, links and directories of this bed left by test processes that no
+/// longer exist (a test killed before its Drop ran).
+fn sweep_stale() {
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.file_name().to_str().is_some_and(is_stale) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let netns = text(&run(
+        Command::new("ip").args(["netns", "list"]),
+        Duration::from_secs(10),
+    ));
+    for name in netns.lines().filter_map(|l| l.split_whitespace().next()) {
+        if is_stale(name) {
+            kill_netns_processes(name);
+            quiet_ip(&format!("netns del {name}"));
+        }
+    }
+    let links = text(&run(
+        Command::new("ip").args(["-o", "link", "show"]),
+        Duration::from_secs(10),
+    ));
+    for line in links.lines() {
+        // "7: hyd-123-0v1@if2: <BROADCAST,..."
+        let Some(name) = line.split(": ").nth(1) else {
+            continue;
+        };
+        let name = name.split('@').next().unwrap_or(name);
+        if is_stale(name) {
+            quiet_ip(&format!("link del {name}"));
+        }
+    }
+}
+
+/// `hyd-<pid>-...` of a process that is gone.
+fn is_stale(name: &str) -> bool {
+    let Some(pid) = name
+        .strip_prefix("hyd-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn kill_netns_processes(netns: &str) {
+    let out = Command::new("ip").args(["netns", "pids", netns]).output();
+    let pids = out.map(|o| text(&o)).unwrap_or_default();
+    for pid in pids
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        // SAFETY: kill(2) with a pid read from the namespace; no memory involved.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn disable_ipv6(ifname: &str) {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    // Without IPv6 in the kernel there is nothing to disable.
+    if Path::new(&path).exists() {
+        std::fs::write(&path, "1").unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}
+
+/// Interface names have at most 15 characters (IFNAMSIZ).
+fn check_ifname(name: &str) {
+    assert!(name.len() <= 15, "interface name {name} is too long");
+}
+
+/// `ip ARGS` (words split on blanks; none of this bed's names has one).
+fn ip(args: &str) {
+    let out = run(
+        Command::new("ip").args(args.split_whitespace()),
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "ip {args}: {}", text(&out));
+}
+
+/// `ip` for cleanup: failures are reported, never a panic inside Drop.
+fn quiet_ip(args: &str) {
+    match Command::new("ip").args(args.split_whitespace()).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => eprintln!("cleanup: ip {args}: {}", text(&out).trim()),
+        Err(e) => eprintln!("cleanup: ip {args}: {e}"),
+    }
+}
