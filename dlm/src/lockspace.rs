@@ -365,8 +365,9 @@ impl Lockspace {
                 lvb: if flags.has(Flags::VALBLK) { lvb } else { None },
                 reply: false,
             };
-            self.to_master(master, msg, now, out);
+            // Completed before the master hears of it (it may grant others at once).
             self.callback(lkid, Status::Granted, Some(mode), 0, None, out);
+            self.to_master(master, msg, now, out);
             return Ok(lkid);
         }
         l.op = Some(Op::Convert);
@@ -1277,6 +1278,11 @@ impl Lockspace {
             (Some(Mode::PR), Some(Mode::CW)) | (Some(Mode::CW), Some(Mode::PR))
         );
         (l.op == Some(Op::Convert) && middle).then(|| l.rqmode.expect("converting"))
+    }
+
+    /// The resource a lock of this node is on.
+    pub fn resource_of(&self, lkid: u32) -> Option<&Name> {
+        self.locks.get(&lkid).map(|l| &l.name)
     }
 
     /// Locks with an operation still outstanding: (lkid, name).

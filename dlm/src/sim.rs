@@ -60,11 +60,9 @@ struct Pending {
     client: u64,
     ls: String,
     lkid: u32,
-    /// What the call does to the value block if accepted: (resource, value written by
-    /// a PW/EX holder releasing or converting down; `None` for IVVALBLK).
-    writes: Option<(Vec<u8>, Option<Lvb>)>,
-    /// The value before the call applied `writes`, restored if the call is refused.
-    before: Option<Lvb>,
+    /// An unlock or conversion with a value: (resource, flags, value, target mode),
+    /// the oracle's `last_call` once accepted.
+    call: Option<(Vec<u8>, u32, Lvb, Option<Mode>)>,
 }
 
 struct SimNode {
@@ -120,8 +118,14 @@ pub struct Sim {
     cut: BTreeSet<NodeId>,
     next_client: u64,
     next_req: u64,
-    /// Latest value written per (lockspace, resource) by a PW/EX holder.
-    written: BTreeMap<(String, Vec<u8>), Lvb>,
+    /// Per (lockspace, resource): the newest value a PW/EX holder's completed write
+    /// stored, and every value ever stored (values are call numbers: they only grow).
+    written: BTreeMap<(String, Vec<u8>), u64>,
+    ever: BTreeSet<(String, Vec<u8>, u64)>,
+    /// The last unlock or conversion call per (node, lockspace, lock): resource, flags,
+    /// value, target mode (None for an unlock).
+    last_call: BTreeMap<(NodeId, String, u32), (Vec<u8>, u32, Lvb, Option<Mode>)>,
+    next_call: Option<(Vec<u8>, u32, Lvb, Option<Mode>)>,
     /// Nodes powered off by fencing, and whether that was after each of their failures.
     pub fences: u32,
     pub grants: u64,
@@ -149,6 +153,9 @@ impl Sim {
             next_client: 1,
             next_req: 1,
             written: BTreeMap::new(),
+            ever: BTreeSet::new(),
+            last_call: BTreeMap::new(),
+            next_call: None,
             fences: 0,
             grants: 0,
             log: Vec::new(),
@@ -211,7 +218,7 @@ impl Sim {
         self.nodes.get_mut(&id).expect("node").clients.insert(sys, BTreeMap::new());
         self.outputs(id, out);
         for ls in LS {
-            self.call(id, sys, Request::Join { ls: ls.to_string() }, 0, None);
+            self.call(id, sys, Request::Join { ls: ls.to_string() }, 0);
         }
         self.at(0, Ev::Membership);
     }
@@ -255,36 +262,36 @@ impl Sim {
         self.outputs(id, out);
     }
 
-    fn call(&mut self, id: NodeId, client: u64, request: Request, lkid: u32, writes: Option<(Vec<u8>, Option<Lvb>)>) {
+    fn call(&mut self, id: NodeId, client: u64, request: Request, lkid: u32) {
         let ls = match &request {
             Request::Lock { ls, .. } | Request::Unlock { ls, .. } | Request::Join { ls } | Request::Leave { ls, .. } => ls.clone(),
             Request::FenceAck { .. } => String::new(),
         };
         let req = self.next_req;
         self.next_req += 1;
-        // The write takes effect with the call: a local master grants readers before
-        // the call even returns.
-        let before = writes.as_ref().and_then(|(name, v)| {
-            let key = (ls.clone(), name.clone());
-            match v {
-                Some(v) => self.written.insert(key, *v),
-                None => self.written.remove(&key),
-            }
-        });
         self.nodes.get_mut(&id).expect("node").pending.insert(
             req,
             Pending {
                 client,
                 ls,
                 lkid,
-                writes,
-                before,
+                call: self.next_call.take(),
             },
         );
         self.input(id, Input::Client { client, req, request });
     }
 
     fn outputs(&mut self, id: NodeId, out: Vec<Output>) {
+        // An accepted call's completions may come in the same batch, before its reply.
+        for o in &out {
+            if let Output::Reply { req, result: Ok(_), .. } = o {
+                if let Some(p) = self.nodes.get_mut(&id).expect("node").pending.get_mut(req) {
+                    if let Some(c) = p.call.take() {
+                        self.last_call.insert((id, p.ls.clone(), p.lkid), c);
+                    }
+                }
+            }
+        }
         for o in out {
             match o {
                 Output::Send { to, msg } => {
@@ -310,12 +317,7 @@ impl Sim {
                                 c.entry((p.ls.clone(), *lkid)).or_insert(None);
                             }
                         }
-                        if let (Err(_), Some((name, _))) = (&result, p.writes) {
-                            match p.before {
-                                Some(v) => self.written.insert((p.ls, name), v),
-                                None => self.written.remove(&(p.ls, name)),
-                            };
-                        }
+
                     }
                 }
                 Output::Callback { client, ls, cb } => self.callback(id, client, ls, cb),
@@ -342,6 +344,7 @@ impl Sim {
             lvb,
         } = cb
         {
+            let prev = c.get(&(ls.clone(), lkid)).copied().flatten();
             match status {
                 Status::Granted => {
                     self.grants += 1;
@@ -354,21 +357,52 @@ impl Sim {
                     c.insert((ls.clone(), lkid), mode);
                 }
             }
-            // Value blocks: a reader that excludes writers (PR and up) sees the last value
-            // a PW/EX holder wrote, unless the block is marked not valid.
-            if let (Status::Granted, Some(m), Some(v)) = (status, mode, lvb) {
-                if m >= Mode::PR && m != Mode::CW && sbflags & SBF_VALNOTVALID == 0 {
-                    let name = self.lock_name(id, &ls, lkid);
-                    if let Some(name) = name {
-                        if let Some(w) = self.written.get(&(ls.clone(), name.clone())) {
-                            assert_eq!(
-                                &v, w,
-                                "seed {}: value block read by lock {lkid:#x} on node {id} is stale\n{}",
-                                self.seed,
-                                self.tail_log()
-                            );
-                        }
-                    }
+            self.value_block(id, &ls, lkid, status, prev, mode, sbflags, lvb);
+        }
+    }
+
+    /// A call that may store its value (a master may grant readers the value before the
+    /// writer hears its own completion).
+    fn may_write(&mut self, ls: &str, name: &[u8], f: u32, v: &Lvb) {
+        if f & Flags::VALBLK != 0 && f & Flags::IVVALBLK == 0 {
+            let n = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+            self.ever.insert((ls.to_string(), name.to_vec(), n));
+        }
+    }
+
+    /// The value block oracle. A completed unlock or down-conversion from PW/EX with
+    /// VALBLK stores the call's value; a reader that excludes writers (PR and up) and is
+    /// not told VALNOTVALID sees a stored value at least as new as the newest completed
+    /// write. (Values are call numbers, which only grow.)
+    #[allow(clippy::too_many_arguments)]
+    fn value_block(&mut self, id: NodeId, ls: &str, lkid: u32, status: Status, prev: Option<Mode>, mode: Option<Mode>, sbflags: u8, lvb: Option<Lvb>) {
+        let call = self.last_call.get(&(id, ls.to_string(), lkid)).cloned();
+        if let (Some((name, f, v, to)), Some(p)) = (call, prev) {
+            let wrote = match (status, to) {
+                (Status::Unlock, None) => true,
+                (Status::Granted, Some(t)) => Mode::lvb_op(Some(p), t) == crate::mode::LvbOp::Write,
+                _ => false,
+            };
+            if wrote && p >= Mode::PW && f & Flags::VALBLK != 0 && f & Flags::IVVALBLK == 0 {
+                let n = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+                let key = (ls.to_string(), name.clone());
+                let w = self.written.entry(key).or_default();
+                *w = (*w).max(n);
+            }
+        }
+        if let (Status::Granted, Some(m), Some(v)) = (status, mode, lvb) {
+            if m >= Mode::PR && m != Mode::CW && sbflags & SBF_VALNOTVALID == 0 {
+                if let Some(name) = self.lock_name(id, ls, lkid) {
+                    let n = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+                    let newest = self.written.get(&(ls.to_string(), name.clone())).copied().unwrap_or(0);
+                    let stored = n == 0 || self.ever.contains(&(ls.to_string(), name.clone(), n));
+                    assert!(
+                        stored && n >= newest,
+                        "seed {}: lock {lkid:#x} on node {id} read value {n} of {ls}/{}, newest written {newest}\n{}",
+                        self.seed,
+                        String::from_utf8_lossy(&name),
+                        self.tail_log()
+                    );
                 }
             }
         }
@@ -376,11 +410,7 @@ impl Sim {
 
     fn lock_name(&self, id: NodeId, ls: &str, lkid: u32) -> Option<Vec<u8>> {
         let core = self.nodes[&id].core.as_ref()?;
-        core.lockspaces
-            .get(ls)?
-            .held()
-            .find(|(_, k, _)| *k == lkid)
-            .map(|(n, _, _)| n.clone())
+        core.lockspaces.get(ls)?.resource_of(lkid).cloned()
     }
 
     // ---- corosync model ------------------------------------------------------------------
@@ -708,62 +738,47 @@ impl Sim {
                 bast: true,
                 lkid: 0,
             };
-            self.call(id, client, req, 0, None);
+            self.call(id, client, req, 0);
             return;
         }
-        let ((ls_of, lkid), gr) = held[self.rng.below(held.len() as u64) as usize].clone();
-        let writes = |f: u32, to: Option<Mode>| -> Option<Lvb> {
-            let big = gr.is_some_and(|g| g >= Mode::PW);
-            let down = to.is_none_or(|t| Some(t) <= gr);
-            (big && down && f & Flags::VALBLK != 0 && f & Flags::IVVALBLK == 0).then_some(lvb)
-        };
+        let ((ls_of, lkid), _) = held[self.rng.below(held.len() as u64) as usize].clone();
+        let name_of = self.lock_name(id, &ls_of, lkid);
         if roll < 75 {
-            let f = flags | Flags::CONVERT;
-            let w = writes(f, Some(mode));
+            let f = (flags | Flags::CONVERT) & !Flags::PERSISTENT;
+            if let Some(name) = name_of {
+                self.may_write(&ls_of, &name, f, &lvb);
+                self.next_call = Some((name, f, lvb, Some(mode)));
+            }
             let req = Request::Lock {
-                ls: ls_of.clone(),
+                ls: ls_of,
                 name: Vec::new(),
                 mode,
-                flags: Flags(f & !Flags::PERSISTENT),
+                flags: Flags(f),
                 lvb: Some(lvb),
                 bast: true,
                 lkid,
             };
-            let w = w
-                .filter(|_| gr != Some(Mode::PW) || mode != Mode::EX)
-                .and_then(|v| self.write_of(id, &ls_of, lkid, Some(v), f));
-            self.call(id, client, req, lkid, w);
+            self.call(id, client, req, lkid);
         } else {
             let f = match self.rng.below(10) {
                 0 | 1 => Flags::CANCEL,
                 2 => Flags::FORCEUNLOCK,
                 _ => flags & (Flags::VALBLK | Flags::IVVALBLK),
             };
-            let big = gr.is_some_and(|g| g >= Mode::PW);
-            let w = if f & Flags::IVVALBLK != 0 && big {
-                self.write_of(id, &ls_of, lkid, None, f)
-            } else {
-                writes(f, None).and_then(|v| self.write_of(id, &ls_of, lkid, Some(v), f))
-            };
+            if let Some(name) = name_of {
+                if f & (Flags::CANCEL | Flags::FORCEUNLOCK) == 0 {
+                    self.may_write(&ls_of, &name, f, &lvb);
+                    self.next_call = Some((name, f, lvb, None));
+                }
+            }
             let req = Request::Unlock {
                 ls: ls_of,
                 lkid,
                 flags: Flags(f),
                 lvb: Some(lvb),
             };
-            self.call(id, client, req, lkid, w);
+            self.call(id, client, req, lkid);
         }
-    }
-
-    /// What a call by a PW/EX holder does to the value block, if it holds the lock idle
-    /// (otherwise the call is refused or merely cancels, and writes nothing).
-    fn write_of(&self, id: NodeId, ls: &str, lkid: u32, v: Option<Lvb>, f: u32) -> Option<(Vec<u8>, Option<Lvb>)> {
-        let l = self.nodes[&id].core.as_ref()?.lockspaces.get(ls)?;
-        let idle = l.held().any(|(_, k, m)| k == lkid && m >= Mode::PW) && !l.outstanding().any(|(k, _)| k == lkid);
-        if !idle || f & (Flags::CANCEL | Flags::FORCEUNLOCK) != 0 {
-            return None;
-        }
-        Some((self.lock_name(id, ls, lkid)?, v))
     }
 
     /// The safety invariants, after every step.
