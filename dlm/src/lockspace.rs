@@ -1120,7 +1120,10 @@ impl Lockspace {
                 Some(Op::Unlock) if lost_master => done.push((*lkid, Status::Unlock)),
                 _ => {}
             }
-            if l.cancel_sent && lost_master {
+            if l.force_sent && lost_master {
+                // A forced unlock lost with the master completes here, like an unlock.
+                done.push((*lkid, Status::Unlock));
+            } else if l.cancel_sent && lost_master {
                 done.push((*lkid, Status::Cancel));
             }
         }

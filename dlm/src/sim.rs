@@ -699,7 +699,10 @@ impl Sim {
         let client = clients[1 + self.rng.below(clients.len() as u64 - 1) as usize];
         let ls = LS[self.rng.below(2) as usize].to_string();
         if roll < 7 {
-            self.nodes.get_mut(&id).expect("node").clients.remove(&client);
+            let n = self.nodes.get_mut(&id).expect("node");
+            n.clients.remove(&client);
+            // Calls of a client that went away are answered to no one.
+            n.pending.retain(|_, p| p.client != client);
             self.input(id, Input::ClientGone(client));
             return;
         }
@@ -883,7 +886,9 @@ impl Sim {
         for id in &ids {
             let clients: Vec<u64> = self.nodes[id].clients.keys().copied().skip(1).collect();
             for c in clients {
-                self.nodes.get_mut(id).expect("node").clients.remove(&c);
+                let n = self.nodes.get_mut(id).expect("node");
+                n.clients.remove(&c);
+                n.pending.retain(|_, p| p.client != c);
                 self.input(*id, Input::ClientGone(c));
             }
         }
