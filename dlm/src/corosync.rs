@@ -56,7 +56,8 @@ const DISPATCH_BATCH: usize = 64;
 /// A connection to the local corosync: CPG groups, quorum, the nodelist.
 ///
 /// Dropping it stops the dispatchers and closes every connection (cpg_finalize(3),
-/// quorum_finalize(3)); corosync then reports this process as gone from its groups.
+/// quorum_finalize(3): one local IPC round trip each); corosync then reports this process
+/// as gone from its groups.
 pub struct Corosync {
     local: NodeId,
     nodes: Vec<(NodeId, IpAddr)>,
@@ -92,7 +93,7 @@ impl Corosync {
             dispatchers: StdMutex::new(Vec::new()),
         };
         let quorum = Arc::new(Mutex::new(blocking("quorum", open_quorum).await?));
-        corosync.start_dispatcher(&quorum);
+        let _ = corosync.start_dispatcher(&quorum);
         // CS_TRACK_CHANGES also sends the current state first, as dlm_controld relies on
         // (quorum_trackstart(3)).
         call(&quorum, "quorum_trackstart", |q| {
@@ -126,11 +127,12 @@ impl Corosync {
             }
             groups.insert(group.to_string(), conn.clone());
         }
-        self.start_dispatcher(&conn);
+        let dispatcher = self.start_dispatcher(&conn);
         let name = group.to_string();
         let joined = call(&conn, "cpg_join", move |h| cpg::join(h, &name)).await;
         if joined.is_err() {
             self.forget(group);
+            dispatcher.abort();
         }
         joined
     }
@@ -172,11 +174,12 @@ impl Corosync {
         groups.remove(group);
     }
 
-    fn start_dispatcher<L: Library>(&self, conn: &Conn<L>) {
+    fn start_dispatcher<L: Library>(&self, conn: &Conn<L>) -> AbortHandle {
         let task = tokio::spawn(dispatch(conn.clone(), self.local, self.events.clone()));
         let mut dispatchers = self.dispatchers.lock().unwrap_or_else(|p| p.into_inner());
         dispatchers.retain(|d| !d.is_finished());
         dispatchers.push(task.abort_handle());
+        task.abort_handle()
     }
 }
 
@@ -715,6 +718,6 @@ mod tests {
             resolve("10.200.1.2").unwrap(),
             "10.200.1.2".parse::<IpAddr>().unwrap()
         );
-        assert_eq!(resolve("localhost").unwrap().is_loopback(), true);
+        assert!(resolve("localhost").unwrap().is_loopback());
     }
 }
