@@ -28,7 +28,12 @@ pub enum Request {
         lkid: u32,
     },
     /// `dlm_ls_unlock` (CANCEL, FORCEUNLOCK, VALBLK, IVVALBLK).
-    Unlock { ls: String, lkid: u32, flags: Flags, lvb: Option<Lvb> },
+    Unlock {
+        ls: String,
+        lkid: u32,
+        flags: Flags,
+        lvb: Option<Lvb>,
+    },
     /// `dlm_tool fence_ack`: record `node` as fenced.
     FenceAck { node: NodeId },
 }
@@ -61,5 +66,8 @@ pub enum Callback {
         /// The value block read from the resource, when the grant read it.
         lvb: Option<Lvb>,
     },
-    Blocking { lkid: u32, mode: Mode },
+    Blocking {
+        lkid: u32,
+        mode: Mode,
+    },
 }

@@ -198,7 +198,14 @@ impl Lockspace {
 
     /// A client call. While the lockspace is stopped, calls wait (as `dlm_lock` blocks
     /// on `ls_in_recovery` in the kernel).
-    pub fn request(&mut self, client: ClientId, id: u64, req: Request, now: u64, out: &mut Vec<Output>) {
+    pub fn request(
+        &mut self,
+        client: ClientId,
+        id: u64,
+        req: Request,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         if !self.running() {
             self.held_requests.push((client, id, req));
             return;
@@ -297,7 +304,13 @@ impl Lockspace {
     }
 
     /// `LKF_ORPHAN`: adopt an orphan of the same name and mode (`dlm_user_adopt_orphan`).
-    fn adopt(&mut self, client: ClientId, name: &[u8], mode: Mode, out: &mut Vec<Output>) -> Result<u32, Errno> {
+    fn adopt(
+        &mut self,
+        client: ClientId,
+        name: &[u8],
+        mode: Mode,
+        out: &mut Vec<Output>,
+    ) -> Result<u32, Errno> {
         let mut other_mode = false;
         let mut found = None;
         for (id, l) in &self.locks {
@@ -333,7 +346,11 @@ impl Lockspace {
         now: u64,
         out: &mut Vec<Output>,
     ) -> Result<u32, Errno> {
-        let Some(l) = self.locks.get_mut(&lkid).filter(|l| l.client == Some(client)) else {
+        let Some(l) = self
+            .locks
+            .get_mut(&lkid)
+            .filter(|l| l.client == Some(client))
+        else {
             return bad(ENOENT, format!("no lock {lkid:#x} of this client"));
         };
         if l.op.is_some() || l.grmode.is_none() {
@@ -367,7 +384,7 @@ impl Lockspace {
             };
             // Completed before the master hears of it (it may grant others at once).
             self.callback(lkid, Status::Granted, Some(mode), 0, None, out);
-            self.to_master(master, msg, now, out);
+            self.send_to_master(master, msg, now, out);
             return Ok(lkid);
         }
         l.op = Some(Op::Convert);
@@ -387,7 +404,11 @@ impl Lockspace {
         if let Err(why) = flags.check_unlock() {
             return bad(EINVAL, why);
         }
-        let Some(l) = self.locks.get_mut(&lkid).filter(|l| l.client == Some(client)) else {
+        let Some(l) = self
+            .locks
+            .get_mut(&lkid)
+            .filter(|l| l.client == Some(client))
+        else {
             return bad(ENOENT, format!("no lock {lkid:#x} of this client"));
         };
         if l.op == Some(Op::Unlock) {
@@ -424,10 +445,16 @@ impl Lockspace {
             name: l.name.clone(),
             lkid,
             flags,
-            lvb: if flags.has(Flags::VALBLK) { l.lvb } else { None },
+            lvb: if flags.has(Flags::VALBLK) {
+                l.lvb
+            } else {
+                None
+            },
         };
-        let master = self.owned[&l.name].master.expect("a held lock has a master");
-        self.to_master(master, msg, now, out);
+        let master = self.owned[&l.name]
+            .master
+            .expect("a held lock has a master");
+        self.send_to_master(master, msg, now, out);
     }
 
     /// A cancel or forced unlock of a lock whose request or conversion is outstanding.
@@ -483,7 +510,7 @@ impl Lockspace {
                 }
             }
         };
-        self.to_master(master, msg, now, out);
+        self.send_to_master(master, msg, now, out);
     }
 
     /// A client went away: its PERSISTENT granted locks become orphans, the rest are
@@ -555,7 +582,7 @@ impl Lockspace {
                     },
                     None => return,
                 };
-                self.to_master(m, msg, now, out);
+                self.send_to_master(m, msg, now, out);
             }
             _ => {
                 o.master = None;
@@ -584,7 +611,7 @@ impl Lockspace {
         }
     }
 
-    fn to_master(&mut self, master: NodeId, msg: Msg, now: u64, out: &mut Vec<Output>) {
+    fn send_to_master(&mut self, master: NodeId, msg: Msg, now: u64, out: &mut Vec<Output>) {
         if master == self.me {
             self.on_msg(self.me, msg, now, out);
         } else {
@@ -592,7 +619,7 @@ impl Lockspace {
         }
     }
 
-    fn to_owner(&mut self, owner: NodeId, msg: Msg, now: u64, out: &mut Vec<Output>) {
+    fn send_to_owner(&mut self, owner: NodeId, msg: Msg, now: u64, out: &mut Vec<Output>) {
         if owner == self.me {
             self.on_msg(self.me, msg, now, out);
         } else {
@@ -604,7 +631,15 @@ impl Lockspace {
 
     /// Queue a completion to the lock's client, recording what the bast suppression
     /// rules need.
-    fn callback(&mut self, lkid: u32, status: Status, mode: Option<Mode>, sbflags: u8, lvb: Option<Lvb>, out: &mut Vec<Output>) {
+    fn callback(
+        &mut self,
+        lkid: u32,
+        status: Status,
+        mode: Option<Mode>,
+        sbflags: u8,
+        lvb: Option<Lvb>,
+        out: &mut Vec<Output>,
+    ) {
         let l = self.locks.get_mut(&lkid).expect("lock");
         l.last_cast = mode;
         l.last_was_bast = false;
@@ -674,7 +709,11 @@ impl Lockspace {
         match msg {
             Msg::Lookup { gen, name, id, .. } => self.on_lookup(from, gen, name, id, now, out),
             Msg::LookupReply {
-                gen, name, id, master, ..
+                gen,
+                name,
+                id,
+                master,
+                ..
             } => self.on_lookup_reply(gen, name, id, master, now, out),
             Msg::Remove { gen, name, .. } => {
                 if gen == self.gen && self.dir.get(&name) == Some(&from) {
@@ -692,10 +731,12 @@ impl Lockspace {
             } => {
                 let Some(m) = self.masters.get_mut(&name) else {
                     let ls = self.name.clone();
-                    self.to_owner(from, Msg::NotMaster { ls, name, lkid }, now, out);
+                    self.send_to_owner(from, Msg::NotMaster { ls, name, lkid }, now, out);
                     return;
                 };
-                let ev = m.res.request(MasterLock::new((from, lkid), mode, flags, bast, lvb));
+                let ev = m
+                    .res
+                    .request(MasterLock::new((from, lkid), mode, flags, bast, lvb));
                 self.route(&name, ev, None, now, out);
             }
             Msg::Convert {
@@ -707,31 +748,51 @@ impl Lockspace {
                 reply,
                 ..
             } => {
-                let r = self.masters.get_mut(&name).map(|m| m.res.convert((from, lkid), mode, flags, lvb));
+                let r = self
+                    .masters
+                    .get_mut(&name)
+                    .map(|m| m.res.convert((from, lkid), mode, flags, lvb));
                 match r {
                     Some(Ok(ev)) => {
                         let skip = (!reply).then_some((from, lkid));
                         self.route(&name, ev, skip, now, out);
                     }
-                    other => self.protocol(from, "convert", &name, lkid, other.map(|r| r.err()), out),
+                    other => {
+                        self.protocol(from, "convert", &name, lkid, other.map(|r| r.err()), out)
+                    }
                 }
             }
             Msg::Unlock {
-                name, lkid, flags, lvb, ..
+                name,
+                lkid,
+                flags,
+                lvb,
+                ..
             } => {
-                let r = self.masters.get_mut(&name).map(|m| m.res.unlock((from, lkid), flags, lvb));
+                let r = self
+                    .masters
+                    .get_mut(&name)
+                    .map(|m| m.res.unlock((from, lkid), flags, lvb));
                 match r {
                     Some(Ok(ev)) => self.route(&name, ev, None, now, out),
                     // A forced unlock that crossed the lock's failure (EAGAIN, ECANCEL).
-                    Some(Err(crate::resource::Refused::NoSuchLock)) if flags.has(Flags::FORCEUNLOCK) => {}
-                    other => self.protocol(from, "unlock", &name, lkid, other.map(|r| r.err()), out),
+                    Some(Err(crate::resource::Refused::NoSuchLock))
+                        if flags.has(Flags::FORCEUNLOCK) => {}
+                    other => {
+                        self.protocol(from, "unlock", &name, lkid, other.map(|r| r.err()), out)
+                    }
                 }
             }
             Msg::Cancel { name, lkid, .. } => {
-                let r = self.masters.get_mut(&name).map(|m| m.res.cancel((from, lkid)));
+                let r = self
+                    .masters
+                    .get_mut(&name)
+                    .map(|m| m.res.cancel((from, lkid)));
                 match r {
                     Some(Ok(ev)) => self.route(&name, ev, None, now, out),
-                    other => self.protocol(from, "cancel", &name, lkid, other.map(|r| r.err()), out),
+                    other => {
+                        self.protocol(from, "cancel", &name, lkid, other.map(|r| r.err()), out)
+                    }
                 }
             }
             Msg::NotMaster { name, lkid, .. } => {
@@ -771,16 +832,33 @@ impl Lockspace {
         }
     }
 
-    fn protocol(&mut self, from: NodeId, what: &str, name: &[u8], lkid: u32, why: Option<Option<crate::resource::Refused>>, out: &mut Vec<Output>) {
+    fn protocol(
+        &mut self,
+        from: NodeId,
+        what: &str,
+        name: &[u8],
+        lkid: u32,
+        why: Option<Option<crate::resource::Refused>>,
+        out: &mut Vec<Output>,
+    ) {
         out.push(Output::Log(format!(
             "{}: {what} of lock {lkid:#x} on \"{}\" from node {from} refused: {:?}",
             self.name,
             String::from_utf8_lossy(name),
-            why.flatten().map_or("not master".to_string(), |r| format!("{r:?}")),
+            why.flatten()
+                .map_or("not master".to_string(), |r| format!("{r:?}")),
         )));
     }
 
-    fn on_lookup(&mut self, from: NodeId, gen: u32, name: Name, id: u64, now: u64, out: &mut Vec<Output>) {
+    fn on_lookup(
+        &mut self,
+        from: NodeId,
+        gen: u32,
+        name: Name,
+        id: u64,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         if gen != self.gen || dir_node(&name, &self.members) != self.me {
             return; // from before the last recovery: the sender asks again
         }
@@ -792,10 +870,18 @@ impl Lockspace {
             id,
             master,
         };
-        self.to_owner(from, reply, now, out);
+        self.send_to_owner(from, reply, now, out);
     }
 
-    fn on_lookup_reply(&mut self, gen: u32, name: Name, id: u64, master: NodeId, now: u64, out: &mut Vec<Output>) {
+    fn on_lookup_reply(
+        &mut self,
+        gen: u32,
+        name: Name,
+        id: u64,
+        master: NodeId,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         if gen != self.gen {
             return;
         }
@@ -826,7 +912,14 @@ impl Lockspace {
 
     /// Turn a master's events into messages to the locks' owners. `skip` is a
     /// down-conversion's own completion, which its owner already delivered.
-    fn route(&mut self, name: &Name, ev: Vec<Event>, skip: Option<LockId>, now: u64, out: &mut Vec<Output>) {
+    fn route(
+        &mut self,
+        name: &Name,
+        ev: Vec<Event>,
+        skip: Option<LockId>,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         if let Some(m) = self.masters.get_mut(name) {
             m.empty_since = m.res.is_empty().then_some(now);
         }
@@ -851,7 +944,13 @@ impl Lockspace {
                         lvb,
                     },
                 ),
-                Event::Queued { id } => (id.0, Msg::Queued { ls: ls.clone(), lkid: id.1 }),
+                Event::Queued { id } => (
+                    id.0,
+                    Msg::Queued {
+                        ls: ls.clone(),
+                        lkid: id.1,
+                    },
+                ),
                 Event::Bast { id, mode } => (
                     id.0,
                     Msg::Bast {
@@ -860,14 +959,29 @@ impl Lockspace {
                         mode,
                     },
                 ),
-                Event::CancelNoop { id } => (id.0, Msg::CancelNoop { ls: ls.clone(), lkid: id.1 }),
+                Event::CancelNoop { id } => (
+                    id.0,
+                    Msg::CancelNoop {
+                        ls: ls.clone(),
+                        lkid: id.1,
+                    },
+                ),
             };
-            self.to_owner(owner, msg, now, out);
+            self.send_to_owner(owner, msg, now, out);
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_cast(&mut self, lkid: u32, status: Status, mode: Option<Mode>, sbflags: u8, lvb: Option<(Lvb, u32)>, now: u64, out: &mut Vec<Output>) {
+    fn on_cast(
+        &mut self,
+        lkid: u32,
+        status: Status,
+        mode: Option<Mode>,
+        sbflags: u8,
+        lvb: Option<(Lvb, u32)>,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         let Some(l) = self.locks.get_mut(&lkid) else {
             return;
         };
@@ -910,7 +1024,10 @@ impl Lockspace {
         let toss: Vec<Name> = self
             .masters
             .iter()
-            .filter(|(_, m)| m.empty_since.is_some_and(|t| now.saturating_sub(t) >= self.toss_ms))
+            .filter(|(_, m)| {
+                m.empty_since
+                    .is_some_and(|t| now.saturating_sub(t) >= self.toss_ms)
+            })
             .map(|(n, _)| n.clone())
             .collect();
         for name in toss {
@@ -1064,10 +1181,19 @@ impl Lockspace {
     /// the removed nodes held, settle what was in flight to departed masters, and tell
     /// everyone which names this node masters and which lost theirs.
     fn maybe_all_started(&mut self, out: &mut Vec<Output>) {
-        if self.rec.phase != Some(Phase::Start) || !self.members.iter().all(|m| self.rec.starts.contains_key(m)) {
+        if self.rec.phase != Some(Phase::Start)
+            || !self.members.iter().all(|m| self.rec.starts.contains_key(m))
+        {
             return;
         }
-        self.gen = self.rec.starts.values().copied().max().unwrap_or(0).wrapping_add(1);
+        self.gen = self
+            .rec
+            .starts
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .wrapping_add(1);
         let removed: Vec<NodeId> = self.rec.removed.iter().map(|r| r.0).collect();
         for m in self.masters.values_mut() {
             for n in &removed {
@@ -1079,7 +1205,12 @@ impl Lockspace {
         // back speaks only after this recovery).
         self.held_msgs.retain(|(from, _)| !removed.contains(from));
         // A master that left is gone even if its node is back: the new one knows nothing.
-        let alive: Vec<NodeId> = self.members.iter().copied().filter(|m| !removed.contains(m)).collect();
+        let alive: Vec<NodeId> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !removed.contains(m))
+            .collect();
         let mut moved = HashSet::new();
         for (name, o) in &mut self.owned {
             o.lookup = None;
@@ -1095,7 +1226,8 @@ impl Lockspace {
         let mut done = Vec::new();
         for (lkid, l) in &mut self.locks {
             let lost_master = moved.contains(&l.name);
-            let unsent = self.owned.get(&l.name).is_some_and(|o| o.master.is_none()) && !lost_master;
+            let unsent =
+                self.owned.get(&l.name).is_some_and(|o| o.master.is_none()) && !lost_master;
             if !(lost_master || unsent) {
                 continue;
             }
@@ -1219,7 +1351,12 @@ impl Lockspace {
         let redo: Vec<u32> = self
             .locks
             .iter()
-            .filter(|(_, l)| l.resend || (l.op.is_some() && !l.queued && self.owned.get(&l.name).is_some_and(|o| o.master.is_none())))
+            .filter(|(_, l)| {
+                l.resend
+                    || (l.op.is_some()
+                        && !l.queued
+                        && self.owned.get(&l.name).is_some_and(|o| o.master.is_none()))
+            })
             .map(|(id, _)| *id)
             .collect();
         for lkid in redo {
@@ -1290,7 +1427,10 @@ impl Lockspace {
 
     /// Locks with an operation still outstanding: (lkid, name).
     pub fn outstanding(&self) -> impl Iterator<Item = (u32, &Name)> {
-        self.locks.iter().filter(|(_, l)| l.op.is_some()).map(|(id, l)| (*id, &l.name))
+        self.locks
+            .iter()
+            .filter(|(_, l)| l.op.is_some())
+            .map(|(id, l)| (*id, &l.name))
     }
 
     /// Locks without a client (orphans, or released after the client went away).
@@ -1302,7 +1442,6 @@ impl Lockspace {
     pub fn mastered(&self) -> impl Iterator<Item = (&Name, &Resource)> {
         self.masters.iter().map(|(n, m)| (n, &m.res))
     }
-
 
     /// Release everything of this node at once (a forced leave).
     pub fn forget_all(&mut self) {

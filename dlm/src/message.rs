@@ -19,23 +19,85 @@ pub type Name = Vec<u8>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
     /// To the directory node: who masters `name`? First lookup wins.
-    Lookup { ls: String, gen: u32, name: Name, id: u64 },
-    LookupReply { ls: String, gen: u32, name: Name, id: u64, master: NodeId },
+    Lookup {
+        ls: String,
+        gen: u32,
+        name: Name,
+        id: u64,
+    },
+    LookupReply {
+        ls: String,
+        gen: u32,
+        name: Name,
+        id: u64,
+        master: NodeId,
+    },
     /// From a master to the directory node: it no longer masters `name`.
-    Remove { ls: String, gen: u32, name: Name },
+    Remove {
+        ls: String,
+        gen: u32,
+        name: Name,
+    },
     /// Owner to master.
-    Request { ls: String, name: Name, lkid: u32, mode: Mode, flags: Flags, bast: bool, lvb: Option<Lvb> },
-    Convert { ls: String, name: Name, lkid: u32, mode: Mode, flags: Flags, lvb: Option<Lvb>, reply: bool },
-    Unlock { ls: String, name: Name, lkid: u32, flags: Flags, lvb: Option<Lvb> },
-    Cancel { ls: String, name: Name, lkid: u32 },
+    Request {
+        ls: String,
+        name: Name,
+        lkid: u32,
+        mode: Mode,
+        flags: Flags,
+        bast: bool,
+        lvb: Option<Lvb>,
+    },
+    Convert {
+        ls: String,
+        name: Name,
+        lkid: u32,
+        mode: Mode,
+        flags: Flags,
+        lvb: Option<Lvb>,
+        reply: bool,
+    },
+    Unlock {
+        ls: String,
+        name: Name,
+        lkid: u32,
+        flags: Flags,
+        lvb: Option<Lvb>,
+    },
+    Cancel {
+        ls: String,
+        name: Name,
+        lkid: u32,
+    },
     /// Master to owner: the addressee does not master `name` (any more): look it up.
-    NotMaster { ls: String, name: Name, lkid: u32 },
+    NotMaster {
+        ls: String,
+        name: Name,
+        lkid: u32,
+    },
     /// Master to owner: a completion.
-    Cast { ls: String, lkid: u32, status: Status, mode: Option<Mode>, sbflags: u8, lvb: Option<(Lvb, u32)> },
+    Cast {
+        ls: String,
+        lkid: u32,
+        status: Status,
+        mode: Option<Mode>,
+        sbflags: u8,
+        lvb: Option<(Lvb, u32)>,
+    },
     /// Master to owner: the request or conversion is queued.
-    Queued { ls: String, lkid: u32 },
-    Bast { ls: String, lkid: u32, mode: Mode },
-    CancelNoop { ls: String, lkid: u32 },
+    Queued {
+        ls: String,
+        lkid: u32,
+    },
+    Bast {
+        ls: String,
+        lkid: u32,
+        mode: Mode,
+    },
+    CancelNoop {
+        ls: String,
+        lkid: u32,
+    },
 }
 
 impl Msg {
@@ -80,7 +142,10 @@ pub enum LsCpg {
     /// recovery generation (the new one is the highest + 1).
     Start { gen: u32 },
     /// Names the sender masters, and names it holds locks on whose master left.
-    Masters { mastered: Vec<Name>, orphaned: Vec<Name> },
+    Masters {
+        mastered: Vec<Name>,
+        orphaned: Vec<Name>,
+    },
     /// The sender's locks on resources that got a new master.
     Locks { locks: Vec<RecoverLock> },
     /// The sender rebuilt its part.

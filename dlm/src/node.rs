@@ -44,23 +44,42 @@ pub enum Input {
     },
     ClientGone(ClientId),
     /// Lock traffic from another daemon.
-    Peer { from: NodeId, msg: Msg },
+    Peer {
+        from: NodeId,
+        msg: Msg,
+    },
     /// A CPG configuration change (daemon group or a lockspace group).
     Confchg(Confchg),
     /// A recovery message delivered in a lockspace's group.
-    LsCpg { ls: String, from: NodeId, msg: LsCpg },
+    LsCpg {
+        ls: String,
+        from: NodeId,
+        msg: LsCpg,
+    },
     /// A message delivered in the daemons' group.
-    DaemonCpg { from: NodeId, msg: DaemonCpg },
+    DaemonCpg {
+        from: NodeId,
+        msg: DaemonCpg,
+    },
     Quorum(Quorum),
     /// The fence agents for `node` finished.
-    FenceDone { node: NodeId, ok: bool },
+    FenceDone {
+        node: NodeId,
+        ok: bool,
+    },
     Tick,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    Send { to: NodeId, msg: Msg },
-    McastLs { ls: String, msg: LsCpg },
+    Send {
+        to: NodeId,
+        msg: Msg,
+    },
+    McastLs {
+        ls: String,
+        msg: LsCpg,
+    },
     McastDaemon(DaemonCpg),
     CpgJoin(String),
     CpgLeave(String),
@@ -75,7 +94,9 @@ pub enum Output {
         cb: Callback,
     },
     /// Run the fence agents for `node`; answer with `Input::FenceDone`.
-    Fence { node: NodeId },
+    Fence {
+        node: NodeId,
+    },
     Log(String),
 }
 
@@ -189,11 +210,20 @@ impl Node {
     }
 
     fn client(&mut self, client: ClientId, req: u64, request: Request, out: &mut Vec<Output>) {
-        let reply = |out: &mut Vec<Output>, result| out.push(Output::Reply { client, req, result });
+        let reply = |out: &mut Vec<Output>, result| {
+            out.push(Output::Reply {
+                client,
+                req,
+                result,
+            })
+        };
         match request {
             Request::Join { ls } => {
                 if ls.is_empty() || ls.len() > crate::LOCKSPACE_LEN {
-                    return reply(out, Err(Errno::new(EINVAL, "lockspace name must be 1 to 64 bytes")));
+                    return reply(
+                        out,
+                        Err(Errno::new(EINVAL, "lockspace name must be 1 to 64 bytes")),
+                    );
                 }
                 match self.lockspaces.get_mut(&ls) {
                     Some(l) if l.joined => reply(out, Ok(0)),
@@ -207,10 +237,14 @@ impl Node {
                 }
             }
             Request::Leave { ls, force } => match self.lockspaces.get_mut(&ls) {
-                None => reply(out, Err(Errno::new(ENOENT, format!("no lockspace \"{ls}\"")))),
-                Some(l) if l.lock_count() > 0 && !force => {
-                    reply(out, Err(Errno::new(EBUSY, format!("lockspace \"{ls}\" has locks"))))
-                }
+                None => reply(
+                    out,
+                    Err(Errno::new(ENOENT, format!("no lockspace \"{ls}\""))),
+                ),
+                Some(l) if l.lock_count() > 0 && !force => reply(
+                    out,
+                    Err(Errno::new(EBUSY, format!("lockspace \"{ls}\" has locks"))),
+                ),
                 Some(l) => {
                     l.forget_all();
                     self.lockspaces.remove(&ls);
@@ -227,7 +261,13 @@ impl Node {
                     Some(l) if l.joined || !l.running() => {
                         l.request(client, req, request, self.now, out)
                     }
-                    _ => reply(out, Err(Errno::new(ENOENT, format!("no lockspace \"{ls}\" on this node")))),
+                    _ => reply(
+                        out,
+                        Err(Errno::new(
+                            ENOENT,
+                            format!("no lockspace \"{ls}\" on this node"),
+                        )),
+                    ),
                 }
             }
         }
@@ -259,7 +299,10 @@ impl Node {
                 out.push(Output::McastDaemon(DaemonCpg::Hello { clean: true }));
             }
             for (n, why) in &c.left {
-                out.push(Output::Log(format!("daemon group: node {n} left (reason {})", why.code())));
+                out.push(Output::Log(format!(
+                    "daemon group: node {n} left (reason {})",
+                    why.code()
+                )));
                 // An actor that went away leaves its fencing to the next one.
                 for need in self.fencing.values_mut() {
                     if need.started_by == Some(*n) {
@@ -305,7 +348,10 @@ impl Node {
                     need.uncovered = false;
                     need.started_by = Some(from);
                     if from == self.me {
-                        out.push(Output::Log(format!("fence request {node} (actor {})", self.me)));
+                        out.push(Output::Log(format!(
+                            "fence request {node} (actor {})",
+                            self.me
+                        )));
                         self.running_agents.insert(node);
                         out.push(Output::Fence { node });
                     }
@@ -334,12 +380,16 @@ impl Node {
             }
             DaemonCpg::Hello { clean } => {
                 if clean && self.fencing.remove(&from).is_some() {
-                    out.push(Output::Log(format!("node {from} rejoined cleanly: counts as fenced")));
+                    out.push(Output::Log(format!(
+                        "node {from} rejoined cleanly: counts as fenced"
+                    )));
                 }
             }
             DaemonCpg::FenceAck { node } => {
                 if self.fencing.remove(&node).is_some() {
-                    out.push(Output::Log(format!("fence_ack {node}: recorded as fenced by an admin")));
+                    out.push(Output::Log(format!(
+                        "fence_ack {node}: recorded as fenced by an admin"
+                    )));
                 }
                 let e = self.fenced.entry(node).or_default();
                 e.0 += 1;
@@ -384,7 +434,9 @@ impl Node {
     pub fn wait_reason(&self, ls: &Lockspace) -> Option<String> {
         use crate::lockspace::Phase;
         match ls.phase()? {
-            Phase::Conditions if self.config.enable_quorum_lockspace && !self.quorate => Some("wait quorum".into()),
+            Phase::Conditions if self.config.enable_quorum_lockspace && !self.quorate => {
+                Some("wait quorum".into())
+            }
             Phase::Conditions => Some("wait fencing".into()),
             _ => Some("wait messages".into()),
         }

@@ -219,7 +219,7 @@ impl Resource {
             let o = &self.locks[o];
             let blocks_other = !gr.compatible(o.rqmode.expect("converting"));
             let blocked_by_other = !o.grmode.expect("granted").compatible(rq);
-            if ahead && blocks_other || !ahead && blocks_other && blocked_by_other {
+            if blocks_other && (ahead || blocked_by_other) {
                 return true;
             }
         }

@@ -5,12 +5,14 @@
 //! by one seeded RNG and a virtual clock. After every step the invariants are checked;
 //! a failure names its seed, and the same seed replays the same run.
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use crate::api::{Callback, Request};
 use crate::flags::{Flags, Status, SBF_VALNOTVALID};
-use crate::membership::{lockspace_group, ClusterEvent, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP};
+use crate::membership::{
+    lockspace_group, ClusterEvent, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP,
+};
 use crate::message::{DaemonCpg, LsCpg, Msg};
 use crate::mode::{Mode, MODES};
 use crate::node::{CoreConfig, Input, Node, Output};
@@ -23,14 +25,14 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     pub fn chance(&mut self, per_mille: u64) -> bool {
         self.below(1000) < per_mille
@@ -47,7 +49,11 @@ enum Ev {
     /// corosync notices the connectivity changed (token timeout).
     Membership,
     /// A fence device finished powering a node off.
-    FenceDone { actor: NodeId, actor_inc: u32, victim: NodeId },
+    FenceDone {
+        actor: NodeId,
+        actor_inc: u32,
+        victim: NodeId,
+    },
     Restart(NodeId),
     Tick,
     /// A random client action or fault.
@@ -62,8 +68,11 @@ struct Pending {
     lkid: u32,
     /// An unlock or conversion with a value: (resource, flags, value, target mode),
     /// the oracle's `last_call` once accepted.
-    call: Option<(Vec<u8>, u32, Lvb, Option<Mode>)>,
+    call: Option<Call>,
 }
+
+/// An unlock or conversion call: (resource, flags, value, target mode; None to unlock).
+type Call = (Vec<u8>, u32, Lvb, Option<Mode>);
 
 struct SimNode {
     core: Option<Node>,
@@ -124,8 +133,8 @@ pub struct Sim {
     ever: BTreeSet<(String, Vec<u8>, u64)>,
     /// The last unlock or conversion call per (node, lockspace, lock): resource, flags,
     /// value, target mode (None for an unlock).
-    last_call: BTreeMap<(NodeId, String, u32), (Vec<u8>, u32, Lvb, Option<Mode>)>,
-    next_call: Option<(Vec<u8>, u32, Lvb, Option<Mode>)>,
+    last_call: BTreeMap<(NodeId, String, u32), Call>,
+    next_call: Option<Call>,
     /// Nodes powered off by fencing, and whether that was after each of their failures.
     pub fences: u32,
     pub grants: u64,
@@ -215,7 +224,11 @@ impl Sim {
         // One system client joins both lockspaces, as `dlm_tool join` would.
         let sys = self.next_client;
         self.next_client += 1;
-        self.nodes.get_mut(&id).expect("node").clients.insert(sys, BTreeMap::new());
+        self.nodes
+            .get_mut(&id)
+            .expect("node")
+            .clients
+            .insert(sys, BTreeMap::new());
         self.outputs(id, out);
         for ls in LS {
             self.call(id, sys, Request::Join { ls: ls.to_string() }, 0);
@@ -235,7 +248,8 @@ impl Sim {
         n.inbox.clear();
         n.payloads.clear();
         self.links.retain(|(a, b), _| *a != id && *b != id);
-        self.log.push(format!("{} node {id} down ({why})", self.now));
+        self.log
+            .push(format!("{} node {id} down ({why})", self.now));
         self.at(0, Ev::Membership);
     }
 
@@ -264,7 +278,10 @@ impl Sim {
 
     fn call(&mut self, id: NodeId, client: u64, request: Request, lkid: u32) {
         let ls = match &request {
-            Request::Lock { ls, .. } | Request::Unlock { ls, .. } | Request::Join { ls } | Request::Leave { ls, .. } => ls.clone(),
+            Request::Lock { ls, .. }
+            | Request::Unlock { ls, .. }
+            | Request::Join { ls }
+            | Request::Leave { ls, .. } => ls.clone(),
             Request::FenceAck { .. } => String::new(),
         };
         let req = self.next_req;
@@ -278,13 +295,23 @@ impl Sim {
                 call: self.next_call.take(),
             },
         );
-        self.input(id, Input::Client { client, req, request });
+        self.input(
+            id,
+            Input::Client {
+                client,
+                req,
+                request,
+            },
+        );
     }
 
     fn outputs(&mut self, id: NodeId, out: Vec<Output>) {
         // An accepted call's completions may come in the same batch, before its reply.
         for o in &out {
-            if let Output::Reply { req, result: Ok(_), .. } = o {
+            if let Output::Reply {
+                req, result: Ok(_), ..
+            } = o
+            {
                 if let Some(p) = self.nodes.get_mut(&id).expect("node").pending.get_mut(req) {
                     if let Some(c) = p.call.take() {
                         self.last_call.insert((id, p.ls.clone(), p.lkid), c);
@@ -305,7 +332,9 @@ impl Sim {
                         self.at(d, Ev::Link(id, to));
                     }
                 }
-                Output::McastLs { ls, msg } => self.mcast(id, &lockspace_group(&ls), Payload::Ls(ls, msg)),
+                Output::McastLs { ls, msg } => {
+                    self.mcast(id, &lockspace_group(&ls), Payload::Ls(ls, msg))
+                }
                 Output::McastDaemon(msg) => self.mcast(id, DAEMON_GROUP, Payload::Daemon(msg)),
                 Output::CpgJoin(g) => self.cpg_join(id, g),
                 Output::CpgLeave(g) => self.cpg_leave(id, g),
@@ -317,14 +346,20 @@ impl Sim {
                                 c.entry((p.ls.clone(), *lkid)).or_insert(None);
                             }
                         }
-
                     }
                 }
                 Output::Callback { client, ls, cb } => self.callback(id, client, ls, cb),
                 Output::Fence { node } => {
                     let inc = self.nodes[&id].inc;
                     let delay = 20 + self.rng.below(300);
-                    self.at(delay, Ev::FenceDone { actor: id, actor_inc: inc, victim: node });
+                    self.at(
+                        delay,
+                        Ev::FenceDone {
+                            actor: id,
+                            actor_inc: inc,
+                            victim: node,
+                        },
+                    );
                 }
                 Output::Log(l) => self.log.push(format!("{} n{id}: {l}", self.now)),
             }
@@ -375,7 +410,17 @@ impl Sim {
     /// not told VALNOTVALID sees a stored value at least as new as the newest completed
     /// write. (Values are call numbers, which only grow.)
     #[allow(clippy::too_many_arguments)]
-    fn value_block(&mut self, id: NodeId, ls: &str, lkid: u32, status: Status, prev: Option<Mode>, mode: Option<Mode>, sbflags: u8, lvb: Option<Lvb>) {
+    fn value_block(
+        &mut self,
+        id: NodeId,
+        ls: &str,
+        lkid: u32,
+        status: Status,
+        prev: Option<Mode>,
+        mode: Option<Mode>,
+        sbflags: u8,
+        lvb: Option<Lvb>,
+    ) {
         let call = self.last_call.get(&(id, ls.to_string(), lkid)).cloned();
         if let (Some((name, f, v, to)), Some(p)) = (call, prev) {
             let wrote = match (status, to) {
@@ -394,7 +439,11 @@ impl Sim {
             if m >= Mode::PR && m != Mode::CW && sbflags & SBF_VALNOTVALID == 0 {
                 if let Some(name) = self.lock_name(id, ls, lkid) {
                     let n = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
-                    let newest = self.written.get(&(ls.to_string(), name.clone())).copied().unwrap_or(0);
+                    let newest = self
+                        .written
+                        .get(&(ls.to_string(), name.clone()))
+                        .copied()
+                        .unwrap_or(0);
                     let stored = n == 0 || self.ever.contains(&(ls.to_string(), name.clone(), n));
                     assert!(
                         stored && n >= newest,
@@ -468,12 +517,26 @@ impl Sim {
         // The node that left hears nothing more of the group.
     }
 
-    fn report_group(&mut self, m: NodeId, group: &str, members: &[NodeId], left_reason: LeaveReason) {
-        let old = self.nodes[&m].groups.get(group).cloned().unwrap_or_default();
+    fn report_group(
+        &mut self,
+        m: NodeId,
+        group: &str,
+        members: &[NodeId],
+        left_reason: LeaveReason,
+    ) {
+        let old = self.nodes[&m]
+            .groups
+            .get(group)
+            .cloned()
+            .unwrap_or_default();
         if old == members {
             return;
         }
-        let joined: Vec<NodeId> = members.iter().copied().filter(|x| !old.contains(x)).collect();
+        let joined: Vec<NodeId> = members
+            .iter()
+            .copied()
+            .filter(|x| !old.contains(x))
+            .collect();
         let left: Vec<(NodeId, LeaveReason)> = old
             .iter()
             .copied()
@@ -498,7 +561,11 @@ impl Sim {
     }
 
     fn cpg_join(&mut self, id: NodeId, group: String) {
-        self.nodes.get_mut(&id).expect("node").groups.insert(group.clone(), Vec::new());
+        self.nodes
+            .get_mut(&id)
+            .expect("node")
+            .groups
+            .insert(group.clone(), Vec::new());
         self.group_changed(id, &group, LeaveReason::Leave);
     }
 
@@ -512,9 +579,18 @@ impl Sim {
 
     /// Views from connectivity: alive nodes, links up unless a node is cut off.
     fn membership(&mut self) {
-        let alive: Vec<NodeId> = self.nodes.keys().copied().filter(|n| self.alive(*n)).collect();
+        let alive: Vec<NodeId> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|n| self.alive(*n))
+            .collect();
         let mut comps: Vec<Vec<NodeId>> = Vec::new();
-        let whole: Vec<NodeId> = alive.iter().copied().filter(|n| !self.cut.contains(n)).collect();
+        let whole: Vec<NodeId> = alive
+            .iter()
+            .copied()
+            .filter(|n| !self.cut.contains(n))
+            .collect();
         if !whole.is_empty() {
             comps.push(whole);
         }
@@ -531,8 +607,16 @@ impl Sim {
             }
             self.ring += 1;
             // TCP connections across the new boundary are reset: what was in flight is gone.
-            let outside: Vec<NodeId> = self.nodes.keys().copied().filter(|x| !comp.contains(x)).collect();
-            self.links.retain(|(a, b), _| !(comp.contains(a) && outside.contains(b) || comp.contains(b) && outside.contains(a)));
+            let outside: Vec<NodeId> = self
+                .nodes
+                .keys()
+                .copied()
+                .filter(|x| !comp.contains(x))
+                .collect();
+            self.links.retain(|(a, b), _| {
+                !(comp.contains(a) && outside.contains(b)
+                    || comp.contains(b) && outside.contains(a))
+            });
             for m in &comp {
                 self.nodes.get_mut(m).expect("node").view = comp.clone();
             }
@@ -595,10 +679,12 @@ impl Sim {
                 let input = match e {
                     ClusterEvent::Confchg(c) => Input::Confchg(c),
                     ClusterEvent::Quorum(q) => Input::Quorum(q),
-                    ClusterEvent::Deliver { from, .. } => match n.payloads.pop_front().expect("payload") {
-                        Payload::Ls(ls, msg) => Input::LsCpg { ls, from, msg },
-                        Payload::Daemon(msg) => Input::DaemonCpg { from, msg },
-                    },
+                    ClusterEvent::Deliver { from, .. } => {
+                        match n.payloads.pop_front().expect("payload") {
+                            Payload::Ls(ls, msg) => Input::LsCpg { ls, from, msg },
+                            Payload::Daemon(msg) => Input::DaemonCpg { from, msg },
+                        }
+                    }
                 };
                 if n.inbox.is_empty() {
                     n.inbox_busy = false;
@@ -609,7 +695,11 @@ impl Sim {
                 self.input(id, input);
             }
             Ev::Membership => self.membership(),
-            Ev::FenceDone { actor, actor_inc, victim } => {
+            Ev::FenceDone {
+                actor,
+                actor_inc,
+                victim,
+            } => {
                 if self.nodes[&actor].inc != actor_inc || !self.alive(actor) {
                     return;
                 }
@@ -648,7 +738,12 @@ impl Sim {
     fn heal(&mut self, id: NodeId) {
         if self.cut.remove(&id) {
             self.at(TOKEN_MS / 2, Ev::Membership);
-            let keys: Vec<(NodeId, NodeId)> = self.links.keys().copied().filter(|(a, b)| *a == id || *b == id).collect();
+            let keys: Vec<(NodeId, NodeId)> = self
+                .links
+                .keys()
+                .copied()
+                .filter(|(a, b)| *a == id || *b == id)
+                .collect();
             for (a, b) in keys {
                 self.at(1, Ev::Link(a, b));
             }
@@ -693,7 +788,11 @@ impl Sim {
         if roll < 5 || clients.len() < 3 {
             let c = self.next_client;
             self.next_client += 1;
-            self.nodes.get_mut(&id).expect("node").clients.insert(c, BTreeMap::new());
+            self.nodes
+                .get_mut(&id)
+                .expect("node")
+                .clients
+                .insert(c, BTreeMap::new());
             return;
         }
         let client = clients[1 + self.rng.below(clients.len() as u64 - 1) as usize];
@@ -706,8 +805,10 @@ impl Sim {
             self.input(id, Input::ClientGone(client));
             return;
         }
-        let held: Vec<((String, u32), Option<Mode>)> =
-            self.nodes[&id].clients[&client].iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let held: Vec<((String, u32), Option<Mode>)> = self.nodes[&id].clients[&client]
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         let mode = MODES[self.rng.below(6) as usize];
         let mut flags = Flags::VALBLK;
         for (bit, p) in [
@@ -795,7 +896,9 @@ impl Sim {
             for (lsn, ls) in &core.lockspaces {
                 for (name, lkid, mode) in ls.held() {
                     let alt = ls.middle_conversion(lkid);
-                    held.entry((lsn.clone(), name.clone())).or_default().push((*id, lkid, mode, alt));
+                    held.entry((lsn.clone(), name.clone()))
+                        .or_default()
+                        .push((*id, lkid, mode, alt));
                 }
                 for (name, res) in ls.mastered() {
                     let g: Vec<Mode> = res.queue(Queue::Grant).filter_map(|l| l.grmode).collect();
@@ -895,7 +998,10 @@ impl Sim {
         until = self.now + 10_000;
         self.run_until(until, false);
         for (id, n) in &self.nodes {
-            let core = n.core.as_ref().ok_or(format!("seed {}: node {id} did not come back", self.seed))?;
+            let core = n
+                .core
+                .as_ref()
+                .ok_or(format!("seed {}: node {id} did not come back", self.seed))?;
             if !n.pending.is_empty() {
                 return Err(format!(
                     "seed {}: node {id}: {} calls never answered\n{}",

@@ -9,7 +9,9 @@ fn run(seed: u64, params: Params) {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("{e}\nreplay: HYDRA_SIM_SEED={seed} cargo test -p hydra-dlm --test sim"),
+        Ok(Err(e)) => {
+            panic!("{e}\nreplay: HYDRA_SIM_SEED={seed} cargo test -p hydra-dlm --test sim")
+        }
         Err(p) => {
             let msg = p
                 .downcast_ref::<String>()
@@ -37,13 +39,26 @@ fn seeds() -> Vec<u64> {
 fn seeds_with_faults_keep_every_invariant() {
     for seed in seeds() {
         let nodes = 3 + (seed % 3) as u32;
-        run(seed, Params { nodes, ..Params::default() });
+        run(
+            seed,
+            Params {
+                nodes,
+                ..Params::default()
+            },
+        );
     }
 }
 
 #[test]
 fn without_faults_every_lock_call_completes() {
     for seed in seeds() {
-        run(seed, Params { faults: false, steps: 300, ..Params::default() });
+        run(
+            seed,
+            Params {
+                faults: false,
+                steps: 300,
+                ..Params::default()
+            },
+        );
     }
 }
