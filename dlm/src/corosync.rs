@@ -492,6 +492,9 @@ fn leave_reason(reason: cpg::Reason) -> LeaveReason {
     }
 }
 
+/// A new CPG connection, for one group. cpg_model_initialize(3) with CPG_MODEL_V1, as
+/// cpg_initialize(3) is deprecated; the totem confchg callback (ring ids) is not asked
+/// for, since [`Confchg`] has no place for a ring id.
 fn open_cpg() -> Result<cpg::Handle> {
     let model = cpg::ModelData::ModelV1(cpg::Model1Data {
         flags: cpg::Model1Flags::None,
