@@ -1404,8 +1404,14 @@ impl Lockspace {
     pub fn held(&self) -> impl Iterator<Item = (&Name, u32, Mode)> {
         self.locks
             .iter()
-            .filter(|(_, l)| l.op != Some(Op::Unlock))
-            .filter_map(|(id, l)| l.grmode.map(|m| (&l.name, *id, m)))
+            .filter(|(_, l)| l.op != Some(Op::Unlock) && !l.force_sent)
+            .filter_map(|(id, l)| {
+                // A conversion with CONVDEADLK lets the master demote the granted mode
+                // to NL while it waits (DLM_SBF_DEMOTED tells the holder at the end).
+                let demotable = l.op == Some(Op::Convert) && l.flags.has(Flags::CONVDEADLK);
+                l.grmode
+                    .map(|m| (&l.name, *id, if demotable { Mode::NL } else { m }))
+            })
     }
 
     /// A middle conversion (PR↔CW) of `lkid` waiting for its master's answer: the master
