@@ -11,7 +11,7 @@ use crate::membership::NodeId;
 use crate::message::{LsCpg, Msg, Name, RecoverLock};
 use crate::mode::Mode;
 use crate::node::Output;
-use crate::resource::{Event, LockId, Lvb, MasterLock, Queue, Resource};
+use crate::resource::{Event, LockId, Lvb, MasterLock, Queue, Refused, Resource};
 
 /// The directory node of `name` among the sorted `members` (`dlm_hash2nodeid`: the
 /// high bits of the name's hash pick a member, every member weight 1).
@@ -116,13 +116,6 @@ struct Recovery {
     moved: HashSet<Name>,
 }
 
-/// Lockspace-wide counters, for `dlm_tool ls` and the bench.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    pub recoveries: u64,
-    pub last_recovery_ms: u64,
-}
-
 pub struct Lockspace {
     pub name: String,
     me: NodeId,
@@ -143,7 +136,6 @@ pub struct Lockspace {
     pub join_waiters: Vec<(ClientId, u64)>,
     toss_ms: u64,
     recovery_started: u64,
-    pub stats: Stats,
 }
 
 fn bad(code: i32, detail: impl Into<String>) -> Result<u32, Errno> {
@@ -173,7 +165,6 @@ impl Lockspace {
             join_waiters: Vec::new(),
             toss_ms,
             recovery_started: 0,
-            stats: Stats::default(),
         }
     }
 
@@ -247,9 +238,6 @@ impl Lockspace {
     ) -> Result<u32, Errno> {
         if let Err(why) = flags.check_lock(mode, name.len()) {
             return bad(EINVAL, why);
-        }
-        if flags.has(Flags::VALBLK) && lvb.is_none() && !flags.has(Flags::CONVERT) {
-            // libdlm passes the caller's buffer; none means zeros, as a fresh buffer.
         }
         if flags.has(Flags::CONVERT) {
             return self.convert(client, lkid, mode, flags, lvb, now, out);
@@ -748,19 +736,10 @@ impl Lockspace {
                 reply,
                 ..
             } => {
-                let r = self
-                    .masters
-                    .get_mut(&name)
-                    .map(|m| m.res.convert((from, lkid), mode, flags, lvb));
-                match r {
-                    Some(Ok(ev)) => {
-                        let skip = (!reply).then_some((from, lkid));
-                        self.route(&name, ev, skip, now, out);
-                    }
-                    other => {
-                        self.protocol(from, "convert", &name, lkid, other.map(|r| r.err()), out)
-                    }
-                }
+                let skip = (!reply).then_some((from, lkid));
+                self.master_op(from, "convert", name, lkid, skip, now, out, |r, id| {
+                    r.convert(id, mode, flags, lvb)
+                });
             }
             Msg::Unlock {
                 name,
@@ -769,31 +748,18 @@ impl Lockspace {
                 lvb,
                 ..
             } => {
-                let r = self
-                    .masters
-                    .get_mut(&name)
-                    .map(|m| m.res.unlock((from, lkid), flags, lvb));
-                match r {
-                    Some(Ok(ev)) => self.route(&name, ev, None, now, out),
-                    // A forced unlock that crossed the lock's failure (EAGAIN, ECANCEL).
-                    Some(Err(crate::resource::Refused::NoSuchLock))
-                        if flags.has(Flags::FORCEUNLOCK) => {}
-                    other => {
-                        self.protocol(from, "unlock", &name, lkid, other.map(|r| r.err()), out)
+                self.master_op(from, "unlock", name, lkid, None, now, out, |r, id| {
+                    match r.unlock(id, flags, lvb) {
+                        // A forced unlock that crossed the lock's end (EAGAIN, ECANCEL).
+                        Err(Refused::NoSuchLock) if flags.has(Flags::FORCEUNLOCK) => Ok(Vec::new()),
+                        done => done,
                     }
-                }
+                });
             }
             Msg::Cancel { name, lkid, .. } => {
-                let r = self
-                    .masters
-                    .get_mut(&name)
-                    .map(|m| m.res.cancel((from, lkid)));
-                match r {
-                    Some(Ok(ev)) => self.route(&name, ev, None, now, out),
-                    other => {
-                        self.protocol(from, "cancel", &name, lkid, other.map(|r| r.err()), out)
-                    }
-                }
+                self.master_op(from, "cancel", name, lkid, None, now, out, |r, id| {
+                    r.cancel(id)
+                });
             }
             Msg::NotMaster { name, lkid, .. } => {
                 let ok = self
@@ -832,22 +798,32 @@ impl Lockspace {
         }
     }
 
-    fn protocol(
+    /// An owner's operation on a lock of a resource this node masters: apply it and send
+    /// the outcome to the owners; a refusal is the owner's protocol error, logged.
+    #[allow(clippy::too_many_arguments)]
+    fn master_op(
         &mut self,
         from: NodeId,
         what: &str,
-        name: &[u8],
+        name: Name,
         lkid: u32,
-        why: Option<Option<crate::resource::Refused>>,
+        skip: Option<LockId>,
+        now: u64,
         out: &mut Vec<Output>,
+        op: impl FnOnce(&mut Resource, LockId) -> Result<Vec<Event>, Refused>,
     ) {
-        out.push(Output::Log(format!(
-            "{}: {what} of lock {lkid:#x} on \"{}\" from node {from} refused: {:?}",
-            self.name,
-            String::from_utf8_lossy(name),
-            why.flatten()
-                .map_or("not master".to_string(), |r| format!("{r:?}")),
-        )));
+        let result = match self.masters.get_mut(&name) {
+            Some(m) => op(&mut m.res, (from, lkid)).map_err(|r| format!("{r:?}")),
+            None => Err("not master".to_string()),
+        };
+        match result {
+            Ok(ev) => self.route(&name, ev, skip, now, out),
+            Err(why) => out.push(Output::Log(format!(
+                "{}: {what} of lock {lkid:#x} on \"{}\" from node {from} refused: {why}",
+                self.name,
+                String::from_utf8_lossy(&name),
+            ))),
+        }
     }
 
     fn on_lookup(
@@ -1336,11 +1312,12 @@ impl Lockspace {
     /// what was lost with departed masters, then the traffic and calls held meanwhile.
     fn resume(&mut self, now: u64, out: &mut Vec<Output>) {
         self.rec = Recovery::default();
-        self.stats.recoveries += 1;
-        self.stats.last_recovery_ms = now.saturating_sub(self.recovery_started);
         out.push(Output::Log(format!(
             "{}: dlm_recover generation {} done: {} ms, members {:?}",
-            self.name, self.gen, self.stats.last_recovery_ms, self.members
+            self.name,
+            self.gen,
+            now.saturating_sub(self.recovery_started),
+            self.members
         )));
         let names: Vec<Name> = self.masters.keys().cloned().collect();
         for name in names {

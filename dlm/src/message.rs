@@ -162,8 +162,9 @@ pub enum DaemonCpg {
     FenceResult { node: NodeId, ok: bool },
     /// `dlm_tool fence_ack`: an admin says `node` is down.
     FenceAck { node: NodeId },
-    /// Sent by a daemon when it joins the group: `clean` when it holds no lock state
-    /// from an earlier life (it rebooted), which counts as fenced (dlm_controld treats a
-    /// clean rejoin the same way); a stateful merge must still be fenced.
-    Hello { clean: bool },
+    /// Sent by a daemon when it joins the group, which it does only when it starts, with
+    /// no lock state from an earlier life: that counts as fenced (dlm_controld treats a
+    /// clean rejoin the same way). Nodes merging after a partition do not join again,
+    /// send no Hello, and are still fenced.
+    Hello,
 }

@@ -3,7 +3,7 @@
 //! (dlm_controld's `daemon_fence_work`, in CPG order). Drivers feed `Input`s and carry
 //! out `Output`s; no clock and no sockets here.
 
-use std::collections::{BTreeMap, BTreeMap as HashMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{Callback, ClientId, Errno, Request};
 use crate::flags::libc_errno::{EBUSY, EINVAL, ENOENT};
@@ -128,8 +128,6 @@ pub struct Node {
     running_agents: BTreeSet<NodeId>,
     pub now: u64,
     out: Vec<Output>,
-    /// Fence history for `dlm_tool status`: node → (fence count, last time).
-    pub fenced: HashMap<NodeId, (u32, u64)>,
 }
 
 impl Node {
@@ -150,7 +148,6 @@ impl Node {
             running_agents: BTreeSet::new(),
             now: 0,
             out: Vec::new(),
-            fenced: HashMap::new(),
         }
     }
 
@@ -296,7 +293,7 @@ impl Node {
         if c.group == DAEMON_GROUP {
             if c.joined.contains(&self.me) {
                 // A daemon that just started holds no lock state.
-                out.push(Output::McastDaemon(DaemonCpg::Hello { clean: true }));
+                out.push(Output::McastDaemon(DaemonCpg::Hello));
             }
             for (n, why) in &c.left {
                 out.push(Output::Log(format!(
@@ -373,13 +370,10 @@ impl Node {
                     out.push(Output::Log(format!("fence status {node} failed: retrying")));
                 } else if !need.uncovered {
                     self.fencing.remove(&node);
-                    let e = self.fenced.entry(node).or_default();
-                    e.0 += 1;
-                    e.1 = now;
                 }
             }
-            DaemonCpg::Hello { clean } => {
-                if clean && self.fencing.remove(&from).is_some() {
+            DaemonCpg::Hello => {
+                if self.fencing.remove(&from).is_some() {
                     out.push(Output::Log(format!(
                         "node {from} rejoined cleanly: counts as fenced"
                     )));
@@ -391,9 +385,6 @@ impl Node {
                         "fence_ack {node}: recorded as fenced by an admin"
                     )));
                 }
-                let e = self.fenced.entry(node).or_default();
-                e.0 += 1;
-                e.1 = self.now;
             }
         }
     }
@@ -427,18 +418,6 @@ impl Node {
         for ls in self.lockspaces.values_mut() {
             let fenced = ls.awaiting_fence().all(|n| !self.fencing.contains_key(&n));
             ls.check_conditions(quorum_ok && fenced, out);
-        }
-    }
-
-    /// What a stopped lockspace waits for, in `dlm_tool ls` words.
-    pub fn wait_reason(&self, ls: &Lockspace) -> Option<String> {
-        use crate::lockspace::Phase;
-        match ls.phase()? {
-            Phase::Conditions if self.config.enable_quorum_lockspace && !self.quorate => {
-                Some("wait quorum".into())
-            }
-            Phase::Conditions => Some("wait fencing".into()),
-            _ => Some("wait messages".into()),
         }
     }
 }

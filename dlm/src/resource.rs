@@ -363,9 +363,8 @@ impl Resource {
         let mut ev = Vec::new();
         lk.grmode = None;
         lk.highbast = -1;
+        // On no queue while it is judged (its `queue` only matters once linked).
         self.locks.insert(id, lk);
-        // Not on any queue while it is judged.
-        self.locks.get_mut(&id).expect("lock").queue = Queue::Wait;
         let (ok, _) = self.can_be_granted(id, true, false);
         if ok {
             self.grant(id, &mut ev);

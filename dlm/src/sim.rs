@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use crate::api::{Callback, Request};
 use crate::flags::{Flags, Status, SBF_VALNOTVALID};
-use crate::membership::{
-    lockspace_group, ClusterEvent, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP,
-};
+use crate::membership::{lockspace_group, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP};
 use crate::message::{DaemonCpg, LsCpg, Msg};
 use crate::mode::{Mode, MODES};
 use crate::node::{CoreConfig, Input, Node, Output};
@@ -77,9 +75,8 @@ type Call = (Vec<u8>, u32, Lvb, Option<Mode>);
 struct SimNode {
     core: Option<Node>,
     inc: u32,
-    inbox: VecDeque<ClusterEvent>,
-    /// Typed CPG payloads, parallel to Deliver events in the inbox.
-    payloads: VecDeque<Payload>,
+    /// What this node's corosync delivers, in its order: confchgs, quorum, messages.
+    inbox: VecDeque<Input>,
     inbox_busy: bool,
     /// CPG groups joined, and the members last reported for each.
     groups: BTreeMap<String, Vec<NodeId>>,
@@ -136,8 +133,6 @@ pub struct Sim {
     last_call: BTreeMap<(NodeId, String, u32), Call>,
     next_call: Option<Call>,
     /// Nodes powered off by fencing, and whether that was after each of their failures.
-    pub fences: u32,
-    pub grants: u64,
     pub log: Vec<String>,
     params: Params,
     ring: u64,
@@ -165,8 +160,6 @@ impl Sim {
             ever: BTreeSet::new(),
             last_call: BTreeMap::new(),
             next_call: None,
-            fences: 0,
-            grants: 0,
             log: Vec::new(),
             params: params.clone(),
             ring: 0,
@@ -179,7 +172,6 @@ impl Sim {
                     core: None,
                     inc: 0,
                     inbox: VecDeque::new(),
-                    payloads: VecDeque::new(),
                     inbox_busy: false,
                     groups: BTreeMap::new(),
                     clients: BTreeMap::new(),
@@ -218,7 +210,6 @@ impl Sim {
         n.core = Some(core);
         n.groups.clear();
         n.inbox.clear();
-        n.payloads.clear();
         n.inbox_busy = false;
         n.view.clear();
         // One system client joins both lockspaces, as `dlm_tool join` would.
@@ -246,7 +237,6 @@ impl Sim {
         n.pending.clear();
         n.groups.clear();
         n.inbox.clear();
-        n.payloads.clear();
         self.links.retain(|(a, b), _| *a != id && *b != id);
         self.log
             .push(format!("{} node {id} down ({why})", self.now));
@@ -382,7 +372,6 @@ impl Sim {
             let prev = c.get(&(ls.clone(), lkid)).copied().flatten();
             match status {
                 Status::Granted => {
-                    self.grants += 1;
                     c.insert((ls.clone(), lkid), mode);
                 }
                 _ if mode.is_none() => {
@@ -474,25 +463,18 @@ impl Sim {
         }
         for m in self.component_of(from) {
             if self.nodes[&m].groups.contains_key(group) {
-                self.deliver(
-                    m,
-                    ClusterEvent::Deliver {
-                        group: group.to_string(),
-                        from,
-                        data: Vec::new(),
-                    },
-                    Some(p.clone()),
-                );
+                let input = match p.clone() {
+                    Payload::Ls(ls, msg) => Input::LsCpg { ls, from, msg },
+                    Payload::Daemon(msg) => Input::DaemonCpg { from, msg },
+                };
+                self.deliver(m, input);
             }
         }
     }
 
-    fn deliver(&mut self, to: NodeId, ev: ClusterEvent, p: Option<Payload>) {
+    fn deliver(&mut self, to: NodeId, input: Input) {
         let n = self.nodes.get_mut(&to).expect("node");
-        n.inbox.push_back(ev);
-        if let Some(p) = p {
-            n.payloads.push_back(p);
-        }
+        n.inbox.push_back(input);
         if !n.inbox_busy {
             n.inbox_busy = true;
             let d = self.rng.below(3);
@@ -550,13 +532,12 @@ impl Sim {
             .insert(group.to_string(), members.to_vec());
         self.deliver(
             m,
-            ClusterEvent::Confchg(Confchg {
+            Input::Confchg(Confchg {
                 group: group.to_string(),
                 members: members.to_vec(),
                 joined,
                 left,
             }),
-            None,
         );
     }
 
@@ -626,7 +607,7 @@ impl Sim {
                 ring_seq: self.ring,
             };
             for m in comp.clone() {
-                self.deliver(m, ClusterEvent::Quorum(q.clone()), None);
+                self.deliver(m, Input::Quorum(q.clone()));
             }
             // Group changes, in one order for everyone: the daemons' group first.
             let mut groups: BTreeSet<String> = BTreeSet::new();
@@ -672,19 +653,9 @@ impl Sim {
             }
             Ev::Inbox(id) => {
                 let n = self.nodes.get_mut(&id).expect("node");
-                let Some(e) = n.inbox.pop_front() else {
+                let Some(input) = n.inbox.pop_front() else {
                     n.inbox_busy = false;
                     return;
-                };
-                let input = match e {
-                    ClusterEvent::Confchg(c) => Input::Confchg(c),
-                    ClusterEvent::Quorum(q) => Input::Quorum(q),
-                    ClusterEvent::Deliver { from, .. } => {
-                        match n.payloads.pop_front().expect("payload") {
-                            Payload::Ls(ls, msg) => Input::LsCpg { ls, from, msg },
-                            Payload::Daemon(msg) => Input::DaemonCpg { from, msg },
-                        }
-                    }
                 };
                 if n.inbox.is_empty() {
                     n.inbox_busy = false;
@@ -706,7 +677,6 @@ impl Sim {
                 // The device sometimes fails; the actor retries.
                 let ok = !self.rng.chance(150);
                 if ok {
-                    self.fences += 1;
                     self.crash(victim, "fenced");
                     let d = 500 + self.rng.below(3000);
                     self.at(d, Ev::Restart(victim));
