@@ -641,26 +641,28 @@ async fn run(
         loop {
             tokio::select! {
                 req = rx.recv(), if logout.is_none() => match req {
-                    Some(Request::Command(c, reply)) => {
-                        submit(core, waiting, c, reply);
-                        // Commands queued meanwhile go out in the same write, a few at
-                        // a time: one syscall for several small PDUs, without holding
-                        // back the first behind a long burst.
-                        for _ in 1..BATCH {
-                            match rx.try_recv() {
-                                Ok(Request::Command(c, reply)) => submit(core, waiting, c, reply),
-                                Ok(Request::Logout(reply)) => {
+                    Some(mut req) => {
+                        // Requests queued meanwhile go out in the same write, a few at a
+                        // time: one syscall for several small PDUs, without holding back
+                        // the first behind a long burst.
+                        let mut taken = 1;
+                        loop {
+                            match req {
+                                Request::Command(c, reply) => submit(core, waiting, c, reply),
+                                Request::Logout(reply) => {
                                     core.logout();
                                     logout = Some(reply);
                                     break;
                                 }
+                            }
+                            if taken == BATCH {
+                                break;
+                            }
+                            match rx.try_recv() {
+                                Ok(next) => (req, taken) = (next, taken + 1),
                                 Err(_) => break,
                             }
                         }
-                    }
-                    Some(Request::Logout(reply)) => {
-                        core.logout();
-                        logout = Some(reply);
                     }
                     None => return Ok(true),
                 },
