@@ -245,14 +245,7 @@ impl Session {
 
     /// UNMAP (SBC-3 §5.28) of `(lba, blocks)` ranges.
     pub async fn unmap(&self, lun: u64, ranges: &[(u64, u32)]) -> Result<Result<(), Failed>> {
-        let mut p = vec![0u8; 8];
-        p[0..2].copy_from_slice(&((6 + 16 * ranges.len()) as u16).to_be_bytes());
-        p[2..4].copy_from_slice(&((16 * ranges.len()) as u16).to_be_bytes());
-        for (lba, n) in ranges {
-            p.extend_from_slice(&lba.to_be_bytes());
-            p.extend_from_slice(&n.to_be_bytes());
-            p.extend_from_slice(&[0; 4]);
-        }
+        let p = hydra_proto::scsi::unmap_parameter_list(ranges);
         let l = (p.len() as u16).to_be_bytes();
         let c = [0x42, 0, 0, 0, 0, 0, 0, l[0], l[1], 0];
         Ok(self.scsi(lun, &c, p.into(), 0).await?.map(|_| ()))

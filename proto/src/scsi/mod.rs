@@ -102,6 +102,20 @@ pub fn encode_lun(n: u64) -> u64 {
     }
 }
 
+/// An UNMAP parameter list (SBC-3 §5.28.2): the 8-byte header, then one 16-byte block
+/// descriptor (LBA, block count, reserved) per `(lba, blocks)` range.
+pub fn unmap_parameter_list(ranges: &[(u64, u32)]) -> Vec<u8> {
+    let mut p = vec![0u8; 8];
+    p[0..2].copy_from_slice(&((6 + 16 * ranges.len()) as u16).to_be_bytes());
+    p[2..4].copy_from_slice(&((16 * ranges.len()) as u16).to_be_bytes());
+    for (lba, n) in ranges {
+        p.extend_from_slice(&lba.to_be_bytes());
+        p.extend_from_slice(&n.to_be_bytes());
+        p.extend_from_slice(&[0; 4]);
+    }
+    p
+}
+
 /// CDB length from the opcode's group code (SPC-4 §4.2.5.1); None for groups whose
 /// length is vendor specific or variable.
 pub fn cdb_len(opcode: u8) -> Option<usize> {
