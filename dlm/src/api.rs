@@ -71,3 +71,52 @@ pub enum Callback {
         mode: Mode,
     },
 }
+
+/// What `dlm_tool` asks the daemon that is not a lock call; the daemon answers with text
+/// in dlm_tool's layouts (dlm_tool/main.c), so the tool only prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    /// `dlm_tool ls [-n] [name]`.
+    Ls { name: Option<String>, nodes: bool },
+    /// `dlm_tool status [-v]`.
+    Status { verbose: bool },
+    /// `dlm_tool dump`: the daemon's in-memory debug log.
+    Dump,
+    /// `dlm_tool dump_config`.
+    DumpConfig,
+    /// `dlm_tool lockdump [-M] <ls>`.
+    Lockdump { ls: String, master_copies: bool },
+    /// `dlm_tool lockdebug <ls>`.
+    Lockdebug { ls: String },
+}
+
+/// Client to daemon, over the unix socket. `req` is the client's own number for the
+/// call; the answer carries it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientFrame {
+    Call { req: u64, request: Request },
+    Query { req: u64, query: Query },
+}
+
+/// Daemon to client, over the unix socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DaemonFrame {
+    /// The outcome of a `Call`: for Lock, the lock id (the request is then under way and
+    /// its completion arrives as a Callback); for the others 0.
+    Reply {
+        req: u64,
+        result: Result<u32, Errno>,
+    },
+    Callback { ls: String, cb: Callback },
+    /// The answer to a `Query`.
+    Text {
+        req: u64,
+        result: Result<String, Errno>,
+    },
+}
+
+/// Where dlm_controld keeps its pid file and hydra its client socket (dlm_controld's
+/// RUNDIR); `hydra dlm_controld --run-dir` and `hydra dlm_tool --run-dir` change it.
+pub const DEFAULT_RUN_DIR: &str = "/run/dlm_controld";
+/// The client socket's file name in the run directory.
+pub const SOCKET_NAME: &str = "hydra-dlm.sock";

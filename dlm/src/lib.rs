@@ -15,6 +15,8 @@ pub mod membership;
 pub use error::{Error, Result};
 pub use membership::NodeId;
 pub mod api;
+pub mod client;
+pub mod daemon;
 pub mod flags;
 pub mod lockspace;
 pub mod message;
@@ -22,6 +24,7 @@ pub mod mode;
 pub mod node;
 pub mod resource;
 pub mod sim;
+pub mod wire;
 
 /// `DLM_RESNAME_MAXLEN`: resource names are at most 64 bytes.
 pub const RESNAME_MAXLEN: usize = 64;

@@ -2,6 +2,8 @@
 
 mod args;
 mod daemonize;
+mod dlm_controld;
+mod dlm_tool;
 mod iscsi_perf;
 mod iscsiadm;
 mod iscsid;
@@ -19,6 +21,8 @@ pub const TOOLS: &[&str] = &[
     "iscsi-perf",
     "iscsiadm",
     "iscsid",
+    "dlm_controld",
+    "dlm_tool",
 ];
 
 pub const USAGE: &str = "usage: hydra <command> [options]
@@ -30,6 +34,8 @@ commands (each also runs when hydra is invoked through a symlink of that name):
   iscsid     the initiator daemon: holds this node's sessions (open-iscsi's iscsid)
   iscsiadm   open-iscsi's iscsiadm: discovery, node records, login/logout, sessions
   iscsi-perf load a LUN with reads or writes through hydra's initiator (libiscsi's iscsi-perf options)
+  dlm_controld the lock manager daemon on corosync (dlm_controld's options, dlm.conf)
+  dlm_tool   lock manager administration and locking from the shell (dlm_tool's commands)
 
 run 'hydra <command> --help' for a command's options";
 
@@ -42,6 +48,8 @@ pub fn run(tool: &str, args: Vec<String>) -> ExitCode {
         "iscsi-perf" => iscsi_perf::main(args),
         "iscsiadm" => iscsiadm::main(args),
         "iscsid" => iscsid::main(args),
+        "dlm_controld" => dlm_controld::main(args),
+        "dlm_tool" => dlm_tool::main(args),
         _ => unreachable!("TOOLS lists every tool"),
     };
     match r {

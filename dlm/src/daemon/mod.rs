@@ -1,0 +1,1 @@
+//! The dlm_controld driver (being written).

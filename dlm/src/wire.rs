@@ -1,0 +1,1 @@
+//! Byte encodings (being written).
