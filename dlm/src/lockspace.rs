@@ -9,7 +9,7 @@ use crate::api::{Callback, ClientId, Errno, Request};
 use crate::flags::{libc_errno::*, Flags, Status};
 use crate::membership::NodeId;
 use crate::message::{LsCpg, Msg, Name, RecoverLock};
-use crate::mode::Mode;
+use crate::mode::{LvbOp, Mode};
 use crate::node::Output;
 use crate::resource::{Event, LockId, Lvb, MasterLock, Queue, Refused, Resource};
 
@@ -51,7 +51,13 @@ struct PLock {
     flags: Flags,
     bast: bool,
     persistent: bool,
+    /// The caller's value block for the operation under way (what a write writes).
     lvb: Option<Lvb>,
+    /// The resource's value as this lock last read or wrote it, with its sequence
+    /// number: what recovery rebuilds the value from. Kept apart from `lvb` so that a
+    /// caller's buffer nobody wrote is never taken for the resource's value (the kernel
+    /// recovers from the caller's buffer, which can resurrect bytes no one wrote).
+    value: Option<Lvb>,
     lvbseq: u32,
     op: Option<Op>,
     /// The master queued the request or conversion (it waits there).
@@ -69,6 +75,31 @@ struct PLock {
     last_cast: Option<Mode>,
     last_bast: Option<Mode>,
     last_was_bast: bool,
+}
+
+impl PLock {
+    /// What the lock holds of the resource's value after a grant from `from` to `to`
+    /// (`set_lvb_lock`'s table, seen from the owner): what it read (`cast`, `None`
+    /// when the resource had no value), or what it wrote.
+    fn hold_value(&mut self, from: Option<Mode>, to: Mode, cast: Option<(Lvb, u32)>) {
+        if !self.flags.has(Flags::VALBLK) {
+            return;
+        }
+        match Mode::lvb_op(from, to) {
+            LvbOp::Read => {
+                self.value = cast.map(|(v, _)| v);
+                if let Some((_, seq)) = cast {
+                    self.lvbseq = seq;
+                }
+            }
+            LvbOp::Write if self.flags.has(Flags::IVVALBLK) => self.value = None,
+            LvbOp::Write => {
+                self.value = self.lvb;
+                self.lvbseq = self.lvbseq.wrapping_add(1);
+            }
+            LvbOp::None => {}
+        }
+    }
 }
 
 /// The owner's record of a resource name: where its master is.
@@ -261,6 +292,7 @@ impl Lockspace {
                 } else {
                     None
                 },
+                value: None,
                 lvbseq: 0,
                 op: Some(Op::Request),
                 queued: false,
@@ -314,7 +346,7 @@ impl Lockspace {
             Some(id) => {
                 let l = self.locks.get_mut(&id).expect("lock");
                 l.client = Some(client);
-                let (mode, lvb) = (l.grmode, l.lvb);
+                let (mode, lvb) = (l.grmode, l.value);
                 self.callback(id, Status::Granted, mode, 0, lvb, out);
                 Ok(id)
             }
@@ -356,6 +388,7 @@ impl Lockspace {
         if gr.is_down_conversion(mode) {
             // Down-conversions cannot wait: completed here at once, the master told
             // without a reply (the kernel's `send_convert` for down-conversions).
+            l.hold_value(Some(gr), mode, None);
             l.grmode = Some(mode);
             l.rqmode = None;
             let lvb = l.lvb;
@@ -965,14 +998,14 @@ impl Lockspace {
         let overlap = l.overlap.take();
         l.queued = false;
         l.cancel_sent = false;
-        if let Some((v, seq)) = lvb {
-            l.lvb = Some(v);
-            l.lvbseq = seq;
-        }
         let read = lvb.map(|(v, _)| v);
         let gone = status == Status::Unlock || op == Some(Op::Request) && status != Status::Granted;
         if gone {
             return self.drop_lock(lkid, status, out);
+        }
+        if let (Status::Granted, Some(to)) = (status, mode) {
+            let from = if op == Some(Op::Request) { None } else { l.grmode };
+            l.hold_value(from, to, lvb);
         }
         l.uncertain = false;
         l.grmode = mode;
@@ -1296,7 +1329,7 @@ impl Lockspace {
                 queue,
                 flags: l.flags,
                 bast: l.bast,
-                lvb: l.lvb,
+                lvb: l.value,
                 lvbseq: l.lvbseq,
             });
         }
@@ -1325,7 +1358,7 @@ impl Lockspace {
             let ev = m.res.recover_grant();
             self.route(&name, ev, None, now, out);
         }
-        let redo: Vec<u32> = self
+        let redo: Vec<(Name, u32)> = self
             .locks
             .iter()
             .filter(|(_, l)| {
@@ -1334,11 +1367,24 @@ impl Lockspace {
                         && !l.queued
                         && self.owned.get(&l.name).is_some_and(|o| o.master.is_none()))
             })
-            .map(|(id, _)| *id)
+            .map(|(id, l)| (l.name.clone(), *id))
             .collect();
-        for lkid in redo {
-            self.locks.get_mut(&lkid).expect("lock").resend = false;
-            self.send_op(lkid, now, out);
+        for (_, lkid) in &redo {
+            self.locks.get_mut(lkid).expect("lock").resend = false;
+        }
+        let mut looked_up = BTreeSet::new();
+        for (name, lkid) in redo {
+            if looked_up.contains(&name) || !self.locks.contains_key(&lkid) {
+                continue;
+            }
+            if self.owned[&name].master.is_some() {
+                self.send_op(lkid, now, out);
+            } else {
+                looked_up.insert(name);
+                // One lookup per name: its reply (at once when this node is the
+                // directory) sends every operation waiting on the name.
+                self.send_op(lkid, now, out);
+            }
         }
         // Client calls and forced unlocks that waited for recovery.
         let forced: Vec<u32> = self
@@ -1348,7 +1394,10 @@ impl Lockspace {
             .map(|(id, _)| *id)
             .collect();
         for lkid in forced {
-            let l = self.locks.get_mut(&lkid).expect("lock");
+            // An earlier unlock here, mastered locally, may have ended this lock already.
+            let Some(l) = self.locks.get_mut(&lkid) else {
+                continue;
+            };
             l.overlap = None;
             match l.op {
                 None => self.start_unlock(lkid, Flags(0), now, out),

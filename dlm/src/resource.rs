@@ -664,16 +664,21 @@ impl Resource {
         if with.is_empty() {
             return;
         }
+        // A lock above CR blocks every writer but itself, so its copy is the value (a
+        // copy of `None`: the resource had none when it was granted, and still has none).
         if let Some(big) = with.iter().find(|l| l.grmode > Some(Mode::CR)) {
-            self.lvb = Some(big.lvb.unwrap_or([0; LVB_LEN]));
+            self.lvb = big.lvb;
             self.lvbseq = big.lvbseq;
             return;
         }
-        // Newest by sequence number, with wrap-around as the kernel compares.
+        // Only NL/CR holders: the newest copy by sequence number (with wrap-around, as
+        // the kernel compares), marked not valid since a writer may have gone.
+        with.retain(|l| l.lvb.is_some());
         with.sort_by(|a, b| (b.lvbseq.wrapping_sub(a.lvbseq) as i32).cmp(&0));
-        let best = with[0];
-        self.lvb = Some(best.lvb.unwrap_or([0; LVB_LEN]));
-        self.lvbseq = best.lvbseq;
+        if let Some(best) = with.first() {
+            self.lvb = best.lvb;
+            self.lvbseq = best.lvbseq;
+        }
         self.valnotvalid = true;
     }
 

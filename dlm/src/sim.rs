@@ -775,8 +775,18 @@ impl Sim {
             self.input(id, Input::ClientGone(client));
             return;
         }
-        let held: Vec<((String, u32), Option<Mode>)> = self.nodes[&id].clients[&client]
+        // A libdlm call returns before another is made on the same lock (calls made
+        // while the lockspace recovers wait in the kernel): no second call on a lock
+        // whose last one is unanswered, or the oracle could not tell which completed.
+        let node = &self.nodes[&id];
+        let held: Vec<((String, u32), Option<Mode>)> = node.clients[&client]
             .iter()
+            .filter(|((ls, lkid), _)| {
+                !node
+                    .pending
+                    .values()
+                    .any(|p| p.lkid == *lkid && p.ls == *ls)
+            })
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         let mode = MODES[self.rng.below(6) as usize];

@@ -18,7 +18,9 @@ fn run(seed: u64, params: Params) {
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            panic!("{msg}\nreplay: HYDRA_SIM_SEED={seed} cargo test -p hydra-dlm --test sim")
+            // A core panicked: show what led there too.
+            let log = sim.tail_log();
+            panic!("{msg}\n{log}\nreplay: HYDRA_SIM_SEED={seed} cargo test -p hydra-dlm --test sim")
         }
     }
 }
