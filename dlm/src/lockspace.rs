@@ -1088,7 +1088,11 @@ impl Lockspace {
         self.rec.got.clear();
         self.rec.masters.clear();
         self.rec.mastered_by.clear();
-        self.rec.new_masters.clear();
+        // What a cut-short round began to rebuild is incomplete (some owners' locks may
+        // never have arrived): dropped, and rebuilt from every owner in the next round.
+        for name in std::mem::take(&mut self.rec.new_masters) {
+            self.masters.remove(&name);
+        }
     }
 
     /// Stopped and waiting: send Start once the conditions hold.
@@ -1221,9 +1225,16 @@ impl Lockspace {
             .filter(|m| !removed.contains(m))
             .collect();
         let mut moved = HashSet::new();
+        // Names that lost their master in a round a newer change cut short have not got
+        // one yet, whatever that round assigned: their locks go to a master again.
+        let lost_before = std::mem::take(&mut self.rec.moved);
         for (name, o) in &mut self.owned {
             o.lookup = None;
             match o.master {
+                _ if lost_before.contains(name) && !o.locks.is_empty() => {
+                    moved.insert(name.clone());
+                    o.master = None;
+                }
                 Some(m) if alive.contains(&m) => {}
                 Some(_) if !o.locks.is_empty() => {
                     moved.insert(name.clone());
