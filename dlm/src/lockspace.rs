@@ -3,6 +3,7 @@
 //! part in recovery. Sans-IO: every call appends `Output`s; messages to itself are
 //! handled at once (a local master costs no message).
 
+
 use std::collections::{BTreeMap as HashMap, BTreeSet, BTreeSet as HashSet};
 
 use crate::api::{Callback, ClientId, Errno, Request};
@@ -1451,16 +1452,22 @@ impl Lockspace {
             })
     }
 
-    /// A middle conversion (PR↔CW) of `lkid` waiting for its master's answer: the master
-    /// may already have granted the new mode (and others compatible with it), so its
-    /// holder has either mode until the answer comes, as in the kernel.
+    /// A conversion of `lkid` waiting for its master's answer that the master may grant
+    /// in a mode not above the granted one: a middle conversion (PR↔CW), or one allowed
+    /// to end in ALTPR's or ALTCW's mode. The master may already have granted that mode
+    /// (and others compatible with it), so the holder has either mode until the answer
+    /// comes, as in the kernel. Returns that other mode.
     pub fn middle_conversion(&self, lkid: u32) -> Option<Mode> {
         let l = self.locks.get(&lkid)?;
-        let middle = matches!(
-            (l.grmode, l.rqmode),
-            (Some(Mode::PR), Some(Mode::CW)) | (Some(Mode::CW), Some(Mode::PR))
-        );
-        (l.op == Some(Op::Convert) && middle).then(|| l.rqmode.expect("converting"))
+        if l.op != Some(Op::Convert) {
+            return None;
+        }
+        match (l.grmode, l.rqmode) {
+            (Some(Mode::PR), Some(Mode::CW)) | (Some(Mode::CW), Some(Mode::PR)) => l.rqmode,
+            _ if l.flags.has(Flags::ALTPR) => Some(Mode::PR),
+            _ if l.flags.has(Flags::ALTCW) => Some(Mode::CW),
+            _ => None,
+        }
     }
 
     /// The resource a lock of this node is on.

@@ -21,6 +21,15 @@ pub struct CoreConfig {
     pub toss_ms: u64,
     /// Wait before running the agents again after a failure.
     pub fence_retry_ms: u64,
+    /// Startup fencing (dlm.conf `enable_startup_fencing`, `post_join_delay`): the
+    /// configured nodes (corosync's nodelist) that are not in the daemon group when this
+    /// daemon joins it, and do not join it cleanly within `post_join_delay_ms`, are
+    /// fenced before any lockspace recovers. A fresh daemon knows nothing of what such
+    /// a node held (it may sit in another partition with locks granted before): only
+    /// fencing makes its locks safe to ignore. Empty `nodes`: no startup fencing.
+    pub enable_startup_fencing: bool,
+    pub post_join_delay_ms: u64,
+    pub nodes: Vec<NodeId>,
 }
 
 impl Default for CoreConfig {
@@ -31,6 +40,9 @@ impl Default for CoreConfig {
             enable_quorum_lockspace: true,
             toss_ms: 10_000,
             fence_retry_ms: 5_000,
+            enable_startup_fencing: true,
+            post_join_delay_ms: 30_000,
+            nodes: Vec::new(),
         }
     }
 }
@@ -113,6 +125,16 @@ pub struct FenceNeed {
     /// Who may run the agents: the daemons that saw the failure (dlm_controld's
     /// `set_fence_actors`), lowest first.
     pub actors: Vec<NodeId>,
+    /// Startup fencing: no lockspace recovers until it is done.
+    pub startup: bool,
+}
+
+/// Startup fencing's wait: configured nodes not (cleanly) in the daemon group yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Startup {
+    /// When this daemon joined the daemon group.
+    pub joined_at: u64,
+    pub nodes: BTreeSet<NodeId>,
 }
 
 pub struct Node {
@@ -122,6 +144,8 @@ pub struct Node {
     pub daemon_members: Vec<NodeId>,
     pub lockspaces: BTreeMap<String, Lockspace>,
     pub fencing: BTreeMap<NodeId, FenceNeed>,
+    /// `None` until this daemon joins the daemon group; the nodes then still to join.
+    pub startup: Option<Startup>,
     /// FenceStarts this node multicast that are not delivered yet.
     starting: BTreeSet<NodeId>,
     /// Agents this node runs now.
@@ -144,6 +168,7 @@ impl Node {
             daemon_members: Vec::new(),
             lockspaces: BTreeMap::new(),
             fencing: BTreeMap::new(),
+            startup: None,
             starting: BTreeSet::new(),
             running_agents: BTreeSet::new(),
             now: 0,
@@ -276,6 +301,7 @@ impl Node {
             n.uncovered = true;
             n.failures += 1;
             n.actors = members.iter().copied().filter(|m| *m != node).collect();
+            n.startup = false;
         }
     }
 
@@ -294,6 +320,28 @@ impl Node {
             if c.joined.contains(&self.me) {
                 // A daemon that just started holds no lock state.
                 out.push(Output::McastDaemon(DaemonCpg::Hello));
+                if self.startup.is_none()
+                    && self.config.enable_fencing
+                    && self.config.enable_startup_fencing
+                {
+                    let nodes: BTreeSet<NodeId> = self
+                        .config
+                        .nodes
+                        .iter()
+                        .copied()
+                        .filter(|n| *n != self.me && !c.members.contains(n))
+                        .collect();
+                    if !nodes.is_empty() {
+                        out.push(Output::Log(format!(
+                            "startup: nodes {nodes:?} are not running the daemon: fenced \
+                             unless they join within post_join_delay"
+                        )));
+                    }
+                    self.startup = Some(Startup {
+                        joined_at: self.now,
+                        nodes,
+                    });
+                }
             }
             for (n, why) in &c.left {
                 out.push(Output::Log(format!(
@@ -373,6 +421,9 @@ impl Node {
                 }
             }
             DaemonCpg::Hello => {
+                if let Some(s) = &mut self.startup {
+                    s.nodes.remove(&from);
+                }
                 if self.fencing.remove(&from).is_some() {
                     out.push(Output::Log(format!(
                         "node {from} rejoined cleanly: counts as fenced"
@@ -393,6 +444,26 @@ impl Node {
     /// whose conditions now hold start recovery.
     fn drive(&mut self, out: &mut Vec<Output>) {
         let may_fence = !self.config.enable_quorum_fencing || self.quorate;
+        if let Some(s) = &mut self.startup {
+            let due = s.joined_at + self.config.post_join_delay_ms;
+            if may_fence && !s.nodes.is_empty() && self.now >= due {
+                let nodes = std::mem::take(&mut s.nodes);
+                for n in nodes {
+                    out.push(Output::Log(format!(
+                        "startup: node {n} did not join within post_join_delay: fencing"
+                    )));
+                    // Only this daemon (and others that started with it) lack the node's
+                    // history, so it runs the agents itself; FenceStart's order keeps
+                    // two such daemons from both running them.
+                    self.need_fencing(n, &[self.me]);
+                    if let Some(need) = self.fencing.get_mut(&n) {
+                        need.startup = true;
+                    }
+                }
+            }
+        }
+        let startup_done = self.startup.as_ref().is_some_and(|s| s.nodes.is_empty())
+            && !self.fencing.values().any(|f| f.startup);
         if may_fence {
             let members = &self.daemon_members;
             let me = self.me;
@@ -416,7 +487,8 @@ impl Node {
         }
         let quorum_ok = !self.config.enable_quorum_lockspace || self.quorate;
         for ls in self.lockspaces.values_mut() {
-            let fenced = ls.awaiting_fence().all(|n| !self.fencing.contains_key(&n));
+            let fenced = startup_done
+                && ls.awaiting_fence().all(|n| !self.fencing.contains_key(&n));
             ls.check_conditions(quorum_ok && fenced, out);
         }
     }

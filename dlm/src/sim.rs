@@ -194,18 +194,21 @@ impl Sim {
         self.queue.push(Reverse((self.now + delay, self.seq, ev)));
     }
 
-    fn config() -> CoreConfig {
+    fn config(&self) -> CoreConfig {
         CoreConfig {
             toss_ms: 2_000,
             fence_retry_ms: 500,
+            post_join_delay_ms: 1_000,
+            nodes: self.nodes.keys().copied().collect(),
             ..CoreConfig::default()
         }
     }
 
     fn boot(&mut self, id: NodeId) {
+        let config = self.config();
         let n = self.nodes.get_mut(&id).expect("node");
         n.inc += 1;
-        let mut core = Node::new(id, Self::config());
+        let mut core = Node::new(id, config);
         let out = core.start();
         n.core = Some(core);
         n.groups.clear();
