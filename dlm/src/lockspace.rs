@@ -436,9 +436,6 @@ impl Lockspace {
         if l.op == Some(Op::Unlock) {
             return bad(EINPROGRESS, "already being unlocked");
         }
-        if flags.has(Flags::VALBLK) {
-            l.lvb = Some(lvb.or(l.lvb).unwrap_or([0; 32]));
-        }
         if flags.has(Flags::CANCEL) {
             if l.op.is_none() {
                 return Ok(lkid); // nothing to cancel: no callback follows
@@ -446,10 +443,15 @@ impl Lockspace {
             self.cancel_or_force(lkid, Overlap::Cancel, now, out);
             return Ok(lkid);
         }
+        if l.op.is_some() && !flags.has(Flags::FORCEUNLOCK) {
+            // Refused before anything changes: the buffer of the operation under way
+            // is not this call's to replace.
+            return bad(EBUSY, "the lock is being locked or converted");
+        }
+        if flags.has(Flags::VALBLK) {
+            l.lvb = Some(lvb.or(l.lvb).unwrap_or([0; 32]));
+        }
         if l.op.is_some() {
-            if !flags.has(Flags::FORCEUNLOCK) {
-                return bad(EBUSY, "the lock is being locked or converted");
-            }
             self.cancel_or_force(lkid, Overlap::ForceUnlock, now, out);
             return Ok(lkid);
         }

@@ -124,10 +124,18 @@ pub struct Sim {
     cut: BTreeSet<NodeId>,
     next_client: u64,
     next_req: u64,
-    /// Per (lockspace, resource): the newest value a PW/EX holder's completed write
-    /// stored, and every value ever stored (values are call numbers: they only grow).
+    /// Per (lockspace, resource): the stamp of the newest value a PW/EX holder's
+    /// completed write stored, and every value a call asked to store (values are call
+    /// numbers).
     written: BTreeMap<(String, Vec<u8>), u64>,
     ever: BTreeSet<(String, Vec<u8>, u64)>,
+    /// Each value's stamp: when its node accepted the call (a counter). Calls held while
+    /// a lockspace recovers run later than their numbers say, so call numbers do not
+    /// order writes; acceptance does (the next writer is granted only after it).
+    stamps: BTreeMap<(String, Vec<u8>, u64), u64>,
+    /// Calls that may store a value, by (node, request), until the node accepts them
+    /// (kept when their client goes away: the node may still run them).
+    to_stamp: BTreeMap<(NodeId, u64), (String, Vec<u8>, u64)>,
     /// The last unlock or conversion call per (node, lockspace, lock): resource, flags,
     /// value, target mode (None for an unlock).
     last_call: BTreeMap<(NodeId, String, u32), Call>,
@@ -158,6 +166,8 @@ impl Sim {
             next_req: 1,
             written: BTreeMap::new(),
             ever: BTreeSet::new(),
+            stamps: BTreeMap::new(),
+            to_stamp: BTreeMap::new(),
             last_call: BTreeMap::new(),
             next_call: None,
             log: Vec::new(),
@@ -279,6 +289,10 @@ impl Sim {
         };
         let req = self.next_req;
         self.next_req += 1;
+        if let Some((name, _, v, _)) = &self.next_call {
+            let n = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+            self.to_stamp.insert((id, req), (ls.clone(), name.clone(), n));
+        }
         self.nodes.get_mut(&id).expect("node").pending.insert(
             req,
             Pending {
@@ -309,6 +323,10 @@ impl Sim {
                     if let Some(c) = p.call.take() {
                         self.last_call.insert((id, p.ls.clone(), p.lkid), c);
                     }
+                }
+                if let Some(key) = self.to_stamp.remove(&(id, *req)) {
+                    let stamp = self.stamps.len() as u64 + 1;
+                    self.stamps.insert(key, stamp);
                 }
             }
         }
@@ -399,8 +417,8 @@ impl Sim {
 
     /// The value block oracle. A completed unlock or down-conversion from PW/EX with
     /// VALBLK stores the call's value; a reader that excludes writers (PR and up) and is
-    /// not told VALNOTVALID sees a stored value at least as new as the newest completed
-    /// write. (Values are call numbers, which only grow.)
+    /// not told VALNOTVALID sees a stored value at least as new (by stamp) as the newest
+    /// completed write.
     #[allow(clippy::too_many_arguments)]
     fn value_block(
         &mut self,
@@ -422,9 +440,10 @@ impl Sim {
             };
             if wrote && p >= Mode::PW && f & Flags::VALBLK != 0 && f & Flags::IVVALBLK == 0 {
                 let n = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+                let stamp = self.stamps[&(ls.to_string(), name.clone(), n)];
                 let key = (ls.to_string(), name.clone());
                 let w = self.written.entry(key).or_default();
-                *w = (*w).max(n);
+                *w = (*w).max(stamp);
             }
         }
         if let (Status::Granted, Some(m), Some(v)) = (status, mode, lvb) {
@@ -437,9 +456,14 @@ impl Sim {
                         .copied()
                         .unwrap_or(0);
                     let stored = n == 0 || self.ever.contains(&(ls.to_string(), name.clone(), n));
+                    let stamp = self
+                        .stamps
+                        .get(&(ls.to_string(), name.clone(), n))
+                        .copied()
+                        .unwrap_or(0);
                     assert!(
-                        stored && n >= newest,
-                        "seed {}: lock {lkid:#x} on node {id} read value {n} of {ls}/{}, newest written {newest}\n{}",
+                        stored && stamp >= newest,
+                        "seed {}: lock {lkid:#x} on node {id} read value {n} (stamp {stamp}) of {ls}/{}, newest written has stamp {newest}\n{}",
                         self.seed,
                         String::from_utf8_lossy(&name),
                         self.tail_log()
