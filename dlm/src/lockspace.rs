@@ -3,7 +3,6 @@
 //! part in recovery. Sans-IO: every call appends `Output`s; messages to itself are
 //! handled at once (a local master costs no message).
 
-mod dump;
 
 use std::collections::{BTreeMap as HashMap, BTreeSet, BTreeSet as HashSet};
 
@@ -622,6 +621,14 @@ impl Lockspace {
         let id = self.next_lookup;
         self.next_lookup += 1;
         self.owned.get_mut(name).expect("owned").lookup = Some(id);
+        if self.masters.contains_key(name) {
+            // This node masters the name already. Asking the directory could also race
+            // with this node's own Remove of it (sent on toss after this lookup): the
+            // reply would name this node while the directory forgets it, and a second
+            // master would follow.
+            let gen = self.gen;
+            return self.on_lookup_reply(gen, name.clone(), id, self.me, now, out);
+        }
         let dir = dir_node(name, &self.members);
         let msg = Msg::Lookup {
             ls: self.name.clone(),
