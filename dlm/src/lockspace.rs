@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap as HashMap, BTreeSet, BTreeSet as HashSet};
 
 use crate::api::{Callback, ClientId, Errno, Request};
-use crate::flags::{libc_errno::*, Flags, Status};
+use crate::flags::{libc_errno::*, Flags, Status, SBF_VALNOTVALID};
 use crate::membership::NodeId;
 use crate::message::{LsCpg, Msg, Name, RecoverLock};
 use crate::mode::{LvbOp, Mode};
@@ -82,11 +82,13 @@ impl PLock {
     /// What the lock holds of the resource's value after a grant from `from` to `to`
     /// (`set_lvb_lock`'s table, seen from the owner): what it read (`cast`, `None`
     /// when the resource had no value), or what it wrote.
-    fn hold_value(&mut self, from: Option<Mode>, to: Mode, cast: Option<(Lvb, u32)>) {
+    fn hold_value(&mut self, from: Option<Mode>, to: Mode, cast: Option<(Lvb, u32)>, sbflags: u8) {
         if !self.flags.has(Flags::VALBLK) {
             return;
         }
         match Mode::lvb_op(from, to) {
+            // A value read while marked not valid is not one to rebuild from.
+            LvbOp::Read if sbflags & SBF_VALNOTVALID != 0 => self.value = None,
             LvbOp::Read => {
                 self.value = cast.map(|(v, _)| v);
                 if let Some((_, seq)) = cast {
@@ -389,7 +391,7 @@ impl Lockspace {
         if gr.is_down_conversion(mode) {
             // Down-conversions cannot wait: completed here at once, the master told
             // without a reply (the kernel's `send_convert` for down-conversions).
-            l.hold_value(Some(gr), mode, None);
+            l.hold_value(Some(gr), mode, None, 0);
             l.grmode = Some(mode);
             l.rqmode = None;
             let lvb = l.lvb;
@@ -1016,7 +1018,7 @@ impl Lockspace {
         }
         if let (Status::Granted, Some(to)) = (status, mode) {
             let from = if op == Some(Op::Request) { None } else { l.grmode };
-            l.hold_value(from, to, lvb);
+            l.hold_value(from, to, lvb, sbflags);
         }
         l.uncertain = false;
         l.grmode = mode;

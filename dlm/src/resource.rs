@@ -664,11 +664,13 @@ impl Resource {
         if with.is_empty() {
             return;
         }
-        // A lock above CR blocks every writer but itself, so its copy is the value (a
-        // copy of `None`: the resource had none when it was granted, and still has none).
+        // A lock above CR blocks every writer but itself, so its copy is the value. Its
+        // owner sends no copy when it read none or read one marked not valid: then the
+        // value stays not valid (the kernel would take the holder's buffer as valid).
         if let Some(big) = with.iter().find(|l| l.grmode > Some(Mode::CR)) {
             self.lvb = big.lvb;
             self.lvbseq = big.lvbseq;
+            self.valnotvalid = big.lvb.is_none();
             return;
         }
         // Only NL/CR holders: the newest copy by sequence number (with wrap-around, as
