@@ -142,7 +142,10 @@ impl Daemon {
         let log = DebugLog::new(origin, LOG_LINES);
         let pidfile = PidFile::acquire(&opts.run_dir)?;
         let config = Arc::new(opts.config);
-        let (corosync, cluster) = Corosync::connect().await?;
+        let (corosync, cluster) = Corosync::connect().await.map_err(|e| Error::Corosync {
+            call: "connect",
+            detail: format!("{e} (is corosync running on this node?)"),
+        })?;
         let me = corosync.local_nodeid();
         let nodes = corosync.nodelist().to_vec();
         log.line(format!(
