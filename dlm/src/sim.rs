@@ -128,6 +128,8 @@ pub struct Sim {
     /// completed write stored, and every value a call asked to store (values are call
     /// numbers).
     written: BTreeMap<(String, Vec<u8>), u64>,
+    /// Who wrote the newest value, for the failure message: (value, node, lock).
+    written_by: BTreeMap<(String, Vec<u8>), (u64, NodeId, u32)>,
     ever: BTreeSet<(String, Vec<u8>, u64)>,
     /// Each value's stamp: when its node accepted the call (a counter). Calls held while
     /// a lockspace recovers run later than their numbers say, so call numbers do not
@@ -165,6 +167,7 @@ impl Sim {
             next_client: 1,
             next_req: 1,
             written: BTreeMap::new(),
+            written_by: BTreeMap::new(),
             ever: BTreeSet::new(),
             stamps: BTreeMap::new(),
             to_stamp: BTreeMap::new(),
@@ -312,21 +315,71 @@ impl Sim {
         );
     }
 
+    /// A call the node accepted: the oracle now expects its completion, and a value it
+    /// stores gets its place in the order of writes.
+    fn accepted(&mut self, id: NodeId, req: u64) {
+        if let Some(p) = self.nodes.get_mut(&id).expect("node").pending.get_mut(&req) {
+            if let Some(c) = p.call.take() {
+                self.last_call.insert((id, p.ls.clone(), p.lkid), c);
+            }
+        }
+        if let Some(key) = self.to_stamp.remove(&(id, req)) {
+            let stamp = self.stamps.len() as u64 + 1;
+            self.stamps.insert(key, stamp);
+        }
+    }
+
     fn outputs(&mut self, id: NodeId, out: Vec<Output>) {
-        // An accepted call's completions may come in the same batch, before its reply.
-        for o in &out {
-            if let Output::Reply {
-                req, result: Ok(_), ..
-            } = o
-            {
-                if let Some(p) = self.nodes.get_mut(&id).expect("node").pending.get_mut(req) {
-                    if let Some(c) = p.call.take() {
-                        self.last_call.insert((id, p.ls.clone(), p.lkid), c);
-                    }
+        // Calls are accepted (their Reply) in the order the core ran them, and a call
+        // run at once pushes its completion just before its Reply. So a completion
+        // belongs to the call whose Reply follows it for the same lock in this batch,
+        // if any, else to the lock's last accepted call: register that call first.
+        let lock_of = |o: &Output, sim: &Self| -> Option<(String, u32, Option<u64>)> {
+            match o {
+                Output::Callback {
+                    ls,
+                    cb: Callback::Completion { lkid, .. },
+                    ..
+                } => Some((ls.clone(), *lkid, None)),
+                Output::Reply {
+                    req,
+                    result: Ok(lkid),
+                    ..
+                } => {
+                    let p = sim.nodes[&id].pending.get(req)?;
+                    let l = if p.lkid != 0 { p.lkid } else { *lkid };
+                    Some((p.ls.clone(), l, Some(*req)))
                 }
-                if let Some(key) = self.to_stamp.remove(&(id, *req)) {
-                    let stamp = self.stamps.len() as u64 + 1;
-                    self.stamps.insert(key, stamp);
+                _ => None,
+            }
+        };
+        let keys: Vec<_> = out.iter().map(|o| lock_of(o, self)).collect();
+        let mut early = BTreeSet::new();
+        for (i, k) in keys.iter().enumerate() {
+            if let Some((ls, l, None)) = k {
+                let next = keys[i + 1..]
+                    .iter()
+                    .flatten()
+                    .find(|(ls2, l2, _)| ls2 == ls && l2 == l);
+                if let Some((_, _, Some(req))) = next {
+                    early.insert((i, *req));
+                }
+            }
+        }
+        let mut accepted = BTreeSet::new();
+        for (i, k) in keys.iter().enumerate() {
+            let req = match k {
+                Some((_, _, Some(req))) if !accepted.contains(req) => Some(*req),
+                Some((_, _, None)) => early.iter().find(|(j, _)| *j == i).map(|(_, r)| *r),
+                _ => None,
+            };
+            if let Some(req) = req {
+                accepted.insert(req);
+                self.accepted(id, req);
+            }
+            if let Some(o @ Output::Callback { .. }) = out.get(i) {
+                if let Output::Callback { client, ls, cb } = o.clone() {
+                    self.callback(id, client, ls, cb);
                 }
             }
         }
@@ -359,7 +412,7 @@ impl Sim {
                         }
                     }
                 }
-                Output::Callback { client, ls, cb } => self.callback(id, client, ls, cb),
+                Output::Callback { .. } => {} // handled above, in order
                 Output::Fence { node } => {
                     let inc = self.nodes[&id].inc;
                     let delay = 20 + self.rng.below(300);
@@ -440,10 +493,17 @@ impl Sim {
             };
             if wrote && p >= Mode::PW && f & Flags::VALBLK != 0 && f & Flags::IVVALBLK == 0 {
                 let n = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
-                let stamp = self.stamps[&(ls.to_string(), name.clone(), n)];
+                let next = self.stamps.len() as u64 + 1;
+                let stamp = *self
+                    .stamps
+                    .entry((ls.to_string(), name.clone(), n))
+                    .or_insert(next);
                 let key = (ls.to_string(), name.clone());
-                let w = self.written.entry(key).or_default();
-                *w = (*w).max(stamp);
+                let w = self.written.entry(key.clone()).or_default();
+                if stamp > *w {
+                    *w = stamp;
+                    self.written_by.insert(key, (n, id, lkid));
+                }
             }
         }
         if let (Status::Granted, Some(m), Some(v)) = (status, mode, lvb) {
@@ -463,9 +523,10 @@ impl Sim {
                         .unwrap_or(0);
                     assert!(
                         stored && stamp >= newest,
-                        "seed {}: lock {lkid:#x} on node {id} read value {n} (stamp {stamp}) of {ls}/{}, newest written has stamp {newest}\n{}",
+                        "seed {}: lock {lkid:#x} on node {id} read value {n} (stamp {stamp}) of {ls}/{}, newest written has stamp {newest} (value, node, lock {:?})\n{}",
                         self.seed,
                         String::from_utf8_lossy(&name),
+                        self.written_by.get(&(ls.to_string(), name.clone())),
                         self.tail_log()
                     );
                 }
