@@ -3,7 +3,6 @@
 //! part in recovery. Sans-IO: every call appends `Output`s; messages to itself are
 //! handled at once (a local master costs no message).
 
-mod dump;
 
 use std::collections::{BTreeMap as HashMap, BTreeSet, BTreeSet as HashSet};
 
@@ -553,7 +552,10 @@ impl Lockspace {
             .collect();
         let running = self.running();
         for lkid in mine {
-            let l = self.locks.get_mut(&lkid).expect("lock");
+            // Releasing an earlier lock, mastered here, may have ended this one already.
+            let Some(l) = self.locks.get_mut(&lkid) else {
+                continue;
+            };
             l.client = None;
             if l.persistent && l.op.is_none() && l.grmode.is_some() {
                 continue; // an orphan now
@@ -1294,7 +1296,9 @@ impl Lockspace {
             }
         }
         for (lkid, status) in done {
-            let l = self.locks.get_mut(&lkid).expect("lock");
+            let Some(l) = self.locks.get_mut(&lkid) else {
+                continue;
+            };
             if status == Status::Cancel && l.op == Some(Op::Convert) {
                 l.op = None;
                 l.rqmode = None;
