@@ -127,6 +127,12 @@ pub struct FenceNeed {
     pub actors: Vec<NodeId>,
     /// Startup fencing: no lockspace recovers until it is done.
     pub startup: bool,
+    /// The quorum ring known when the failure was seen. The agents run only once the
+    /// quorum view is as new as the failure (a later ring, or one without the node):
+    /// corosync reports CPG and quorum changes separately, and a partitioned node that
+    /// saw its peers leave before hearing it lost quorum must not fence them
+    /// (dlm_controld's "wait ringid").
+    pub ring: u64,
 }
 
 /// Startup fencing's wait: configured nodes not (cleanly) in the daemon group yet.
@@ -141,6 +147,9 @@ pub struct Node {
     pub me: NodeId,
     pub config: CoreConfig,
     pub quorate: bool,
+    /// The latest quorum report: its ring and members.
+    pub quorum_ring: u64,
+    pub quorum_members: Vec<NodeId>,
     pub daemon_members: Vec<NodeId>,
     pub lockspaces: BTreeMap<String, Lockspace>,
     pub fencing: BTreeMap<NodeId, FenceNeed>,
@@ -165,6 +174,8 @@ impl Node {
             me,
             config,
             quorate: false,
+            quorum_ring: 0,
+            quorum_members: Vec::new(),
             daemon_members: Vec::new(),
             lockspaces: BTreeMap::new(),
             fencing: BTreeMap::new(),
@@ -212,6 +223,8 @@ impl Node {
                     )));
                 }
                 self.quorate = q.quorate;
+                self.quorum_ring = q.ring_seq;
+                self.quorum_members = q.members;
             }
             Input::FenceDone { node, ok } => {
                 self.running_agents.remove(&node);
@@ -302,6 +315,7 @@ impl Node {
             n.failures += 1;
             n.actors = members.iter().copied().filter(|m| *m != node).collect();
             n.startup = false;
+            n.ring = self.quorum_ring;
         }
     }
 
@@ -458,6 +472,8 @@ impl Node {
                     self.need_fencing(n, &[self.me]);
                     if let Some(need) = self.fencing.get_mut(&n) {
                         need.startup = true;
+                        // Not a failure seen in some ring: no newer ring to wait for.
+                        need.ring = 0;
                     }
                 }
             }
@@ -472,6 +488,7 @@ impl Node {
                 .iter()
                 .filter(|(n, need)| {
                     need.actors.iter().find(|a| members.contains(a)) == Some(&me)
+                        && (self.quorum_ring > need.ring || !self.quorum_members.contains(n))
                         && need.uncovered
                         && need.started_by.is_none()
                         && need.retry_at <= self.now
