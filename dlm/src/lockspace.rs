@@ -3,6 +3,7 @@
 //! part in recovery. Sans-IO: every call appends `Output`s; messages to itself are
 //! handled at once (a local master costs no message).
 
+mod dump;
 
 use std::collections::{BTreeMap as HashMap, BTreeSet, BTreeSet as HashSet};
 

@@ -119,7 +119,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         daemonize::detach(&args.run_dir, "dlm_controld.log", "dlm_controld")?;
     }
     init_logging(debug, foreground);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;

@@ -385,10 +385,13 @@ impl Daemon {
             Event::Peer(PeerEvent::Msg { from, msg }) => self.input(Input::Peer { from, msg }),
             Event::Peer(PeerEvent::ConnectFailed {
                 node,
+                link,
                 attempt,
                 error,
             }) => {
-                if !self.wanted(node) {
+                if !self.peers.is_current(node, link) {
+                    // From a link closed since (the node left): nothing to do.
+                } else if !self.wanted(node) {
                     self.log.line(format!(
                         "peer {node}: {error}; node {node} is not a member any more: \
                          dropping its link and what was queued for it"

@@ -54,9 +54,11 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum PeerEvent {
     /// A message from `from`.
     Msg { from: NodeId, msg: Msg },
-    /// An attempt to connect to `node` failed (the link keeps trying).
+    /// An attempt of outgoing link `link` to connect to `node` failed (the link keeps
+    /// trying).
     ConnectFailed {
         node: NodeId,
+        link: u64,
         attempt: u32,
         error: String,
     },
@@ -67,6 +69,8 @@ pub enum PeerEvent {
 }
 
 struct Link {
+    /// Tells this link's reports from those of an earlier link to the same node.
+    id: u64,
     tx: mpsc::Sender<Msg>,
     task: AbortHandle,
     /// Messages dropped because the queue was full, since the last one that fit.
@@ -83,6 +87,7 @@ pub struct Peers {
     accepted: HashMap<u64, AbortHandle>,
     /// The accepted connection each node sends on.
     incoming: HashMap<NodeId, u64>,
+    /// Ids for accepted connections and outgoing links.
     next_conn: u64,
     events: mpsc::Sender<Event>,
     log: DebugLog,
@@ -173,17 +178,21 @@ impl Peers {
             ));
             return;
         };
+        let next_id = &mut self.next_conn;
         let link = self.links.entry(to).or_insert_with(|| {
+            let id = *next_id;
+            *next_id += 1;
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
             let task = tokio::spawn(outgoing(
                 self.me,
-                to,
+                (to, id),
                 SocketAddr::new(ip, self.port),
                 rx,
                 self.events.clone(),
                 self.log.clone(),
             ));
             Link {
+                id,
                 tx,
                 task: task.abort_handle(),
                 dropped: 0,
@@ -216,6 +225,12 @@ impl Peers {
                 self.send(to, msg);
             }
         }
+    }
+
+    /// Whether `link` is `node`'s current outgoing link (reports of a closed one are
+    /// stale).
+    pub fn is_current(&self, node: NodeId, link: u64) -> bool {
+        self.links.get(&node).is_some_and(|l| l.id == link)
     }
 
     /// Close and forget both directions of `node`'s links, and what is queued for it.
@@ -260,7 +275,7 @@ fn hello(me: NodeId) -> Vec<u8> {
 /// again after a failure. Ends when the event loop drops it (its queue closes).
 async fn outgoing(
     me: NodeId,
-    node: NodeId,
+    (node, link): (NodeId, u64),
     addr: SocketAddr,
     mut rx: mpsc::Receiver<Msg>,
     events: mpsc::Sender<Event>,
@@ -269,7 +284,7 @@ async fn outgoing(
     let mut buf = Vec::new();
     // Connect when there is something to send; what is queued meanwhile waits in `rx`.
     while let Some(msg) = rx.recv().await {
-        let stream = connect(node, addr, &events).await;
+        let stream = connect((node, link), addr, &events).await;
         let (mut rd, mut wr) = stream.into_split();
         log.line(format!("peer {node}: connected to {addr}"));
         buf.clear();
@@ -313,7 +328,11 @@ impl super::framed::Source<PeerFrame> for PeerRx<'_> {
 
 /// Connect to a peer, retrying with backoff until it works; each failure is reported
 /// (the event loop drops the link if the node is no longer wanted).
-async fn connect(node: NodeId, addr: SocketAddr, events: &mpsc::Sender<Event>) -> TcpStream {
+async fn connect(
+    (node, link): (NodeId, u64),
+    addr: SocketAddr,
+    events: &mpsc::Sender<Event>,
+) -> TcpStream {
     let mut pause = BACKOFF_FIRST;
     let mut attempt = 0;
     loop {
@@ -328,6 +347,7 @@ async fn connect(node: NodeId, addr: SocketAddr, events: &mpsc::Sender<Event>) -
         };
         let ev = PeerEvent::ConnectFailed {
             node,
+            link,
             attempt,
             error: format!("connecting to {addr}: {error}"),
         };
