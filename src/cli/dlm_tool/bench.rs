@@ -1,0 +1,408 @@
+//! `hydra dlm_tool bench`: how fast this node's lock manager grants and releases.
+//!
+//! - `bench [-c N] [-d SECS] [-r N] [-m MODE] [--prefix P] NAME`: N clients (each its
+//!   own connection to dlm_controld, as N processes would have) each lock and unlock
+//!   its own resources `P<client>-<k>` (k < r) in turn, for SECS seconds, after one
+//!   untimed pass over its names (so lookups and masters are settled). Prints one line:
+//!   `clients N mode M pairs P secs S pairs/s X pair_p50_us A pair_p99_us B
+//!   lock_p50_us C lock_p99_us D` — a pair is lock (request to grant completion) plus
+//!   unlock (request to unlock completion).
+//! - `bench --hold [-c N] [-r N] [--prefix P] NAME`: take NL on the same names and keep
+//!   them until killed. Run on another node first, it makes that node the names'
+//!   master, so a bench here measures remote-master locking (NL is compatible with
+//!   every mode: the holder never blocks the bench).
+//! - `bench --echo ADDR:PORT` serves TCP echo, `bench --rtt ADDR:PORT` measures the
+//!   round trip to it (`tcp_rtt samples N p50_us A p99_us B`): the scale for the lock
+//!   latencies, measured between the same hosts in the same run.
+//!
+//! A benchmark, not a test: scripts/bench-dlm.sh runs it on a namespace cluster and
+//! prints the figures with their ratios.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use hydra_dlm::client::{describe, Client};
+use hydra_dlm::flags::{Flags, Status};
+use hydra_dlm::mode::Mode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::super::args::Parsed;
+
+/// Bytes per echo round trip: about a lock request's size on the wire.
+const ECHO_BYTES: usize = 64;
+const RTT_SAMPLES: usize = 2000;
+
+#[derive(Debug, PartialEq)]
+pub enum Args {
+    Run {
+        names: Names,
+        mode: Mode,
+        duration: Duration,
+    },
+    Hold(Names),
+    Echo(String),
+    Rtt(String),
+}
+
+/// The resources a bench uses: `prefix<client>-<k>` for each client and k < per_client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Names {
+    pub ls: String,
+    pub clients: usize,
+    pub per_client: usize,
+    pub prefix: String,
+}
+
+impl Names {
+    fn name(&self, client: usize, k: usize) -> Vec<u8> {
+        format!("{}{client}-{k}", self.prefix).into_bytes()
+    }
+}
+
+fn number(p: &Parsed, long: &str, default: usize, max: usize) -> Result<usize, String> {
+    match p.value(long) {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "bench: --{long} '{v}' must be a number from 1 to {max}"
+            )),
+        },
+    }
+}
+
+impl Args {
+    pub fn parse(p: &Parsed, rest: &[String]) -> Result<Args, String> {
+        for (opt, make) in [
+            ("echo", Args::Echo as fn(String) -> Args),
+            ("rtt", Args::Rtt),
+        ] {
+            if let Some(addr) = p.value(opt) {
+                if p.opts.len() > 1 + usize::from(p.has("run-dir")) || !rest.is_empty() {
+                    return Err(format!("bench: --{opt} takes no other options or names"));
+                }
+                return Ok(make(addr.to_string()));
+            }
+        }
+        let ls = match rest {
+            [ls] => ls.clone(),
+            [] => return Err("bench: lockspace name needed".into()),
+            _ => {
+                return Err(format!(
+                    "bench: one lockspace name only, got {}",
+                    rest.join(" ")
+                ))
+            }
+        };
+        let prefix = p.value("prefix").unwrap_or("bench").to_string();
+        let names = Names {
+            ls,
+            clients: number(p, "clients", 1, 1024)?,
+            per_client: number(p, "resources", 1, 100_000)?,
+            // The longest name must fit: prefix, two numbers and a dash.
+            prefix,
+        };
+        let longest = names.name(names.clients - 1, names.per_client - 1).len();
+        if longest > hydra_dlm::RESNAME_MAXLEN {
+            return Err(format!(
+                "bench: --prefix too long: names would be {longest} bytes (at most {})",
+                hydra_dlm::RESNAME_MAXLEN
+            ));
+        }
+        if p.has("hold") {
+            if p.has("duration") || p.has("mode") {
+                return Err("bench: --hold holds NL until killed: no -d or -m".into());
+            }
+            return Ok(Args::Hold(names));
+        }
+        let mode = match p.value("mode") {
+            None => Mode::EX,
+            Some(m) => Mode::parse(m).ok_or_else(|| format!("bench: -m '{m}' is not a mode"))?,
+        };
+        let duration = match p.value("duration") {
+            None => Duration::from_secs(5),
+            Some(d) => match d.parse::<f64>() {
+                Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
+                _ => {
+                    return Err(format!(
+                        "bench: -d '{d}' must be seconds, above 0, at most 3600"
+                    ))
+                }
+            },
+        };
+        Ok(Args::Run {
+            names,
+            mode,
+            duration,
+        })
+    }
+}
+
+pub async fn run(run_dir: &Path, args: Args) -> Result<ExitCode, String> {
+    match args {
+        Args::Echo(addr) => echo(&addr).await,
+        Args::Rtt(addr) => rtt(&addr).await,
+        Args::Hold(names) => hold(run_dir, &names).await,
+        Args::Run {
+            names,
+            mode,
+            duration,
+        } => bench(run_dir, &names, mode, duration).await,
+    }
+}
+
+async fn joined(run_dir: &Path, ls: &str) -> Result<Client, String> {
+    let c = super::connect(run_dir).await?;
+    c.join(ls)
+        .await
+        .map_err(|e| format!("bench: join \"{ls}\": {}", describe(&e)))?;
+    Ok(c)
+}
+
+/// Lock `name` in `mode` and wait for the grant; anything else is an error.
+async fn grant(
+    c: &Client,
+    ls: &str,
+    name: &[u8],
+    mode: Mode,
+) -> Result<hydra_dlm::client::Lock, String> {
+    let what = || format!("{mode} on \"{}\"", String::from_utf8_lossy(name));
+    let (lock, done) = c
+        .lock_wait(ls, name, mode, Flags(0), None, None)
+        .await
+        .map_err(|e| format!("bench: {}: {}", what(), describe(&e)))?;
+    if done.status != Status::Granted {
+        return Err(format!("bench: {}: {:?}", what(), done.status));
+    }
+    Ok(lock)
+}
+
+async fn hold(run_dir: &Path, names: &Names) -> Result<ExitCode, String> {
+    let c = joined(run_dir, &names.ls).await?;
+    let mut held = 0;
+    for i in 0..names.clients {
+        for k in 0..names.per_client {
+            grant(&c, &names.ls, &names.name(i, k), Mode::NL)
+                .await?
+                .detach();
+            held += 1;
+        }
+    }
+    println!("holding {held} NL locks in \"{}\" until killed", names.ls);
+    let why = c.closed().await;
+    Err(format!("bench --hold: {}", describe(&why)))
+}
+
+/// What one client measured: microseconds per pair and per lock.
+#[derive(Default)]
+struct Samples {
+    pair: Vec<u32>,
+    lock: Vec<u32>,
+}
+
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
+}
+
+async fn client(
+    c: Client,
+    names: std::sync::Arc<Names>,
+    i: usize,
+    mode: Mode,
+    start: std::sync::Arc<tokio::sync::Barrier>,
+    duration: Duration,
+) -> Result<Samples, String> {
+    let ls = &names.ls;
+    let list: Vec<Vec<u8>> = (0..names.per_client).map(|k| names.name(i, k)).collect();
+    let pair = |name: &[u8]| {
+        let c = &c;
+        let name = name.to_vec();
+        async move {
+            let t0 = Instant::now();
+            let mut l = grant(c, ls, &name, mode).await?;
+            let t1 = Instant::now();
+            l.unlock_wait(None)
+                .await
+                .map_err(|e| format!("bench: unlock: {}", describe(&e)))?;
+            Ok::<_, String>((t1 - t0, t0.elapsed()))
+        }
+    };
+    for name in &list {
+        pair(name).await?;
+    }
+    start.wait().await;
+    let end = Instant::now() + duration;
+    let mut s = Samples::default();
+    for name in list.iter().cycle() {
+        let (lock, both) = pair(name).await?;
+        s.lock.push(micros(lock));
+        s.pair.push(micros(both));
+        if Instant::now() >= end {
+            break;
+        }
+    }
+    Ok(s)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+async fn bench(
+    run_dir: &Path,
+    names: &Names,
+    mode: Mode,
+    duration: Duration,
+) -> Result<ExitCode, String> {
+    let names = std::sync::Arc::new(names.clone());
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(names.clients + 1));
+    let mut tasks = Vec::new();
+    for i in 0..names.clients {
+        let c = joined(run_dir, &names.ls).await?;
+        tasks.push(tokio::spawn(client(
+            c,
+            names.clone(),
+            i,
+            mode,
+            start.clone(),
+            duration,
+        )));
+    }
+    start.wait().await;
+    let t = Instant::now();
+    let mut all = Samples::default();
+    for task in tasks {
+        let s = task
+            .await
+            .map_err(|e| format!("bench: client task: {e}"))??;
+        all.pair.extend(s.pair);
+        all.lock.extend(s.lock);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    all.pair.sort_unstable();
+    all.lock.sort_unstable();
+    let n = all.pair.len();
+    println!(
+        "clients {} mode {mode} pairs {n} secs {secs:.2} pairs/s {:.0} pair_p50_us {} pair_p99_us {} lock_p50_us {} lock_p99_us {}",
+        names.clients,
+        n as f64 / secs,
+        percentile(&all.pair, 0.5),
+        percentile(&all.pair, 0.99),
+        percentile(&all.lock, 0.5),
+        percentile(&all.lock, 0.99),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn echo(addr: &str) -> Result<ExitCode, String> {
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("bench --echo {addr}: {e}"))?;
+    println!("echo on {addr}");
+    loop {
+        let (mut s, _) = l
+            .accept()
+            .await
+            .map_err(|e| format!("bench --echo: accept: {e}"))?;
+        tokio::spawn(async move {
+            let _ = s.set_nodelay(true);
+            let mut b = [0u8; ECHO_BYTES];
+            while s.read_exact(&mut b).await.is_ok() {
+                if s.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+async fn rtt(addr: &str) -> Result<ExitCode, String> {
+    let err = |e: std::io::Error| format!("bench --rtt {addr}: {e}");
+    let mut s = TcpStream::connect(addr).await.map_err(err)?;
+    s.set_nodelay(true).map_err(err)?;
+    let mut b = [7u8; ECHO_BYTES];
+    let mut t = Vec::with_capacity(RTT_SAMPLES);
+    for i in 0..RTT_SAMPLES + 100 {
+        let t0 = Instant::now();
+        s.write_all(&b).await.map_err(err)?;
+        s.read_exact(&mut b).await.map_err(err)?;
+        // The first round trips warm up the path; they are not counted.
+        if i >= 100 {
+            t.push(micros(t0.elapsed()));
+        }
+    }
+    t.sort_unstable();
+    println!(
+        "tcp_rtt samples {} p50_us {} p99_us {}",
+        t.len(),
+        percentile(&t, 0.5),
+        percentile(&t, 0.99)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse, SPECS};
+    use super::*;
+
+    fn args(a: &[&str]) -> Result<Args, String> {
+        let v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        let p = parse(&v, SPECS)?;
+        Args::parse(&p, &p.positional[1..])
+    }
+
+    #[test]
+    fn bench_arguments() {
+        assert_eq!(
+            args(&["bench", "-c", "16", "-d", "2", "-m", "pr", "--prefix", "x", "ls"]).unwrap(),
+            Args::Run {
+                names: Names {
+                    ls: "ls".into(),
+                    clients: 16,
+                    per_client: 1,
+                    prefix: "x".into()
+                },
+                mode: Mode::PR,
+                duration: Duration::from_secs(2),
+            }
+        );
+        assert!(matches!(
+            args(&["bench", "--hold", "-r", "4", "ls"]).unwrap(),
+            Args::Hold(Names { per_client: 4, .. })
+        ));
+        assert_eq!(
+            args(&["bench", "--rtt", "10.200.0.2:7"]).unwrap(),
+            Args::Rtt("10.200.0.2:7".into())
+        );
+    }
+
+    #[test]
+    fn bad_bench_arguments_say_what() {
+        let e = args(&["bench", "-c", "0", "ls"]).unwrap_err();
+        assert!(e.contains("--clients '0'"), "{e}");
+        let e = args(&["bench", "--hold", "-d", "3", "ls"]).unwrap_err();
+        assert!(e.contains("no -d"), "{e}");
+        let long = "p".repeat(62);
+        let e = args(&["bench", "--prefix", &long, "ls"]).unwrap_err();
+        assert!(e.contains("--prefix too long"), "{e}");
+        let e = args(&["bench"]).unwrap_err();
+        assert_eq!(e, "bench: lockspace name needed");
+        let e = args(&["bench", "--rtt", "a:1", "ls"]).unwrap_err();
+        assert!(e.contains("takes no other"), "{e}");
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), 51);
+        assert_eq!(percentile(&v, 0.99), 99);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}
