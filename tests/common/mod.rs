@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod dlm;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
