@@ -13,19 +13,15 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
+use common::dlm::{DlmDaemon, LIMIT};
 use common::{hydra, signal, text};
 use hydra_dlm::api::{Callback, ClientFrame, DaemonFrame, Errno, Query, Request};
 use hydra_dlm::flags::{Flags, Status};
 use hydra_dlm::mode::Mode;
 use hydra_dlm::wire::{put_frame, take_frame};
-
-/// A join's first recovery, a corosync round trip or a daemon start: seconds at most.
-const LIMIT: Duration = Duration::from_secs(30);
 
 const LS: &str = "test";
 
@@ -36,23 +32,24 @@ fn one_node_locks_over_the_socket() {
     let run = dir.join("run");
     let conf = dir.join("dlm.conf");
     std::fs::write(&conf, "# one node: nothing to fence\nport=21064\n").unwrap();
-    let mut daemon = Daemon::start(&cluster, &run, &conf);
+    let mut daemon = DlmDaemon::start(&cluster, 1, &conf);
+    assert_eq!(daemon.run_dir(), run);
 
     // Join, then an EX lock: its completion and the call's reply.
-    let mut a = daemon.connect();
+    let mut a = connect(&daemon);
     assert_eq!(a.call(1, Request::Join { ls: LS.into() }), Ok(0));
     let lk_a = a.call(2, lock(b"res", Mode::EX, 0)).expect("lock accepted");
     a.expect_completion(lk_a, Status::Granted, Some(Mode::EX));
 
     // Another client: EX with NOQUEUE cannot be granted now.
-    let mut b = daemon.connect();
+    let mut b = connect(&daemon);
     let lk_b = b
         .call(1, lock(b"res", Mode::EX, Flags::NOQUEUE))
         .expect("lock accepted");
     b.expect_completion(lk_b, Status::Again, None);
 
     // A client sending garbage is closed; the others carry on.
-    let mut c = daemon.connect();
+    let mut c = connect(&daemon);
     c.stream.write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
     c.expect_closed();
     assert_eq!(a.call(3, unlock(lk_a)), Ok(lk_a));
@@ -121,12 +118,9 @@ fn one_node_locks_over_the_socket() {
     a.expect_completion(lk_a, Status::Granted, Some(Mode::EX));
 
     // SIGTERM is ignored while a lockspace exists, as dlm_controld does.
-    signal(daemon.child.id(), "TERM");
+    signal(daemon.pid(), "TERM");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        daemon.child.try_wait().unwrap().is_none(),
-        "the daemon stopped"
-    );
+    assert!(daemon.running(), "the daemon stopped");
     let log = a.query(5, Query::Dump);
     assert!(
         log.contains("SIGTERM: shutdown ignored, active lockspaces: test"),
@@ -192,8 +186,8 @@ fn one_node_locks_over_the_socket() {
         ),
         Ok(0)
     );
-    signal(daemon.child.id(), "TERM");
-    let status = daemon.wait_exit();
+    signal(daemon.pid(), "TERM");
+    let status = daemon.wait_gone(LIMIT);
     assert!(
         status.success(),
         "exit status {status}: {}",
@@ -257,84 +251,17 @@ fn unlock(lkid: u32) -> Request {
     }
 }
 
-/// `hydra dlm_controld -f` in host 1, its output in a file; killed on drop.
-struct Daemon {
-    child: Child,
-    out: PathBuf,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(cluster: &Cluster, run: &Path, conf: &Path) -> Daemon {
-        let out = cluster.dir(1).join("dlm_controld.out");
-        let file = std::fs::File::create(&out).unwrap();
-        let child = cluster
-            .command(1, hydra())
-            .args(["dlm_controld", "-f", "--run-dir"])
-            .arg(run)
-            .arg("--config")
-            .arg(conf)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let mut d = Daemon {
-            child,
-            out,
-            socket: run.join("hydra-dlm.sock"),
-        };
-        let start = Instant::now();
-        while !d.socket.exists() {
-            if let Some(st) = d.child.try_wait().unwrap() {
-                panic!(
-                    "dlm_controld exited ({st}) during start-up:\n{}",
-                    d.output()
-                );
-            }
-            assert!(start.elapsed() < LIMIT, "no socket:\n{}", d.output());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d
-    }
-
-    fn connect(&self) -> Client {
-        let stream = UnixStream::connect(&self.socket)
-            .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.output()));
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-            frames: Vec::new(),
-        }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(start.elapsed() < LIMIT, "still running:\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- dlm_controld output ---\n{}", self.output());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A client speaking raw frames to `d`.
+fn connect(d: &DlmDaemon) -> Client {
+    let stream =
+        UnixStream::connect(d.socket()).unwrap_or_else(|e| panic!("connect: {e}\n{}", d.output()));
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    Client {
+        stream,
+        buf: Vec::new(),
+        frames: Vec::new(),
     }
 }
 

@@ -45,7 +45,10 @@ impl DlmDaemon {
         let start = Instant::now();
         while !d.socket().exists() || !d.run.join("dlm_controld.pid").exists() {
             if let Some(st) = d.child.try_wait().unwrap() {
-                panic!("dlm_controld exited ({st}) during start-up:\n{}", d.output());
+                panic!(
+                    "dlm_controld exited ({st}) during start-up:\n{}",
+                    d.output()
+                );
             }
             assert!(start.elapsed() < LIMIT, "no socket:\n{}", d.output());
             std::thread::sleep(Duration::from_millis(20));
@@ -55,6 +58,10 @@ impl DlmDaemon {
 
     pub fn socket(&self) -> PathBuf {
         self.run.join("hydra-dlm.sock")
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run
     }
 
     pub fn pid_file(&self) -> PathBuf {
@@ -70,10 +77,18 @@ impl DlmDaemon {
         self.child.try_wait().unwrap().is_none()
     }
 
-    /// Wait for the process to end (killed by a fence agent, or exiting).
-    pub fn wait_gone(&mut self, limit: Duration) {
+    /// The daemon's pid (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the process to end (killed by a fence agent, or exiting); its status.
+    pub fn wait_gone(&mut self, limit: Duration) -> std::process::ExitStatus {
         let start = Instant::now();
-        while self.running() {
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
             assert!(start.elapsed() < limit, "still running:\n{}", self.output());
             std::thread::sleep(Duration::from_millis(20));
         }
