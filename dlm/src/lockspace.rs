@@ -64,6 +64,11 @@ struct PLock {
     op: Option<Op>,
     /// The master queued the request or conversion (it waits there).
     queued: bool,
+    /// `op` went to a master and no answer came yet. A master lookup's reply sends only
+    /// the operations not in flight: one refused with NotMaster is resent on its own,
+    /// so that a burst of refusals does not send every waiting request once per refusal
+    /// (each copy would be queued at the master again).
+    in_flight: bool,
     overlap: Option<Overlap>,
     cancel_sent: bool,
     /// A forced unlock went to the master while the request or conversion waited.
@@ -300,6 +305,7 @@ impl Lockspace {
                 lvbseq: 0,
                 op: Some(Op::Request),
                 queued: false,
+                in_flight: false,
                 overlap: None,
                 cancel_sent: false,
                 force_sent: false,
@@ -612,6 +618,8 @@ impl Lockspace {
                     },
                     None => return,
                 };
+                // Before sending: a local master answers within the call.
+                self.locks.get_mut(&lkid).expect("lock").in_flight = true;
                 self.send_to_master(m, msg, now, out);
             }
             _ => {
@@ -772,6 +780,16 @@ impl Lockspace {
                     self.send_to_owner(from, Msg::NotMaster { ls, name, lkid }, now, out);
                     return;
                 };
+                if m.res.lock((from, lkid)).is_some() {
+                    // A second copy of a request this master has: queuing it again
+                    // would put one lock on two queues. Owners send each request once.
+                    out.push(Output::Log(format!(
+                        "{}: node {from} sent request {lkid:#x} on {} again: dropped",
+                        self.name,
+                        String::from_utf8_lossy(&name)
+                    )));
+                    return;
+                }
                 let ev = m
                     .res
                     .request(MasterLock::new((from, lkid), mode, flags, bast, lvb));
@@ -820,6 +838,7 @@ impl Lockspace {
                     if let Some(o) = self.owned.get_mut(&name) {
                         o.master = None;
                     }
+                    self.locks.get_mut(&lkid).expect("lock").in_flight = false;
                     self.send_op(lkid, now, out);
                 }
             }
@@ -834,6 +853,7 @@ impl Lockspace {
             Msg::Queued { lkid, .. } => {
                 if let Some(l) = self.locks.get_mut(&lkid) {
                     l.queued = true;
+                    l.in_flight = false;
                     if let Some(what) = l.overlap.take() {
                         self.send_overlap(lkid, what, now, out);
                     }
@@ -930,7 +950,7 @@ impl Lockspace {
         let waiting: Vec<u32> = o.locks.iter().copied().collect();
         for lkid in waiting {
             let l = &self.locks[&lkid];
-            if l.op.is_some() && !l.queued {
+            if l.op.is_some() && !l.queued && !l.in_flight {
                 self.send_op(lkid, now, out);
             }
         }
@@ -1014,6 +1034,7 @@ impl Lockspace {
         let op = l.op;
         let overlap = l.overlap.take();
         l.queued = false;
+        l.in_flight = false;
         l.cancel_sent = false;
         let read = lvb.map(|(v, _)| v);
         let gone = status == Status::Unlock || op == Some(Op::Request) && status != Status::Granted;
@@ -1021,7 +1042,11 @@ impl Lockspace {
             return self.drop_lock(lkid, status, out);
         }
         if let (Status::Granted, Some(to)) = (status, mode) {
-            let from = if op == Some(Op::Request) { None } else { l.grmode };
+            let from = if op == Some(Op::Request) {
+                None
+            } else {
+                l.grmode
+            };
             l.hold_value(from, to, lvb, sbflags);
         }
         l.uncertain = false;
@@ -1400,7 +1425,10 @@ impl Lockspace {
             .map(|(id, l)| (l.name.clone(), *id))
             .collect();
         for (_, lkid) in &redo {
-            self.locks.get_mut(lkid).expect("lock").resend = false;
+            let l = self.locks.get_mut(lkid).expect("lock");
+            l.resend = false;
+            // Whatever was in flight went to a master that is gone or forgot it.
+            l.in_flight = false;
         }
         let mut looked_up = BTreeSet::new();
         for (name, lkid) in redo {

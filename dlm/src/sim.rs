@@ -228,6 +228,9 @@ impl Sim {
         n.inbox.clear();
         n.inbox_busy = false;
         n.view.clear();
+        // A new incarnation has new TCP connections: what peers queued for the dead one
+        // while it was cut off is gone (held messages would otherwise block the link).
+        self.links.retain(|(a, b), _| *a != id && *b != id);
         // One system client joins both lockspaces, as `dlm_tool join` would.
         let sys = self.next_client;
         self.next_client += 1;
@@ -294,7 +297,8 @@ impl Sim {
         self.next_req += 1;
         if let Some((name, _, v, _)) = &self.next_call {
             let n = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
-            self.to_stamp.insert((id, req), (ls.clone(), name.clone(), n));
+            self.to_stamp
+                .insert((id, req), (ls.clone(), name.clone(), n));
         }
         self.nodes.get_mut(&id).expect("node").pending.insert(
             req,

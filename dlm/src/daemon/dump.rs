@@ -535,6 +535,12 @@ mod tests {
         r.batch(vec![
             down(DAEMON_GROUP, &[1, 3]),
             down(&lockspace_group("alpha"), &[1]),
+            // votequorum's view of the new ring: fencing waits for it.
+            Input::Quorum(Quorum {
+                quorate: true,
+                members: vec![1, 3],
+                ring_seq: 13,
+            }),
         ]);
         assert_eq!(r.fenced, vec![2], "node 1 is the actor");
         let text = ls(&r.node, &r.hist, Some("alpha"), true).unwrap();
@@ -568,7 +574,7 @@ mod tests {
 
         let st = status(&r.node, &r.hist, false, r.clock());
         let lines: Vec<&str> = st.lines().collect();
-        assert_eq!(lines[0], "cluster nodeid 1 quorate 1 ring seq 12 12");
+        assert_eq!(lines[0], "cluster nodeid 1 quorate 1 ring seq 13 12");
         assert!(lines[1].starts_with("daemon now 2 fence_pid 0"), "{st}");
         assert_eq!(
             lines[2],

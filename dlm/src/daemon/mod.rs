@@ -545,6 +545,15 @@ impl Daemon {
                     // is delivered like any other.
                     self.inputs.push_back(Input::Peer { from: to, msg });
                 }
+                Output::Send { to, msg } if !self.wanted(to) => {
+                    // `to` left (its links were closed then): a message for it must not
+                    // wait on a new link and reach its next incarnation, whose lock ids
+                    // start again at 1.
+                    tracing::debug!(
+                        "peer {to}: not a member: message for lockspace {} dropped",
+                        msg.lockspace()
+                    );
+                }
                 Output::Send { to, msg } => self.peers.send(to, msg),
                 Output::McastLs { ls, msg } => {
                     let mut data = Vec::new();
