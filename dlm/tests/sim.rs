@@ -37,7 +37,6 @@ fn seeds() -> Vec<u64> {
 }
 
 #[test]
-#[ignore = "fails at seed 11 (a value block read after recovery): the fault model is still being debugged, see issue 5's note"]
 fn seeds_with_faults_keep_every_invariant() {
     for seed in seeds() {
         let nodes = 3 + (seed % 3) as u32;
