@@ -16,7 +16,6 @@
 //!    stamps are put on this process's clock by a calibration join just before the cut.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::path::Path;

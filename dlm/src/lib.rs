@@ -22,6 +22,7 @@ pub mod lockspace;
 pub mod message;
 pub mod mode;
 pub mod node;
+mod outbox;
 pub mod resource;
 pub mod sim;
 pub mod wire;

@@ -1,24 +1,27 @@
-//! The two tasks of a connection. The writer batches whatever frames are queued into
-//! one write; the reader decodes frames and hands them to the `Demux`. Neither keeps
-//! the connection alive: when the last `Client` handle drops, the writer's queue closes
-//! and `stop` fires, both tasks end and the socket closes, which is how the daemon
+//! A connection's reader task, and its writes. Calls write their frame in place
+//! (outbox.rs: one system call, no hand-off to a task, unless the socket is full); the
+//! reader decodes frames and hands them to the `Demux`. The reader does not keep the
+//! connection alive: when the last `Client` handle drops, `stop` fires, the reader ends,
+//! the outbox goes with the shared state and the socket closes, which is how the daemon
 //! learns to release this connection's locks.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::OwnedReadHalf;
+use tokio::sync::{oneshot, watch};
 
 use crate::api::{ClientFrame, DaemonFrame, Errno};
 use crate::flags::libc_errno::ENOTCONN;
+use crate::outbox::{Outbox, OutboxError};
 use crate::wire::{put_frame, take_frame};
 
 use super::demux::Demux;
 use super::EPROTO;
 
-/// Bytes gathered into one write before it is issued.
-const WRITE_BATCH: usize = 64 * 1024;
+/// Bytes a connection may have waiting to be written: far more than any caller
+/// produces unless the daemon stopped reading.
+const WRITE_LIMIT: usize = 64 << 20;
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -27,6 +30,7 @@ pub(super) struct Shared {
     /// The socket's path, for messages.
     pub path: std::path::PathBuf,
     pub demux: Mutex<Demux>,
+    pub out: Outbox,
     /// Why the connection ended, once it has.
     pub closed: watch::Sender<Option<Errno>>,
 }
@@ -39,6 +43,7 @@ impl Shared {
 
     pub fn close(&self, why: Errno) {
         if self.demux().close(why.clone()) {
+            self.out.close();
             tracing::debug!(path = %self.path.display(), code = why.code, "dlm client: {}", why.detail);
             self.closed.send_replace(Some(why));
         }
@@ -55,44 +60,40 @@ impl Shared {
     }
 }
 
-pub(super) async fn writer(
-    shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<ClientFrame>,
-    mut w: OwnedWriteHalf,
-) {
-    let mut buf = Vec::with_capacity(WRITE_BATCH);
-    // The reader may end the connection (a bad frame, EOF): then stop writing too, so
-    // the socket closes although handles remain.
-    let mut closed = shared.closed.subscribe();
-    loop {
-        let frame = tokio::select! {
-            f = rx.recv() => match f {
-                Some(f) => f,
-                None => break,
-            },
-            _ = closed.wait_for(|c| c.is_some()) => break,
-        };
-        buf.clear();
-        put_frame(&frame, &mut buf);
-        while buf.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(f) => put_frame(&f, &mut buf),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = w.write_all(&buf).await {
-            shared.close(shared.lost(format_args!("writing: {e}")));
-            return;
+impl Shared {
+    pub fn new(path: std::path::PathBuf, w: tokio::net::unix::OwnedWriteHalf) -> Shared {
+        Shared {
+            path,
+            demux: Mutex::new(Demux::default()),
+            out: Outbox::new(w, WRITE_LIMIT),
+            closed: watch::Sender::new(None),
         }
     }
-    // Every handle is gone, or the connection ended: half-close so the daemon sees the
-    // end at once.
-    let _ = w.shutdown().await;
+
+    /// Write `frames` in order; a connection that is gone (or a daemon that stopped
+    /// reading) is refused with why, and ends.
+    pub fn send(&self, frames: &[ClientFrame]) -> Result<(), Errno> {
+        if let Some(e) = self.demux().closed() {
+            return Err(e.clone());
+        }
+        let mut buf = Vec::new();
+        for f in frames {
+            put_frame(f, &mut buf);
+        }
+        let why = match self.out.push(&buf) {
+            Ok(()) => return Ok(()),
+            Err(OutboxError::Full) => self.lost(format_args!(
+                "{WRITE_LIMIT} bytes not taken by dlm_controld"
+            )),
+            Err(OutboxError::Broken(e)) => self.lost(e),
+        };
+        self.close(why.clone());
+        Err(why)
+    }
 }
 
 pub(super) async fn reader(
     shared: Arc<Shared>,
-    tx: mpsc::WeakUnboundedSender<ClientFrame>,
     mut r: OwnedReadHalf,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -125,11 +126,9 @@ pub(super) async fn reader(
             return;
         }
         if !out.is_empty() {
-            if let Some(tx) = tx.upgrade() {
-                for f in out.drain(..) {
-                    let _ = tx.send(f);
-                }
-            }
+            // Releases of locks whose handles are gone; a failure closes the
+            // connection, which releases them as well.
+            let _ = shared.send(&out);
             out.clear();
         }
         buf.drain(..start);

@@ -27,10 +27,10 @@ mod io;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{ClientFrame, Errno, Query, Request, SOCKET_NAME};
 use crate::flags::libc_errno::{EINPROGRESS, ENOENT, ENOTCONN};
@@ -41,7 +41,7 @@ use crate::resource::Lvb;
 use crate::{Error, Result};
 
 pub use demux::BastSender;
-use demux::{Demux, NewLock, Pending};
+use demux::{NewLock, Pending};
 use io::Shared;
 
 /// Linux's EPROTO: the daemon broke the protocol (not in `flags::libc_errno`, which
@@ -84,7 +84,6 @@ pub struct Client {
 
 struct Inner {
     shared: Arc<Shared>,
-    tx: mpsc::UnboundedSender<ClientFrame>,
     /// Dropped with the last handle: stops the reader task.
     _stop: oneshot::Sender<()>,
 }
@@ -113,22 +112,16 @@ impl Client {
         Ok(Client::from_stream(stream, sock))
     }
 
-    /// A client over a connected stream (`path` only names it in messages).
+    /// A client over a connected stream (`path` only names it in messages). Must run
+    /// inside a tokio runtime (it starts the reader and writer tasks).
     pub fn from_stream(stream: UnixStream, path: PathBuf) -> Client {
         let (r, w) = stream.into_split();
-        let (tx, rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel();
-        let shared = Arc::new(Shared {
-            path,
-            demux: Mutex::new(Demux::default()),
-            closed: watch::Sender::new(None),
-        });
-        tokio::spawn(io::writer(shared.clone(), rx, w));
-        tokio::spawn(io::reader(shared.clone(), tx.downgrade(), r, stop_rx));
+        let shared = Arc::new(Shared::new(path, w));
+        tokio::spawn(io::reader(shared.clone(), r, stop_rx));
         Client {
             inner: Arc::new(Inner {
                 shared,
-                tx,
                 _stop: stop_tx,
             }),
         }
@@ -174,7 +167,7 @@ impl Client {
     }
 
     fn send(&self, frame: ClientFrame) -> Result<(), Errno> {
-        self.inner.tx.send(frame).map_err(|_| self.lost())
+        self.inner.shared.send(std::slice::from_ref(&frame))
     }
 
     /// A call whose reply is all there is to it.
@@ -307,9 +300,8 @@ impl Client {
             .shared
             .demux()
             .abandon(ls, lkid, release, &mut out);
-        for f in out {
-            let _ = self.inner.tx.send(f);
-        }
+        // A failure closes the connection, which releases the lock as well.
+        let _ = self.inner.shared.send(&out);
     }
 }
 

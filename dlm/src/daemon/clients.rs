@@ -3,10 +3,11 @@
 //! of the lock core with its own [`ClientId`]; its locks go when it goes, as a process's
 //! locks go when it closes its lockspace device (the kernel's `dlm_user_purge`).
 //!
-//! One reader and one writer task per connection. The event loop never waits on a
-//! client: what it sends goes into a bounded queue, and a client that lets the queue
-//! fill (it does not read its replies and callbacks) is disconnected, so one stuck
-//! client cannot hold up the daemon or anyone else's locks.
+//! One reader task per connection. The event loop never waits on a client: what it
+//! sends is gathered per client while it handles an input and written at the end in one
+//! go (`flush`), in place when the socket takes it (outbox.rs); a client that lets
+//! [`CLIENT_QUEUE_BYTES`] pile up (it does not read its replies and callbacks) is
+//! disconnected, so one stuck client cannot hold up the daemon or anyone else's locks.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -19,11 +20,14 @@ use tokio::task::AbortHandle;
 use crate::api::{ClientFrame, ClientId, DaemonFrame, SOCKET_NAME};
 use crate::error::{Error, Result};
 
-use super::framed::{write_all_from, FrameReader};
+use crate::outbox::{Outbox, OutboxError};
+use crate::wire::put_frame;
+
+use super::framed::FrameReader;
 use super::Event;
 
-/// Frames queued for one client before it counts as not reading.
-pub const CLIENT_QUEUE: usize = 16 * 1024;
+/// Bytes queued for one client before it counts as not reading.
+pub const CLIENT_QUEUE_BYTES: usize = 4 << 20;
 
 /// What a client connection reports to the event loop.
 #[derive(Debug)]
@@ -39,25 +43,20 @@ pub enum ClientEvent {
     },
 }
 
-/// Why a frame could not be queued.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// No such client (it went away; callbacks for it are dropped).
-    Gone,
-    /// Its queue is full: it is not reading.
-    Full,
-}
-
 struct Client {
-    tx: mpsc::Sender<DaemonFrame>,
+    out: Outbox,
+    /// Frames produced since the last flush.
+    batch: Vec<u8>,
     pid: u32,
-    tasks: [AbortHandle; 2],
+    reader: AbortHandle,
 }
 
 pub struct Clients {
     listener: UnixListener,
     path: PathBuf,
     conns: HashMap<ClientId, Client>,
+    /// Clients with frames in their batch.
+    dirty: Vec<ClientId>,
     /// Client ids are never reused; 0 is never given out.
     next: ClientId,
     events: mpsc::Sender<Event>,
@@ -87,6 +86,7 @@ impl Clients {
             listener,
             path,
             conns: HashMap::new(),
+            dirty: Vec::new(),
             next: 1,
             events,
         })
@@ -112,13 +112,7 @@ impl Clients {
             .and_then(|c| c.pid())
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(0);
-        let (mut rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
-        let writer = tokio::spawn(async move {
-            // A write error means the client is gone; its reader sees the same and
-            // reports it.
-            let _ = write_all_from(&mut rx, &mut wr).await;
-        });
+        let (mut rd, wr) = stream.into_split();
         let events = self.events.clone();
         let reader = tokio::spawn(async move {
             let mut frames = FrameReader::new();
@@ -141,21 +135,41 @@ impl Clients {
         self.conns.insert(
             client,
             Client {
-                tx,
+                out: Outbox::new(wr, CLIENT_QUEUE_BYTES),
+                batch: Vec::new(),
                 pid,
-                tasks: [writer.abort_handle(), reader.abort_handle()],
+                reader: reader.abort_handle(),
             },
         );
         client
     }
 
-    /// Queue a frame for a client without waiting.
-    pub fn send(&mut self, client: ClientId, frame: DaemonFrame) -> Result<(), SendError> {
-        let c = self.conns.get(&client).ok_or(SendError::Gone)?;
-        c.tx.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Gone,
-        })
+    /// Add a frame to a client's batch (written by the next `flush`); a frame for a
+    /// client that went away is dropped.
+    pub fn send(&mut self, client: ClientId, frame: DaemonFrame) {
+        if let Some(c) = self.conns.get_mut(&client) {
+            if c.batch.is_empty() {
+                self.dirty.push(client);
+            }
+            put_frame(&frame, &mut c.batch);
+        }
+    }
+
+    /// Write every batch. Returns the clients that are not reading (their queue is
+    /// full): the caller disconnects them. A write that fails means the client is gone;
+    /// its reader sees the same and reports it.
+    pub fn flush(&mut self) -> Vec<ClientId> {
+        let mut full = Vec::new();
+        for id in self.dirty.drain(..) {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if c.out.push(&c.batch) == Err(OutboxError::Full) {
+                full.push(id);
+            }
+            c.batch.clear();
+        }
+        full
     }
 
     /// Close a client's connection at once, unsent frames included. Returns whether it
@@ -163,9 +177,8 @@ impl Clients {
     pub fn remove(&mut self, client: ClientId) -> bool {
         match self.conns.remove(&client) {
             Some(c) => {
-                for t in c.tasks {
-                    t.abort();
-                }
+                // The outbox goes with it, unsent frames included.
+                c.reader.abort();
                 true
             }
             None => false,
@@ -181,9 +194,7 @@ impl Clients {
 impl Drop for Clients {
     fn drop(&mut self) {
         for c in self.conns.values() {
-            for t in &c.tasks {
-                t.abort();
-            }
+            c.reader.abort();
         }
         let _ = std::fs::remove_file(&self.path);
     }

@@ -1,13 +1,13 @@
 //! Length-prefixed frames over a byte stream (the unix client socket and the TCP peer
 //! links both carry `[u32 BE length][payload]`, see `wire.rs`): a reader that yields
-//! whole frames, and a writer that sends whatever is queued in one write.
+//! whole frames, and the gathering of whatever is queued into one write.
 //!
 //! The writer batches because latency matters more than anything here: a lock request to
 //! a remote master is a chain of messages between daemons, and a write per message
 //! (with TCP_NODELAY) would cost a syscall and a segment each while the queue grows.
 //! Collecting everything already queued into one buffer keeps one write per wakeup.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
 use crate::wire::{put_frame, take_frame, Wire};
@@ -98,22 +98,6 @@ pub fn gather<T: Wire>(first: T, src: &mut impl Source<T>, buf: &mut Vec<u8>) ->
         }
     }
     n
-}
-
-/// Write batches from `rx` until it closes (Ok) or the stream fails (the error).
-pub async fn write_all_from<T: Wire, W: AsyncWrite + Unpin>(
-    rx: &mut mpsc::Receiver<T>,
-    wr: &mut W,
-) -> Result<(), String> {
-    let mut buf = Vec::new();
-    while let Some(first) = rx.recv().await {
-        buf.clear();
-        gather(first, rx, &mut buf);
-        wr.write_all(&buf)
-            .await
-            .map_err(|e| format!("write failed: {e}"))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ use crate::message::{DaemonCpg, LsCpg};
 use crate::node::{CoreConfig, Input, Node, Output};
 use crate::wire::{Wire, MAX_FRAME};
 
-use clients::{ClientEvent, Clients, SendError};
+use clients::{ClientEvent, Clients};
 use cpg::CpgOp;
 use fencing::{FenceOutcome, Fencing, AGENT_TIMEOUT};
 use history::{reason_str, Clock, History};
@@ -488,18 +488,20 @@ impl Daemon {
         Ok(head(text, TEXT_MAX))
     }
 
-    /// Queue a frame for a client; one that does not read is dropped.
+    /// Queue a frame for a client (written when the input that made it is handled).
     fn send_client(&mut self, client: ClientId, frame: DaemonFrame) {
-        match self.clients.send(client, frame) {
-            Ok(()) | Err(SendError::Gone) => {}
-            Err(SendError::Full) => {
-                self.log.line(format!(
-                    "client {client}: {} frames queued and not read: disconnecting it",
-                    clients::CLIENT_QUEUE
-                ));
-                self.clients.remove(client);
-                self.inputs.push_back(Input::ClientGone(client));
-            }
+        self.clients.send(client, frame);
+    }
+
+    /// Write what clients were sent; one that does not read is dropped.
+    fn flush_clients(&mut self) {
+        for client in self.clients.flush() {
+            self.log.line(format!(
+                "client {client}: {} bytes queued and not read: disconnecting it",
+                clients::CLIENT_QUEUE_BYTES
+            ));
+            self.clients.remove(client);
+            self.inputs.push_back(Input::ClientGone(client));
         }
     }
 
@@ -515,6 +517,10 @@ impl Daemon {
                 let now = self.now_ms();
                 let out = self.node.handle(input, now);
                 self.execute(out);
+            }
+            self.flush_clients();
+            if !self.inputs.is_empty() {
+                continue;
             }
             for line in self.history.after(&self.node) {
                 self.log.line(line);
