@@ -1,5 +1,6 @@
-//! A unix stream's outgoing bytes, written by whoever produced them when the socket takes
-//! them at once, and by a writer task only when it does not.
+//! A stream socket's outgoing bytes (a client's unix socket, a peer's TCP link),
+//! written by whoever produced them when the socket takes them at once, and by a writer
+//! task only when it does not.
 //!
 //! Why: a lock call is a chain of small frames (request, reply, completion). Handing
 //! each to a writer task costs a task wake-up per frame on both ends, which showed as
@@ -11,10 +12,38 @@
 //! Order is kept: while the writer task holds bytes (`busy`) or bytes wait (`pending`),
 //! new bytes are appended behind them instead of being written in place.
 
+use std::future::Future;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::Notify;
+
+/// The write half of a tokio stream socket, as the outbox uses it.
+pub trait WriteHalf: Send + Sync + 'static {
+    fn try_write(&self, bytes: &[u8]) -> std::io::Result<usize>;
+    fn writable(&self) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// The socket, to half-close it.
+    fn fd(&self) -> std::os::fd::RawFd;
+}
+
+macro_rules! write_half {
+    ($half:ty, $stream:ty) => {
+        impl WriteHalf for $half {
+            fn try_write(&self, bytes: &[u8]) -> std::io::Result<usize> {
+                <$half>::try_write(self, bytes)
+            }
+            fn writable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+                <$half>::writable(self)
+            }
+            fn fd(&self) -> std::os::fd::RawFd {
+                let stream: &$stream = self.as_ref();
+                stream.as_raw_fd()
+            }
+        }
+    };
+}
+write_half!(tokio::net::unix::OwnedWriteHalf, tokio::net::UnixStream);
+write_half!(tokio::net::tcp::OwnedWriteHalf, tokio::net::TcpStream);
 
 #[derive(Default)]
 struct State {
@@ -35,8 +64,17 @@ pub enum OutboxError {
     Broken(String),
 }
 
-pub struct Outbox {
-    w: Arc<OwnedWriteHalf>,
+impl std::fmt::Display for OutboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutboxError::Full => f.write_str("the peer does not read what is sent"),
+            OutboxError::Broken(e) => f.write_str(e),
+        }
+    }
+}
+
+pub struct Outbox<W: WriteHalf> {
+    w: Arc<W>,
     state: Arc<Mutex<State>>,
     wake: Arc<Notify>,
     /// Bytes allowed to wait before `push` refuses.
@@ -49,10 +87,10 @@ fn lock(s: &Mutex<State>) -> MutexGuard<'_, State> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Outbox {
+impl<W: WriteHalf> Outbox<W> {
     /// An outbox on `w` and its writer task (spawned on the current runtime). Dropping
     /// the outbox stops the task at once, dropping what is unsent, and closes `w`.
-    pub fn new(w: OwnedWriteHalf, limit: usize) -> Outbox {
+    pub fn new(w: W, limit: usize) -> Outbox<W> {
         let w = Arc::new(w);
         let state = Arc::new(Mutex::new(State::default()));
         let wake = Arc::new(Notify::new());
@@ -102,29 +140,27 @@ impl Outbox {
     }
 }
 
-impl Outbox {
+impl<W: WriteHalf> Outbox<W> {
     /// Stop writing and half-close the socket (the peer reads end of stream), also
     /// while handles on the outbox remain.
     pub fn close(&self) {
         self.task.abort();
         lock(&self.state).failed = Some("the connection was closed".into());
-        use std::os::fd::AsRawFd;
-        let stream: &tokio::net::UnixStream = (*self.w).as_ref();
-        let fd = stream.as_raw_fd();
+        let fd = self.w.fd();
         // SAFETY: shutdown(2) on the descriptor `w` owns, which stays open until `w`
         // is dropped; it changes no memory.
         unsafe { libc::shutdown(fd, libc::SHUT_WR) };
     }
 }
 
-impl Drop for Outbox {
+impl<W: WriteHalf> Drop for Outbox<W> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
 /// Write what `push` could not, as the socket takes it.
-async fn writer(w: Arc<OwnedWriteHalf>, state: Arc<Mutex<State>>, wake: Arc<Notify>) {
+async fn writer<W: WriteHalf>(w: Arc<W>, state: Arc<Mutex<State>>, wake: Arc<Notify>) {
     loop {
         let mut bytes = {
             let mut s = lock(&state);

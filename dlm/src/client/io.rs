@@ -30,7 +30,7 @@ pub(super) struct Shared {
     /// The socket's path, for messages.
     pub path: std::path::PathBuf,
     pub demux: Mutex<Demux>,
-    pub out: Outbox,
+    pub out: Outbox<tokio::net::unix::OwnedWriteHalf>,
     /// Why the connection ended, once it has.
     pub closed: watch::Sender<Option<Errno>>,
 }

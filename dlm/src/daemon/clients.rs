@@ -44,7 +44,7 @@ pub enum ClientEvent {
 }
 
 struct Client {
-    out: Outbox,
+    out: Outbox<tokio::net::unix::OwnedWriteHalf>,
     /// Frames produced since the last flush.
     batch: Vec<u8>,
     pid: u32,

@@ -14,6 +14,11 @@
 //! comms entry and the kernel closes its connection ("dlm: closing connection to node
 //! N"): a node that comes back starts clean.
 //!
+//! While a link is connected the event loop writes its messages in place (outbox.rs:
+//! one system call, no hand-off to the link's task, which costs a task wake-up at each
+//! end of every hop of a remote lock request); while it connects they wait in the
+//! link's queue, which the task sends first once connected.
+//!
 //! Messages in flight when a connection breaks are lost: unlike the kernel's midcomms,
 //! the protocol has no sequence numbers or acks. The core expects loss only with a
 //! membership change, which is what a broken connection between live members usually
@@ -21,10 +26,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -32,6 +38,7 @@ use tokio::task::AbortHandle;
 use crate::error::{Error, Result};
 use crate::membership::NodeId;
 use crate::message::Msg;
+use crate::outbox::{Outbox, OutboxError};
 use crate::wire::{put_frame, PeerFrame};
 
 use super::framed::{gather, FrameReader};
@@ -68,10 +75,18 @@ pub enum PeerEvent {
     Closed { conn: u64 },
 }
 
+/// A connected link's outbox, shared by the link's task and the event loop.
+type Direct = Arc<Mutex<Option<Arc<Outbox<OwnedWriteHalf>>>>>;
+
+/// Bytes waiting on a connected link before messages are dropped (as `PEER_QUEUE`).
+const PEER_BYTES: usize = 64 << 20;
+
 struct Link {
     /// Tells this link's reports from those of an earlier link to the same node.
     id: u64,
     tx: mpsc::Sender<Msg>,
+    /// Set while connected: messages go straight to the socket.
+    direct: Direct,
     task: AbortHandle,
     /// Messages dropped because the queue was full, since the last one that fit.
     dropped: u64,
@@ -183,21 +198,52 @@ impl Peers {
             let id = *next_id;
             *next_id += 1;
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            let direct = Direct::default();
             let task = tokio::spawn(outgoing(
                 self.me,
                 (to, id),
                 SocketAddr::new(ip, self.port),
-                rx,
+                (rx, direct.clone()),
                 self.events.clone(),
                 self.log.clone(),
             ));
             Link {
                 id,
                 tx,
+                direct,
                 task: task.abort_handle(),
                 dropped: 0,
             }
         });
+        let out = link
+            .direct
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(out) = out {
+            let lockspace = msg.lockspace().to_string();
+            let mut buf = Vec::new();
+            put_frame(&PeerFrame::Msg(msg), &mut buf);
+            match out.push(&buf) {
+                Ok(()) => {}
+                Err(OutboxError::Full) => {
+                    if link.dropped == 0 {
+                        self.log.line(format!(
+                            "peer {to}: {PEER_BYTES} bytes queued and not sent: dropping \
+                             (first: lockspace {lockspace}); locks on that node will wait \
+                             for a membership change"
+                        ));
+                    }
+                    link.dropped += 1;
+                }
+                // The link's task sees the connection fail too and connects again;
+                // the message is lost like any in flight on a broken connection.
+                Err(OutboxError::Broken(e)) => self.log.line(format!(
+                    "peer {to}: {e}: message for lockspace {lockspace} lost"
+                )),
+            }
+            return;
+        }
         match link.tx.try_send(msg) {
             Ok(()) => {
                 if link.dropped > 0 {
@@ -277,7 +323,7 @@ async fn outgoing(
     me: NodeId,
     (node, link): (NodeId, u64),
     addr: SocketAddr,
-    mut rx: mpsc::Receiver<Msg>,
+    (mut rx, direct): (mpsc::Receiver<Msg>, Direct),
     events: mpsc::Sender<Event>,
     log: DebugLog,
 ) {
@@ -285,25 +331,34 @@ async fn outgoing(
     // Connect when there is something to send; what is queued meanwhile waits in `rx`.
     while let Some(msg) = rx.recv().await {
         let stream = connect((node, link), addr, &events).await;
-        let (mut rd, mut wr) = stream.into_split();
+        let (mut rd, wr) = stream.into_split();
         log.line(format!("peer {node}: connected to {addr}"));
+        let out = Arc::new(Outbox::new(wr, PEER_BYTES));
         buf.clear();
         buf.extend_from_slice(&hello(me));
-        let mut next = Some(msg);
+        // The queue first, then the event loop writes in place: no await between the
+        // two, so nothing it sends can overtake what waited.
+        let mut frames = gather(PeerFrame::Msg(msg), &mut PeerRx(&mut rx), &mut buf);
+        let mut error = out.push(&buf).err();
+        if error.is_none() {
+            *direct.lock().unwrap_or_else(|p| p.into_inner()) = Some(out.clone());
+        }
         let error = loop {
-            if let Some(m) = next.take() {
-                let frames = gather(PeerFrame::Msg(m), &mut PeerRx(&mut rx), &mut buf);
-                if let Err(e) = wr.write_all(&buf).await {
-                    break format!("write failed, {frames} messages lost: {e}");
-                }
-                buf.clear();
+            if let Some(e) = error.take() {
+                break format!("{e}, {frames} messages lost");
             }
             // Nothing is ever sent to us on this connection: a read that returns means
             // the peer closed it or it broke.
             let mut byte = [0u8; 1];
             tokio::select! {
+                // Only what was queued before the link was published, or by a send
+                // that raced with it: pushed behind what is written.
                 m = rx.recv() => match m {
-                    Some(m) => next = Some(m),
+                    Some(m) => {
+                        buf.clear();
+                        frames = gather(PeerFrame::Msg(m), &mut PeerRx(&mut rx), &mut buf);
+                        error = out.push(&buf).err();
+                    }
                     None => return,
                 },
                 r = rd.read(&mut byte) => break match r {
@@ -313,6 +368,7 @@ async fn outgoing(
                 },
             }
         };
+        *direct.lock().unwrap_or_else(|p| p.into_inner()) = None;
         log.line(format!("peer {node}: connection to {addr} lost: {error}"));
     }
 }
