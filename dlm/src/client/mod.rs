@@ -172,6 +172,7 @@ impl Client {
 
     /// A call whose reply is all there is to it.
     async fn call(&self, request: Request) -> Result<u32, Errno> {
+        check_names(&request)?;
         let (tx, rx) = oneshot::channel();
         let req = self.inner.shared.demux().register(Pending::Call(tx))?;
         self.send(ClientFrame::Call { req, request })?;
@@ -232,6 +233,8 @@ impl Client {
                 "CONVERT needs the lock: use Lock::convert",
             ));
         }
+        check_name("lockspace name", ls.as_bytes(), crate::LOCKSPACE_LEN)?;
+        check_name("resource name", name, crate::RESNAME_MAXLEN)?;
         let bast = basts.is_some();
         let (tx, rx) = oneshot::channel();
         let req = self.inner.shared.demux().register(Pending::NewLock {
@@ -491,6 +494,30 @@ impl Drop for Lock {
                 .abandon(std::mem::take(&mut self.ls), self.lkid, true);
         }
     }
+}
+
+/// Names too long for the wire are refused here with EINVAL, as libdlm's calls refuse
+/// them: sent, they would make the daemon drop the whole connection (and its locks)
+/// as a protocol error.
+fn check_name(what: &str, name: &[u8], max: usize) -> Result<(), Errno> {
+    if name.len() > max {
+        return Err(Errno::new(
+            crate::flags::libc_errno::EINVAL,
+            format!("{what} is {} bytes, at most {max}", name.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_names(request: &Request) -> Result<(), Errno> {
+    let ls = match request {
+        Request::Join { ls }
+        | Request::Leave { ls, .. }
+        | Request::Lock { ls, .. }
+        | Request::Unlock { ls, .. } => ls,
+        Request::FenceAck { .. } => return Ok(()),
+    };
+    check_name("lockspace name", ls.as_bytes(), crate::LOCKSPACE_LEN)
 }
 
 /// The name of an errno value (Linux numbering) or DLM status, for messages.

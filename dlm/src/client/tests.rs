@@ -487,6 +487,30 @@ async fn a_convert_flag_on_a_new_lock_is_refused_here() {
     assert_eq!(e.code, 22);
 }
 
+#[tokio::test]
+async fn names_too_long_for_the_wire_are_refused_before_sending() {
+    let (c, mut p) = pair();
+    let long = "l".repeat(65);
+    let e = c.join(&long).await.unwrap_err();
+    assert_eq!(e.code, 22);
+    assert!(
+        e.detail.contains("lockspace name is 65 bytes, at most 64"),
+        "{e:?}"
+    );
+    let e = c
+        .lock("a", &[b'r'; 65], Mode::EX, Flags(0), None, None)
+        .await
+        .unwrap_err();
+    assert!(e.detail.contains("resource name is 65 bytes"), "{e:?}");
+    // Nothing was sent, and the connection is still good.
+    let c2 = c.clone();
+    let t = tokio::spawn(async move { c2.join("a").await });
+    let (req, r) = p.recv_call().await;
+    assert_eq!(r, Request::Join { ls: "a".into() });
+    p.send(&[reply(req, 0)]).await;
+    t.await.unwrap().unwrap();
+}
+
 #[test]
 fn errnos_read_well() {
     assert_eq!(
