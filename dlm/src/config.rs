@@ -185,8 +185,8 @@ macro_rules! dlm_options {
 dlm_options! {
     /// Debug logging from the daemon (-D).
     daemon_debug: bool = false, reload: true, hydra: true;
-    /// Do not fork. hydra's daemon never forks.
-    foreground: bool = false, reload: false, hydra: false;
+    /// Do not fork (as `-f`).
+    foreground: bool = false, reload: false, hydra: true;
     /// Debug logging from the lock core (the kernel dlm's log_debug, -K).
     log_debug: bool = false, reload: true, hydra: true;
     /// Deprecated lock-wait warnings (centiseconds); dropped from dlm_controld.
@@ -1124,7 +1124,6 @@ mod tests {
         assert_eq!(
             c.unused_settings(),
             [
-                "foreground",
                 "timewarn",
                 "mark",
                 "debug_logfile",
