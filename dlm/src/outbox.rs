@@ -194,3 +194,73 @@ async fn writer<W: WriteHalf>(w: Arc<W>, state: Arc<Mutex<State>>, wake: Arc<Not
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::UnixStream;
+
+    /// A reader that stops reading fills the socket: what does not fit waits in order,
+    /// up to the limit; once the reader reads again everything arrives, in order.
+    #[tokio::test]
+    async fn a_full_socket_queues_in_order_up_to_the_limit() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (_r, w) = a.into_split();
+        let out = Outbox::new(w, 1 << 20);
+        let mut sent = Vec::new();
+        let mut n: u32 = 0;
+        // 4 KiB pushes until the socket and then the queue are full.
+        let full = loop {
+            let chunk: Vec<u8> = (0..1024).flat_map(|_| n.to_be_bytes()).collect();
+            match out.push(&chunk) {
+                Ok(()) => sent.extend_from_slice(&chunk),
+                Err(e) => break e,
+            }
+            n += 1;
+            assert!(n < 100_000, "never full");
+        };
+        assert_eq!(full, OutboxError::Full);
+        assert!(
+            lock(&out.state).pending.len() > 1 << 19,
+            "the queue was used"
+        );
+        let mut got = vec![0u8; sent.len()];
+        b.read_exact(&mut got).await.unwrap();
+        assert!(got == sent, "bytes out of order");
+        // Drained: in-place writes again.
+        out.push(b"tail").unwrap();
+        let mut tail = [0u8; 4];
+        b.read_exact(&mut tail).await.unwrap();
+        assert_eq!(&tail, b"tail");
+    }
+
+    /// A closed peer: the write fails and every later push says why.
+    #[tokio::test]
+    async fn a_gone_peer_breaks_the_outbox() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (_r, w) = a.into_split();
+        let out = Outbox::new(w, 1 << 20);
+        drop(b);
+        let e = out.push(b"x").unwrap_err();
+        assert!(
+            matches!(&e, OutboxError::Broken(t) if t.contains("write failed")),
+            "{e:?}"
+        );
+        assert_eq!(out.push(b"y").unwrap_err(), e);
+    }
+
+    /// close() half-closes: the peer reads end of stream while the outbox lives on.
+    #[tokio::test]
+    async fn close_ends_the_stream_for_the_peer() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (_r, w) = a.into_split();
+        let out = Outbox::new(w, 1 << 20);
+        out.push(b"last").unwrap();
+        out.close();
+        let mut all = Vec::new();
+        b.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"last");
+        assert!(matches!(out.push(b"more"), Err(OutboxError::Broken(_))));
+    }
+}
