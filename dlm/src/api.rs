@@ -107,7 +107,10 @@ pub enum DaemonFrame {
         req: u64,
         result: Result<u32, Errno>,
     },
-    Callback { ls: String, cb: Callback },
+    Callback {
+        ls: String,
+        cb: Callback,
+    },
     /// The answer to a `Query`.
     Text {
         req: u64,

@@ -504,8 +504,8 @@ impl Node {
         }
         let quorum_ok = !self.config.enable_quorum_lockspace || self.quorate;
         for ls in self.lockspaces.values_mut() {
-            let fenced = startup_done
-                && ls.awaiting_fence().all(|n| !self.fencing.contains_key(&n));
+            let fenced =
+                startup_done && ls.awaiting_fence().all(|n| !self.fencing.contains_key(&n));
             ls.check_conditions(quorum_ok && fenced, out);
         }
     }
