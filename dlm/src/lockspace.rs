@@ -175,6 +175,8 @@ pub struct Lockspace {
     held_requests: Vec<(ClientId, u64, Request)>,
     pub join_waiters: Vec<(ClientId, u64)>,
     toss_ms: u64,
+    /// Entries per recovery message (CoreConfig::recover_chunk).
+    recover_chunk: usize,
     recovery_started: u64,
 }
 
@@ -183,7 +185,7 @@ fn bad(code: i32, detail: impl Into<String>) -> Result<u32, Errno> {
 }
 
 impl Lockspace {
-    pub fn new(name: String, me: NodeId, toss_ms: u64) -> Self {
+    pub fn new(name: String, me: NodeId, toss_ms: u64, recover_chunk: usize) -> Self {
         Lockspace {
             name,
             me,
@@ -204,6 +206,7 @@ impl Lockspace {
             held_requests: Vec::new(),
             join_waiters: Vec::new(),
             toss_ms,
+            recover_chunk: recover_chunk.max(1),
             recovery_started: 0,
         }
     }
@@ -1160,7 +1163,11 @@ impl Lockspace {
                 self.rec.starts.insert(from, gen);
                 self.maybe_all_started(out);
             }
-            LsCpg::Masters { mastered, orphaned } => {
+            LsCpg::Masters {
+                mastered,
+                orphaned,
+                last,
+            } => {
                 if self.rec.phase != Some(Phase::Masters) {
                     return;
                 }
@@ -1174,12 +1181,15 @@ impl Lockspace {
                         self.rec.masters.entry(n).or_insert(from);
                     }
                 }
+                if !last {
+                    return;
+                }
                 self.rec.got.insert(from);
                 if self.all_got() {
                     self.masters_done(out);
                 }
             }
-            LsCpg::Locks { locks } => {
+            LsCpg::Locks { locks, last } => {
                 if self.rec.phase != Some(Phase::Locks) {
                     return;
                 }
@@ -1200,6 +1210,9 @@ impl Lockspace {
                         sbflags: 0,
                         queue: rl.queue,
                     });
+                }
+                if !last {
+                    return;
                 }
                 self.rec.got.insert(from);
                 if self.all_got() {
@@ -1341,10 +1354,31 @@ impl Lockspace {
         let orphaned: Vec<Name> = moved.into_iter().collect();
         self.rec.got.clear();
         self.rec.phase = Some(Phase::Masters);
-        out.push(Output::McastLs {
-            ls: self.name.clone(),
-            msg: LsCpg::Masters { mastered, orphaned },
-        });
+        // In chunks, mastered names first; the order within a sender's chunks is the
+        // order of one big message, and CPG keeps it.
+        let n = self.recover_chunk;
+        let total = mastered.len() + orphaned.len();
+        let mut names = mastered
+            .into_iter()
+            .map(|x| (true, x))
+            .chain(orphaned.into_iter().map(|x| (false, x)));
+        let mut sent = 0;
+        loop {
+            let chunk: Vec<(bool, Name)> = names.by_ref().take(n).collect();
+            sent += chunk.len();
+            let (m, o): (Vec<_>, Vec<_>) = chunk.into_iter().partition(|(m, _)| *m);
+            out.push(Output::McastLs {
+                ls: self.name.clone(),
+                msg: LsCpg::Masters {
+                    mastered: m.into_iter().map(|(_, x)| x).collect(),
+                    orphaned: o.into_iter().map(|(_, x)| x).collect(),
+                    last: sent == total,
+                },
+            });
+            if sent == total {
+                break;
+            }
+        }
     }
 
     /// Every member's Masters message is in: the directory and the new masters are
@@ -1390,10 +1424,25 @@ impl Lockspace {
         }
         self.rec.got.clear();
         self.rec.phase = Some(Phase::Locks);
-        out.push(Output::McastLs {
-            ls: self.name.clone(),
-            msg: LsCpg::Locks { locks },
-        });
+        let mut chunks = locks.chunks(self.recover_chunk).peekable();
+        if chunks.peek().is_none() {
+            out.push(Output::McastLs {
+                ls: self.name.clone(),
+                msg: LsCpg::Locks {
+                    locks: Vec::new(),
+                    last: true,
+                },
+            });
+        }
+        while let Some(c) = chunks.next() {
+            out.push(Output::McastLs {
+                ls: self.name.clone(),
+                msg: LsCpg::Locks {
+                    locks: c.to_vec(),
+                    last: chunks.peek().is_none(),
+                },
+            });
+        }
     }
 
     /// Every member rebuilt: locking resumes. Grant what became grantable, send again

@@ -141,13 +141,16 @@ pub enum LsCpg {
     /// The sender has stopped and its conditions (quorum, fencing) hold; `gen` is its
     /// recovery generation (the new one is the highest + 1).
     Start { gen: u32 },
-    /// Names the sender masters, and names it holds locks on whose master left.
+    /// Names the sender masters, and names it holds locks on whose master left. Sent in
+    /// chunks (`CoreConfig::recover_chunk` entries at most; corosync refuses a CPG
+    /// message over about 1 MiB); `last` marks the sender's final one.
     Masters {
         mastered: Vec<Name>,
         orphaned: Vec<Name>,
+        last: bool,
     },
-    /// The sender's locks on resources that got a new master.
-    Locks { locks: Vec<RecoverLock> },
+    /// The sender's locks on resources that got a new master, in chunks like Masters.
+    Locks { locks: Vec<RecoverLock>, last: bool },
     /// The sender rebuilt its part.
     Done,
 }

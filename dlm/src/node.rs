@@ -30,6 +30,10 @@ pub struct CoreConfig {
     pub enable_startup_fencing: bool,
     pub post_join_delay_ms: u64,
     pub nodes: Vec<NodeId>,
+    /// Entries per recovery message (Masters, Locks). A name is at most 64 bytes and a
+    /// recovered lock about 130, so 4096 keeps each CPG message far below corosync's
+    /// limit of about 1 MiB however many locks a lockspace holds.
+    pub recover_chunk: usize,
 }
 
 impl Default for CoreConfig {
@@ -43,6 +47,7 @@ impl Default for CoreConfig {
             enable_startup_fencing: true,
             post_join_delay_ms: 30_000,
             nodes: Vec::new(),
+            recover_chunk: 4096,
         }
     }
 }
@@ -264,7 +269,12 @@ impl Node {
                     Some(l) if l.joined => reply(out, Ok(0)),
                     Some(l) => l.join_waiters.push((client, req)),
                     None => {
-                        let mut l = Lockspace::new(ls.clone(), self.me, self.config.toss_ms);
+                        let mut l = Lockspace::new(
+                            ls.clone(),
+                            self.me,
+                            self.config.toss_ms,
+                            self.config.recover_chunk,
+                        );
                         l.join_waiters.push((client, req));
                         self.lockspaces.insert(ls.clone(), l);
                         out.push(Output::CpgJoin(lockspace_group(&ls)));

@@ -213,6 +213,8 @@ impl Sim {
             fence_retry_ms: 500,
             post_join_delay_ms: 1_000,
             nodes: self.nodes.keys().copied().collect(),
+            // Tiny recovery messages, so that every recovery sends several chunks.
+            recover_chunk: 2,
             ..CoreConfig::default()
         }
     }

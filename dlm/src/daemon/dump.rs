@@ -432,9 +432,17 @@ mod tests {
             LsCpg::Masters {
                 mastered: vec![],
                 orphaned: vec![],
+                last: true,
             },
         );
-        r.from(2, "alpha", LsCpg::Locks { locks: vec![] });
+        r.from(
+            2,
+            "alpha",
+            LsCpg::Locks {
+                locks: vec![],
+                last: true,
+            },
+        );
         r.from(2, "alpha", LsCpg::Done);
         assert_eq!(r.replies, vec![(1, Ok(0))], "joined");
         r

@@ -18,14 +18,20 @@ impl Codec for LsCpg {
                 out.push(1);
                 gen.put(out);
             }
-            LsCpg::Masters { mastered, orphaned } => {
+            LsCpg::Masters {
+                mastered,
+                orphaned,
+                last,
+            } => {
                 out.push(2);
                 put_vec(out, mastered, |n, out| put_name(out, n));
                 put_vec(out, orphaned, |n, out| put_name(out, n));
+                last.put(out);
             }
-            LsCpg::Locks { locks } => {
+            LsCpg::Locks { locks, last } => {
                 out.push(3);
                 put_vec(out, locks, |l, out| l.put(out));
+                last.put(out);
             }
             LsCpg::Done => out.push(4),
         }
@@ -39,6 +45,7 @@ impl Codec for LsCpg {
                 Ok(LsCpg::Masters {
                     mastered: r.vec("mastered", NAME_MIN, Reader::name)?,
                     orphaned: r.vec("orphaned", NAME_MIN, Reader::name)?,
+                    last: r.get("last")?,
                 })
             }),
             3 => r.within("Locks", |r| {
@@ -46,6 +53,7 @@ impl Codec for LsCpg {
                     locks: r.vec("locks", RECOVER_LOCK_MIN, |r| {
                         r.within("RecoverLock", |r| r.get("lock"))
                     })?,
+                    last: r.get("last")?,
                 })
             }),
             4 => Ok(LsCpg::Done),

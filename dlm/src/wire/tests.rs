@@ -126,15 +126,21 @@ fn ls_cpgs() -> Vec<LsCpg> {
         LsCpg::Masters {
             mastered: vec![name(), vec![], b"b".to_vec()],
             orphaned: vec![vec![0xaa; 64]],
+            last: false,
         },
         LsCpg::Masters {
             mastered: vec![],
             orphaned: vec![],
+            last: true,
         },
         LsCpg::Locks {
             locks: (0..5).map(recover_lock).collect(),
+            last: false,
         },
-        LsCpg::Locks { locks: vec![] },
+        LsCpg::Locks {
+            locks: vec![],
+            last: true,
+        },
         LsCpg::Done,
     ]
 }
@@ -520,4 +526,31 @@ fn forged_counts_and_lengths_are_refused_before_allocating() {
         e.contains("DaemonFrame::Text: text of 1048577 bytes at offset 10 (max 1048576)"),
         "{e}"
     );
+}
+
+/// A full recovery chunk of the largest entries fits a corosync CPG message (about
+/// 1 MiB, corosync's IPC request size) with room to spare.
+#[test]
+fn a_full_recovery_chunk_fits_a_cpg_message() {
+    let chunk = crate::node::CoreConfig::default().recover_chunk;
+    let locks = (0..chunk)
+        .map(|i| RecoverLock {
+            name: vec![b'n'; crate::RESNAME_MAXLEN],
+            lvb: Some(lvb(i as u8)),
+            rqmode: Some(Mode::CW),
+            ..recover_lock(64)
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    LsCpg::Locks { locks, last: true }.encode(&mut bytes);
+    assert!(bytes.len() < 768 * 1024, "{} bytes", bytes.len());
+    let names = vec![vec![b'n'; crate::RESNAME_MAXLEN]; chunk];
+    let mut bytes = Vec::new();
+    LsCpg::Masters {
+        mastered: names.clone(),
+        orphaned: names,
+        last: true,
+    }
+    .encode(&mut bytes);
+    assert!(bytes.len() < 768 * 1024, "{} bytes", bytes.len());
 }
