@@ -15,8 +15,8 @@
 //!    host 3 (no quorum) grants nothing. `dlm_tool fence_ack 3` on host 1 releases the
 //!    survivors, who lock `res3`, which host 3 still waits for.
 //!
-//! Before that, garbage and a forged Hello on host 1's peer port are dropped with a log
-//! line each.
+//! Before that, garbage, a forged Hello and a Hello of another protocol version on host
+//! 1's peer port are dropped with a log line each.
 //!
 //! Every namespace, link and process goes when the test ends (Cluster and DlmDaemon
 //! drops), also when it fails.
@@ -34,7 +34,7 @@ use hydra_dlm::client::{Client, Completion, Lock};
 use hydra_dlm::flags::{Flags, Status, SBF_VALNOTVALID};
 use hydra_dlm::mode::Mode;
 use hydra_dlm::resource::Lvb;
-use hydra_dlm::wire::{put_frame, PeerFrame};
+use hydra_dlm::wire::{put_frame, PeerFrame, PROTOCOL};
 use tokio::runtime::Runtime;
 
 const LS: &str = "shared";
@@ -113,12 +113,28 @@ fn three_hosts_fence_before_handing_on_and_refuse_without_quorum() {
     let d3 = DlmDaemon::start(&cluster, 3, &conf);
     let (c1, c2, c3) = (connect(&rt, &d1), connect(&rt, &d2), connect(&rt, &d3));
 
-    // 0. Strangers on host 1's peer port, from host 2's address: garbage, and a Hello
-    // forged as node 3. Both are dropped with a log line; nothing else changes.
+    // 0. Strangers on host 1's peer port, from host 2's address: garbage, a Hello forged
+    // as node 3, and one of another protocol version. Each is dropped with a log line;
+    // nothing else changes.
     let port = format!("/dev/tcp/{}/21064", cluster.addr(1));
     let mut forged = Vec::new();
-    put_frame(&PeerFrame::Hello { node: 3 }, &mut forged);
-    for bytes in [vec![0, 0, 0, 3, 0xff, 0xff, 0xff], forged] {
+    put_frame(
+        &PeerFrame::Hello {
+            node: 3,
+            protocol: PROTOCOL,
+        },
+        &mut forged,
+    );
+    // Host 2 as itself, but speaking another protocol version.
+    let mut future = Vec::new();
+    put_frame(
+        &PeerFrame::Hello {
+            node: 2,
+            protocol: PROTOCOL + 1,
+        },
+        &mut future,
+    );
+    for bytes in [vec![0, 0, 0, 3, 0xff, 0xff, 0xff], forged, future] {
         let esc: String = bytes.iter().map(|b| format!("\\x{b:02x}")).collect();
         let sent = cluster.exec(2, &["bash", "-c", &format!("printf '{esc}' > {port}")]);
         assert!(sent.status.success(), "{}", text(&sent));
@@ -131,8 +147,12 @@ fn three_hosts_fence_before_handing_on_and_refuse_without_quorum() {
             .lines()
             .filter(|l| l.contains(&from) && l.ends_with("dropped"))
             .collect();
-        if dropped.len() == 2 {
+        if dropped.len() == 3 {
             assert!(dropped[1].contains("Hello names node 3"), "{dropped:?}");
+            assert!(
+                dropped[2].contains(&format!("speaks peer protocol {}", PROTOCOL + 1)),
+                "{dropped:?}"
+            );
             break;
         }
         assert!(start.elapsed() < LIMIT, "strangers not logged:\n{dump}");

@@ -19,7 +19,8 @@ pub struct DlmDaemon {
 }
 
 impl DlmDaemon {
-    /// Start the daemon on host `i` with `conf`; returns once its socket exists.
+    /// Start the daemon on host `i` with `conf`; returns once its socket takes
+    /// connections (the file appears at bind(2), a moment before listen(2)).
     pub fn start(cluster: &Cluster, i: usize, conf: &Path) -> DlmDaemon {
         let dir = cluster.dir(i);
         let run = dir.join("run");
@@ -43,7 +44,9 @@ impl DlmDaemon {
             .unwrap();
         let mut d = DlmDaemon { child, out, run };
         let start = Instant::now();
-        while !d.socket().exists() || !d.run.join("dlm_controld.pid").exists() {
+        while std::os::unix::net::UnixStream::connect(d.socket()).is_err()
+            || !d.run.join("dlm_controld.pid").exists()
+        {
             if let Some(st) = d.child.try_wait().unwrap() {
                 panic!(
                     "dlm_controld exited ({st}) during start-up:\n{}",

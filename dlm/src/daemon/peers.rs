@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::membership::NodeId;
 use crate::message::Msg;
 use crate::outbox::{Outbox, OutboxError};
-use crate::wire::{put_frame, PeerFrame};
+use crate::wire::{put_frame, PeerFrame, PROTOCOL};
 
 use super::framed::{gather, FrameReader};
 use super::log::DebugLog;
@@ -313,7 +313,13 @@ impl Drop for Peers {
 /// The Hello a connection to a peer starts with.
 fn hello(me: NodeId) -> Vec<u8> {
     let mut buf = Vec::new();
-    put_frame(&PeerFrame::Hello { node: me }, &mut buf);
+    put_frame(
+        &PeerFrame::Hello {
+            node: me,
+            protocol: PROTOCOL,
+        },
+        &mut buf,
+    );
     buf
 }
 
@@ -452,7 +458,13 @@ async fn serve_incoming(
         }
         Ok(Err(e)) => return Err(format!("connection from {from}: {e}: dropped")),
         Ok(Ok(None)) => return Ok(()),
-        Ok(Ok(Some(PeerFrame::Hello { node }))) => node,
+        Ok(Ok(Some(PeerFrame::Hello { node, protocol }))) if protocol != PROTOCOL => {
+            return Err(format!(
+                "connection from {from}: node {node} speaks peer protocol {protocol}, \
+                 this daemon {PROTOCOL} (different hydra versions): dropped"
+            ))
+        }
+        Ok(Ok(Some(PeerFrame::Hello { node, .. }))) => node,
         Ok(Ok(Some(PeerFrame::Msg(_)))) => {
             return Err(format!(
                 "connection from {from}: a message before Hello: dropped"
@@ -476,7 +488,7 @@ async fn serve_incoming(
                     return Ok(());
                 }
             }
-            Ok(Some(PeerFrame::Hello { node: again })) => {
+            Ok(Some(PeerFrame::Hello { node: again, .. })) => {
                 return Err(format!(
                     "peer {node}: a second Hello (as node {again}): connection dropped"
                 ))

@@ -8,9 +8,10 @@ use crate::Result;
 impl Codec for PeerFrame {
     fn put(&self, out: &mut Vec<u8>) {
         match self {
-            PeerFrame::Hello { node } => {
+            PeerFrame::Hello { node, protocol } => {
                 out.push(1);
                 node.put(out);
+                protocol.put(out);
             }
             PeerFrame::Msg(m) => {
                 out.push(2);
@@ -25,6 +26,7 @@ impl Codec for PeerFrame {
             1 => r.within("Hello", |r| {
                 Ok(PeerFrame::Hello {
                     node: r.get("node")?,
+                    protocol: r.get("protocol")?,
                 })
             }),
             2 => r.within("Msg", |r| Ok(PeerFrame::Msg(r.get("msg")?))),

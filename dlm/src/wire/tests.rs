@@ -101,7 +101,10 @@ fn msgs() -> Vec<Msg> {
 }
 
 fn peer_frames() -> Vec<PeerFrame> {
-    let mut v = vec![PeerFrame::Hello { node: 0x0a00_0001 }];
+    let mut v = vec![PeerFrame::Hello {
+        node: 0x0a00_0001,
+        protocol: PROTOCOL,
+    }];
     v.extend(msgs().into_iter().map(PeerFrame::Msg));
     v
 }
