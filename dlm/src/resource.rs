@@ -649,6 +649,31 @@ impl Resource {
                 l.grmode = Some(held.unwrap_or(l.rqmode.expect("converting")));
             }
         }
+        // A conversion the old master demoted to NL (CONVDEADLK) comes back with its old
+        // granted mode: the owner hears of a demotion only with the conversion's
+        // completion (SBF_DEMOTED), as in the kernel. The old master may have granted a
+        // lock after the demotion that conflicts with that stale mode, so a converting
+        // CONVDEADLK lock whose granted mode conflicts with another's was demoted: it
+        // is demoted here again. No other lock can come back with a mode above the one
+        // it holds (down-conversions complete at the owner first).
+        for id in self.convert.clone() {
+            let l = &self.locks[&id];
+            let Some(gr) = l.grmode.filter(|_| l.flags.has(Flags::CONVDEADLK)) else {
+                continue;
+            };
+            let conflict = self
+                .grant
+                .iter()
+                .chain(self.convert.iter())
+                .filter(|o| **o != id)
+                .filter_map(|o| self.locks[o].grmode)
+                .any(|g| !g.compatible(gr));
+            if conflict {
+                let l = self.locks.get_mut(&id).expect("lock");
+                l.grmode = Some(Mode::NL);
+                l.sbflags |= SBF_DEMOTED;
+            }
+        }
     }
 
     /// `recover_lvb` on a new master (dlm.md 1.6): a surviving holder above CR has the
@@ -699,6 +724,38 @@ impl Resource {
 mod tests {
     use super::*;
     use Mode::*;
+
+    /// Found by simulation seed 80169: the old master demoted a CONVDEADLK conversion
+    /// (CR → EX) to NL and then granted EX to another node; it died before the owner
+    /// heard of the demotion. Rebuilt from the owners' copies, the resource would hold
+    /// CR and EX granted at once; the conversion is demoted again instead.
+    #[test]
+    fn a_demotion_the_owner_never_heard_of_is_redone_in_recovery() {
+        let mut r = Resource::default();
+        let mut conv = MasterLock::new((1, 3), EX, Flags(Flags::CONVDEADLK), true, None);
+        conv.grmode = Some(CR);
+        conv.queue = Queue::Convert;
+        let mut held = MasterLock::new((3, 9), EX, Flags(0), true, None);
+        held.grmode = Some(EX);
+        held.rqmode = None;
+        held.queue = Queue::Grant;
+        r.recover_lock(conv);
+        r.recover_lock(held);
+        r.recover_conversion();
+        let l = r.lock((1, 3)).unwrap();
+        assert_eq!((l.grmode, l.rqmode), (Some(NL), Some(EX)));
+        assert_ne!(l.sbflags & SBF_DEMOTED, 0);
+        assert_eq!(r.lock((3, 9)).unwrap().grmode, Some(EX));
+        // Nothing conflicts any more, and the conversion still waits for EX.
+        assert!(r.recover_grant().iter().all(|e| !matches!(
+            e,
+            Event::Cast {
+                id: (1, 3),
+                status: Status::Granted,
+                ..
+            }
+        )));
+    }
 
     fn req(r: &mut Resource, n: u32, mode: Mode, flags: u32) -> Vec<Event> {
         r.request(MasterLock::new((1, n), mode, Flags(flags), true, None))
