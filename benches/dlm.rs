@@ -162,7 +162,7 @@ fn main() {
         .unwrap();
     let granted = cut.elapsed();
     assert_eq!(done.status, Status::Granted);
-    std::mem::forget(held); // its connection's daemon is gone
+    held.detach(); // its daemon is gone: nothing to release
     let dump = rt.block_on(c2.query(Query::Dump)).unwrap();
     let since_cut = |s: f64| (before + Duration::from_secs_f64(s - joined_at)).duration_since(cut);
     let after = |needle: &str| {

@@ -1354,31 +1354,18 @@ impl Lockspace {
         let orphaned: Vec<Name> = moved.into_iter().collect();
         self.rec.got.clear();
         self.rec.phase = Some(Phase::Masters);
-        // In chunks, mastered names first; the order within a sender's chunks is the
-        // order of one big message, and CPG keeps it.
+        // Mastered names first, as one big message would list them; CPG keeps the order.
         let n = self.recover_chunk;
-        let total = mastered.len() + orphaned.len();
-        let mut names = mastered
-            .into_iter()
-            .map(|x| (true, x))
-            .chain(orphaned.into_iter().map(|x| (false, x)));
-        let mut sent = 0;
-        loop {
-            let chunk: Vec<(bool, Name)> = names.by_ref().take(n).collect();
-            sent += chunk.len();
-            let (m, o): (Vec<_>, Vec<_>) = chunk.into_iter().partition(|(m, _)| *m);
-            out.push(Output::McastLs {
-                ls: self.name.clone(),
-                msg: LsCpg::Masters {
-                    mastered: m.into_iter().map(|(_, x)| x).collect(),
-                    orphaned: o.into_iter().map(|(_, x)| x).collect(),
-                    last: sent == total,
-                },
-            });
-            if sent == total {
-                break;
-            }
-        }
+        let parts = mastered
+            .chunks(n)
+            .map(|c| (c.to_vec(), Vec::new()))
+            .chain(orphaned.chunks(n).map(|c| (Vec::new(), c.to_vec())))
+            .collect();
+        self.mcast_chunks(parts, out, |(mastered, orphaned), last| LsCpg::Masters {
+            mastered,
+            orphaned,
+            last,
+        });
     }
 
     /// Every member's Masters message is in: the directory and the new masters are
@@ -1424,23 +1411,30 @@ impl Lockspace {
         }
         self.rec.got.clear();
         self.rec.phase = Some(Phase::Locks);
-        let mut chunks = locks.chunks(self.recover_chunk).peekable();
-        if chunks.peek().is_none() {
-            out.push(Output::McastLs {
-                ls: self.name.clone(),
-                msg: LsCpg::Locks {
-                    locks: Vec::new(),
-                    last: true,
-                },
-            });
+        let parts = locks
+            .chunks(self.recover_chunk)
+            .map(<[_]>::to_vec)
+            .collect();
+        self.mcast_chunks(parts, out, |locks, last| LsCpg::Locks { locks, last });
+    }
+
+    /// Multicast a recovery message in parts (at most `recover_chunk` entries each, so
+    /// each stays far below corosync's CPG message limit), `last` set on the final one;
+    /// with no parts, one empty message still tells the others this node is done.
+    fn mcast_chunks<P: Default>(
+        &self,
+        mut parts: Vec<P>,
+        out: &mut Vec<Output>,
+        make: impl Fn(P, bool) -> LsCpg,
+    ) {
+        if parts.is_empty() {
+            parts.push(P::default());
         }
-        while let Some(c) = chunks.next() {
+        let n = parts.len();
+        for (i, part) in parts.into_iter().enumerate() {
             out.push(Output::McastLs {
                 ls: self.name.clone(),
-                msg: LsCpg::Locks {
-                    locks: c.to_vec(),
-                    last: chunks.peek().is_none(),
-                },
+                msg: make(part, i + 1 == n),
             });
         }
     }

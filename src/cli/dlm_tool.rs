@@ -74,12 +74,30 @@ hydra's:
 Options:
   --run-dir DIR           the daemon's run directory (default /run/dlm_controld)";
 
-pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
-    // `lock` takes its command after `--`, untouched by option parsing.
-    let (ours, command) = match args.iter().position(|a| a == "--") {
+/// Options and names, then what follows `--` (`lock`'s command, untouched by option
+/// parsing).
+fn split_command(args: &[String]) -> (&[String], Option<Vec<String>>) {
+    match args.iter().position(|a| a == "--") {
         Some(i) => (&args[..i], Some(args[i + 1..].to_vec())),
-        None => (&args[..], None),
+        None => (args, None),
+    }
+}
+
+/// A runtime for one command. Benchmark clients run on every core, as separate
+/// processes would; everything else is one conversation with the daemon.
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, String> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
     };
+    b.enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))
+}
+
+pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
+    let (ours, command) = split_command(&args);
     let p = parse(ours, SPECS)?;
     if p.has("help") {
         println!("{HELP}");
@@ -96,15 +114,11 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
     if command.is_some() && cmd != "lock" {
         return Err(format!("{cmd}: unexpected '--' (only lock runs a command)"));
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
     match cmd.as_str() {
         "lock" => {
             allow(&p, cmd, &["run-dir", "mode", "nodes", "timeout"])?;
             let args = lock::Args::parse(&p, rest, command)?;
-            rt.block_on(lock::run(&run_dir, args))
+            runtime(false)?.block_on(lock::run(&run_dir, args))
         }
         "bench" => {
             let allowed = [
@@ -120,16 +134,11 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
             ];
             allow(&p, cmd, &allowed)?;
             let args = bench::Args::parse(&p, rest)?;
-            // Clients of a benchmark run on every core, like separate processes would.
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("tokio runtime: {e}"))?;
-            rt.block_on(bench::run(&run_dir, args))
+            runtime(true)?.block_on(bench::run(&run_dir, args))
         }
         _ => {
             let request = admin(&p, cmd, rest)?;
-            rt.block_on(run_admin(&run_dir, request))
+            runtime(false)?.block_on(run_admin(&run_dir, request))
         }
     }
 }
@@ -269,13 +278,20 @@ async fn run_admin(run_dir: &std::path::Path, a: Admin) -> Result<ExitCode, Stri
     Ok(ExitCode::SUCCESS)
 }
 
+/// A command line as `main` parses it: the options and names, and `--`'s command.
+#[cfg(test)]
+fn parse_line(line: &[&str]) -> Result<(Parsed, Option<Vec<String>>), String> {
+    let args: Vec<String> = line.iter().map(|s| s.to_string()).collect();
+    let (ours, command) = split_command(&args);
+    Ok((parse(ours, SPECS)?, command))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn admin_of(a: &[&str]) -> Result<Admin, String> {
-        let args: Vec<String> = a.iter().map(|s| s.to_string()).collect();
-        let p = parse(&args, SPECS)?;
+        let (p, _) = parse_line(a)?;
         let (cmd, rest) = p.positional.split_first().unwrap();
         admin(&p, cmd, rest)
     }

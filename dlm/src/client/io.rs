@@ -49,7 +49,7 @@ impl Shared {
         }
     }
 
-    fn lost(&self, what: impl std::fmt::Display) -> Errno {
+    pub fn lost(&self, what: impl std::fmt::Display) -> Errno {
         Errno::new(
             ENOTCONN,
             format!(
@@ -58,9 +58,7 @@ impl Shared {
             ),
         )
     }
-}
 
-impl Shared {
     pub fn new(path: std::path::PathBuf, w: tokio::net::unix::OwnedWriteHalf) -> Shared {
         Shared {
             path,

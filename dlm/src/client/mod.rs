@@ -150,20 +150,8 @@ impl Client {
     }
 
     fn lost(&self) -> Errno {
-        self.inner
-            .shared
-            .demux()
-            .closed()
-            .cloned()
-            .unwrap_or_else(|| {
-                Errno::new(
-                    ENOTCONN,
-                    format!(
-                        "connection to dlm_controld at {} lost",
-                        self.path().display()
-                    ),
-                )
-            })
+        let closed = self.inner.shared.demux().closed().cloned();
+        closed.unwrap_or_else(|| self.inner.shared.lost("its reader ended"))
     }
 
     fn send(&self, frame: ClientFrame) -> Result<(), Errno> {

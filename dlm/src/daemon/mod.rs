@@ -370,7 +370,7 @@ impl Daemon {
                 }),
                 ClientFrame::Query { req, query } => {
                     let result = self.query(query);
-                    self.send_client(client, DaemonFrame::Text { req, result });
+                    self.clients.send(client, DaemonFrame::Text { req, result });
                     self.settle();
                 }
             },
@@ -445,7 +445,8 @@ impl Daemon {
                 ENOTCONN,
                 format!("joining the CPG group {group} failed: {error}"),
             ));
-            self.send_client(client, DaemonFrame::Reply { req, result });
+            self.clients
+                .send(client, DaemonFrame::Reply { req, result });
         }
         self.input(Input::Client {
             client: DAEMON_CLIENT,
@@ -486,11 +487,6 @@ impl Daemon {
             Query::Lockdebug { ls } => dump::lockdebug(&self.node, &ls)?,
         };
         Ok(head(text, TEXT_MAX))
-    }
-
-    /// Queue a frame for a client (written when the input that made it is handled).
-    fn send_client(&mut self, client: ClientId, frame: DaemonFrame) {
-        self.clients.send(client, frame);
     }
 
     /// Write what clients were sent; one that does not read is dropped.
@@ -583,9 +579,11 @@ impl Daemon {
                     client,
                     req,
                     result,
-                } => self.send_client(client, DaemonFrame::Reply { req, result }),
+                } => self
+                    .clients
+                    .send(client, DaemonFrame::Reply { req, result }),
                 Output::Callback { client, ls, cb } => {
-                    self.send_client(client, DaemonFrame::Callback { ls, cb })
+                    self.clients.send(client, DaemonFrame::Callback { ls, cb })
                 }
                 Output::Fence { node } => {
                     let failed = self.history.nodes.get(&node).map_or(0, |n| n.fail_walltime);

@@ -220,55 +220,58 @@ impl Peers {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if let Some(out) = out {
-            let lockspace = msg.lockspace().to_string();
-            let mut buf = Vec::new();
-            put_frame(&PeerFrame::Msg(msg), &mut buf);
-            match out.push(&buf) {
-                Ok(()) => {}
-                Err(OutboxError::Full) => {
-                    if link.dropped == 0 {
+        // Connected: straight to the socket; else into the queue the link's task sends
+        // once connected. Either way `full` names the lockspace and the limit when the
+        // message had to be dropped.
+        let full = match out {
+            Some(out) => {
+                let lockspace = msg.lockspace().to_string();
+                let mut buf = Vec::new();
+                put_frame(&PeerFrame::Msg(msg), &mut buf);
+                match out.push(&buf) {
+                    Ok(()) => None,
+                    Err(OutboxError::Full) => Some((lockspace, format!("{PEER_BYTES} bytes"))),
+                    // The link's task sees the connection fail too and connects again;
+                    // the message is lost like any in flight on a broken connection.
+                    Err(OutboxError::Broken(e)) => {
                         self.log.line(format!(
-                            "peer {to}: {PEER_BYTES} bytes queued and not sent: dropping \
-                             (first: lockspace {lockspace}); locks on that node will wait \
-                             for a membership change"
+                            "peer {to}: {e}: message for lockspace {lockspace} lost"
                         ));
+                        return;
                     }
-                    link.dropped += 1;
                 }
-                // The link's task sees the connection fail too and connects again;
-                // the message is lost like any in flight on a broken connection.
-                Err(OutboxError::Broken(e)) => self.log.line(format!(
-                    "peer {to}: {e}: message for lockspace {lockspace} lost"
+            }
+            None => match link.tx.try_send(msg) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(msg)) => Some((
+                    msg.lockspace().to_string(),
+                    format!("{PEER_QUEUE} messages"),
                 )),
-            }
-            return;
-        }
-        match link.tx.try_send(msg) {
-            Ok(()) => {
-                if link.dropped > 0 {
-                    self.log.line(format!(
-                        "peer {to}: queue has room again after {} messages were dropped",
-                        link.dropped
-                    ));
-                    link.dropped = 0;
+                Err(mpsc::error::TrySendError::Closed(msg)) => {
+                    // The link task ended (it only does when dropped): start a fresh one.
+                    self.links.remove(&to);
+                    return self.send(to, msg);
                 }
+            },
+        };
+        match full {
+            None if link.dropped > 0 => {
+                self.log.line(format!(
+                    "peer {to}: queue has room again after {} messages were dropped",
+                    link.dropped
+                ));
+                link.dropped = 0;
             }
-            Err(mpsc::error::TrySendError::Full(msg)) => {
+            None => {}
+            Some((lockspace, limit)) => {
                 if link.dropped == 0 {
                     self.log.line(format!(
-                        "peer {to}: {PEER_QUEUE} messages queued and not sent: dropping \
-                         (first: lockspace {}); locks on that node will wait for a \
-                         membership change",
-                        msg.lockspace()
+                        "peer {to}: {limit} queued and not sent: dropping (first: \
+                         lockspace {lockspace}); locks on that node will wait for a \
+                         membership change"
                     ));
                 }
                 link.dropped += 1;
-            }
-            Err(mpsc::error::TrySendError::Closed(msg)) => {
-                // The link task ended (it only does when dropped): start a fresh one.
-                self.links.remove(&to);
-                self.send(to, msg);
             }
         }
     }

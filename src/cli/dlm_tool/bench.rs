@@ -216,27 +216,14 @@ async fn client(
 ) -> Result<Samples, String> {
     let ls = &names.ls;
     let list: Vec<Vec<u8>> = (0..names.per_client).map(|k| names.name(i, k)).collect();
-    let pair = |name: &[u8]| {
-        let c = &c;
-        let name = name.to_vec();
-        async move {
-            let t0 = Instant::now();
-            let mut l = grant(c, ls, &name, mode).await?;
-            let t1 = Instant::now();
-            l.unlock_wait(None)
-                .await
-                .map_err(|e| format!("bench: unlock: {}", describe(&e)))?;
-            Ok::<_, String>((t1 - t0, t0.elapsed()))
-        }
-    };
     for name in &list {
-        pair(name).await?;
+        pair(&c, ls, name, mode).await?;
     }
     start.wait().await;
     let end = Instant::now() + duration;
     let mut s = Samples::default();
     for name in list.iter().cycle() {
-        let (lock, both) = pair(name).await?;
+        let (lock, both) = pair(&c, ls, name, mode).await?;
         s.lock.push(micros(lock));
         s.pair.push(micros(both));
         if Instant::now() >= end {
@@ -244,6 +231,23 @@ async fn client(
         }
     }
     Ok(s)
+}
+
+/// One lock (until its grant) and its unlock (until the unlock completion): the lock's
+/// time and the pair's.
+async fn pair(
+    c: &Client,
+    ls: &str,
+    name: &[u8],
+    mode: Mode,
+) -> Result<(Duration, Duration), String> {
+    let t0 = Instant::now();
+    let mut l = grant(c, ls, name, mode).await?;
+    let locked = t0.elapsed();
+    l.unlock_wait(None)
+        .await
+        .map_err(|e| format!("bench: unlock: {}", describe(&e)))?;
+    Ok((locked, t0.elapsed()))
 }
 
 fn percentile(sorted: &[u32], p: f64) -> u32 {
@@ -349,12 +353,11 @@ async fn rtt(addr: &str) -> Result<ExitCode, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse, SPECS};
+    use super::super::parse_line;
     use super::*;
 
     fn args(a: &[&str]) -> Result<Args, String> {
-        let v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
-        let p = parse(&v, SPECS)?;
+        let (p, _) = parse_line(a)?;
         Args::parse(&p, &p.positional[1..])
     }
 

@@ -194,16 +194,11 @@ async fn run_holding(c: &Client, command: &[String], what: &str) -> Result<u8, S
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse, SPECS};
+    use super::super::parse_line;
     use super::*;
 
     fn args(a: &[&str]) -> Result<Args, String> {
-        let v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
-        let (ours, cmd) = match v.iter().position(|a| a == "--") {
-            Some(i) => (&v[..i], Some(v[i + 1..].to_vec())),
-            None => (&v[..], None),
-        };
-        let p = parse(ours, SPECS)?;
+        let (p, cmd) = parse_line(a)?;
         Args::parse(&p, &p.positional[1..], cmd)
     }
 
