@@ -1,1 +1,15 @@
-//! hydra multipath aggregator: not yet written.
+//! hydra multipath aggregator.
+//!
+//! Configuration layer (sans-IO except for the thin `load`/`save` helpers):
+//! - [`config`]: multipath.conf in multipath-tools' syntax and semantics, its
+//!   blacklists, the effective settings of a map, and `multipath -t` output;
+//! - [`bindings`]: `/etc/multipath/bindings` (user-friendly names);
+//! - [`wwids`]: `/etc/multipath/wwids` (the WWIDs that have been multipathed).
+#![forbid(unsafe_code)]
+
+mod error;
+pub use error::{Error, Result};
+
+pub mod bindings;
+pub mod config;
+pub mod wwids;
