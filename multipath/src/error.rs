@@ -40,6 +40,10 @@ pub enum Error {
     /// available user_friendly_names").
     #[error("no more available user_friendly_names for prefix \"{prefix}\"")]
     AliasesExhausted { prefix: String },
+    /// The WWID's alias from the bindings file names another live map
+    /// (multipath-tools: "alias '%s' already taken").
+    #[error("{wwid}: alias '{alias}' already taken")]
+    AliasInUse { alias: String, wwid: String },
     /// An alias or WWID that cannot be stored in the bindings or wwids file.
     #[error("{what} \"{value}\" cannot be stored: {reason}")]
     Unstorable {

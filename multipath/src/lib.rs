@@ -13,3 +13,5 @@ pub use error::{Error, Result};
 pub mod bindings;
 pub mod config;
 pub mod wwids;
+
+mod statefile;
