@@ -96,15 +96,18 @@ fn rules(out: &mut String, keyword: &str, list: &[Rule]) {
     }
 }
 
-/// A blacklist `device` rule; multipath-tools drops the `device {` line with a missing
-/// vendor and the closing `}` with a missing product, so this does too.
+/// A blacklist `device` rule. (multipath-tools 0.9.4 loses the `device {` line of a
+/// rule without vendor and the closing `}` of one without product, so its output does
+/// not read back; hydra prints the block whole.)
 fn device_rule(out: &mut String, d: &DeviceRule) {
+    out.push_str("\tdevice {\n");
     if let Some(v) = &d.vendor {
-        let _ = writeln!(out, "\tdevice {{\n\t\tvendor {}", quoted(&v.text));
+        let _ = writeln!(out, "\t\tvendor {}", quoted(&v.text));
     }
     if let Some(p) = &d.product {
-        let _ = writeln!(out, "\t\tproduct {}\n\t}}", quoted(&p.text));
+        let _ = writeln!(out, "\t\tproduct {}", quoted(&p.text));
     }
+    out.push_str("\t}\n");
 }
 
 fn blacklist_section(out: &mut String, name: &str, r: &Rules) {
