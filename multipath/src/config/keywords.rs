@@ -37,6 +37,7 @@ pub(crate) enum Kind {
     Checker,
     Prio,
     Mode,
+    PrKey,
     MaxFds,
     /// One of these words.
     Choice(&'static [&'static str]),
@@ -318,8 +319,10 @@ pub(crate) fn kind(keyword: &str) -> Kind {
         | "deferred_remove"
         | "skip_kpartx"
         | "recheck_wwid" => Kind::YesNo,
-        "uid_attribute" | "uid_attrs" | "prio_args" | "enable_foreign" | "reservation_key"
-        | "uid" | "gid" | "wwid" => Kind::Str,
+        "uid_attribute" | "uid_attrs" | "prio_args" | "enable_foreign" | "uid" | "gid" | "wwid" => {
+            Kind::Str
+        }
+        "reservation_key" => Kind::PrKey,
         "alias_prefix" | "alias" | "partition_delimiter" => Kind::StrNoSlash,
         "bindings_file" | "wwids_file" | "prkeys_file" => Kind::Path,
         "features" | "hardware_handler" => Kind::ArgStr,
@@ -591,6 +594,12 @@ pub(crate) fn parse(keyword: &str, kind: Kind, s: &str) -> Result<Parsed, String
             Ok(m) if m <= 0o777 => ok(Value::Mode(m)),
             _ => Err("expected an octal mode up to 0777".into()),
         },
+        Kind::PrKey => ReservationKey::parse(s)
+            .map(|k| Parsed {
+                value: Value::ReservationKey(k),
+                warning: None,
+            })
+            .ok_or_else(|| "expected file or up to 16 hex digits, optionally :aptpl".into()),
         Kind::MaxFds => {
             if s == "max" {
                 return ok(Value::MaxFds(None));

@@ -115,7 +115,7 @@ pub struct Settings {
     pub skip_kpartx: Sourced<bool>,
     pub deferred_remove: Sourced<bool>,
     /// `reservation_key` of the `multipaths` entry or `defaults` (mpathpersist).
-    pub reservation_key: Option<Sourced<String>>,
+    pub reservation_key: Option<Sourced<ReservationKey>>,
 }
 
 /// The `defaults`-only settings (daemon-wide).
@@ -441,7 +441,14 @@ impl Config {
             flush_on_last_del: l.pick("flush_on_last_del", ALL, as_bool, false),
             skip_kpartx: l.pick("skip_kpartx", ALL, as_bool, false),
             deferred_remove: l.pick("deferred_remove", ALL, as_bool, false),
-            reservation_key: l.try_pick("reservation_key", &[Level::Mp, Level::Conf], as_str),
+            reservation_key: l.try_pick(
+                "reservation_key",
+                &[Level::Mp, Level::Conf],
+                |v| match v {
+                    Value::ReservationKey(k) => Some(*k),
+                    _ => None,
+                },
+            ),
         }
     }
 

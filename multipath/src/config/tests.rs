@@ -744,6 +744,45 @@ fn blacklist_evaluation() {
 }
 
 #[test]
+fn reservation_keys() {
+    let l = parse("defaults {\n reservation_key 0xABC:aptpl\n}\nmultipaths {\n multipath {\n  wwid 3a\n  reservation_key 123\n }\n}\n");
+    let k = |w| {
+        l.config
+            .resolve(&iscsi(w, "X", "Y"))
+            .reservation_key
+            .map(|k| (k.value, k.source))
+    };
+    assert_eq!(
+        k("3a"),
+        Some((
+            ReservationKey::Key {
+                key: 0x123,
+                aptpl: false
+            },
+            Source::Multipaths
+        ))
+    );
+    assert_eq!(
+        k("3b"),
+        Some((
+            ReservationKey::Key {
+                key: 0xabc,
+                aptpl: true
+            },
+            Source::Defaults
+        ))
+    );
+    assert!(print::print_config(&l.config).contains("\treservation_key 0xabc:aptpl\n"));
+    assert_eq!(ReservationKey::parse("file"), Some(ReservationKey::File));
+    assert_eq!(
+        Config::builtin()
+            .resolve(&iscsi("3a", "X", "Y"))
+            .reservation_key,
+        None
+    );
+}
+
+#[test]
 fn partition_names() {
     assert_eq!(Settings::partition_name("mpatha", Some("p"), 1), "mpathap1");
     assert_eq!(Settings::partition_name("mpatha", None, 1), "mpatha1");

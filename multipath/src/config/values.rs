@@ -265,6 +265,44 @@ impl Prio {
     }
 }
 
+/// `reservation_key`: the SCSI-3 persistent reservation key mpathpersist registers
+/// (SPC-4 §6.15, PERSISTENT RESERVE OUT), or "file" (kept in the prkeys file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReservationKey {
+    Key {
+        key: u64,
+        /// `:aptpl`: register with Activate Persist Through Power Loss.
+        aptpl: bool,
+    },
+    File,
+}
+
+impl ReservationKey {
+    /// multipath-tools' `parse_prkey_flags`: an optional "0x", 1 to 16 hex digits, an
+    /// optional ":aptpl"; or "file".
+    pub fn parse(s: &str) -> Option<ReservationKey> {
+        if s == "file" {
+            return Some(ReservationKey::File);
+        }
+        let (key, flags) = match s.split_once(':') {
+            Some((k, f)) => (k, Some(f)),
+            None => (s, None),
+        };
+        let hex = key.strip_prefix('0').unwrap_or(key);
+        let hex = hex
+            .strip_prefix('x')
+            .or_else(|| hex.strip_prefix('X'))
+            .unwrap_or(hex);
+        if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(ReservationKey::Key {
+            key: u64::from_str_radix(hex, 16).ok()?,
+            aptpl: flags == Some("aptpl"),
+        })
+    }
+}
+
 /// One parsed value. Which variant a keyword takes is fixed by its entry in
 /// [`super::keywords`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,6 +330,7 @@ pub enum Value {
     Prio(Prio),
     /// `mode` (octal).
     Mode(u32),
+    ReservationKey(ReservationKey),
     /// `max_fds`: "max" or a number.
     MaxFds(Option<u32>),
     /// A keyword accepted and ignored (deprecated in 0.9.4); never printed.
@@ -336,6 +375,10 @@ impl fmt::Display for Value {
             Value::Checker(c) => f.write_str(&quoted(c.as_str())),
             Value::Prio(p) => f.write_str(&quoted(p.as_str())),
             Value::Mode(m) => write!(f, "0{m:o}"),
+            Value::ReservationKey(ReservationKey::File) => f.write_str(&quoted("file")),
+            Value::ReservationKey(ReservationKey::Key { key, aptpl }) => {
+                write!(f, "0x{key:x}{}", if *aptpl { ":aptpl" } else { "" })
+            }
             Value::MaxFds(None) => f.write_str(&quoted("max")),
             Value::MaxFds(Some(n)) => write!(f, "{n}"),
             Value::Ignored => Ok(()),
