@@ -168,20 +168,25 @@ impl Verdict {
     }
 }
 
-fn decide(
-    black: &[Rule],
-    except: &[Rule],
-    value: Option<&str>,
+/// One criterion: an exception beats a blacklist entry; None if neither matches.
+fn decide<R>(
+    black: &[R],
+    except: &[R],
+    matches: impl Fn(&R) -> bool,
     criterion: Criterion,
 ) -> Option<Verdict> {
-    let v = value?;
-    if except.iter().any(|r| r.matches(v)) {
+    if except.iter().any(&matches) {
         Some(Verdict::Whitelisted(criterion))
-    } else if black.iter().any(|r| r.matches(v)) {
+    } else if black.iter().any(&matches) {
         Some(Verdict::Blacklisted(criterion))
     } else {
         None
     }
+}
+
+/// A matcher of rules against one string.
+fn rule(v: &str) -> impl Fn(&Rule) -> bool + '_ {
+    move |r| r.matches(v)
 }
 
 /// `filter_path`: property, devnode, device, protocol, wwid; the first criterion that
@@ -208,29 +213,35 @@ pub fn filter(black: &Rules, except: &Rules, p: &PathFacts<'_>) -> Verdict {
             return Verdict::PropertyMissing;
         }
     }
-    if let Some(v) = decide(
-        &black.devnode,
-        &except.devnode,
-        p.devnode,
-        Criterion::Devnode,
-    ) {
-        return v;
-    }
-    if let (Some(vendor), Some(product)) = (p.vendor, p.product) {
-        if except.device.iter().any(|r| r.matches(vendor, product)) {
-            return Verdict::Whitelisted(Criterion::Device);
-        }
-        if black.device.iter().any(|r| r.matches(vendor, product)) {
-            return Verdict::Blacklisted(Criterion::Device);
-        }
-    }
-    if let Some(v) = decide(
-        &black.protocol,
-        &except.protocol,
-        p.protocol,
-        Criterion::Protocol,
-    ) {
-        return v;
-    }
-    decide(&black.wwid, &except.wwid, p.wwid, Criterion::Wwid).unwrap_or(Verdict::Nothing)
+    let devnode = p
+        .devnode
+        .and_then(|v| decide(&black.devnode, &except.devnode, rule(v), Criterion::Devnode));
+    let device = || match (p.vendor, p.product) {
+        (Some(vendor), Some(product)) => decide(
+            &black.device,
+            &except.device,
+            |r: &DeviceRule| r.matches(vendor, product),
+            Criterion::Device,
+        ),
+        _ => None,
+    };
+    let protocol = || {
+        p.protocol.and_then(|v| {
+            decide(
+                &black.protocol,
+                &except.protocol,
+                rule(v),
+                Criterion::Protocol,
+            )
+        })
+    };
+    let wwid = || {
+        p.wwid
+            .and_then(|v| decide(&black.wwid, &except.wwid, rule(v), Criterion::Wwid))
+    };
+    devnode
+        .or_else(device)
+        .or_else(protocol)
+        .or_else(wwid)
+        .unwrap_or(Verdict::Nothing)
 }

@@ -111,6 +111,11 @@ pub(crate) fn split(line: &[u8], mut warn: impl FnMut(String)) -> Line {
     let Some(first) = toks.first() else {
         return Line::Empty;
     };
+    let item = |keyword, value: Option<&str>, opens| Line::Item {
+        keyword,
+        value: value.map(str::to_string),
+        opens,
+    };
     let keyword = match first {
         Token::Close => {
             if toks.len() > 1 {
@@ -130,11 +135,7 @@ pub(crate) fn split(line: &[u8], mut warn: impl FnMut(String)) -> Line {
         Token::Word(w) => w.clone(),
     };
     match toks.get(1) {
-        None => Line::Item {
-            keyword,
-            value: None,
-            opens: false,
-        },
+        None => item(keyword, None, false),
         Some(Token::Open) => {
             if toks.len() > 2 {
                 warn(format!(
@@ -142,22 +143,14 @@ pub(crate) fn split(line: &[u8], mut warn: impl FnMut(String)) -> Line {
                     word(toks.get(2))
                 ));
             }
-            Line::Item {
-                keyword,
-                value: None,
-                opens: true,
-            }
+            item(keyword, None, true)
         }
         Some(Token::Quote) => {
             // keyword " value " [extra]
             match toks.get(2) {
                 None => {
                     warn("missing closing quotes".into());
-                    Line::Item {
-                        keyword,
-                        value: Some(String::new()),
-                        opens: false,
-                    }
+                    item(keyword, Some(""), false)
                 }
                 Some(Token::Quote) => {
                     if toks.len() > 3 {
@@ -166,11 +159,7 @@ pub(crate) fn split(line: &[u8], mut warn: impl FnMut(String)) -> Line {
                             word(toks.get(3))
                         ));
                     }
-                    Line::Item {
-                        keyword,
-                        value: Some(String::new()),
-                        opens: false,
-                    }
+                    item(keyword, Some(""), false)
                 }
                 Some(t) => {
                     let value = word(Some(t));
@@ -191,11 +180,7 @@ pub(crate) fn split(line: &[u8], mut warn: impl FnMut(String)) -> Line {
                             return Line::Skip;
                         }
                     }
-                    Line::Item {
-                        keyword,
-                        value: Some(value),
-                        opens: false,
-                    }
+                    item(keyword, Some(&value), false)
                 }
             }
         }
@@ -209,11 +194,7 @@ pub(crate) fn split(line: &[u8], mut warn: impl FnMut(String)) -> Line {
             }
             // `section word` without `{`: multipath-tools still opens the section and
             // says "expecting '{'"; the caller knows which keywords are sections.
-            Line::Item {
-                keyword,
-                value: Some(value),
-                opens: false,
-            }
+            item(keyword, Some(&value), false)
         }
     }
 }

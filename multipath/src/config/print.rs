@@ -90,6 +90,13 @@ fn attrs(out: &mut String, indent: &str, order: &[&str], a: &Attrs) {
     }
 }
 
+/// A subsection: `\tname {`, its attributes, `\t}`.
+fn entry(out: &mut String, name: &str, order: &[&str], a: &Attrs) {
+    let _ = writeln!(out, "\t{name} {{");
+    attrs(out, "\t\t", order, a);
+    out.push_str("\t}\n");
+}
+
 fn rules(out: &mut String, keyword: &str, list: &[Rule]) {
     for r in list {
         let _ = writeln!(out, "\t{keyword} {}", quoted(&r.text));
@@ -149,9 +156,7 @@ pub fn print_config(cfg: &Config) -> String {
     blacklist_section(&mut out, "blacklist_exceptions", &cfg.exceptions);
     out.push_str("devices {\n");
     for d in &cfg.devices {
-        out.push_str("\tdevice {\n");
-        attrs(&mut out, "\t\t", keywords::DEVICE, &d.attrs);
-        out.push_str("\t}\n");
+        entry(&mut out, "device", keywords::DEVICE, &d.attrs);
     }
     out.push_str("}\n");
     out.push_str("overrides {\n");
@@ -170,9 +175,7 @@ pub fn print_config(cfg: &Config) -> String {
     if !cfg.multipaths.is_empty() {
         out.push_str("multipaths {\n");
         for m in &cfg.multipaths {
-            out.push_str("\tmultipath {\n");
-            attrs(&mut out, "\t\t", keywords::MULTIPATH, &m.attrs);
-            out.push_str("\t}\n");
+            entry(&mut out, "multipath", keywords::MULTIPATH, &m.attrs);
         }
         out.push_str("}\n");
     }
