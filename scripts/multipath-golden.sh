@@ -25,6 +25,7 @@ strip() { sed 's/^[0-9.]* | //'; }
 run "" "" >"$data/empty/multipath-t.txt"
 run "$data/full/multipath.conf" "$data/full/conf.d" >"$data/full/multipath-t.txt" 2>"$work/err"
 strip <"$work/err" >"$data/full/multipath-t.stderr"
+run "$data/merge/multipath.conf" "" >"$data/merge/multipath-t.txt"
 run "$data/bad/multipath.conf" "" >/dev/null 2>"$work/err" || true
 strip <"$work/err" >"$data/bad/multipath-t.stderr"
 echo "regenerated from $(ls "$work"/multipath-tools_*.deb | xargs -n1 basename)"

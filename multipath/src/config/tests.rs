@@ -153,6 +153,24 @@ fn full_configuration_matches_multipath_t() {
 }
 
 #[test]
+fn a_file_entry_equal_to_a_builtin_one_takes_it_over() {
+    // multipath.conf repeats the LIO entry's strings: the built-in entry is merged into
+    // the file's, which moves to the end of the table (tests/data/merge).
+    let real = String::from_utf8(read("merge/multipath-t.txt")).unwrap();
+    let l = Config::parse(Some((Path::new(ETC), &read("merge/multipath.conf"))), &[]).unwrap();
+    let ours = print::print_config(&l.config);
+    let (r, o) = (sections(&real), sections(&ours));
+    let (rd, od) = (
+        device_blocks(section(&r, "devices")),
+        device_blocks(section(&o, "devices")),
+    );
+    assert_eq!(od.last(), rd.last());
+    assert_eq!(od.iter().filter(|b| b.contains("LIO-ORG")).count(), 1);
+    assert_eq!(rd.iter().filter(|b| b.contains("LIO-ORG")).count(), 1);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+#[test]
 fn warnings_are_worded_as_multipath_tools() {
     let real = String::from_utf8(read("full/multipath-t.stderr")).unwrap();
     let ours: Vec<String> = full().warnings.iter().map(|w| w.message.clone()).collect();
