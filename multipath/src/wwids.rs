@@ -37,7 +37,7 @@ enum Line {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wwids {
     lines: Vec<Line>,
-    changed: bool,
+    needs_rewrite: bool,
 }
 
 impl Default for Wwids {
@@ -45,7 +45,7 @@ impl Default for Wwids {
     fn default() -> Wwids {
         Wwids {
             lines: HEADER.lines().map(|l| Line::Other(l.to_string())).collect(),
-            changed: true,
+            needs_rewrite: true,
         }
     }
 }
@@ -99,7 +99,7 @@ impl Wwids {
         (
             Wwids {
                 lines,
-                changed: false,
+                needs_rewrite: false,
             },
             warnings,
         )
@@ -133,13 +133,13 @@ impl Wwids {
     /// Writes the file atomically (temporary file + rename).
     pub fn save(&mut self, path: &Path) -> Result<()> {
         statefile::write(path, self.to_text().as_bytes())?;
-        self.changed = false;
+        self.needs_rewrite = false;
         Ok(())
     }
 
     /// True when the content differs from what was read.
-    pub fn changed(&self) -> bool {
-        self.changed
+    pub fn needs_rewrite(&self) -> bool {
+        self.needs_rewrite
     }
 
     /// `check_wwids_file`: is the WWID listed?
@@ -177,7 +177,7 @@ impl Wwids {
             wwid: wwid.to_string(),
             rest: String::new(),
         });
-        self.changed = true;
+        self.needs_rewrite = true;
         Ok(true)
     }
 
@@ -193,7 +193,7 @@ impl Wwids {
                 }
             }
         }
-        self.changed |= found;
+        self.needs_rewrite |= found;
         found
     }
 
@@ -224,7 +224,7 @@ mod tests {
             w.to_text(),
             format!("{HEADER}/360000000000000000e00000000010001/\n")
         );
-        assert!(w.changed());
+        assert!(w.needs_rewrite());
     }
 
     #[test]
@@ -232,7 +232,7 @@ mod tests {
         let text = format!("{HEADER}/3600507680c82004cf80000000000014c/\n/360000000000000000e00000000010001/\n#36001405dead/\n");
         let (w, warn) = Wwids::parse(text.as_bytes(), Path::new(F));
         assert!(warn.is_empty());
-        assert!(!w.changed());
+        assert!(!w.needs_rewrite());
         assert!(w.contains("360000000000000000e00000000010001"));
         // A removed WWID (its slash turned into '#') is not listed.
         assert!(!w.contains("36001405dead"));
@@ -282,11 +282,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("multipath/wwids");
         let (mut w, warn) = Wwids::load(&path).unwrap();
-        assert!(warn.is_empty() && w.changed());
+        assert!(warn.is_empty() && w.needs_rewrite());
         w.add("3a").unwrap();
         w.save(&path).unwrap();
         let (again, _) = Wwids::load(&path).unwrap();
-        assert!(again.contains("3a") && !again.changed());
+        assert!(again.contains("3a") && !again.needs_rewrite());
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             format!("{HEADER}/3a/\n")

@@ -523,15 +523,18 @@ impl Settings {
         }
         self.path_checker.clone()
     }
+}
 
-    /// The partition device name multipath-tools' kpartx gives partition `n` of map
-    /// `name`: `partition_delimiter` if set, else "p" after a name ending in a digit.
-    pub fn partition_name(name: &str, delimiter: Option<&str>, n: u32) -> String {
-        let delim = delimiter.unwrap_or(if name.ends_with(|c: char| c.is_ascii_digit()) {
-            "p"
-        } else {
-            ""
-        });
+impl Globals {
+    /// The name of partition `n` of map `name` as kpartx names it:
+    /// `partition_delimiter` if set, else "p" after a name that ends in a digit
+    /// (`mpatha` → `mpatha1`, or `mpathap1` with `partition_delimiter p`).
+    pub fn partition_name(&self, name: &str, n: u32) -> String {
+        let digit = name.ends_with(|c: char| c.is_ascii_digit());
+        let delim = self
+            .partition_delimiter
+            .as_deref()
+            .unwrap_or(if digit { "p" } else { "" });
         format!("{name}{delim}{n}")
     }
 }

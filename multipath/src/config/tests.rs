@@ -802,13 +802,14 @@ fn reservation_keys() {
 
 #[test]
 fn partition_names() {
-    assert_eq!(Settings::partition_name("mpatha", Some("p"), 1), "mpathap1");
-    assert_eq!(Settings::partition_name("mpatha", None, 1), "mpatha1");
-    assert_eq!(Settings::partition_name("disk2", None, 1), "disk2p1");
-    assert_eq!(
-        Settings::partition_name("mpatha", Some("-part"), 3),
-        "mpatha-part3"
-    );
+    let g = |t: &str| parse(t).config.globals();
+    let p = g("defaults {\n partition_delimiter p\n}\n");
+    assert_eq!(p.partition_name("mpatha", 1), "mpathap1");
+    let none = Config::builtin().globals();
+    assert_eq!(none.partition_name("mpatha", 1), "mpatha1");
+    assert_eq!(none.partition_name("disk2", 1), "disk2p1");
+    let part = g("defaults {\n partition_delimiter -part\n}\n");
+    assert_eq!(part.partition_name("mpatha", 3), "mpatha-part3");
 }
 
 mod props {
