@@ -461,7 +461,9 @@ impl Config {
         };
         let s = |k: &str, def: &str| d.str(k).unwrap_or(def).to_string();
         // _init_config: polling_interval and max_polling_interval fill each other in.
-        let checkint = int("polling_interval").map(|n| n as u32);
+        // 0 is accepted by multipath-tools' set_uint and makes its checker loop spin;
+        // hydra checks at least once a second.
+        let checkint = int("polling_interval").map(|n| (n as u32).max(1));
         let max = int("max_polling_interval")
             .map(|n| n as u32)
             .filter(|&m| m != 0);

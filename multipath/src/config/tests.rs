@@ -446,6 +446,7 @@ fn polling_intervals_fill_each_other_in() {
     let p = |g: Globals| (g.polling_interval, g.max_polling_interval);
     assert_eq!(p(Config::builtin().globals()), (5, 20));
     assert_eq!(p(g("defaults {\n polling_interval 2\n}\n")), (2, 8));
+    assert_eq!(p(g("defaults {\n polling_interval 0\n}\n")), (1, 4));
     assert_eq!(p(g("defaults {\n max_polling_interval 10\n}\n")), (2, 10));
     assert_eq!(p(g("defaults {\n max_polling_interval 3\n}\n")), (1, 3));
     assert_eq!(
