@@ -47,10 +47,7 @@ fn entry(values: &[(&'static str, Value)]) -> DeviceEntry {
             },
         );
     }
-    DeviceEntry {
-        attrs,
-        origin: EntryOrigin::Builtin,
-    }
+    DeviceEntry::new(attrs, EntryOrigin::Builtin)
 }
 
 /// The built-in `devices` entries, in table order (a later entry wins over an earlier

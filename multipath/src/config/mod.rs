@@ -30,7 +30,9 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use regex::Regex;
 
 use crate::{Error, Result};
 
@@ -109,10 +111,57 @@ pub enum EntryOrigin {
 
 /// `devices { device { … } }`: matched by regular expression on the INQUIRY vendor,
 /// product and revision.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DeviceEntry {
-    pub attrs: Attrs,
-    pub origin: EntryOrigin,
+    pub(crate) attrs: Attrs,
+    pub(crate) origin: EntryOrigin,
+    /// vendor, product and revision compiled on first match (None: one does not
+    /// compile, which parsing rules out; such an entry matches nothing).
+    matcher: OnceLock<Option<[Option<Regex>; 3]>>,
+}
+
+impl PartialEq for DeviceEntry {
+    fn eq(&self, other: &DeviceEntry) -> bool {
+        self.attrs == other.attrs && self.origin == other.origin
+    }
+}
+
+impl Eq for DeviceEntry {}
+
+impl DeviceEntry {
+    pub(crate) fn new(attrs: Attrs, origin: EntryOrigin) -> DeviceEntry {
+        DeviceEntry {
+            attrs,
+            origin,
+            matcher: OnceLock::new(),
+        }
+    }
+
+    pub fn attrs(&self) -> &Attrs {
+        &self.attrs
+    }
+
+    pub fn origin(&self) -> &EntryOrigin {
+        &self.origin
+    }
+
+    /// `hwe_regmatch`: every expression the entry has matches the path's string.
+    pub fn matches(&self, vendor: &str, product: &str, revision: &str) -> bool {
+        let compiled = self.matcher.get_or_init(|| {
+            let re = |k| self.attrs.str(k).map(Regex::new).transpose();
+            Some([
+                re("vendor").ok()?,
+                re("product").ok()?,
+                re("revision").ok()?,
+            ])
+        });
+        let Some(res) = compiled else {
+            return false;
+        };
+        res.iter()
+            .zip([vendor, product, revision])
+            .all(|(re, s)| re.as_ref().is_none_or(|r| r.is_match(s)))
+    }
 }
 
 /// `overrides { protocol { type …; … } }`.

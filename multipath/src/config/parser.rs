@@ -283,10 +283,10 @@ impl Parser {
     /// A block starts: make the entry its attributes go to.
     fn open(&mut self, sub: Level, f: &File<'_>) {
         match sub {
-            Level::Device => self.cfg.devices.push(DeviceEntry {
-                attrs: Attrs::default(),
-                origin: EntryOrigin::File(f.path.clone()),
-            }),
+            Level::Device => self.cfg.devices.push(DeviceEntry::new(
+                Attrs::default(),
+                EntryOrigin::File(f.path.clone()),
+            )),
             Level::Multipath => self.cfg.multipaths.push(MultipathEntry {
                 attrs: Attrs::default(),
             }),

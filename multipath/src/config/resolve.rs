@@ -16,8 +16,6 @@
 
 use std::fmt;
 
-use regex::Regex;
-
 use super::values::*;
 use super::{Attrs, Config};
 
@@ -245,16 +243,6 @@ fn as_str(v: &Value) -> Option<String> {
     }
 }
 
-/// `hwe_regmatch`: each expression the entry has must match the path's string; an
-/// expression that does not compile (cannot happen for parsed entries) never matches.
-fn device_matches(e: &Attrs, id: &PathIdentity<'_>) -> bool {
-    let ok = |key: &str, s: &str| match e.str(key) {
-        None => true,
-        Some(re) => Regex::new(re).map(|r| r.is_match(s)).unwrap_or(false),
-    };
-    ok("vendor", id.vendor) && ok("product", id.product) && ok("revision", id.revision)
-}
-
 /// `remove_feature`: takes one word out of a dm features string and fixes its count.
 fn remove_feature(features: &str, word: &str) -> String {
     let mut words: Vec<&str> = features.split_whitespace().collect();
@@ -282,7 +270,7 @@ impl Config {
         self.devices
             .iter()
             .rev()
-            .filter(|d| device_matches(&d.attrs, id))
+            .filter(|d| d.matches(id.vendor, id.product, id.revision))
             .map(|d| &d.attrs)
             .collect()
     }
