@@ -195,9 +195,7 @@ impl Bindings {
 
     /// Writes the file atomically (temporary file + rename).
     pub fn save(&mut self, path: &Path) -> Result<()> {
-        statefile::write(path, self.to_text().as_bytes())?;
-        self.needs_rewrite = false;
-        Ok(())
+        statefile::save(path, &self.to_text(), &mut self.needs_rewrite)
     }
 
     /// True when the content differs from what was read (a new binding, a removed one,

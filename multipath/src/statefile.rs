@@ -63,3 +63,10 @@ pub(crate) fn write(path: &Path, content: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Writes `text` and clears the owner's "needs rewrite" flag once it is on disk.
+pub(crate) fn save(path: &Path, text: &str, needs_rewrite: &mut bool) -> Result<()> {
+    write(path, text.as_bytes())?;
+    *needs_rewrite = false;
+    Ok(())
+}

@@ -132,9 +132,7 @@ impl Wwids {
 
     /// Writes the file atomically (temporary file + rename).
     pub fn save(&mut self, path: &Path) -> Result<()> {
-        statefile::write(path, self.to_text().as_bytes())?;
-        self.needs_rewrite = false;
-        Ok(())
+        statefile::save(path, &self.to_text(), &mut self.needs_rewrite)
     }
 
     /// True when the content differs from what was read.
