@@ -28,6 +28,17 @@ if [ "${#need[@]}" -gt 0 ]; then
         if [ -d /run/systemd/system ]; then $SUDO systemctl stop corosync.service || true; fi
     fi
 fi
+# target/tests/config_examples.rs reads tgt's own example configs from the package; an
+# image whose dpkg excludes /usr/share/doc (Debian's slim images) installs tgt without
+# them: reinstall tgt with that one directory let through.
+examples=/usr/share/doc/tgt/examples/targets.conf.example
+if [ ! -e "$examples" ]; then
+    echo "setup: $examples is missing: reinstalling tgt with /usr/share/doc/tgt included"
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --reinstall \
+        -o 'Dpkg::Options::=--path-include=/usr/share/doc/tgt/*' tgt >/dev/null
+    [ -e "$examples" ] || { echo "setup: $examples is still missing (see dpkg's path-exclude in /etc/dpkg/dpkg.cfg.d/)" >&2; exit 1; }
+fi
 # Debian starts tgt's own service on install; hydra's tests and benchmarks start their
 # own daemons on their own ports, so the packaged one is left as the admin set it.
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found: install the Rust toolchain (rustup)" >&2; exit 1; }

@@ -9,7 +9,7 @@
 //! compared: the same LBAs (sequential from 0, wrapping at the end; random is any block,
 //! not aligned to the transfer size; the transfer at the end of the LUN is cut short), the
 //! same login offer (libiscsi's lib/init.c: MaxRecvDataSegmentLength, MaxBurstLength and
-//! FirstBurstLength 256 KiB), and the same average: commands completed when the time is up,
+//! FirstBurstLength 256 KiB, InitialR2T=No, ImmediateData=Yes, HeaderDigest None,CRC32C), and the same average: commands completed when the time is up,
 //! divided by the time (the ones still in flight then are drained, not counted).
 //!
 //! `--verify` checks data: every block carries its own LBA (see [`stamp`]). With `-w` each
@@ -359,6 +359,8 @@ async fn run(job: Job) -> Result<ExitCode, String> {
             max_recv_data_segment_length: job.mrdsl,
             max_burst_length: job.max_burst,
             first_burst_length: LIBISCSI_OFFER.min(job.max_burst),
+            // libiscsi wants unsolicited data too (lib/init.c: want_initial_r2t = No).
+            initial_r2t: false,
             ..LocalParams::default()
         },
     };
