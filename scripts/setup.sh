@@ -10,6 +10,8 @@ need=()
 command -v tgtd >/dev/null 2>&1 || need+=(tgt)
 command -v iscsi-test-cu >/dev/null 2>&1 || need+=(libiscsi-bin)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# bench-target.sh watches the Data-In sizes Debian's tgtd really sends.
+command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v corosync >/dev/null 2>&1 || need+=(corosync)
 for dev in libcorosync-common-dev libcpg-dev libquorum-dev libvotequorum-dev libcfg-dev libcmap-dev; do
     dpkg -s "$dev" >/dev/null 2>&1 || need+=("$dev")
