@@ -366,6 +366,20 @@ async fn run(job: Job) -> Result<ExitCode, String> {
     };
     let addr = url.addr().map_err(|e| e.to_string())?;
     let s = Session::login(addr, cfg).await.map_err(|e| e.to_string())?;
+    // What the login settled, so that a comparison can say what it compared.
+    let n = &s.established.params;
+    let yes = |b: bool| if b { "Yes" } else { "No" };
+    println!(
+        "negotiated: MaxRecvDataSegmentLength={} target's MaxRecvDataSegmentLength={} \
+         FirstBurstLength={} MaxBurstLength={} InitialR2T={} ImmediateData={} MaxOutstandingR2T={}",
+        n.max_recv_data_segment_length,
+        n.max_xmit_data_segment_length,
+        n.first_burst_length,
+        n.max_burst_length,
+        yes(n.initial_r2t),
+        yes(n.immediate_data),
+        n.max_outstanding_r2t,
+    );
     let lun = url.lun;
     if let Err(f) = s.test_unit_ready(lun).await.map_err(|e| e.to_string())? {
         return Err(format!("LUN {lun} is not ready: {f:?}"));
