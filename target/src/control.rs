@@ -4,14 +4,11 @@
 //! The protocol carries a version so that a newer CLI refuses an older daemon clearly.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 
-use crate::admin;
-use crate::registry::Registry;
 use crate::{Error, Result};
 
 /// Bumped whenever a request or response changes shape.
@@ -33,7 +30,7 @@ pub enum Request {
     /// tgt-admin -e/--update/--delete/--offline/--ready over a config file.
     ApplyConfig {
         path: PathBuf,
-        mode: admin::ApplyMode,
+        mode: ApplyMode,
         pretend: bool,
     },
     TargetNew {
@@ -117,6 +114,32 @@ pub enum Request {
     SysDelete,
 }
 
+/// What tgt-admin was asked to do with a config file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyMode {
+    /// `-e`: add the targets of the file that are not there yet.
+    Execute,
+    /// `--update <tid|ALL>`: re-create changed targets (only idle ones unless forced),
+    /// add new ones; with ALL, remove targets the file no longer has.
+    Update {
+        tid: Option<u32>,
+        force: bool,
+    },
+    /// `--delete <tid|ALL>`.
+    Delete {
+        tid: Option<u32>,
+        force: bool,
+    },
+    /// `--offline <tid|ALL>` / `--ready <tid|ALL>`.
+    Offline {
+        tid: Option<u32>,
+    },
+    Ready {
+        tid: Option<u32>,
+    },
+}
+
 /// The answer: ok with text to print, or an error message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Response {
@@ -126,50 +149,9 @@ pub struct Response {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Envelope {
-    version: u32,
-    request: Request,
-}
-
-/// Serve admin requests until the listener is dropped. `shutdown` is signalled on
-/// `SysDelete`.
-pub async fn serve(listener: UnixListener, registry: Arc<Registry>, ctx: Arc<admin::Context>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let reg = registry.clone();
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let (r, mut w) = stream.into_split();
-            let mut lines = BufReader::new(r).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let resp = match serde_json::from_str::<Envelope>(&line) {
-                    Ok(env) if env.version == PROTOCOL_VERSION => {
-                        let reg = reg.clone();
-                        let ctx = ctx.clone();
-                        // Admin work opens files and may fsync: keep it off the runtime.
-                        match tokio::task::spawn_blocking(move || admin::handle(&reg, &ctx, env.request)).await {
-                            Ok(Ok(text)) => Response { version: PROTOCOL_VERSION, ok: true, text },
-                            Ok(Err(e)) => Response { version: PROTOCOL_VERSION, ok: false, text: e.to_string() },
-                            Err(e) => Response { version: PROTOCOL_VERSION, ok: false, text: format!("internal error: {e}") },
-                        }
-                    }
-                    Ok(env) => Response {
-                        version: PROTOCOL_VERSION,
-                        ok: false,
-                        text: format!("control protocol version {} not supported (daemon speaks {PROTOCOL_VERSION})", env.version),
-                    },
-                    Err(e) => Response { version: PROTOCOL_VERSION, ok: false, text: format!("bad request: {e}") },
-                };
-                let mut out = serde_json::to_string(&resp).expect("serialize");
-                out.push('\n');
-                if w.write_all(out.as_bytes()).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
+pub(crate) struct Envelope {
+    pub(crate) version: u32,
+    pub(crate) request: Request,
 }
 
 /// Send one request to the daemon on `port` and wait for its answer.

@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::admin::{self, ApplyMode, Context};
+use crate::admin::{self, Context};
+use crate::control::{ApplyMode, Envelope, Response, PROTOCOL_VERSION};
 use crate::iscsi::conn::ConnOpts;
 use crate::registry::{Portal, Registry};
 use crate::shards::Shards;
@@ -159,7 +161,7 @@ impl Bound {
                 }
             }));
         }
-        tasks.push(tokio::spawn(control::serve(
+        tasks.push(tokio::spawn(serve_control(
             ctl,
             registry.clone(),
             ctx.clone(),
@@ -190,5 +192,46 @@ impl Bound {
         let _ = std::fs::remove_file(&sock);
         let _ = std::fs::remove_file(&pid_file);
         Ok(())
+    }
+}
+
+/// Serve admin requests until the listener is dropped. `shutdown` is signalled on
+/// `SysDelete`.
+async fn serve_control(listener: UnixListener, registry: Arc<Registry>, ctx: Arc<Context>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let reg = registry.clone();
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let resp = match serde_json::from_str::<Envelope>(&line) {
+                    Ok(env) if env.version == PROTOCOL_VERSION => {
+                        let reg = reg.clone();
+                        let ctx = ctx.clone();
+                        // Admin work opens files and may fsync: keep it off the runtime.
+                        match tokio::task::spawn_blocking(move || admin::handle(&reg, &ctx, env.request)).await {
+                            Ok(Ok(text)) => Response { version: PROTOCOL_VERSION, ok: true, text },
+                            Ok(Err(e)) => Response { version: PROTOCOL_VERSION, ok: false, text: e.to_string() },
+                            Err(e) => Response { version: PROTOCOL_VERSION, ok: false, text: format!("internal error: {e}") },
+                        }
+                    }
+                    Ok(env) => Response {
+                        version: PROTOCOL_VERSION,
+                        ok: false,
+                        text: format!("control protocol version {} not supported (daemon speaks {PROTOCOL_VERSION})", env.version),
+                    },
+                    Err(e) => Response { version: PROTOCOL_VERSION, ok: false, text: format!("bad request: {e}") },
+                };
+                let mut out = serde_json::to_string(&resp).expect("serialize");
+                out.push('\n');
+                if w.write_all(out.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
     }
 }
