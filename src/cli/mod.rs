@@ -1,7 +1,6 @@
 //! Argument parsing for each classic tool hydra stands in for.
 
 mod args;
-mod daemonize;
 mod dlm_controld;
 mod dlm_tool;
 mod iscsi_perf;

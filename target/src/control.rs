@@ -1,18 +1,14 @@
-//! The control socket: how `hydra tgtadm` and `hydra tgt-admin` talk to a running
+//! The control protocol: what `hydra tgtadm` and `hydra tgt-admin` say to a running
 //! `hydra tgtd`. One unix socket per control port (`<run dir>/socket.<port>`, as tgt's
-//! `/var/run/tgtd/socket.<port>`), one JSON request per line, one JSON response per line.
-//! The protocol carries a version so that a newer CLI refuses an older daemon clearly.
+//! `/var/run/tgtd/socket.<port>`), one versioned JSON request and response per line
+//! ([`hydra_daemon::control`]), so that a newer CLI refuses an older daemon clearly. The
+//! daemon serves it ([`crate::daemon`]) by handing each request to [`crate::admin`].
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 
 use crate::{Error, Result};
-
-/// Bumped whenever a request or response changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Default run directory: kept apart from tgt's /var/run/tgtd so both daemons can run on
 /// one machine (the benchmark does).
@@ -21,6 +17,29 @@ pub const DEFAULT_RUN_DIR: &str = "/run/hydra-tgtd";
 /// The socket path of control port `port` under `run_dir`.
 pub fn socket_path(run_dir: &Path, port: u16) -> PathBuf {
     run_dir.join(format!("socket.{port}"))
+}
+
+/// The pid file of the daemon on control port `port` under `run_dir`.
+pub fn pid_path(run_dir: &Path, port: u16) -> PathBuf {
+    run_dir.join(format!("tgtd.{port}.pid"))
+}
+
+/// hydra tgtd's control protocol.
+pub struct Tgtd;
+
+impl hydra_daemon::control::Protocol for Tgtd {
+    type Request = Request;
+    type Response = Response;
+    /// 2: the version moved from the request and response into the line's envelope.
+    const VERSION: u32 = 2;
+    const DAEMON: &'static str = "hydra tgtd";
+
+    fn refusal(why: String) -> Response {
+        Response {
+            ok: false,
+            text: why,
+        }
+    }
 }
 
 /// One admin request (tgtadm's `--mode M --op O` and tgt-admin's file operations).
@@ -143,47 +162,23 @@ pub enum ApplyMode {
 /// The answer: ok with text to print, or an error message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Response {
-    pub version: u32,
     pub ok: bool,
     pub text: String,
 }
 
-#[derive(Serialize, Deserialize)]
-pub(crate) struct Envelope {
-    pub(crate) version: u32,
-    pub(crate) request: Request,
-}
-
-/// Send one request to the daemon on `port` and wait for its answer.
+/// Send one request to the daemon on control port `port` and wait for its answer.
 pub async fn call(run_dir: &Path, port: u16, request: Request) -> Result<Response> {
     let path = socket_path(run_dir, port);
-    let stream = UnixStream::connect(&path).await.map_err(|e| {
-        Error::io(
-            format!(
-                "can't connect to hydra tgtd on control port {port} ({})",
-                path.display()
+    hydra_daemon::control::call::<Tgtd>(&path, request)
+        .await
+        .map_err(|e| match e {
+            hydra_daemon::Error::Connect { source, .. } => Error::io(
+                format!(
+                    "can't connect to hydra tgtd on control port {port} ({})",
+                    path.display()
+                ),
+                source,
             ),
-            e,
-        )
-    })?;
-    let (r, mut w) = stream.into_split();
-    let mut line = serde_json::to_string(&Envelope {
-        version: PROTOCOL_VERSION,
-        request,
-    })
-    .expect("serialize");
-    line.push('\n');
-    w.write_all(line.as_bytes())
-        .await
-        .map_err(|e| Error::io("control socket write", e))?;
-    let mut lines = BufReader::new(r).lines();
-    let answer = lines
-        .next_line()
-        .await
-        .map_err(|e| Error::io("control socket read", e))?
-        .ok_or_else(|| {
-            Error::Admin("hydra tgtd closed the control socket without answering".into())
-        })?;
-    serde_json::from_str(&answer)
-        .map_err(|e| Error::Admin(format!("bad answer from hydra tgtd: {e}")))
+            other => Error::Daemon(other),
+        })
 }
