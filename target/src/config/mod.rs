@@ -1,9 +1,9 @@
 //! targets.conf: tgt's configuration file, read the way tgt-admin (tgt 1.0.85) reads it,
 //! into a [`Config`] that the daemon applies all-or-nothing.
 //!
-//! Layers: [`lexer`] turns text into logical lines (comments, `\` continuations,
+//! Layers: `lexer` turns text into logical lines (comments, `\` continuations,
 //! quoting, blocks, `include` via [`include`]); this module builds targets and LUNs from
-//! them; [`directives`] knows every directive's scope and values.
+//! them; `directives` knows every directive's scope and values.
 //!
 //! # What tgt-admin does, and hydra with it
 //!
