@@ -65,6 +65,15 @@ fn line<T: Serialize>(v: &T) -> String {
     s
 }
 
+/// The line a client sends for `request` (newline included; serde_json escapes any
+/// newline inside).
+pub fn request_line<P: Protocol>(request: &P::Request) -> String {
+    line(&RequestLine {
+        version: P::VERSION,
+        request,
+    })
+}
+
 /// A bound control socket; the socket file is removed when it is dropped.
 pub struct Listener {
     inner: UnixListener,
@@ -84,8 +93,8 @@ impl Listener {
 }
 
 /// Bind the socket at `path`, replacing a stale socket file; `mode` sets its permission
-/// bits (None: as the umask leaves them). Call it with the daemon's [`crate::PidFile`] held: a socket file left there
-/// is then known to be stale, not another daemon's.
+/// bits (None: as the umask leaves them). Call it with the daemon's [`crate::PidFile`]
+/// held: a socket file left there is then known to be stale, not another daemon's.
 pub fn bind(path: &Path, mode: Option<u32>) -> Result<Listener> {
     let what = || format!("control socket {}", path.display());
     if let Err(e) = std::fs::remove_file(path) {
@@ -168,10 +177,15 @@ where
     }
 }
 
-/// One request line, or why it is not one.
-fn parse<P: Protocol>(text: &str) -> std::result::Result<P::Request, String> {
+/// One request line as the daemon reads it (newline included), or why it is not one:
+/// the answer [`Protocol::refusal`] gets.
+pub fn parse<P: Protocol>(text: &str) -> std::result::Result<P::Request, String> {
     if !text.ends_with('\n') {
-        return Err(format!("request longer than {} bytes", P::MAX_REQUEST));
+        return Err(if text.len() >= P::MAX_REQUEST {
+            format!("request longer than {} bytes", P::MAX_REQUEST)
+        } else {
+            "request not ended by a newline".into()
+        });
     }
     let text = text.trim_end();
     match serde_json::from_str::<Version>(text) {
@@ -201,11 +215,7 @@ pub async fn call<P: Protocol>(path: &Path, request: P::Request) -> Result<P::Re
             source,
         })?;
     let (r, mut w) = stream.into_split();
-    let out = line(&RequestLine {
-        version: P::VERSION,
-        request,
-    });
-    w.write_all(out.as_bytes())
+    w.write_all(request_line::<P>(&request).as_bytes())
         .await
         .map_err(|e| Error::io("control socket write", e))?;
     let mut answer = String::new();
@@ -289,6 +299,14 @@ mod tests {
         assert!(garbage.contains("malformed request"), "{garbage}");
         let long = raw(&path, &format!("{}\n", "x".repeat(100))).await;
         assert!(long.contains("request longer than 64 bytes"), "{long}");
+
+        let line = request_line::<Echo>(&"a\nb".to_string());
+        assert_eq!(line.matches('\n').count(), 1);
+        assert_eq!(parse::<Echo>(&line), Ok("a\nb".to_string()));
+        assert_eq!(
+            parse::<Echo>(line.trim_end()),
+            Err("request not ended by a newline".to_string())
+        );
 
         // The other way round: a daemon of another version answers.
         struct Newer;

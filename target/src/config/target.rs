@@ -120,17 +120,7 @@ impl<'a> TargetOpts<'a> {
         warnings: &mut Vec<String>,
     ) -> Result<()> {
         let k = o.key.as_str();
-        match directives::scope(k) {
-            None => return Err(cfg_err(&o.loc, k, directives::unknown(k))),
-            Some(Scope::Global) => {
-                return Err(cfg_err(
-                    &o.loc,
-                    k,
-                    "is a global directive: it goes outside <target> blocks".into(),
-                ))
-            }
-            _ => {}
-        }
+        check_scope(o, None)?;
         once(&mut self.seen, o)?;
         if directives::ISCSI_KEYS.contains(&k) {
             return self.login_key(o, warnings);
@@ -302,6 +292,29 @@ fn check_bursts(params: &[(String, String, Location)], target: &Location) -> Res
     Ok(())
 }
 
+/// A directive inside a `<target>` block, or inside the store container `store` of one:
+/// known, not global, and in a container not target-level.
+fn check_scope(o: &RawOpt, store: Option<&RawStore>) -> Result<()> {
+    let k = o.key.as_str();
+    match (directives::scope(k), store) {
+        (None, _) => Err(cfg_err(&o.loc, k, directives::unknown(k))),
+        (Some(Scope::Global), _) => Err(cfg_err(
+            &o.loc,
+            k,
+            "is a global directive: it goes outside <target> blocks".into(),
+        )),
+        (Some(Scope::Target), Some(s)) => Err(cfg_err(
+            &o.loc,
+            k,
+            format!(
+                "is a target-level directive: it cannot be inside <{}>",
+                kind_of(s)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// One store with its container's options.
 struct Store<'a> {
     raw: &'a RawStore,
@@ -325,27 +338,7 @@ fn read_store(s: &RawStore) -> Result<Store<'_>> {
     };
     for o in &s.opts {
         let k = o.key.as_str();
-        match directives::scope(k) {
-            None => return Err(cfg_err(&o.loc, k, directives::unknown(k))),
-            Some(Scope::Global) => {
-                return Err(cfg_err(
-                    &o.loc,
-                    k,
-                    "is a global directive: it goes outside <target> blocks".into(),
-                ))
-            }
-            Some(Scope::Target) => {
-                return Err(cfg_err(
-                    &o.loc,
-                    k,
-                    format!(
-                        "is a target-level directive: it cannot be inside <{}>",
-                        kind_of(s)
-                    ),
-                ))
-            }
-            _ => {}
-        }
+        check_scope(o, Some(s))?;
         once(&mut seen, o)?;
         match k {
             "lun" => {
