@@ -1,7 +1,7 @@
 //! `--mode account`: CHAP accounts, bound to a target (incoming, or the one outgoing
 //! account for mutual CHAP) or, without a tid, to discovery sessions.
 
-use super::{target, Context};
+use super::context::{target, Context};
 use crate::config::Account;
 use crate::registry::Registry;
 use crate::{Error, Result};

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{portals, targets, Context};
+use super::context::Context;
+use super::{portals, targets};
 use crate::config::{self, Config, TargetConfig};
 use crate::control::ApplyMode;
 use crate::registry::{Registry, Target, TargetState};

@@ -6,34 +6,24 @@
 //!
 //! [`handle`] dispatches one [`Request`]; each mode has its file: `targets` (targets,
 //! their LUNs and access lists), `accounts` (CHAP accounts), `portals` (portal groups
-//! and ALUA), `views` (what `--op show` prints), `apply` (tgt-admin's file operations).
+//! and ALUA), `views` (what `--op show` prints), `apply` (tgt-admin's file operations);
+//! `context` holds the daemon-wide admin state they share.
 
 mod accounts;
 mod apply;
+mod context;
 mod portals;
 mod targets;
 mod views;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
-use crate::acl::AddrPattern;
-use crate::config::TargetConfig;
 use crate::control::Request;
-use crate::registry::{Registry, Target, TargetState};
+use crate::registry::Registry;
 use crate::{Error, Result};
 
-/// Daemon-wide admin state besides the registry.
-#[derive(Default)]
-pub struct Context {
-    /// Accounts created with `--mode account --op new`, by user name.
-    pub accounts: Mutex<BTreeMap<String, String>>,
-    /// Told when `--mode sys --op delete` asks the daemon to stop.
-    pub shutdown: tokio::sync::Notify,
-    /// The config each target was created from (to leave unchanged ones alone).
-    pub sources: Mutex<BTreeMap<u32, TargetConfig>>,
-}
+use context::parse_state;
+pub use context::Context;
 
 /// Carry out one request; the text is what the CLI prints (empty for most changes).
 pub fn handle(reg: &Registry, ctx: &Context, req: Request) -> Result<String> {
@@ -97,25 +87,6 @@ fn sys_update(reg: &Registry, name: &str, value: &str) -> Result<()> {
     }
     *reg.state.write().expect("lock") = parse_state(value)?;
     Ok(())
-}
-
-fn parse_state(v: &str) -> Result<TargetState> {
-    match v.to_ascii_lowercase().as_str() {
-        "ready" | "running" => Ok(TargetState::Ready),
-        "offline" => Ok(TargetState::Offline),
-        other => Err(Error::Admin(format!(
-            "unknown state {other} (ready or offline)"
-        ))),
-    }
-}
-
-fn parse_addr(a: &str) -> Result<AddrPattern> {
-    AddrPattern::parse(a).map_err(|e| Error::Admin(format!("initiator-address {a}: {e}")))
-}
-
-fn target(reg: &Registry, tid: u32) -> Result<Arc<Target>> {
-    reg.target(tid)
-        .ok_or_else(|| Error::Admin(format!("can't find the target {tid}")))
 }
 
 /// The state directory default (`$HYDRA_TGTD_STATE_DIR` overrides it).

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{parse_addr, parse_state, target, Context};
+use super::context::{parse_addr, parse_state, target, Context};
 use crate::config::{self, TargetConfig};
 use crate::lun::{Lun, LunSettings};
 use crate::registry::{default_target_params, Registry, Target, TargetState};

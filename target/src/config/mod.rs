@@ -60,12 +60,12 @@
 mod directives;
 mod include;
 mod lexer;
+mod location;
 pub mod portal_group;
 mod structure;
 mod target;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -75,6 +75,9 @@ use crate::lun::LunSettings;
 use crate::{Error, Result};
 
 use directives::Scope;
+pub(crate) use location::cfg_err;
+use location::warn;
+pub use location::Location;
 use structure::{Raw, RawOpt};
 
 pub use directives::TGT_WRITE_CACHE_OFF_PAGE;
@@ -149,32 +152,6 @@ pub struct LunConfig {
     pub allow_in_use: bool,
     /// Where the store was named.
     pub location: Location,
-}
-
-/// A place in a config file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Location {
-    pub file: PathBuf,
-    pub line: usize,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
-    }
-}
-
-pub(crate) fn cfg_err(loc: &Location, directive: &str, detail: String) -> Error {
-    Error::Config {
-        file: loc.file.clone(),
-        line: loc.line,
-        directive: directive.to_string(),
-        detail,
-    }
-}
-
-fn warn(loc: &Location, directive: &str, text: impl fmt::Display) -> String {
-    format!("{loc}: {directive}: {text}")
 }
 
 /// Read `path` and everything it includes.

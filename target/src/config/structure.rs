@@ -2,7 +2,7 @@
 //! errors (a block inside a store, a close that closes nothing) are found here.
 
 use super::lexer::{Item, Line};
-use super::{cfg_err, Location};
+use super::location::{cfg_err, Location};
 use crate::Result;
 
 #[derive(Debug, Clone)]
