@@ -251,11 +251,12 @@ mod tests {
     use crate::Shutdown;
     use tokio::io::AsyncWriteExt;
 
-    struct Echo;
-    impl Protocol for Echo {
+    /// An upper-casing daemon speaking protocol version `V`.
+    struct Echo<const V: u32 = 3>;
+    impl<const V: u32> Protocol for Echo<V> {
         type Request = String;
         type Response = std::result::Result<String, String>;
-        const VERSION: u32 = 3;
+        const VERSION: u32 = V;
         const DAEMON: &'static str = "echod";
         const MAX_REQUEST: usize = 64;
         fn refusal(why: String) -> Self::Response {
@@ -280,13 +281,13 @@ mod tests {
         let listener = bind(&path, Some(0o600)).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let server = tokio::spawn(serve::<Echo, _, _>(
+        let server = tokio::spawn(serve::<Echo<3>, _, _>(
             listener,
             shutdown.subscribe(),
             |r: String| async move { Ok(r.to_uppercase()) },
         ));
         assert_eq!(
-            call::<Echo>(&path, "hi".into()).await.unwrap(),
+            call::<Echo<3>>(&path, "hi".into()).await.unwrap(),
             Ok("HI".into())
         );
 
@@ -300,26 +301,16 @@ mod tests {
         let long = raw(&path, &format!("{}\n", "x".repeat(100))).await;
         assert!(long.contains("request longer than 64 bytes"), "{long}");
 
-        let line = request_line::<Echo>(&"a\nb".to_string());
+        let line = request_line::<Echo<3>>(&"a\nb".to_string());
         assert_eq!(line.matches('\n').count(), 1);
-        assert_eq!(parse::<Echo>(&line), Ok("a\nb".to_string()));
+        assert_eq!(parse::<Echo<3>>(&line), Ok("a\nb".to_string()));
         assert_eq!(
-            parse::<Echo>(line.trim_end()),
+            parse::<Echo<3>>(line.trim_end()),
             Err("request not ended by a newline".to_string())
         );
 
         // The other way round: a daemon of another version answers.
-        struct Newer;
-        impl Protocol for Newer {
-            type Request = String;
-            type Response = std::result::Result<String, String>;
-            const VERSION: u32 = 4;
-            const DAEMON: &'static str = "echod";
-            fn refusal(why: String) -> Self::Response {
-                Err(why)
-            }
-        }
-        let e = call::<Newer>(&path, "hi".into()).await.unwrap_err();
+        let e = call::<Echo<4>>(&path, "hi".into()).await.unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("echod speaks control protocol version 3, this hydra speaks 4"),
@@ -329,7 +320,7 @@ mod tests {
         assert!(shutdown.drain(Duration::from_secs(5)).await);
         server.await.unwrap();
         assert!(!path.exists(), "the socket file goes with the server");
-        let e = call::<Echo>(&path, "hi".into()).await.unwrap_err();
+        let e = call::<Echo<3>>(&path, "hi".into()).await.unwrap_err();
         assert!(e.to_string().starts_with("can't connect to echod ("), "{e}");
     }
 }
