@@ -12,6 +12,8 @@
 //! to a SCSI command.
 
 pub mod file;
+pub mod fuse;
+pub mod loopdev;
 pub mod nbd;
 
 use std::future::Future;
