@@ -23,6 +23,8 @@ use hydra_multipath::export::fuse::FuseExport;
 use hydra_multipath::export::loopdev::LoopDevice;
 use hydra_multipath::export::{BlockDevice, IoFuture};
 
+mod common;
+
 const MIB: u64 = 1 << 20;
 
 /// A file device that counts what reaches it, to see the kernel's flushes and
@@ -62,16 +64,9 @@ impl BlockDevice for Counting {
     }
 }
 
+/// Run a command, fail the test if it fails; its standard output.
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::stdout(&common::run(cmd))
 }
 
 /// A mounted filesystem, unmounted on drop.

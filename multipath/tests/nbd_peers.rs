@@ -10,7 +10,10 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::{run, stdout};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,23 +76,6 @@ impl Drop for Harness {
             rt.shutdown_timeout(Duration::from_secs(5));
         }
     }
-}
-
-/// Run a command, fail the test with its output if it fails.
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// qemu-io prints its errors (a failed pattern check, an I/O error) on stdout and

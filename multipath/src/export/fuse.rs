@@ -26,6 +26,7 @@
 //! No unsafe code: fuser mounts with mount(2) as root, without libfuse or fusermount.
 
 use std::ffi::{OsStr, OsString};
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use fuser::{
 };
 use tokio::runtime::Handle;
 
-use super::{BlockDevice, DeviceError};
+use super::{BlockDevice, DeviceError, IoResult};
 
 const FILE_INO: INodeNo = INodeNo(2);
 /// Attributes never change while mounted (the size is fixed), so the kernel may cache
@@ -135,6 +136,13 @@ fn errno(e: &DeviceError) -> Errno {
     }
 }
 
+fn empty(reply: ReplyEmpty, r: Result<(), Errno>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
+    }
+}
+
 impl BlockFile {
     fn attr(&self, ino: INodeNo) -> Option<FileAttr> {
         let (kind, perm, size, nlink) = match ino {
@@ -170,6 +178,24 @@ impl BlockFile {
 
     fn block(&self) -> u64 {
         u64::from(self.device.block_size())
+    }
+
+    /// Run `io` on the runtime and hand its outcome to `done` (which replies to the
+    /// kernel); a failure is logged with `what` and mapped to an errno first.
+    fn complete<T, F>(
+        &self,
+        what: String,
+        io: F,
+        done: impl FnOnce(Result<T, Errno>) + Send + 'static,
+    ) where
+        F: Future<Output = IoResult<T>> + Send + 'static,
+    {
+        self.runtime.spawn(async move {
+            done(io.await.map_err(|e| {
+                tracing::warn!("FUSE {what}: {e}");
+                errno(&e)
+            }))
+        });
     }
 }
 
@@ -253,18 +279,17 @@ impl Filesystem for BlockFile {
         let start = offset / block * block;
         let stop = end.div_ceil(block) * block;
         let device = self.device.clone();
-        self.runtime.spawn(async move {
-            match device.read(start, (stop - start) as u32).await {
+        self.complete(
+            format!("read of {size} bytes at {offset}"),
+            async move { device.read(start, (stop - start) as u32).await },
+            move |r| match r {
                 Ok(data) => {
                     let from = (offset - start) as usize;
                     reply.data(&data[from..from + (end - offset) as usize]);
                 }
-                Err(e) => {
-                    tracing::warn!("FUSE read of {size} bytes at {offset}: {e}");
-                    reply.error(errno(&e));
-                }
-            }
-        });
+                Err(e) => reply.error(e),
+            },
+        );
     }
 
     fn write(
@@ -290,15 +315,14 @@ impl Filesystem for BlockFile {
         let fua = flags.0 & (libc::O_DSYNC | libc::O_SYNC) != 0;
         let data = Bytes::copy_from_slice(data);
         let device = self.device.clone();
-        self.runtime.spawn(async move {
-            match device.write(offset, data, fua).await {
+        self.complete(
+            format!("write of {len} bytes at {offset}"),
+            async move { device.write(offset, data, fua).await },
+            move |r| match r {
                 Ok(()) => reply.written(len as u32),
-                Err(e) => {
-                    tracing::warn!("FUSE write of {len} bytes at {offset}: {e}");
-                    reply.error(errno(&e));
-                }
-            }
-        });
+                Err(e) => reply.error(e),
+            },
+        );
     }
 
     /// close(2): nothing to make durable here, fsync does that.
@@ -322,15 +346,11 @@ impl Filesystem for BlockFile {
         reply: ReplyEmpty,
     ) {
         let device = self.device.clone();
-        self.runtime.spawn(async move {
-            match device.flush().await {
-                Ok(()) => reply.ok(),
-                Err(e) => {
-                    tracing::warn!("FUSE fsync: {e}");
-                    reply.error(errno(&e));
-                }
-            }
-        });
+        self.complete(
+            "fsync".into(),
+            async move { device.flush().await },
+            move |r| empty(reply, r),
+        );
     }
 
     fn fallocate(
@@ -365,21 +385,22 @@ impl Filesystem for BlockFile {
             return reply.ok();
         };
         let device = self.device.clone();
-        self.runtime.spawn(async move {
+        let zero = async move {
             let mut done = 0;
             while done < length {
                 let n = (length - done).min(MAX_ZERO_CHUNK);
-                if let Err(e) = device
+                device
                     .write_zeroes(offset + done, n as u32, may_unmap)
-                    .await
-                {
-                    tracing::warn!("FUSE fallocate {mode:#x} of {length} bytes at {offset}: {e}");
-                    return reply.error(errno(&e));
-                }
+                    .await?;
                 done += n;
             }
-            reply.ok();
-        });
+            Ok(())
+        };
+        self.complete(
+            format!("fallocate {mode:#x} of {length} bytes at {offset}"),
+            zero,
+            move |r| empty(reply, r),
+        );
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
