@@ -23,12 +23,14 @@ use hydra_multipath::export::BlockDevice;
 
 const MIB: u64 = 1 << 20;
 
-/// A server on a unix socket in a temporary directory, exporting `lun` (a 64 MiB file)
-/// and `ro` (the same file, read-only). Dropping it stops the server (the runtime's
-/// tasks are dropped) and removes the directory.
+/// A server on a unix socket in a temporary directory and on TCP on loopback,
+/// exporting `lun` (a 64 MiB file) and `ro` (the same file, read-only). Dropping it
+/// stops the server (the runtime's tasks are dropped) and removes the directory.
 struct Harness {
     dir: tempfile::TempDir,
     sock: PathBuf,
+    /// The same exports on TCP, on loopback.
+    tcp_port: u16,
     lun: PathBuf,
     rt: Option<tokio::runtime::Runtime>,
 }
@@ -48,14 +50,22 @@ impl Harness {
         server.add_export("lun", dev);
         let ro: Arc<dyn BlockDevice> = Arc::new(FileDevice::open(&lun, true).unwrap());
         server.add_export("ro", ro);
-        let listener = {
+        let (listener, tcp) = {
             let _in_rt = rt.enter();
-            bind_unix(&sock).unwrap()
+            let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            tcp.set_nonblocking(true).unwrap();
+            (
+                bind_unix(&sock).unwrap(),
+                tokio::net::TcpListener::from_std(tcp).unwrap(),
+            )
         };
-        rt.spawn(server.serve_unix(listener));
+        let tcp_port = tcp.local_addr().unwrap().port();
+        rt.spawn(server.clone().serve_unix(listener));
+        rt.spawn(server.serve_tcp(tcp));
         Harness {
             dir,
             sock,
+            tcp_port,
             lun,
             rt: Some(rt),
         }
@@ -92,6 +102,23 @@ fn qemu_io(h: &Harness, export: &str, cmds: &[&str]) -> String {
         assert!(!text.contains(bad), "qemu-io {cmds:?}: {text}");
     }
     text
+}
+
+#[test]
+fn tcp_on_loopback() {
+    let h = Harness::new();
+    let uri = format!("nbd://127.0.0.1:{}/lun", h.tcp_port);
+    let out = stdout(&run(Command::new("qemu-io").args([
+        "-f",
+        "raw",
+        "-c",
+        "write -P 0x5c 1M 1M",
+        "-c",
+        "read -P 0x5c 1M 1M",
+        &uri,
+    ])));
+    assert!(!out.contains("failed"), "{out}");
+    assert!(h.lun_bytes()[1 << 20..2 << 20].iter().all(|&b| b == 0x5c));
 }
 
 fn allocated(path: &Path) -> u64 {
