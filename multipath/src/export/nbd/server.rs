@@ -422,6 +422,7 @@ where
     let mut out = BytesMut::with_capacity(256 << 10);
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
+        let mut yielded = false;
         while let Some(reply) = next {
             let (error, data) = match reply.result {
                 Ok(data) => (None, data),
@@ -442,6 +443,13 @@ where
                 out.clear();
             }
             next = rx.try_recv().ok();
+            if next.is_none() && !yielded {
+                // Let completions that are about to land join this batch: one
+                // scheduler turn costs less than a send per reply.
+                yielded = true;
+                tokio::task::yield_now().await;
+                next = rx.try_recv().ok();
+            }
         }
         wr.write_all(&out).await?;
         out.clear();
