@@ -3,9 +3,12 @@
 //! Every export serves from one [`BlockDevice`]: the multipath map implements it (its
 //! I/O goes to SCSI over the map's paths), [`file::FileDevice`] implements it over a
 //! real file (tests, and a LUN stand-in). The exports themselves only speak this trait:
-//! [`nbd`] serves it over the NBD protocol on a unix socket (qemu, nbdcopy, nbdfuse,
-//! fio's nbd engine); a FUSE file behind a loop device will serve it to the kernel on
-//! machines without nbd, dm or ublk modules (DESIGN.md, Data paths → Export).
+//! - [`nbd`] serves it over the NBD protocol on a unix socket or loopback TCP (qemu,
+//!   nbdcopy, nbdfuse, fio's nbd engine);
+//! - [`fuse`] serves it as one file in a FUSE mount, which [`loopdev`] attaches to a
+//!   loop device with direct I/O and partitions: the kernel block device on machines
+//!   without nbd, dm or ublk modules (DESIGN.md, Data paths → Export). `/dev/nbdX` or
+//!   ublk would be further exports of the same trait.
 //!
 //! The trait is object safe (`Arc<dyn BlockDevice>`): one NBD server can carry maps and
 //! files side by side, and its futures are boxed once per I/O, which costs nothing next
