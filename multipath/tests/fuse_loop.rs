@@ -227,3 +227,39 @@ fn fuse_file_on_loop_partition_ext4_fstrim() {
     }
     no_loop_left_on(tmp.path());
 }
+
+/// Unmounting while a loop device still holds the file fails with EBUSY and detaches
+/// the mount lazily: the mount point is free at once, the loop device keeps reading
+/// the map, and detaching it afterwards leaves nothing behind.
+#[test]
+fn unmount_while_a_loop_device_holds_the_file() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mnt, lun) = (tmp.path().join("mnt"), tmp.path().join("lun.img"));
+    std::fs::create_dir(&mnt).unwrap();
+    let dev = FileDevice::create(&lun, 16 * MIB).unwrap();
+    std::fs::write(&lun, vec![0x3c; 16 << 20]).unwrap();
+    let fuse = FuseExport::mount(Arc::new(dev), &mnt, "busy", rt.handle().clone()).unwrap();
+    let lo = LoopDevice::attach(fuse.file()).unwrap();
+    let err = fuse.unmount().unwrap_err();
+    assert!(err.to_string().contains("lazy unmount: Ok"), "{err}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&*mnt.to_string_lossy()),
+        "still mounted: {mounts}"
+    );
+    let mut block = vec![0u8; 4096];
+    let mut f = std::fs::File::open(lo.path()).unwrap();
+    f.read_exact(&mut block).unwrap();
+    assert!(
+        block.iter().all(|&b| b == 0x3c),
+        "the loop device lost its file"
+    );
+    drop(f);
+    lo.detach().unwrap();
+    no_loop_left_on(tmp.path());
+}

@@ -53,10 +53,14 @@ const MAX_WRITE: u32 = 1 << 20;
 /// 32-bit length).
 const MAX_ZERO_CHUNK: u64 = 1 << 30;
 
-/// A mounted FUSE file serving a block device. Dropping it unmounts (lazily if the
-/// file is still open, e.g. by a loop device: detach the loop device first).
+/// A mounted FUSE file serving a block device. Unmount it after detaching the loop
+/// device: while the file is open, unmounting fails (EBUSY) and falls back to a lazy
+/// unmount (the mount leaves the namespace at once, the file keeps serving its loop
+/// device, and the session ends when the loop device lets go). Dropping it does the
+/// same, logging a failure.
 pub struct FuseExport {
     session: Option<BackgroundSession>,
+    dir: PathBuf,
     file: PathBuf,
 }
 
@@ -92,6 +96,7 @@ impl FuseExport {
         })?;
         Ok(FuseExport {
             session: Some(session),
+            dir: dir.to_owned(),
             file: dir.join(name),
         })
     }
@@ -101,16 +106,34 @@ impl FuseExport {
         &self.file
     }
 
-    /// Unmount now.
-    pub fn unmount(mut self) {
-        self.session.take();
+    /// Unmount now and wait for the session to end; an error (EBUSY while a loop
+    /// device holds the file) says the mount was detached lazily instead.
+    pub fn unmount(mut self) -> io::Result<()> {
+        self.release()
+    }
+
+    fn release(&mut self) -> io::Result<()> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        session.umount_and_join().map_err(|e| {
+            let lazy = rustix::mount::unmount(&self.dir, rustix::mount::UnmountFlags::DETACH);
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "unmount {}: {e} (lazy unmount: {lazy:?})",
+                    self.dir.display()
+                ),
+            )
+        })
     }
 }
 
 impl Drop for FuseExport {
     fn drop(&mut self) {
-        // BackgroundSession's drop unmounts and joins the session thread.
-        self.session.take();
+        if let Err(e) = self.release() {
+            tracing::warn!("FUSE export: {e}");
+        }
     }
 }
 
