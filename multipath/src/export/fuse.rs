@@ -462,3 +462,24 @@ impl Filesystem for BlockFile {
         reply.ok();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_errors_become_the_kernel_errno() {
+        let cases = [
+            (DeviceError::Io("x".into()), libc::EIO),
+            (DeviceError::NoSpace, libc::ENOSPC),
+            (DeviceError::ReservationConflict, libc::EBADE),
+            (DeviceError::ReadOnly, libc::EROFS),
+            (DeviceError::Invalid("x".into()), libc::EINVAL),
+            (DeviceError::NotSupported("x"), libc::EOPNOTSUPP),
+            (DeviceError::Shutdown, libc::ESHUTDOWN),
+        ];
+        for (e, want) in cases {
+            assert_eq!(errno(&e), Errno::from_i32(want), "{e}");
+        }
+    }
+}
