@@ -108,11 +108,7 @@ fn fuse_file_on_loop_partition_ext4_fstrim() {
         Path::new("/dev/fuse").exists(),
         "no /dev/fuse: the FUSE route needs it"
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let tmp = tempfile::tempdir().unwrap();
     let (mnt, fs, lun) = (
         tmp.path().join("mnt"),
@@ -233,11 +229,7 @@ fn fuse_file_on_loop_partition_ext4_fstrim() {
 /// the map, and detaching it afterwards leaves nothing behind.
 #[test]
 fn unmount_while_a_loop_device_holds_the_file() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let tmp = tempfile::tempdir().unwrap();
     let (mnt, lun) = (tmp.path().join("mnt"), tmp.path().join("lun.img"));
     std::fs::create_dir(&mnt).unwrap();

@@ -40,11 +40,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let lun = dir.path().join("lun.img");
         let sock = dir.path().join("nbd.sock");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::runtime();
         let server = NbdServer::new();
         let dev: Arc<dyn BlockDevice> = Arc::new(FileDevice::create(&lun, 64 * MIB).unwrap());
         server.add_export("lun", dev);
