@@ -3,7 +3,7 @@
 # with the Rust toolchain: Debian's tgt (the target hydra replaces, for comparisons),
 # libiscsi's tools (iscsi-ls, iscsi-inq, iscsi-perf, iscsi-test-cu), and corosync with the
 # libraries the DLM links (rust-corosync links libcpg, libcfg, libcmap, libquorum and
-# libvotequorum). Idempotent.
+# libvotequorum), and the NBD clients the multipath export is tested with. Idempotent.
 set -euo pipefail
 
 need=()
@@ -13,6 +13,12 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # bench-target.sh watches the Data-In sizes Debian's tgtd really sends.
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v corosync >/dev/null 2>&1 || need+=(corosync)
+# The multipath NBD export's peers: qemu-img/qemu-io, nbdinfo/nbdcopy/nbdfuse, fio's nbd
+# engine, and sfdisk for the partition table on the FUSE + loop route.
+command -v qemu-io >/dev/null 2>&1 || need+=(qemu-utils)
+command -v nbdfuse >/dev/null 2>&1 || need+=(libnbd-bin)
+command -v fio >/dev/null 2>&1 || need+=(fio)
+command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
 for dev in libcorosync-common-dev libcpg-dev libquorum-dev libvotequorum-dev libcfg-dev libcmap-dev; do
     dpkg -s "$dev" >/dev/null 2>&1 || need+=("$dev")
 done
