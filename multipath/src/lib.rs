@@ -5,13 +5,16 @@
 //!   blacklists, the effective settings of a map, and `multipath -t` output;
 //! - [`bindings`]: `/etc/multipath/bindings` (user-friendly names);
 //! - [`wwids`]: `/etc/multipath/wwids` (the WWIDs that have been multipathed).
-#![forbid(unsafe_code)]
+//!
+//! `export`: how a map is served to its users — the `BlockDevice` trait every export
+//! serves from, a file-backed device, and the NBD server (DESIGN.md, Data paths → Export).
 
 mod error;
 pub use error::{Error, Result};
 
 pub mod bindings;
 pub mod config;
+pub mod export;
 pub mod wwids;
 
 mod statefile;
