@@ -19,6 +19,7 @@ pub mod ipc;
 pub mod iscsid;
 pub mod login;
 pub mod node_db;
+pub mod path;
 pub mod record;
 pub mod registry;
 pub mod scsi;
@@ -28,3 +29,4 @@ pub mod wwid;
 
 pub use conn::Session;
 pub use error::{Error, Result};
+pub use path::{DownReason, PathState, Verdict};
