@@ -1205,7 +1205,9 @@ mod tests {
         // An early wake-up changes nothing.
         nop.expired(&mut c, t0 + Duration::from_secs(2)).unwrap();
         assert!(sent(&mut c).is_empty());
-        let e = nop.expired(&mut c, t0 + Duration::from_secs(3)).unwrap_err();
+        let e = nop
+            .expired(&mut c, t0 + Duration::from_secs(3))
+            .unwrap_err();
         assert!(e.to_string().contains("noop_out_timeout"), "{e}");
         // An answer in time starts the interval again.
         let mut nop = Nop::new(&t, t0);

@@ -7,8 +7,9 @@ use std::fmt;
 use hydra_proto::pdu::LoginStatus;
 use tokio::time::Instant;
 
-/// The state of a session's connection, as a `tokio::sync::watch` value: every change
-/// is one new value, so a watcher sees Down and Up again even when it looks late.
+/// The state of a session's connection, as a `tokio::sync::watch` value. A watcher
+/// that looks late sees only the newest state, but an `Up` whose `since` is newer than
+/// the one it knew tells it that the path went down and came back in between.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathState {
     /// Logged in, in the full feature phase, since this instant.
@@ -174,8 +175,10 @@ fn classify_sense((key, asc, ascq): (u8, u8, u8)) -> Verdict {
 mod tests {
     use super::*;
 
+    type Sense = Option<(u8, u8, u8)>;
+
     /// (status, sense, verdict, where Linux decides it)
-    const TABLE: &[(u8, Option<(u8, u8, u8)>, Verdict, &str)] = &[
+    const TABLE: &[(u8, Sense, Verdict, &str)] = &[
         (0x00, None, Verdict::Good, "GOOD"),
         (0x04, None, Verdict::Good, "CONDITION MET"),
         (

@@ -233,11 +233,38 @@ impl Hydra {
     /// resumed when the guard is dropped — also when the test fails, so that this
     /// struct's own Drop can still stop it cleanly.
     pub fn freeze(&self) -> Frozen {
-        signal(self.child.id(), "STOP");
-        Frozen {
-            pid: self.child.id(),
-        }
+        freeze(self.child.id())
     }
+}
+
+/// `kill -STOP` a process and wait until every thread of it has stopped: kill(2)
+/// returns before a thread running on another CPU has taken the signal.
+pub fn freeze(pid: u32) -> Frozen {
+    signal(pid, "STOP");
+    let frozen = Frozen { pid };
+    let start = Instant::now();
+    while !all_threads_stopped(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "process {pid} did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    frozen
+}
+
+/// Whether every thread of `pid` is in state T (stopped), from /proc/PID/task/*/stat.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // "tid (comm) S ...": the state follows the last ')'.
+        stat.rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('T'))
+            .unwrap_or(true)
+    })
 }
 
 /// A daemon stopped by [`Hydra::freeze`]; `kill -CONT` on drop.
