@@ -304,51 +304,111 @@ fn withdraw_all_hands_back_stuck_commands() {
 /// again and reports Up.
 #[test]
 fn silent_loss_is_a_nop_timeout_and_heals() {
+    silent_loss("hydra tgtd", |cluster, dir, portal| {
+        std::fs::write(
+            dir.join("targets.conf"),
+            format!(
+                "<target {IQN}>\n    backing-store {}\n</target>\n",
+                dir.join("a.img").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("target.log")).unwrap();
+        cluster
+            .command(1, hydra())
+            .args(["tgtd", "-f", "--iscsi", &format!("portal={portal}")])
+            .args(["-C", "11", "--run-dir"])
+            .arg(dir.join("run"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--conf")
+            .arg(dir.join("targets.conf"))
+            .env("RUST_LOG", "info")
+            .stderr(log)
+            .spawn()
+            .expect("spawn hydra tgtd")
+    });
+}
+
+/// The same against Debian's tgtd in host 1 (its control socket in the host's own
+/// /run, so tgtadm runs there too).
+#[test]
+fn silent_loss_with_debian_tgtd() {
+    silent_loss("tgtd", |cluster, dir, portal| {
+        assert!(
+            Tgtd::available(),
+            "Debian's tgtd is missing: run scripts/setup.sh"
+        );
+        let log = std::fs::File::create(dir.join("target.log")).unwrap();
+        let mut child = cluster
+            .command(1, "/usr/sbin/tgtd")
+            .args(["-f", "--iscsi", &format!("portal={portal}"), "-C", "11"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tgtd");
+        let img = dir.join("a.img");
+        let img = img.to_str().unwrap();
+        let steps: [&[&str]; 3] = [
+            &["--mode", "target", "--op", "new", "--tid", "1", "-T", IQN],
+            &[
+                "--mode",
+                "logicalunit",
+                "--op",
+                "new",
+                "--tid",
+                "1",
+                "--lun",
+                "1",
+                "-b",
+                img,
+            ],
+            &[
+                "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+            ],
+        ];
+        for args in steps {
+            let start = std::time::Instant::now();
+            loop {
+                let mut cmd = vec!["tgtadm", "-C", "11", "--lld", "iscsi"];
+                cmd.extend_from_slice(args);
+                let o = cluster.exec(1, &cmd);
+                if o.status.success() {
+                    break;
+                }
+                // The control socket appears a moment after start.
+                if start.elapsed() > Duration::from_secs(20) || child.try_wait().unwrap().is_some()
+                {
+                    panic!("tgtadm {args:?}: {}", text(&o));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        child
+    });
+}
+
+/// The bed of the silent loss tests: two hosts, the target that `start` runs in host
+/// 1 (given the host's directory, holding a.img, and the portal), the session in host 2.
+fn silent_loss(
+    what: &str,
+    start: impl FnOnce(&Cluster, &std::path::Path, SocketAddr) -> std::process::Child,
+) {
     let cluster = Cluster::hosts(2);
     let dir = cluster.dir(1).to_path_buf();
     sparse(&dir.join("a.img"), 32 << 20);
-    std::fs::write(
-        dir.join("targets.conf"),
-        format!(
-            "<target {IQN}>\n    backing-store {}\n</target>\n",
-            dir.join("a.img").display()
-        ),
-    )
-    .unwrap();
     let portal = SocketAddr::from((cluster.addr(1), 3260));
-    let log = std::fs::File::create(dir.join("tgtd.log")).unwrap();
-    let mut tgtd = cluster
-        .command(1, hydra())
-        .args([
-            "tgtd",
-            "-f",
-            "--iscsi",
-            &format!("portal={portal}"),
-            "-C",
-            "11",
-        ])
-        .arg("--run-dir")
-        .arg(dir.join("run"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--conf")
-        .arg(dir.join("targets.conf"))
-        .env("RUST_LOG", "info")
-        .stderr(log)
-        .spawn()
-        .expect("spawn hydra tgtd");
+    let mut tgtd = start(&cluster, &dir, portal);
     let host2 = cluster.netns_path(2);
-    let root_file = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+    // The session lives on a thread moved into host 2's namespace; the cut and heal run
+    // `ip` from the machine's own namespace, which this thread keeps while it waits.
+    // SAFETY: gettid(2) cannot fail and touches no memory.
+    let root = format!("/proc/self/task/{}/ns/net", unsafe { libc::gettid() });
     let result = std::thread::scope(|sc| {
         sc.spawn(|| {
             enter_net(&host2);
             let in_root = |f: &dyn Fn()| {
-                use std::os::fd::AsRawFd;
-                // SAFETY: valid namespace descriptors; setns touches no memory of ours.
-                assert_eq!(
-                    unsafe { libc::setns(root_file.as_raw_fd(), libc::CLONE_NEWNET) },
-                    0
-                );
+                enter_net(&root);
                 f();
                 enter_net(&host2);
             };
@@ -361,7 +421,7 @@ fn silent_loss_is_a_nop_timeout_and_heals() {
                             eprintln!("login: {e}");
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
-                        Err(e) => panic!("hydra tgtd in host 1 did not answer: {e}"),
+                        Err(e) => panic!("{what} in host 1 did not answer: {e}"),
                     }
                 };
                 let mut st = s.state();
@@ -375,7 +435,7 @@ fn silent_loss_is_a_nop_timeout_and_heals() {
                 let inflight = reads(&s, 8);
                 let down = wait_state(&mut st, Duration::from_secs(20), |s| !s.is_up()).await;
                 let took = cut.elapsed();
-                eprintln!("silent loss: Down {took:?} after the cut: {down:?}");
+                eprintln!("{what}, silent loss: Down {took:?} after the cut: {down:?}");
                 assert!(
                     matches!(
                         down,
@@ -397,7 +457,7 @@ fn silent_loss_is_a_nop_timeout_and_heals() {
                 let healed = Instant::now();
                 let up = wait_state(&mut st, Duration::from_secs(30), |s| s.is_up()).await;
                 eprintln!(
-                    "silent loss: Up {:?} after the heal: {up:?}",
+                    "{what}, silent loss: Up {:?} after the heal: {up:?}",
                     healed.elapsed()
                 );
                 match up {
@@ -415,8 +475,8 @@ fn silent_loss_is_a_nop_timeout_and_heals() {
     let _ = tgtd.wait();
     if let Err(panic) = result {
         eprintln!(
-            "--- hydra tgtd log ---\n{}",
-            std::fs::read_to_string(dir.join("tgtd.log")).unwrap_or_default()
+            "--- {what} log ---\n{}",
+            std::fs::read_to_string(dir.join("target.log")).unwrap_or_default()
         );
         std::panic::resume_unwind(panic);
     }
