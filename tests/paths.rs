@@ -145,35 +145,8 @@ fn reset_is_known_at_once_and_fails_commands_fast() {
     );
     let mut st = s.state();
     assert!(s.path_state().is_up() && s.is_connected());
-    rt.block_on(ready(&s));
-    let frozen = h.freeze();
-    let inflight = rt.block_on(async {
-        let v = reads(&s, 8);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        v
-    });
-    let killed = Instant::now();
-    let _ = h.child.kill();
-    let _ = h.child.wait();
-    drop(frozen);
+    kill_with_commands_in_flight(&rt, &s, &mut st, &mut h.child, "hydra tgtd");
     rt.block_on(async {
-        let down = wait_state(&mut st, Duration::from_secs(10), |s| !s.is_up()).await;
-        let took = killed.elapsed();
-        eprintln!("reset: Down after {took:?}: {down:?}");
-        assert!(
-            matches!(
-                down,
-                PathState::Down {
-                    reason: DownReason::Reset,
-                    ..
-                }
-            ),
-            "{down:?}"
-        );
-        // At once: well inside one NOP interval + timeout.
-        assert!(took < Duration::from_secs(2), "{took:?}");
-        assert!(!s.is_connected());
-        all_path_failed(inflight, DownReason::Reset).await;
         // While down, a new command fails at once, unsent.
         match s.execute(read_cmd()).await {
             Err(Error::PathFailed { sent: false, .. }) => {}
@@ -214,33 +187,42 @@ fn reset_of_debian_tgtd_fails_commands_fast() {
         rt.block_on(async { Session::login_with(addr, cfg(), fail_fast()).await.unwrap() }),
     );
     let mut st = s.state();
-    rt.block_on(ready(&s));
-    let frozen = freeze(t.child.id());
+    kill_with_commands_in_flight(&rt, &s, &mut st, &mut t.child, "Debian tgtd");
+}
+
+/// Freeze the target so that 8 READs stay in flight, then kill -9 it: the path is
+/// Down(Reset) at once and the READs come back as PathFailed(Reset).
+fn kill_with_commands_in_flight(
+    rt: &tokio::runtime::Runtime,
+    s: &Arc<Session>,
+    st: &mut watch::Receiver<PathState>,
+    target: &mut std::process::Child,
+    what: &str,
+) {
+    rt.block_on(ready(s));
+    let frozen = freeze(target.id());
     let inflight = rt.block_on(async {
-        let v = reads(&s, 8);
+        let v = reads(s, 8);
         tokio::time::sleep(Duration::from_millis(300)).await;
         v
     });
     let killed = Instant::now();
-    let _ = t.child.kill();
-    let _ = t.child.wait();
+    let _ = target.kill();
+    let _ = target.wait();
     drop(frozen);
     rt.block_on(async {
-        let down = wait_state(&mut st, Duration::from_secs(10), |s| !s.is_up()).await;
+        let down = wait_state(st, Duration::from_secs(10), |s| !s.is_up()).await;
         let took = killed.elapsed();
-        eprintln!("Debian tgtd reset: Down after {took:?}: {down:?}");
+        eprintln!("{what} killed: Down after {took:?}: {down:?}");
+        let reset = DownReason::Reset;
         assert!(
-            matches!(
-                down,
-                PathState::Down {
-                    reason: DownReason::Reset,
-                    ..
-                }
-            ),
+            matches!(down, PathState::Down { reason, .. } if reason == reset),
             "{down:?}"
         );
+        // At once: well inside one NOP interval + timeout.
         assert!(took < Duration::from_secs(2), "{took:?}");
-        all_path_failed(inflight, DownReason::Reset).await;
+        assert!(!s.is_connected());
+        all_path_failed(inflight, reset).await;
     });
 }
 
@@ -347,31 +329,11 @@ fn silent_loss_with_debian_tgtd() {
             .stderr(log)
             .spawn()
             .expect("spawn tgtd");
-        let img = dir.join("a.img");
-        let img = img.to_str().unwrap();
-        let steps: [&[&str]; 3] = [
-            &["--mode", "target", "--op", "new", "--tid", "1", "-T", IQN],
-            &[
-                "--mode",
-                "logicalunit",
-                "--op",
-                "new",
-                "--tid",
-                "1",
-                "--lun",
-                "1",
-                "-b",
-                img,
-            ],
-            &[
-                "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-            ],
-        ];
-        for args in steps {
+        for args in one_lun_target(IQN, &dir.join("a.img")) {
             let start = std::time::Instant::now();
             loop {
                 let mut cmd = vec!["tgtadm", "-C", "11", "--lld", "iscsi"];
-                cmd.extend_from_slice(args);
+                cmd.extend(args.iter().map(String::as_str));
                 let o = cluster.exec(1, &cmd);
                 if o.status.success() {
                     break;

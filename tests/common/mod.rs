@@ -365,26 +365,12 @@ impl Tgtd {
         (t, dir)
     }
 
-    /// tid 1 named `iqn` with `img` as LUN 1, open to every initiator (tgt-admin's
-    /// three tgtadm calls for a one-LUN target).
+    /// tid 1 named `iqn` with `img` as LUN 1, open to every initiator.
     pub fn add_target(&self, iqn: &str, img: &Path) {
-        self.tgtadm(&["--mode", "target", "--op", "new", "--tid", "1", "-T", iqn]);
-        let img = img.to_str().expect("UTF-8 path");
-        self.tgtadm(&[
-            "--mode",
-            "logicalunit",
-            "--op",
-            "new",
-            "--tid",
-            "1",
-            "--lun",
-            "1",
-            "-b",
-            img,
-        ]);
-        self.tgtadm(&[
-            "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-        ]);
+        for args in one_lun_target(iqn, img) {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            self.tgtadm(&args);
+        }
     }
 
     pub fn tgtadm(&self, args: &[&str]) {
@@ -418,6 +404,21 @@ impl Drop for Tgtd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// tgt-admin's three tgtadm calls (their arguments after `--lld iscsi`) for tid 1
+/// named `iqn` with `img` as LUN 1, open to every initiator.
+pub fn one_lun_target(iqn: &str, img: &Path) -> [Vec<String>; 3] {
+    let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let img = img.to_str().expect("UTF-8 path");
+    [
+        words(&format!("--mode target --op new --tid 1 -T {iqn}")),
+        words("--mode logicalunit --op new --tid 1 --lun 1 -b")
+            .into_iter()
+            .chain([img.to_string()])
+            .collect(),
+        words("--mode target --op bind --tid 1 -I ALL"),
+    ]
 }
 
 /// A sparse file.
