@@ -443,3 +443,65 @@ fn silent_loss(
         std::panic::resume_unwind(panic);
     }
 }
+
+/// A login refused on reconnect is the reason the path stays down: Debian's tgtd drops
+/// the connection (`tgtadm --mode conn --op delete`) after the initiator's access was
+/// unbound, so the session's next logins are refused (tgt says "target not found",
+/// RFC 7143 §11.13.5 0x0203); once bound again, the session comes back Up.
+#[test]
+fn login_refused_on_reconnect_is_reported() {
+    let (t, _dir) = Tgtd::with_disk(IQN, 32 << 20);
+    let addr: SocketAddr = format!("127.0.0.1:{}", t.port).parse().unwrap();
+    let rt = rt();
+    let s = rt.block_on(async { Session::login_with(addr, cfg(), fail_fast()).await.unwrap() });
+    let mut st = s.state();
+    rt.block_on(ready(&s));
+    let show = run(
+        std::process::Command::new("tgtadm")
+            .args(["-C", &t.control_port.to_string(), "--lld", "iscsi"])
+            .args(["--mode", "target", "--op", "show"]),
+        Duration::from_secs(20),
+    );
+    let sid = text(&show)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("I_T nexus: "))
+        .unwrap_or_else(|| panic!("no I_T nexus in {}", text(&show)))
+        .trim()
+        .to_string();
+    t.tgtadm(&[
+        "--mode", "target", "--op", "unbind", "--tid", "1", "-I", "ALL",
+    ]);
+    t.tgtadm(&[
+        "--mode", "conn", "--op", "delete", "--tid", "1", "--sid", &sid, "--cid", "0",
+    ]);
+    rt.block_on(async {
+        let refused = wait_state(&mut st, Duration::from_secs(20), |s| {
+            matches!(
+                s,
+                PathState::Down {
+                    reason: DownReason::LoginRefused(_),
+                    ..
+                }
+            )
+        })
+        .await;
+        eprintln!("{refused:?}");
+        let PathState::Down {
+            reason: DownReason::LoginRefused(status),
+            ..
+        } = refused
+        else {
+            unreachable!()
+        };
+        // tgt answers an initiator its ACL does not admit as if the target did not
+        // exist: 0x0203 "target not found".
+        assert_eq!((status.0, status.1), (2, 3), "target not found");
+    });
+    t.tgtadm(&[
+        "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ]);
+    rt.block_on(async {
+        wait_state(&mut st, Duration::from_secs(20), |s| s.is_up()).await;
+        ready(&s).await;
+    });
+}

@@ -7,6 +7,11 @@
 //! and open-iscsi do it: ABORT TASK, then LUN RESET, then dropping the connection
 //! (RFC 7143 §11.5; session reinstatement at ErrorRecoveryLevel 0 ends whatever the
 //! target still holds, §6.3.5).
+//!
+//! For a multipath layer above: [`Session::state`] reports every loss and return of
+//! the connection with its [`DownReason`], [`Timeouts::fail_fast`] hands the commands
+//! of a dead connection back at once, and [`Session::withdraw_all`] takes back those
+//! stuck on a live but hopeless one.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
