@@ -199,7 +199,9 @@ pub struct Timeouts {
     /// (open-iscsi's advice for dm-multipath: a short replacement_timeout, queueing in
     /// dm). The session still reconnects in the background and [`Session::state`] says
     /// Up when it is back. Not an open-iscsi setting: node records leave it off, and
-    /// `replacement` keeps its meaning for sessions without it.
+    /// `replacement` keeps its meaning for sessions without it. A command handed back
+    /// that had been sent may still be executed by the target until the session is
+    /// reinstated: see [`Session::withdraw_all`] for that hazard.
     pub fail_fast: bool,
 }
 

@@ -325,6 +325,42 @@ mod tests {
         ),
     ];
 
+    /// Errors without a SCSI status: transport failures are path errors (Linux's
+    /// BLK_STS_TRANSPORT / TIMEOUT / IOERR); this node's own setup is not.
+    #[test]
+    fn transport_errors_are_path_errors() {
+        use crate::Error;
+        let path = [
+            Error::Closed,
+            Error::Protocol("StatSN jumped".into()),
+            Error::io("read", std::io::ErrorKind::ConnectionReset.into()),
+            Error::Unreachable {
+                addr: "10.200.1.1:3260".into(),
+                secs: 120,
+            },
+            Error::TimedOut {
+                secs: 30,
+                recovered: "ABORT TASK",
+            },
+            Error::PathFailed {
+                addr: "10.200.1.1:3260".into(),
+                reason: DownReason::NopTimeout,
+                sent: true,
+            },
+        ];
+        for e in path {
+            assert!(e.is_path_error(), "{e}");
+        }
+        let not = [
+            Error::LoginRefused(LoginStatus(2, 1)),
+            Error::Auth("CHAP".into()),
+            Error::Db("bad record".into()),
+        ];
+        for e in not {
+            assert!(!e.is_path_error(), "{e}");
+        }
+    }
+
     #[test]
     fn linux_dispositions() {
         for &(status, sense, want, why) in TABLE {
