@@ -307,6 +307,7 @@ fn quick() -> hydra_initiator::conn::Timeouts {
         command: std::time::Duration::from_secs(30),
         abort: std::time::Duration::from_secs(15),
         lu_reset: std::time::Duration::from_secs(30),
+        fail_fast: false,
     }
 }
 
@@ -428,6 +429,7 @@ fn unanswered_command_is_aborted_reset_then_connection_dropped() {
         noop_interval: Duration::from_secs(30),
         noop_timeout: Duration::from_secs(30),
         login: Duration::from_secs(5),
+        fail_fast: false,
     };
     let rt = rt();
     let s = rt.block_on(async { Session::login_with(addr, cfg(IQN, None), t).await.unwrap() });
@@ -477,6 +479,7 @@ fn a_target_that_stops_reading_does_not_hang_the_session() {
         noop_interval: Duration::from_secs(1),
         noop_timeout: Duration::from_secs(1),
         login: Duration::from_secs(2),
+        fail_fast: false,
     };
     // Each write goes whole as immediate data (no R2T needed), so the data fills the
     // socket.

@@ -7,6 +7,11 @@
 //! and open-iscsi do it: ABORT TASK, then LUN RESET, then dropping the connection
 //! (RFC 7143 §11.5; session reinstatement at ErrorRecoveryLevel 0 ends whatever the
 //! target still holds, §6.3.5).
+//!
+//! For a multipath layer above: [`Session::state`] reports every loss and return of
+//! the connection with its [`DownReason`], [`Timeouts::fail_fast`] hands the commands
+//! of a dead connection back at once, and [`Session::withdraw_all`] takes back those
+//! stuck on a live but hopeless one.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
@@ -19,11 +24,12 @@ use hydra_proto::framing::{consume, front_len, try_frame, Digests};
 use hydra_proto::pdu::{Pdu, Repr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::error::tmf_response_text;
 use crate::login::{Established, Login, LoginConfig, Step};
+use crate::path::{DownReason, PathState};
 use crate::session::{Command, Core, Reply, Tmf, TmfOutcome};
 use crate::{Error, Result};
 
@@ -33,6 +39,9 @@ const LOGIN_MAX_DATA: usize = 8192;
 enum Request {
     Command(Command, oneshot::Sender<Result<Reply>>),
     Logout(oneshot::Sender<Result<()>>),
+    /// Fail every outstanding command with a path error and drop the connection; the
+    /// answer is how many were withdrawn.
+    Withdraw(oneshot::Sender<usize>),
 }
 
 /// A logged-in session.
@@ -44,10 +53,19 @@ pub struct Session {
 }
 
 /// The state of the session's connection, as `iscsiadm -m session -P 1` shows it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Link {
     /// Our end of the current connection; `None` while reconnecting.
     local: Mutex<Option<SocketAddr>>,
+    /// Up, down (and why), logged out: what [`Session::state`] watches.
+    state: watch::Sender<PathState>,
+}
+
+impl Link {
+    fn set(&self, local: Option<SocketAddr>, state: PathState) {
+        *self.local.lock().expect("lock") = local;
+        self.state.send_replace(state);
+    }
 }
 
 pub(crate) async fn read_frame(
@@ -173,6 +191,18 @@ pub struct Timeouts {
     /// `node.session.err_timeo.lu_reset_timeout`: how long a LUN RESET may go
     /// unanswered before the connection is dropped.
     pub lu_reset: Duration,
+    /// Hand commands back with [`Error::PathFailed`] as soon as the connection is
+    /// declared dead (a reset or EOF at once, a silent loss after `noop_interval +
+    /// noop_timeout`), and fail new ones while it is down, instead of holding them for
+    /// `replacement` and resending them on the new connection. For a session under
+    /// multipath, which retries on another path and queues itself when none is left
+    /// (open-iscsi's advice for dm-multipath: a short replacement_timeout, queueing in
+    /// dm). The session still reconnects in the background and [`Session::state`] says
+    /// Up when it is back. Not an open-iscsi setting: node records leave it off, and
+    /// `replacement` keeps its meaning for sessions without it. A command handed back
+    /// that had been sent may still be executed by the target until the session is
+    /// reinstated: see [`Session::withdraw_all`] for that hazard.
+    pub fail_fast: bool,
 }
 
 impl Default for Timeouts {
@@ -185,6 +215,7 @@ impl Default for Timeouts {
             command: Duration::from_secs(30),
             abort: Duration::from_secs(15),
             lu_reset: Duration::from_secs(30),
+            fail_fast: false,
         }
     }
 }
@@ -253,6 +284,9 @@ impl Session {
         let core = new_core(&established);
         let link = Arc::new(Link {
             local: Mutex::new(stream.local_addr().ok()),
+            state: watch::Sender::new(PathState::Up {
+                since: Instant::now(),
+            }),
         });
         tokio::spawn(drive(addr, cfg, t, (stream, buf), core, rx, link.clone()));
         Ok(Session {
@@ -271,6 +305,48 @@ impl Session {
     /// Whether the connection is up (not lost and being re-established).
     pub fn is_connected(&self) -> bool {
         self.local_addr().is_some()
+    }
+
+    /// The path's state as events: a receiver that sees every change (Up, Down with
+    /// its reason, LoggedOut), for `changed().await` or `wait_for(..)`.
+    pub fn state(&self) -> watch::Receiver<PathState> {
+        self.link.state.subscribe()
+    }
+
+    /// The path's state now.
+    pub fn path_state(&self) -> PathState {
+        self.link.state.borrow().clone()
+    }
+
+    /// Take back every command of this session that has not been answered: each
+    /// fails at once with [`Error::PathFailed`] (reason [`DownReason::Withdrawn`]), so
+    /// that a multipath layer can send it on another path. Returns how many.
+    ///
+    /// The connection is dropped, not cleaned up command by command with ABORT TASK:
+    /// aborting each would wait a round trip (or `abort_timeout`, on a path that is
+    /// stuck, which is why one withdraws), while a dropped connection at
+    /// ErrorRecoveryLevel 0 fails the session, and the reconnect that follows logs in
+    /// with the same ISID and TSIH 0, a session reinstatement, which makes the target
+    /// terminate every task of the old session before the new one runs (RFC 7143
+    /// §6.3.5).
+    ///
+    /// The hazard: until that reinstatement, or the target's own cleanup when the
+    /// failed connection's state times out (after DefaultTime2Wait +
+    /// DefaultTime2Retain: implicit termination of tasks, RFC 7143 §11.14.5 case b,
+    /// transition M1 of §8.2.2), a withdrawn WRITE that
+    /// reached the target may still be executed — after the same blocks were written
+    /// again through another path. Linux has the same window when dm-multipath retries
+    /// after fast_io_fail. [`Error::PathFailed`]'s `sent` says which commands went on
+    /// the wire: one not sent is safe to send elsewhere, and for a sent WRITE the
+    /// careful caller waits for this session to be Up again (reinstated) or for the
+    /// target's timeout before it trusts an overlapping write elsewhere.
+    pub async fn withdraw_all(&self) -> Result<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Withdraw(tx))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
     }
 
     /// Run one command and wait for its reply.
@@ -517,10 +593,86 @@ impl Recovery {
 enum Ended {
     /// Logged out, or every handle to the session is gone.
     Done,
-    Failed(Error),
+    Failed(Lost),
 }
 
-/// The session's one task: runs a connection; when it fails, reconnects and resends.
+/// Why a connection was given up: what the path state reports, and the error.
+struct Lost {
+    reason: DownReason,
+    error: Error,
+}
+
+impl From<Error> for Lost {
+    /// A socket error or EOF is the target resetting or closing the connection; any
+    /// other error that ends it is a protocol error.
+    fn from(error: Error) -> Lost {
+        let reason = match error {
+            Error::Io { .. } | Error::Closed => DownReason::Reset,
+            _ => DownReason::Protocol,
+        };
+        Lost { reason, error }
+    }
+}
+
+impl Lost {
+    fn because(reason: DownReason) -> impl FnOnce(Error) -> Lost {
+        move |error| Lost { reason, error }
+    }
+
+    /// A write that failed: a socket error is a reset; a write that made no progress
+    /// for a ping's time ([`write_all`]) is a silent loss.
+    fn writing(error: Error) -> Lost {
+        match error {
+            Error::Io { .. } => Lost::from(error),
+            _ => Lost::because(DownReason::NopTimeout)(error),
+        }
+    }
+}
+
+fn path_failed(addr: SocketAddr, reason: DownReason, sent: bool) -> Error {
+    Error::PathFailed {
+        addr: addr.to_string(),
+        reason,
+        sent,
+    }
+}
+
+/// A command taken off a lost connection, to send again or to fail.
+struct Held {
+    cmd: Command,
+    reply: Waiter,
+    /// It had gone on the wire (see [`Error::PathFailed`]).
+    sent: bool,
+}
+
+/// Take every unanswered command out of the core, with whoever waits for it.
+fn take_outstanding(core: &mut Core, waiting: &mut HashMap<u32, Waiting>) -> Vec<Held> {
+    let on_wire: Vec<u32> = waiting
+        .keys()
+        .copied()
+        .filter(|itt| core.is_sent(*itt))
+        .collect();
+    core.drain()
+        .into_iter()
+        .filter_map(|(itt, cmd)| {
+            waiting.remove(&itt).map(|w| Held {
+                cmd,
+                reply: w.reply,
+                sent: on_wire.contains(&itt),
+            })
+        })
+        .collect()
+}
+
+/// Fail commands with a path error.
+fn fail_path(held: Vec<Held>, addr: SocketAddr, reason: DownReason) {
+    for h in held {
+        let _ = h.reply.send(Err(path_failed(addr, reason, h.sent)));
+    }
+}
+
+/// The session's one task: runs a connection; when it fails, reconnects and resends
+/// (or, fail-fast, hands the commands back at once).
 async fn drive(
     addr: SocketAddr,
     cfg: LoginConfig,
@@ -532,40 +684,97 @@ async fn drive(
 ) {
     let mut waiting: HashMap<u32, Waiting> = HashMap::new();
     loop {
-        let e = match run(&mut stream, &mut buf, &mut core, &mut rx, &mut waiting, t).await {
-            Ended::Done => return,
-            Ended::Failed(e) => e,
+        let run = run(
+            &mut stream,
+            &mut buf,
+            &mut core,
+            &mut rx,
+            &mut waiting,
+            t,
+            addr,
+        );
+        let lost = match run.await {
+            Ended::Done => {
+                link.set(None, PathState::LoggedOut);
+                return;
+            }
+            Ended::Failed(lost) => lost,
         };
-        tracing::warn!("connection to {addr} lost: {e}; reconnecting");
-        *link.local.lock().expect("lock") = None;
+        let down = Instant::now();
+        tracing::warn!(
+            "connection to {addr} lost ({}): {}; reconnecting",
+            lost.reason,
+            lost.error
+        );
+        link.set(
+            None,
+            PathState::Down {
+                reason: lost.reason,
+                since: down,
+            },
+        );
         // Commands to send again on the new connection, with whoever waits for them.
-        let mut resend: Vec<(Command, Waiter)> = core
-            .drain()
-            .into_iter()
-            .filter_map(|(itt, c)| waiting.remove(&itt).map(|w| (c, w.reply)))
-            .collect();
-        let down = tokio::time::Instant::now();
+        let mut resend = take_outstanding(&mut core, &mut waiting);
+        if t.fail_fast {
+            fail_path(std::mem::take(&mut resend), addr, lost.reason);
+        }
+        // One attempt after the other, a second apart, never cancelled by a request
+        // arriving meanwhile. A refused login is reported as the reason the path stays
+        // down; open-iscsi's session recovery keeps trying too.
+        let reconnect = async {
+            loop {
+                match connect(addr, &cfg, t.login).await {
+                    Ok(c) => return c,
+                    Err(e) => {
+                        tracing::info!("reconnect to {addr}: {e}");
+                        if let Error::LoginRefused(status) = e {
+                            let reason = DownReason::LoginRefused(status);
+                            link.set(
+                                None,
+                                PathState::Down {
+                                    reason,
+                                    since: down,
+                                },
+                            );
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        };
+        tokio::pin!(reconnect);
         let mut expired = false;
         let conn = loop {
             tokio::select! {
-                r = connect(addr, &cfg, t.login) => match r {
-                    Ok(c) => break c,
-                    Err(e) => {
-                        tracing::info!("reconnect to {addr}: {e}");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                },
+                c = &mut reconnect => break c,
                 req = rx.recv() => match req {
+                    Some(Request::Command(_, w)) if t.fail_fast => {
+                        let reason = match *link.state.borrow() {
+                            PathState::Down { reason, .. } => reason,
+                            _ => lost.reason,
+                        };
+                        let _ = w.send(Err(path_failed(addr, reason, false)));
+                    }
                     Some(Request::Command(_, w)) if expired => {
                         let _ = w.send(Err(unreachable(addr, down)));
                     }
-                    Some(Request::Command(c, w)) => resend.push((c, w)),
+                    Some(Request::Command(cmd, reply)) => {
+                        resend.push(Held { cmd, reply, sent: false });
+                    }
+                    Some(Request::Withdraw(w)) => {
+                        let _ = w.send(resend.len());
+                        fail_path(std::mem::take(&mut resend), addr, DownReason::Withdrawn);
+                    }
                     Some(Request::Logout(w)) => {
                         let _ = w.send(Ok(()));
                         fail_all(resend, addr, down);
+                        link.set(None, PathState::LoggedOut);
                         return;
                     }
-                    None => return,
+                    None => {
+                        link.set(None, PathState::LoggedOut);
+                        return;
+                    }
                 },
                 _ = tokio::time::sleep_until(down + t.replacement), if !expired => {
                     tracing::warn!("{addr}: replacement_timeout ({} s) passed; failing commands", t.replacement.as_secs());
@@ -576,12 +785,17 @@ async fn drive(
         };
         let (s, b, est) = conn;
         tracing::info!("reconnected to {addr} (tsih {})", est.tsih);
-        *link.local.lock().expect("lock") = s.local_addr().ok();
+        link.set(
+            s.local_addr().ok(),
+            PathState::Up {
+                since: Instant::now(),
+            },
+        );
         stream = s;
         buf = b;
         core = new_core(&est);
-        for (c, w) in resend {
-            submit(&mut core, &mut waiting, c, w);
+        for h in resend {
+            submit(&mut core, &mut waiting, h.cmd, h.reply);
         }
     }
 }
@@ -593,9 +807,9 @@ fn unreachable(addr: SocketAddr, since: tokio::time::Instant) -> Error {
     }
 }
 
-fn fail_all(v: Vec<(Command, Waiter)>, addr: SocketAddr, since: tokio::time::Instant) {
-    for (_, w) in v {
-        let _ = w.send(Err(unreachable(addr, since)));
+fn fail_all(v: Vec<Held>, addr: SocketAddr, since: tokio::time::Instant) {
+    for h in v {
+        let _ = h.reply.send(Err(unreachable(addr, since)));
     }
 }
 
@@ -604,6 +818,7 @@ fn fail_all(v: Vec<(Command, Waiter)>, addr: SocketAddr, since: tokio::time::Ins
 /// Commands taken from the queue per write at most.
 const BATCH: usize = 8;
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
@@ -611,14 +826,14 @@ async fn run(
     rx: &mut mpsc::Receiver<Request>,
     waiting: &mut HashMap<u32, Waiting>,
     t: Timeouts,
+    addr: SocketAddr,
 ) -> Ended {
     let mut logout: Option<oneshot::Sender<Result<()>>> = None;
     // A whole PDU of the largest size we accept: header, digests, padded data.
     let max_pdu = 48 + 8 + core.max_recv() + 3 + 4;
-    let mut last_rx = tokio::time::Instant::now();
     let mut lowat = 1;
-    let mut ping_sent: Option<tokio::time::Instant> = None;
-    let mut period = t.noop_interval.min(t.noop_timeout);
+    let mut nop = Nop::new(&t, Instant::now());
+    let mut period = Duration::from_secs(1);
     if !t.command.is_zero() {
         // Fine enough that the task management timeouts are kept to within a quarter.
         period = period.min(t.command.min(t.abort).min(t.lu_reset) / 4);
@@ -635,9 +850,9 @@ async fn run(
     // Commands that were resent are already queued in the core.
     let first = core.take_output();
     if let Err(e) = write_all(stream, first, stall).await {
-        return Ended::Failed(e);
+        return Ended::Failed(Lost::writing(e));
     }
-    let result: Result<bool> = async {
+    let result: Result<bool, Lost> = async {
         loop {
             tokio::select! {
                 req = rx.recv(), if logout.is_none() => match req {
@@ -654,6 +869,20 @@ async fn run(
                                     logout = Some(reply);
                                     break;
                                 }
+                                Request::Withdraw(reply) => {
+                                    let held = take_outstanding(core, waiting);
+                                    let (n, any_sent) = (held.len(), held.iter().any(|h| h.sent));
+                                    fail_path(held, addr, DownReason::Withdrawn);
+                                    let _ = reply.send(n);
+                                    if any_sent {
+                                        // Sent commands end with the connection; see
+                                        // Session::withdraw_all.
+                                        return Err(Lost::because(DownReason::Withdrawn)(
+                                            Error::Protocol(format!("{n} command(s) withdrawn")),
+                                        ));
+                                    }
+                                    break;
+                                }
                             }
                             if taken == BATCH {
                                 break;
@@ -668,10 +897,9 @@ async fn run(
                 },
                 n = read_more(stream, buf, core.digests(), max_pdu, &mut lowat) => {
                     if n.map_err(|e| Error::io("read", e))? == 0 {
-                        return Err(Error::Closed);
+                        return Err(Error::Closed.into());
                     }
-                    last_rx = tokio::time::Instant::now();
-                    ping_sent = None;
+                    nop.received(Instant::now());
                     while let Some(f) = try_frame(buf, core.digests(), core.max_recv())
                         .map_err(|e| Error::Protocol(e.to_string()))?
                     {
@@ -688,31 +916,25 @@ async fn run(
                         }
                         for o in core.take_tmf_outcomes() {
                             let now = Instant::now();
-                            recovery.outcome(core, waiting, o, now)?;
+                            recovery
+                                .outcome(core, waiting, o, now)
+                                .map_err(Lost::because(DownReason::CommandTimeout))?;
                         }
                     }
                 }
-                _ = tick.tick() => {
-                    let now = tokio::time::Instant::now();
-                    if let Some(at) = ping_sent {
-                        if now - at >= t.noop_timeout {
-                            return Err(Error::Protocol(format!(
-                                "no answer to a NOP-Out for {} s (noop_out_timeout)",
-                                t.noop_timeout.as_secs()
-                            )));
-                        }
-                    } else if now - last_rx >= t.noop_interval {
-                        core.ping();
-                        ping_sent = Some(now);
-                    }
-                    if !t.command.is_zero() {
-                        recovery.check(core, waiting, &t, now)?;
-                    }
+                _ = tokio::time::sleep_until(nop.deadline()), if nop.enabled() => {
+                    nop.expired(core, Instant::now())
+                        .map_err(Lost::because(DownReason::NopTimeout))?;
+                }
+                _ = tick.tick(), if !t.command.is_zero() => {
+                    recovery
+                        .check(core, waiting, &t, Instant::now())
+                        .map_err(Lost::because(DownReason::CommandTimeout))?;
                 }
             }
             let out = core.take_output();
             if !out.is_empty() {
-                write_all(stream, out, stall).await?;
+                write_all(stream, out, stall).await.map_err(Lost::writing)?;
             }
         }
     }
@@ -724,7 +946,7 @@ async fn run(
             }
             Ended::Done
         }
-        Err(e) => {
+        Err(lost) => {
             if let Some(l) = logout {
                 // Logging out: the connection going away is the end either way.
                 let _ = l.send(Ok(()));
@@ -739,7 +961,66 @@ async fn run(
             for itt in timed_out {
                 fail_timed_out(waiting, itt, "dropping the connection", now);
             }
-            Ended::Failed(e)
+            Ended::Failed(lost)
+        }
+    }
+}
+
+/// The NOP-Out ping of an idle connection (open-iscsi's `noop_out_interval`,
+/// `noop_out_timeout`; RFC 7143 §11.18): a ping once nothing came for the interval,
+/// and the connection declared dead when nothing came for the timeout after it. Its
+/// deadline is exact, so a silent loss is known `noop_interval + noop_timeout` after
+/// the last PDU received, not a timer tick later. An interval or timeout of 0 turns
+/// it off.
+struct Nop {
+    interval: Duration,
+    timeout: Duration,
+    last_rx: Instant,
+    ping_sent: Option<Instant>,
+}
+
+impl Nop {
+    fn new(t: &Timeouts, now: Instant) -> Nop {
+        Nop {
+            interval: t.noop_interval,
+            timeout: t.noop_timeout,
+            last_rx: now,
+            ping_sent: None,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        !self.interval.is_zero() && !self.timeout.is_zero()
+    }
+
+    /// Anything from the target answers a ping: the link works.
+    fn received(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.ping_sent = None;
+    }
+
+    /// When to look again: the ping's timeout, or the idle interval's end.
+    fn deadline(&self) -> Instant {
+        match self.ping_sent {
+            Some(at) => at + self.timeout,
+            None => self.last_rx + self.interval,
+        }
+    }
+
+    /// The deadline passed: ping, or give up on the connection.
+    fn expired(&mut self, core: &mut Core, now: Instant) -> Result<()> {
+        match self.ping_sent {
+            Some(at) if now - at >= self.timeout => Err(Error::Protocol(format!(
+                "no answer to a NOP-Out for {:.1} s (noop_out_timeout)",
+                self.timeout.as_secs_f64()
+            ))),
+            Some(_) => Ok(()),
+            None if now - self.last_rx >= self.interval => {
+                core.ping();
+                self.ping_sent = Some(now);
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 }
@@ -908,6 +1189,44 @@ mod tests {
             answer(&mut rec, &mut c, &mut w, reset[0].itt, 255, now),
             Err(Error::Protocol(_))
         ));
+    }
+
+    /// A silent loss is declared exactly noop_interval + noop_timeout after the last
+    /// PDU, and anything received in between calls it off.
+    #[test]
+    fn nop_pings_when_idle_and_declares_a_silent_loss() {
+        let t = Timeouts {
+            noop_interval: Duration::from_secs(1),
+            noop_timeout: Duration::from_secs(2),
+            ..Timeouts::default()
+        };
+        let (mut c, t0) = (core(), Instant::now());
+        let mut nop = Nop::new(&t, t0);
+        assert!(nop.enabled());
+        assert_eq!(nop.deadline(), t0 + Duration::from_secs(1));
+        nop.expired(&mut c, t0 + Duration::from_secs(1)).unwrap();
+        let ping = sent(&mut c);
+        assert_eq!(ping.len(), 1);
+        assert!(matches!(Pdu::parse(&ping[0].bhs), Ok(Pdu::NopOut(_))));
+        assert_eq!(nop.deadline(), t0 + Duration::from_secs(3));
+        // An early wake-up changes nothing.
+        nop.expired(&mut c, t0 + Duration::from_secs(2)).unwrap();
+        assert!(sent(&mut c).is_empty());
+        let e = nop
+            .expired(&mut c, t0 + Duration::from_secs(3))
+            .unwrap_err();
+        assert!(e.to_string().contains("noop_out_timeout"), "{e}");
+        // An answer in time starts the interval again.
+        let mut nop = Nop::new(&t, t0);
+        nop.expired(&mut c, t0 + Duration::from_secs(1)).unwrap();
+        nop.received(t0 + Duration::from_millis(2500));
+        assert_eq!(nop.deadline(), t0 + Duration::from_millis(3500));
+        // Zero turns it off (open-iscsi's noop_out_interval = 0).
+        let off = Timeouts {
+            noop_interval: Duration::ZERO,
+            ..t
+        };
+        assert!(!Nop::new(&off, t0).enabled());
     }
 
     #[test]

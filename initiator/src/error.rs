@@ -2,6 +2,8 @@
 
 use hydra_proto::pdu::LoginStatus;
 
+use crate::path::DownReason;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{what}: {source}")]
@@ -34,6 +36,18 @@ pub enum Error {
     /// be on the medium.
     #[error("SCSI command timed out after {secs} s and was ended by {recovered}; the target may or may not have executed it")]
     TimedOut { secs: u64, recovered: &'static str },
+    /// Handed back because the path failed, without waiting for replacement_timeout:
+    /// the session is fail-fast ([`crate::conn::Timeouts::fail_fast`]) and its
+    /// connection went down, or the caller withdrew the command
+    /// ([`crate::Session::withdraw_all`]). `sent`: whether the command had gone on the
+    /// wire. One never sent cannot land anywhere; one sent may still be executed by the
+    /// target until the session is reinstated (see `withdraw_all`).
+    #[error("path to {addr} failed ({reason}); the command was {}", if *.sent { "sent and may still be executed by the target until the session is reinstated" } else { "not sent" })]
+    PathFailed {
+        addr: String,
+        reason: DownReason,
+        sent: bool,
+    },
     /// The daemon's run directory, pid file or control socket ([`hydra_daemon`]).
     #[error(transparent)]
     Daemon(#[from] hydra_daemon::Error),
@@ -44,6 +58,25 @@ impl Error {
         Error::Io {
             what: what.into(),
             source,
+        }
+    }
+}
+
+impl Error {
+    /// Whether another path might succeed where this one failed: dm-multipath's
+    /// `blk_path_error` for an error that never got a SCSI status (a transport failure:
+    /// connection lost, command timed out, protocol error, closed session). For a
+    /// [`crate::session::Reply`], see [`crate::session::Reply::verdict`].
+    pub fn is_path_error(&self) -> bool {
+        match self {
+            Error::Io { .. }
+            | Error::Protocol(_)
+            | Error::Closed
+            | Error::Unreachable { .. }
+            | Error::TimedOut { .. }
+            | Error::PathFailed { .. } => true,
+            // About the request or this node's setup, the same on every path.
+            Error::LoginRefused(_) | Error::Auth(_) | Error::Db(_) | Error::Daemon(_) => false,
         }
     }
 }

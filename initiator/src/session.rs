@@ -52,6 +52,11 @@ impl Reply {
     pub fn sense_key(&self) -> Option<(u8, u8, u8)> {
         sense_key(&self.sense)
     }
+
+    /// Done, retry here, another path, or the caller's error: [`crate::path::classify`].
+    pub fn verdict(&self) -> crate::path::Verdict {
+        crate::path::classify(self.status, self.sense_key())
+    }
 }
 
 /// (sense key, ASC, ASCQ) of fixed or descriptor format sense data (SPC-4 §4.5).

@@ -64,6 +64,22 @@ struct Host {
 impl Cluster {
     /// `n` hosts, each with corosync running, once every host sees all `n` as members.
     pub fn start(n: usize) -> Cluster {
+        let cluster = Self::hosts(n);
+        for i in 1..=n {
+            cluster.write_config(i);
+        }
+        let mut cluster = cluster;
+        for i in 1..=n {
+            cluster.start_corosync(i);
+        }
+        for i in 1..=n {
+            cluster.wait_members(i, n);
+        }
+        cluster
+    }
+
+    /// `n` hosts on the bridge without corosync: a bed for iSCSI tests that cut links.
+    pub fn hosts(n: usize) -> Cluster {
         assert!((1..=9).contains(&n), "1 to 9 hosts");
         require_tools();
         sweep_stale();
@@ -86,14 +102,13 @@ impl Cluster {
         for i in 1..=n {
             cluster.add_host(i);
         }
-        for i in 1..=n {
-            cluster.write_config(i);
-            cluster.start_corosync(i);
-        }
-        for i in 1..=n {
-            cluster.wait_members(i, n);
-        }
         cluster
+    }
+
+    /// Host `i`'s network namespace as a path for setns(2) ([`enter_net`]).
+    pub fn netns_path(&self, i: usize) -> String {
+        let holder = self.host(i).holder.as_ref().expect("host is up").id();
+        format!("/proc/{holder}/ns/net")
     }
 
     /// Host `i`'s address.
@@ -515,4 +530,15 @@ fn quiet_ip(args: &str) {
         Ok(out) => eprintln!("cleanup: ip {args}: {}", text(&out).trim()),
         Err(e) => eprintln!("cleanup: ip {args}: {e}"),
     }
+}
+
+/// Move the calling thread (only it) into the network namespace at `path`: sockets it
+/// opens afterwards live there, and so do processes it spawns. setns(2) allows this
+/// for CLONE_NEWNET in a threaded process.
+pub fn enter_net(path: &str) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // SAFETY: a valid namespace descriptor; setns touches no memory of ours.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
 }

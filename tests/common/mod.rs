@@ -233,11 +233,38 @@ impl Hydra {
     /// resumed when the guard is dropped — also when the test fails, so that this
     /// struct's own Drop can still stop it cleanly.
     pub fn freeze(&self) -> Frozen {
-        signal(self.child.id(), "STOP");
-        Frozen {
-            pid: self.child.id(),
-        }
+        freeze(self.child.id())
     }
+}
+
+/// `kill -STOP` a process and wait until every thread of it has stopped: kill(2)
+/// returns before a thread running on another CPU has taken the signal.
+pub fn freeze(pid: u32) -> Frozen {
+    signal(pid, "STOP");
+    let frozen = Frozen { pid };
+    let start = Instant::now();
+    while !all_threads_stopped(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "process {pid} did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    frozen
+}
+
+/// Whether every thread of `pid` is in state T (stopped), from /proc/PID/task/*/stat.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // "tid (comm) S ...": the state follows the last ')'.
+        stat.rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('T'))
+            .unwrap_or(true)
+    })
 }
 
 /// A daemon stopped by [`Hydra::freeze`]; `kill -CONT` on drop.
@@ -338,26 +365,12 @@ impl Tgtd {
         (t, dir)
     }
 
-    /// tid 1 named `iqn` with `img` as LUN 1, open to every initiator (tgt-admin's
-    /// three tgtadm calls for a one-LUN target).
+    /// tid 1 named `iqn` with `img` as LUN 1, open to every initiator.
     pub fn add_target(&self, iqn: &str, img: &Path) {
-        self.tgtadm(&["--mode", "target", "--op", "new", "--tid", "1", "-T", iqn]);
-        let img = img.to_str().expect("UTF-8 path");
-        self.tgtadm(&[
-            "--mode",
-            "logicalunit",
-            "--op",
-            "new",
-            "--tid",
-            "1",
-            "--lun",
-            "1",
-            "-b",
-            img,
-        ]);
-        self.tgtadm(&[
-            "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-        ]);
+        for args in one_lun_target(iqn, img) {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            self.tgtadm(&args);
+        }
     }
 
     pub fn tgtadm(&self, args: &[&str]) {
@@ -391,6 +404,21 @@ impl Drop for Tgtd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// tgt-admin's three tgtadm calls (their arguments after `--lld iscsi`) for tid 1
+/// named `iqn` with `img` as LUN 1, open to every initiator.
+pub fn one_lun_target(iqn: &str, img: &Path) -> [Vec<String>; 3] {
+    let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let img = img.to_str().expect("UTF-8 path");
+    [
+        words(&format!("--mode target --op new --tid 1 -T {iqn}")),
+        words("--mode logicalunit --op new --tid 1 --lun 1 -b")
+            .into_iter()
+            .chain([img.to_string()])
+            .collect(),
+        words("--mode target --op bind --tid 1 -I ALL"),
+    ]
 }
 
 /// A sparse file.

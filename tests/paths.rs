@@ -1,0 +1,507 @@
+//! A session as a multipath path, against real targets: the state stream reports a
+//! lost connection with its reason and its return, and a fail-fast session hands the
+//! commands in flight back with a path error instead of holding them for
+//! replacement_timeout. A reset (kill -9 of the target) is known at once; a silent
+//! loss (a link cut in a namespace bed, no RST) after noop_out_interval +
+//! noop_out_timeout.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hydra_initiator::conn::Timeouts;
+use hydra_initiator::login::LoginConfig;
+use hydra_initiator::session::Reply;
+use hydra_initiator::{DownReason, Error, PathState, Session};
+use hydra_proto::negotiate::LocalParams;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use common::cluster::{enter_net, Cluster};
+use common::*;
+
+const IQN: &str = "iqn.2026-11.org.hydra:paths";
+
+fn cfg() -> LoginConfig {
+    LoginConfig {
+        initiator_name: "iqn.2026-11.org.hydra:node1".into(),
+        target_name: Some(IQN.into()),
+        isid: [0x40, 0, 0x12, 0x34, 0, 2],
+        tsih: 0,
+        chap: None,
+        params: LocalParams::default(),
+    }
+}
+
+/// noop 1 s + 1 s, fail-fast, and a replacement_timeout far longer than any wait here:
+/// a command handed back early can only have been failed fast.
+fn fail_fast() -> Timeouts {
+    Timeouts {
+        replacement: Duration::from_secs(600),
+        noop_interval: Duration::from_secs(1),
+        noop_timeout: Duration::from_secs(1),
+        login: Duration::from_secs(3),
+        command: Duration::from_secs(60),
+        fail_fast: true,
+        ..Timeouts::default()
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// READ(10) of 8 blocks at LBA 0.
+fn read_cmd() -> hydra_initiator::session::Command {
+    hydra_initiator::session::Command {
+        lun: 1,
+        cdb: vec![0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0],
+        data_out: bytes::Bytes::new(),
+        read_len: 4096,
+    }
+}
+
+/// `n` READs submitted now, each resolving to its result.
+fn reads(
+    s: &Arc<Session>,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<hydra_initiator::Result<Reply>>> {
+    (0..n)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.execute(read_cmd()).await })
+        })
+        .collect()
+}
+
+/// Every command came back with a path error of this reason, having been sent.
+async fn all_path_failed(
+    v: Vec<tokio::task::JoinHandle<hydra_initiator::Result<Reply>>>,
+    want: DownReason,
+) {
+    for h in v {
+        let r = tokio::time::timeout(Duration::from_secs(20), h)
+            .await
+            .expect("a command was held, not failed fast")
+            .unwrap();
+        match &r {
+            Err(e @ Error::PathFailed { reason, sent, .. }) => {
+                assert_eq!(*reason, want, "{e}");
+                assert!(*sent, "{e}");
+                assert!(e.is_path_error());
+            }
+            other => panic!("expected PathFailed({want:?}), got {other:?}"),
+        }
+    }
+}
+
+/// Wait (bounded) for a state matching `f`.
+async fn wait_state(
+    st: &mut watch::Receiver<PathState>,
+    limit: Duration,
+    f: impl FnMut(&PathState) -> bool,
+) -> PathState {
+    let r = tokio::time::timeout(limit, st.wait_for(f))
+        .await
+        .map(|state| state.expect("session task ended").clone());
+    r.unwrap_or_else(|_| panic!("state stayed {:?}", *st.borrow()))
+}
+
+/// TEST UNIT READY until GOOD (the first may meet the unit attention of the
+/// reinstatement).
+async fn ready(s: &Session) {
+    for _ in 0..5 {
+        let tur = hydra_initiator::session::Command {
+            lun: 1,
+            cdb: vec![0; 6],
+            data_out: bytes::Bytes::new(),
+            read_len: 0,
+        };
+        let r = s.execute(tur).await.expect("TEST UNIT READY");
+        if r.status == 0 {
+            return;
+        }
+        assert_eq!(r.verdict(), hydra_initiator::Verdict::Retry, "{r:?}");
+    }
+    panic!("the LUN did not become ready");
+}
+
+/// kill -9 of hydra tgtd with commands in flight (the target frozen so they stay
+/// there): Down(Reset) at once, the commands back with a path error long before
+/// replacement_timeout, and Up again after the restart.
+#[test]
+fn reset_is_known_at_once_and_fails_commands_fast() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n");
+    let mut h = Hydra::start(&conf, |d| sparse(&d.join("a.img"), 32 << 20));
+    let addr: SocketAddr = format!("127.0.0.1:{}", h.port).parse().unwrap();
+    let rt = rt();
+    let s = Arc::new(
+        rt.block_on(async { Session::login_with(addr, cfg(), fail_fast()).await.unwrap() }),
+    );
+    let mut st = s.state();
+    assert!(s.path_state().is_up() && s.is_connected());
+    kill_with_commands_in_flight(&rt, &s, &mut st, &mut h.child, "hydra tgtd");
+    rt.block_on(async {
+        // While down, a new command fails at once, unsent.
+        match s.execute(read_cmd()).await {
+            Err(Error::PathFailed { sent: false, .. }) => {}
+            other => panic!("expected an unsent PathFailed, got {other:?}"),
+        }
+    });
+    let h = rt.block_on(async {
+        tokio::task::spawn_blocking(move || {
+            let mut h = h;
+            h.crash_and_restart();
+            h
+        })
+        .await
+        .unwrap()
+    });
+    rt.block_on(async {
+        let up = wait_state(&mut st, Duration::from_secs(30), |s| s.is_up()).await;
+        eprintln!("reset: {up:?}");
+        ready(&s).await;
+        assert!(s.execute(read_cmd()).await.unwrap().status == 0);
+        s.close().await.unwrap();
+        let end = wait_state(&mut st, Duration::from_secs(10), |s| {
+            *s == PathState::LoggedOut
+        })
+        .await;
+        assert_eq!(end, PathState::LoggedOut);
+    });
+    drop(h);
+}
+
+/// The same against Debian's tgtd: kill -9 with commands in flight.
+#[test]
+fn reset_of_debian_tgtd_fails_commands_fast() {
+    let (mut t, _dir) = Tgtd::with_disk(IQN, 32 << 20);
+    let addr: SocketAddr = format!("127.0.0.1:{}", t.port).parse().unwrap();
+    let rt = rt();
+    let s = Arc::new(
+        rt.block_on(async { Session::login_with(addr, cfg(), fail_fast()).await.unwrap() }),
+    );
+    let mut st = s.state();
+    kill_with_commands_in_flight(&rt, &s, &mut st, &mut t.child, "Debian tgtd");
+}
+
+/// Freeze the target so that 8 READs stay in flight, then kill -9 it: the path is
+/// Down(Reset) at once and the READs come back as PathFailed(Reset).
+fn kill_with_commands_in_flight(
+    rt: &tokio::runtime::Runtime,
+    s: &Arc<Session>,
+    st: &mut watch::Receiver<PathState>,
+    target: &mut std::process::Child,
+    what: &str,
+) {
+    rt.block_on(ready(s));
+    let frozen = freeze(target.id());
+    let inflight = rt.block_on(async {
+        let v = reads(s, 8);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        v
+    });
+    let killed = Instant::now();
+    let _ = target.kill();
+    let _ = target.wait();
+    drop(frozen);
+    rt.block_on(async {
+        let down = wait_state(st, Duration::from_secs(10), |s| !s.is_up()).await;
+        let took = killed.elapsed();
+        eprintln!("{what} killed: Down after {took:?}: {down:?}");
+        let reset = DownReason::Reset;
+        assert!(
+            matches!(down, PathState::Down { reason, .. } if reason == reset),
+            "{down:?}"
+        );
+        // At once: well inside one NOP interval + timeout.
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert!(!s.is_connected());
+        all_path_failed(inflight, reset).await;
+    });
+}
+
+/// withdraw_all on a stuck path (target frozen: the connection is up, nothing is
+/// answered): every command comes back at once with a path error, the connection is
+/// dropped (Down(Withdrawn)), and once the target runs again the session is
+/// reinstated and Up.
+#[test]
+fn withdraw_all_hands_back_stuck_commands() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n");
+    let h = Hydra::start(&conf, |d| sparse(&d.join("a.img"), 32 << 20));
+    let addr: SocketAddr = format!("127.0.0.1:{}", h.port).parse().unwrap();
+    // Pings off, so that only the withdrawal can end the connection; not fail-fast:
+    // withdrawing works on any session.
+    let t = Timeouts {
+        noop_interval: Duration::ZERO,
+        fail_fast: false,
+        ..fail_fast()
+    };
+    let rt = rt();
+    let s = Arc::new(rt.block_on(async { Session::login_with(addr, cfg(), t).await.unwrap() }));
+    let mut st = s.state();
+    rt.block_on(ready(&s));
+    let frozen = h.freeze();
+    rt.block_on(async {
+        let inflight = reads(&s, 6);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            inflight.iter().all(|h| !h.is_finished()),
+            "the target is frozen"
+        );
+        let n = s.withdraw_all().await.unwrap();
+        assert_eq!(n, 6);
+        all_path_failed(inflight, DownReason::Withdrawn).await;
+        let down = wait_state(&mut st, Duration::from_secs(5), |s| !s.is_up()).await;
+        assert!(
+            matches!(
+                down,
+                PathState::Down {
+                    reason: DownReason::Withdrawn,
+                    ..
+                }
+            ),
+            "{down:?}"
+        );
+        // Nothing outstanding: nothing to withdraw.
+        assert_eq!(s.withdraw_all().await.unwrap(), 0);
+    });
+    frozen.thaw();
+    rt.block_on(async {
+        wait_state(&mut st, Duration::from_secs(30), |s| s.is_up()).await;
+        ready(&s).await;
+        assert_eq!(s.execute(read_cmd()).await.unwrap().status, 0);
+    });
+}
+
+/// A silent loss: hydra tgtd on host 1 of a namespace bed, the session on host 2; host
+/// 1's link is cut on the bridge (no RST, no FIN). The state goes Down(NopTimeout)
+/// within noop_out_interval + noop_out_timeout of the cut (+ slack), the commands sent
+/// into the cut come back with a path error, and after the heal the session logs in
+/// again and reports Up.
+#[test]
+fn silent_loss_is_a_nop_timeout_and_heals() {
+    silent_loss("hydra tgtd", |cluster, dir, portal| {
+        std::fs::write(
+            dir.join("targets.conf"),
+            format!(
+                "<target {IQN}>\n    backing-store {}\n</target>\n",
+                dir.join("a.img").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("target.log")).unwrap();
+        cluster
+            .command(1, hydra())
+            .args(["tgtd", "-f", "--iscsi", &format!("portal={portal}")])
+            .args(["-C", "11", "--run-dir"])
+            .arg(dir.join("run"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--conf")
+            .arg(dir.join("targets.conf"))
+            .env("RUST_LOG", "info")
+            .stderr(log)
+            .spawn()
+            .expect("spawn hydra tgtd")
+    });
+}
+
+/// The same against Debian's tgtd in host 1 (its control socket in the host's own
+/// /run, so tgtadm runs there too).
+#[test]
+fn silent_loss_with_debian_tgtd() {
+    silent_loss("tgtd", |cluster, dir, portal| {
+        assert!(
+            Tgtd::available(),
+            "Debian's tgtd is missing: run scripts/setup.sh"
+        );
+        let log = std::fs::File::create(dir.join("target.log")).unwrap();
+        let mut child = cluster
+            .command(1, "/usr/sbin/tgtd")
+            .args(["-f", "--iscsi", &format!("portal={portal}"), "-C", "11"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tgtd");
+        for args in one_lun_target(IQN, &dir.join("a.img")) {
+            let start = std::time::Instant::now();
+            loop {
+                let mut cmd = vec!["tgtadm", "-C", "11", "--lld", "iscsi"];
+                cmd.extend(args.iter().map(String::as_str));
+                let o = cluster.exec(1, &cmd);
+                if o.status.success() {
+                    break;
+                }
+                // The control socket appears a moment after start.
+                if start.elapsed() > Duration::from_secs(20) || child.try_wait().unwrap().is_some()
+                {
+                    panic!("tgtadm {args:?}: {}", text(&o));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        child
+    });
+}
+
+/// The bed of the silent loss tests: two hosts, the target that `start` runs in host
+/// 1 (given the host's directory, holding a.img, and the portal), the session in host 2.
+fn silent_loss(
+    what: &str,
+    start: impl FnOnce(&Cluster, &std::path::Path, SocketAddr) -> std::process::Child,
+) {
+    let cluster = Cluster::hosts(2);
+    let dir = cluster.dir(1).to_path_buf();
+    sparse(&dir.join("a.img"), 32 << 20);
+    let portal = SocketAddr::from((cluster.addr(1), 3260));
+    let mut tgtd = start(&cluster, &dir, portal);
+    let host2 = cluster.netns_path(2);
+    // The session lives on a thread moved into host 2's namespace; the cut and heal run
+    // `ip` from the machine's own namespace, which this thread keeps while it waits.
+    // SAFETY: gettid(2) cannot fail and touches no memory.
+    let root = format!("/proc/self/task/{}/ns/net", unsafe { libc::gettid() });
+    let result = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            enter_net(&host2);
+            let in_root = |f: &dyn Fn()| {
+                enter_net(&root);
+                f();
+                enter_net(&host2);
+            };
+            rt().block_on(async {
+                let started = Instant::now();
+                let s = loop {
+                    match Session::login_with(portal, cfg(), fail_fast()).await {
+                        Ok(s) => break Arc::new(s),
+                        Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                            eprintln!("login: {e}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => panic!("{what} in host 1 did not answer: {e}"),
+                    }
+                };
+                let mut st = s.state();
+                ready(&s).await;
+                let before = match s.path_state() {
+                    PathState::Up { since } => since,
+                    other => panic!("{other:?}"),
+                };
+                in_root(&|| cluster.cut(1));
+                let cut = Instant::now();
+                let inflight = reads(&s, 8);
+                let down = wait_state(&mut st, Duration::from_secs(20), |s| !s.is_up()).await;
+                let took = cut.elapsed();
+                eprintln!("{what}, silent loss: Down {took:?} after the cut: {down:?}");
+                assert!(
+                    matches!(
+                        down,
+                        PathState::Down {
+                            reason: DownReason::NopTimeout,
+                            ..
+                        }
+                    ),
+                    "{down:?}"
+                );
+                // Not before a ping went unanswered for noop_out_timeout; within
+                // interval + timeout of the last answer (before the cut) + slack.
+                assert!(took >= Duration::from_millis(900), "{took:?}");
+                assert!(took < Duration::from_secs(2 + 3), "{took:?}");
+                all_path_failed(inflight, DownReason::NopTimeout).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                assert!(!s.path_state().is_up(), "up while cut");
+                in_root(&|| cluster.heal(1));
+                let healed = Instant::now();
+                let up = wait_state(&mut st, Duration::from_secs(30), |s| s.is_up()).await;
+                eprintln!(
+                    "{what}, silent loss: Up {:?} after the heal: {up:?}",
+                    healed.elapsed()
+                );
+                match up {
+                    PathState::Up { since } => assert!(since > before),
+                    other => panic!("{other:?}"),
+                }
+                ready(&s).await;
+                assert_eq!(s.execute(read_cmd()).await.unwrap().status, 0);
+                s.close().await.unwrap();
+            });
+        })
+        .join()
+    });
+    let _ = tgtd.kill();
+    let _ = tgtd.wait();
+    if let Err(panic) = result {
+        eprintln!(
+            "--- {what} log ---\n{}",
+            std::fs::read_to_string(dir.join("target.log")).unwrap_or_default()
+        );
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A login refused on reconnect is the reason the path stays down: Debian's tgtd drops
+/// the connection (`tgtadm --mode conn --op delete`) after the initiator's access was
+/// unbound, so the session's next logins are refused (tgt says "target not found",
+/// RFC 7143 §11.13.5 0x0203); once bound again, the session comes back Up.
+#[test]
+fn login_refused_on_reconnect_is_reported() {
+    let (t, _dir) = Tgtd::with_disk(IQN, 32 << 20);
+    let addr: SocketAddr = format!("127.0.0.1:{}", t.port).parse().unwrap();
+    let rt = rt();
+    let s = rt.block_on(async { Session::login_with(addr, cfg(), fail_fast()).await.unwrap() });
+    let mut st = s.state();
+    rt.block_on(ready(&s));
+    let show = run(
+        std::process::Command::new("tgtadm")
+            .args(["-C", &t.control_port.to_string(), "--lld", "iscsi"])
+            .args(["--mode", "target", "--op", "show"]),
+        Duration::from_secs(20),
+    );
+    let sid = text(&show)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("I_T nexus: "))
+        .unwrap_or_else(|| panic!("no I_T nexus in {}", text(&show)))
+        .trim()
+        .to_string();
+    t.tgtadm(&[
+        "--mode", "target", "--op", "unbind", "--tid", "1", "-I", "ALL",
+    ]);
+    t.tgtadm(&[
+        "--mode", "conn", "--op", "delete", "--tid", "1", "--sid", &sid, "--cid", "0",
+    ]);
+    rt.block_on(async {
+        let refused = wait_state(&mut st, Duration::from_secs(20), |s| {
+            matches!(
+                s,
+                PathState::Down {
+                    reason: DownReason::LoginRefused(_),
+                    ..
+                }
+            )
+        })
+        .await;
+        eprintln!("{refused:?}");
+        let PathState::Down {
+            reason: DownReason::LoginRefused(status),
+            ..
+        } = refused
+        else {
+            unreachable!()
+        };
+        // tgt answers an initiator its ACL does not admit as if the target did not
+        // exist: 0x0203 "target not found".
+        assert_eq!((status.0, status.1), (2, 3), "target not found");
+    });
+    t.tgtadm(&[
+        "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ]);
+    rt.block_on(async {
+        wait_state(&mut st, Duration::from_secs(20), |s| s.is_up()).await;
+        ready(&s).await;
+    });
+}
