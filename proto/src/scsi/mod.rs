@@ -2,7 +2,10 @@
 //! (SPC-4 §4.5), and the INQUIRY/VPD encoders (SPC-4 §6.6, §7.8), including tgt's device
 //! identity so that WWIDs stay the same when tgtd is replaced.
 
+mod code;
+
 pub mod cdb;
+pub mod pr;
 pub mod sense;
 pub mod vpd;
 
