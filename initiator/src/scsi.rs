@@ -245,7 +245,7 @@ impl Session {
 
     /// UNMAP (SBC-3 §5.28) of `(lba, blocks)` ranges.
     pub async fn unmap(&self, lun: u64, ranges: &[(u64, u32)]) -> Result<Result<(), Failed>> {
-        let p = hydra_proto::scsi::unmap_parameter_list(ranges);
+        let p = hydra_proto::scsi::unmap::parameter_list(ranges);
         let l = (p.len() as u16).to_be_bytes();
         let c = [0x42, 0, 0, 0, 0, 0, 0, l[0], l[1], 0];
         Ok(self.scsi(lun, &c, p.into(), 0).await?.map(|_| ()))

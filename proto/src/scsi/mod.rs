@@ -4,10 +4,15 @@
 
 mod code;
 
+pub mod alua;
+pub mod capacity;
 pub mod cdb;
 pub mod pr;
+pub mod report_luns;
 pub mod sense;
+pub mod unmap;
 pub mod vpd;
+pub mod wwid;
 
 pub use sense::Sense;
 
@@ -33,6 +38,7 @@ pub mod op {
     pub const RESERVE_6: u8 = 0x16;
     pub const RELEASE_6: u8 = 0x17;
     pub const MODE_SENSE_6: u8 = 0x1a;
+    pub const RECEIVE_DIAGNOSTIC: u8 = 0x1c;
     pub const START_STOP_UNIT: u8 = 0x1b;
     pub const SEND_DIAGNOSTIC: u8 = 0x1d;
     pub const PREVENT_ALLOW: u8 = 0x1e;
@@ -46,6 +52,8 @@ pub mod op {
     pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
     pub const WRITE_SAME_10: u8 = 0x41;
     pub const UNMAP: u8 = 0x42;
+    pub const LOG_SELECT: u8 = 0x4c;
+    pub const LOG_SENSE: u8 = 0x4d;
     pub const MODE_SELECT_10: u8 = 0x55;
     pub const RESERVE_10: u8 = 0x56;
     pub const RELEASE_10: u8 = 0x57;
@@ -103,20 +111,6 @@ pub fn encode_lun(n: u64) -> u64 {
     } else {
         (0x4000 | (n & 0x3fff)) << 48
     }
-}
-
-/// An UNMAP parameter list (SBC-3 §5.28.2): the 8-byte header, then one 16-byte block
-/// descriptor (LBA, block count, reserved) per `(lba, blocks)` range.
-pub fn unmap_parameter_list(ranges: &[(u64, u32)]) -> Vec<u8> {
-    let mut p = vec![0u8; 8];
-    p[0..2].copy_from_slice(&((6 + 16 * ranges.len()) as u16).to_be_bytes());
-    p[2..4].copy_from_slice(&((16 * ranges.len()) as u16).to_be_bytes());
-    for (lba, n) in ranges {
-        p.extend_from_slice(&lba.to_be_bytes());
-        p.extend_from_slice(&n.to_be_bytes());
-        p.extend_from_slice(&[0; 4]);
-    }
-    p
 }
 
 /// CDB length from the opcode's group code (SPC-4 §4.2.5.1); None for groups whose
