@@ -21,7 +21,7 @@ use hydra_proto::scsi::pr::{
 };
 use hydra_proto::scsi::report_luns::ReportLuns;
 use hydra_proto::scsi::sense::key;
-use hydra_proto::scsi::{op, status, unmap, vpd, Sense};
+use hydra_proto::scsi::{status, unmap, vpd, Opcode, Sense};
 
 use crate::conn::Session;
 use crate::session::{Command, Reply};
@@ -141,7 +141,7 @@ impl Session {
         blocks: u32,
         block_size: u32,
     ) -> Result<Result<Bytes, Failed>> {
-        let c = BlockCdb::new(lba, blocks).emit16(op::READ_16);
+        let c = BlockCdb::new(lba, blocks).emit16(Opcode::Read16);
         Ok(self
             .scsi(lun, &c, Bytes::new(), blocks * block_size)
             .await?
@@ -168,7 +168,7 @@ impl Session {
             fua,
             ..BlockCdb::new(lba, blocks)
         }
-        .emit16(op::WRITE_16);
+        .emit16(Opcode::Write16);
         self.no_data(lun, &c, data).await
     }
 
@@ -182,7 +182,7 @@ impl Session {
     /// SYNCHRONIZE CACHE (16) of the whole LUN (SBC-3 §5.23): the target writes back
     /// what it cached before answering.
     pub async fn synchronize_cache(&self, lun: u64) -> Result<Result<(), Failed>> {
-        let c = BlockCdb::new(0, 0).emit16(op::SYNCHRONIZE_CACHE_16);
+        let c = BlockCdb::new(0, 0).emit16(Opcode::SynchronizeCache16);
         self.no_data(lun, &c, Bytes::new()).await
     }
 

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::RwLock;
 
 use hydra_proto::scsi::alua::{status_code, support, PortGroup, TargetPortGroups};
-use hydra_proto::scsi::Sense;
+use hydra_proto::scsi::{Opcode, Sense};
 
 use crate::config::{cfg_err, PortalGroup};
 use crate::registry::Portal;
@@ -182,9 +182,10 @@ pub fn report_target_port_groups(groups: &[GroupView], extended: bool) -> Vec<u8
 /// answer with (SPC-4 §5.15.2.4.4 standby, §5.15.2.4.5 unavailable). Active states allow
 /// everything.
 pub fn check(state: AccessState, opcode: u8, service_action: Option<u8>) -> Option<Sense> {
-    use hydra_proto::scsi::op;
-    let always = matches!(opcode, op::INQUIRY | op::REPORT_LUNS | op::REQUEST_SENSE)
-        || (opcode == op::MAINTENANCE_IN
+    use hydra_proto::scsi::{op, Opcode::*};
+    let opcode = Opcode::from(opcode);
+    let always = matches!(opcode, Inquiry | ReportLuns | RequestSense)
+        || (opcode == MaintenanceIn
             && matches!(
                 service_action,
                 Some(op::MI_REPORT_TARGET_PORT_GROUPS | op::MI_REPORT_SUPPORTED_OPCODES)
@@ -197,16 +198,16 @@ pub fn check(state: AccessState, opcode: u8, service_action: Option<u8>) -> Opti
             let allowed = always
                 || matches!(
                     opcode,
-                    op::MODE_SELECT_6
-                        | op::MODE_SELECT_10
-                        | op::MODE_SENSE_6
-                        | op::MODE_SENSE_10
-                        | op::LOG_SELECT
-                        | op::LOG_SENSE
-                        | op::PERSISTENT_RESERVE_IN
-                        | op::PERSISTENT_RESERVE_OUT
-                        | op::RECEIVE_DIAGNOSTIC
-                        | op::SEND_DIAGNOSTIC
+                    ModeSelect6
+                        | ModeSelect10
+                        | ModeSense6
+                        | ModeSense10
+                        | LogSelect
+                        | LogSense
+                        | PersistentReserveIn
+                        | PersistentReserveOut
+                        | ReceiveDiagnostic
+                        | SendDiagnostic
                 );
             (!allowed).then(|| Sense::not_ready(0x04, 0x0b))
         }

@@ -2,7 +2,7 @@
 //! VERIFY, WRITE AND VERIFY, PRE-FETCH and SYNCHRONIZE CACHE families in their 6, 10, 12
 //! and 16 byte forms, so range checks and flag handling live in one place.
 
-use super::op;
+use super::{op, Opcode};
 
 /// Big-endian field readers over a CDB (callers check the CDB length first).
 pub fn be16(b: &[u8], off: usize) -> u16 {
@@ -56,9 +56,9 @@ impl BlockCdb {
     /// The 16-byte CDB of `opcode` (READ(16), WRITE(16), VERIFY(16), WRITE AND
     /// VERIFY(16), PRE-FETCH(16), SYNCHRONIZE CACHE(16); SBC-3 §5): LBA at 2, count at
     /// 10, flags in byte 1 (BYTCHK and IMMED share bit 1: set the one the opcode has).
-    pub fn emit16(&self, opcode: u8) -> [u8; 16] {
+    pub fn emit16(&self, opcode: Opcode) -> [u8; 16] {
         let mut c = [0u8; 16];
-        c[0] = opcode;
+        c[0] = opcode.into();
         c[1] = (self.protect & 7) << 5
             | (self.dpo as u8) << 4
             | (self.fua as u8) << 3
@@ -197,7 +197,7 @@ mod tests {
             ..BlockCdb::new(0x0102, 8)
         };
         assert_eq!(
-            w.emit16(op::WRITE_16),
+            w.emit16(Opcode::Write16),
             [0x8a, 0x08, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 8, 0, 0]
         );
         assert_eq!(
@@ -242,7 +242,7 @@ mod tests {
         fn parse_emit_parse_is_identity(mut c in proptest::array::uniform16(any::<u8>()), i in 0..6usize) {
             c[0] = SIXTEEN[i];
             let b = block(&c).unwrap();
-            prop_assert_eq!(block(&b.emit16(c[0])), Some(b));
+            prop_assert_eq!(block(&b.emit16(c[0].into())), Some(b));
         }
 
         #[test]

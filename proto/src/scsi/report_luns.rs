@@ -19,7 +19,7 @@ impl ReportLuns {
             return Err(Error::truncated(WHAT, 8, d.len()));
         }
         let n = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize;
-        if n % 8 != 0 {
+        if !n.is_multiple_of(8) {
             return Err(Error::malformed(WHAT, format!("LUN list length {n}")));
         }
         let list = d

@@ -33,7 +33,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use hydra_proto::scsi::pr::{InAction, InCdb, OutAction, OutCdb, PrType};
-use hydra_proto::scsi::{op, status, Sense};
+use hydra_proto::scsi::{op, status, Opcode, Sense};
 use serde::{Deserialize, Serialize};
 
 use super::{Lun, ScsiOutcome, ScsiRequest};
@@ -170,32 +170,16 @@ enum Access {
 }
 
 fn access(opcode: u8) -> Access {
-    match opcode {
-        op::INQUIRY
-        | op::REPORT_LUNS
-        | op::REQUEST_SENSE
-        | op::TEST_UNIT_READY
-        | op::PERSISTENT_RESERVE_IN
-        | op::PERSISTENT_RESERVE_OUT
-        | op::READ_CAPACITY_10
-        | op::MAINTENANCE_IN
-        | op::RELEASE_6
-        | op::RELEASE_10 => Access::Always,
-        op::SERVICE_ACTION_IN_16 => Access::Always, // READ CAPACITY(16), GET LBA STATUS
-        op::READ_6
-        | op::READ_10
-        | op::READ_12
-        | op::READ_16
-        | op::VERIFY_10
-        | op::VERIFY_12
-        | op::VERIFY_16
-        | op::PRE_FETCH_10
-        | op::PRE_FETCH_16
-        | op::MODE_SENSE_6
-        | op::MODE_SENSE_10
-        | op::READ_DEFECT_DATA_10
-        | op::READ_DEFECT_DATA_12
-        | op::RECEIVE_COPY_RESULTS => Access::Read,
+    use Opcode::*;
+    match Opcode::from(opcode) {
+        Inquiry | ReportLuns | RequestSense | TestUnitReady | PersistentReserveIn
+        | PersistentReserveOut | ReadCapacity10 | MaintenanceIn | Release6 | Release10 => {
+            Access::Always
+        }
+        ServiceActionIn16 => Access::Always, // READ CAPACITY(16), GET LBA STATUS
+        Read6 | Read10 | Read12 | Read16 | Verify10 | Verify12 | Verify16 | PreFetch10
+        | PreFetch16 | ModeSense6 | ModeSense10 | ReadDefectData10 | ReadDefectData12
+        | ReceiveCopyResults => Access::Read,
         _ => Access::Write,
     }
 }
@@ -290,10 +274,11 @@ impl Reservations {
         let s = self.lock();
         if let Some(holder) = &s.reserved_by {
             // SPC-2 §5.5.1: everything but a few commands conflicts for other nexuses.
+            use Opcode::*;
             let allowed = matches!(
-                opcode,
-                op::INQUIRY | op::REPORT_LUNS | op::REQUEST_SENSE | op::RELEASE_6 | op::RELEASE_10
-            ) || opcode == op::MAINTENANCE_IN;
+                Opcode::from(opcode),
+                Inquiry | ReportLuns | RequestSense | Release6 | Release10 | MaintenanceIn
+            );
             return (holder != n && !allowed).then(conflict);
         }
         let res = s.pr.reservation.as_ref()?;
