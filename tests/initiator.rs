@@ -518,7 +518,7 @@ fn cluster_commands_through_the_library() {
                 (0xb, None, "iqn.2026-11.org.hydra:node2")
             ]
         );
-        a.pr_preempt_and_abort(1, 0xa, 0xb, wero)
+        a.pr_preempt(1, 0xa, 0xb, wero, true)
             .await
             .unwrap()
             .unwrap();

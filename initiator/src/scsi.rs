@@ -8,7 +8,7 @@
 //! Persistent reservations, as fence_scsi uses them (SPC-4 §5.13): each node registers
 //! its key ([`Session::pr_register`] or [`Session::pr_register_and_ignore`]), one holds a
 //! Write Exclusive - Registrants Only reservation ([`Session::pr_reserve`]), and fencing a
-//! node is [`Session::pr_preempt_and_abort`] of its key; [`Session::read_keys`],
+//! node is [`Session::pr_preempt`] with abort of its key; [`Session::read_keys`],
 //! [`Session::read_reservation`] and [`Session::read_full_status`] show the state.
 
 use bytes::Bytes;
@@ -312,29 +312,22 @@ impl Session {
     }
 
     /// PREEMPT (SPC-4 §5.13.11.4): remove the registrations of `victim`, taking the
-    /// reservation (as `rtype`) if the victim held it.
+    /// reservation (as `rtype`) if the victim held it. With `abort`, PREEMPT AND ABORT:
+    /// the victim's commands in flight are aborted too — how fence_scsi fences a node.
     pub async fn pr_preempt(
         &self,
         lun: u64,
         key: u64,
         victim: u64,
         rtype: PrType,
+        abort: bool,
     ) -> Result<Result<(), Failed>> {
-        self.pr_keys(lun, OutAction::Preempt, rtype, key, victim)
-            .await
-    }
-
-    /// PREEMPT AND ABORT: as [`Session::pr_preempt`], and the victim's commands in
-    /// flight are aborted. This is how fence_scsi fences a node.
-    pub async fn pr_preempt_and_abort(
-        &self,
-        lun: u64,
-        key: u64,
-        victim: u64,
-        rtype: PrType,
-    ) -> Result<Result<(), Failed>> {
-        self.pr_keys(lun, OutAction::PreemptAndAbort, rtype, key, victim)
-            .await
+        let action = if abort {
+            OutAction::PreemptAndAbort
+        } else {
+            OutAction::Preempt
+        };
+        self.pr_keys(lun, action, rtype, key, victim).await
     }
 
     /// PERSISTENT RESERVE IN of `action`, decoded with `parse`.

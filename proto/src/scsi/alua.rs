@@ -3,6 +3,7 @@
 //! and its parameter data, in the length-only and the extended header formats. The
 //! target emits one descriptor per portal group; multipath reads them to pick paths.
 
+use super::cdb::checked;
 use super::code::enum_with_unknown;
 use super::op;
 use crate::{Error, Result};
@@ -82,13 +83,11 @@ impl RtpgCdb {
 
     pub fn parse(cdb: &[u8]) -> Result<RtpgCdb> {
         const WHAT: &str = "REPORT TARGET PORT GROUPS CDB";
-        if cdb.len() < Self::LEN {
-            return Err(Error::truncated(WHAT, Self::LEN, cdb.len()));
-        }
-        if cdb[0] != op::MAINTENANCE_IN || cdb[1] & 0x1f != op::MI_REPORT_TARGET_PORT_GROUPS {
+        let cdb = checked(cdb, op::MAINTENANCE_IN, Self::LEN, WHAT)?;
+        if cdb[1] & 0x1f != op::MI_REPORT_TARGET_PORT_GROUPS {
             return Err(Error::malformed(
                 WHAT,
-                format!("opcode 0x{:02x}/0x{:02x}", cdb[0], cdb[1] & 0x1f),
+                format!("service action 0x{:02x}", cdb[1] & 0x1f),
             ));
         }
         Ok(RtpgCdb {

@@ -23,6 +23,26 @@ pub fn be64(b: &[u8], off: usize) -> u64 {
     u64::from_be_bytes(a)
 }
 
+/// `cdb` once it is checked to hold `len` bytes and start with `opcode`: what a typed
+/// CDB's `parse` starts with. `what` names the command in the error.
+pub(crate) fn checked<'a>(
+    cdb: &'a [u8],
+    opcode: u8,
+    len: usize,
+    what: &'static str,
+) -> crate::Result<&'a [u8]> {
+    if cdb.len() < len {
+        return Err(crate::Error::truncated(what, len, cdb.len()));
+    }
+    if cdb[0] != opcode {
+        return Err(crate::Error::malformed(
+            what,
+            format!("opcode 0x{:02x}", cdb[0]),
+        ));
+    }
+    Ok(&cdb[..len])
+}
+
 /// What a block-access CDB asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockCdb {
@@ -136,15 +156,7 @@ pub fn block(cdb: &[u8]) -> Option<BlockCdb> {
     if need == 6 {
         let lba = (be24(cdb, 1) & 0x1f_ffff) as u64;
         let blocks = if cdb[4] == 0 { 256 } else { cdb[4] as u32 };
-        return Some(BlockCdb {
-            lba,
-            blocks,
-            fua: false,
-            dpo: false,
-            protect: 0,
-            bytchk: 0,
-            immed: false,
-        });
+        return Some(BlockCdb::new(lba, blocks));
     }
     let (lba, blocks) = match need {
         10 => (be32(cdb, 2) as u64, be16(cdb, 7) as u32),

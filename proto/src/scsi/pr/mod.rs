@@ -75,6 +75,16 @@ enum_with_unknown! {
 }
 
 impl PrType {
+    /// Every type SPC-4 defines.
+    pub const ALL: [PrType; 6] = [
+        PrType::WriteExclusive,
+        PrType::ExclusiveAccess,
+        PrType::WriteExclusiveRegistrantsOnly,
+        PrType::ExclusiveAccessRegistrantsOnly,
+        PrType::WriteExclusiveAllRegistrants,
+        PrType::ExclusiveAccessAllRegistrants,
+    ];
+
     /// Every registrant holds an all-registrants reservation (SPC-4 §5.13.10), which
     /// READ RESERVATION reports with key 0.
     pub fn all_registrants(self) -> bool {

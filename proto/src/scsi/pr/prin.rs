@@ -7,6 +7,7 @@
 //! larger allocation length), never a silently shorter list.
 
 use super::{be32, be64, InAction, PrType, TransportId};
+use crate::scsi::cdb::checked;
 use crate::scsi::op;
 use crate::{Error, Result};
 
@@ -24,19 +25,8 @@ impl InCdb {
 
     /// Read the fields of a PERSISTENT RESERVE IN CDB.
     pub fn parse(cdb: &[u8]) -> Result<InCdb> {
-        if cdb.len() < Self::LEN {
-            return Err(Error::truncated(
-                "PERSISTENT RESERVE IN CDB",
-                Self::LEN,
-                cdb.len(),
-            ));
-        }
-        if cdb[0] != op::PERSISTENT_RESERVE_IN {
-            return Err(Error::malformed(
-                "PERSISTENT RESERVE IN CDB",
-                format!("opcode 0x{:02x}", cdb[0]),
-            ));
-        }
+        let what = "PERSISTENT RESERVE IN CDB";
+        let cdb = checked(cdb, op::PERSISTENT_RESERVE_IN, Self::LEN, what)?;
         Ok(InCdb {
             action: cdb[1].into(),
             alloc_len: u16::from_be_bytes([cdb[7], cdb[8]]),
@@ -469,15 +459,7 @@ mod tests {
 
     #[test]
     fn capabilities_as_hydra_reports_them() {
-        use PrType::*;
-        let all = [
-            WriteExclusive,
-            ExclusiveAccess,
-            WriteExclusiveRegistrantsOnly,
-            ExclusiveAccessRegistrantsOnly,
-            WriteExclusiveAllRegistrants,
-            ExclusiveAccessAllRegistrants,
-        ];
+        let all = PrType::ALL;
         let c = ReportCapabilities {
             sip_c: true,
             atp_c: true,

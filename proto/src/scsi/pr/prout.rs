@@ -3,8 +3,9 @@
 //! parameter list (§6.16.4).
 
 use super::{be32, be64, OutAction, ParamError, PrType, TransportId};
+use crate::scsi::cdb::checked;
 use crate::scsi::op;
-use crate::{Error, Result};
+use crate::Result;
 
 /// The PERSISTENT RESERVE OUT CDB (SPC-4 §6.16.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,19 +35,8 @@ impl OutCdb {
 
     /// Read the fields of a PERSISTENT RESERVE OUT CDB.
     pub fn parse(cdb: &[u8]) -> Result<OutCdb> {
-        if cdb.len() < Self::LEN {
-            return Err(Error::truncated(
-                "PERSISTENT RESERVE OUT CDB",
-                Self::LEN,
-                cdb.len(),
-            ));
-        }
-        if cdb[0] != op::PERSISTENT_RESERVE_OUT {
-            return Err(Error::malformed(
-                "PERSISTENT RESERVE OUT CDB",
-                format!("opcode 0x{:02x}", cdb[0]),
-            ));
-        }
+        let what = "PERSISTENT RESERVE OUT CDB";
+        let cdb = checked(cdb, op::PERSISTENT_RESERVE_OUT, Self::LEN, what)?;
         Ok(OutCdb {
             action: cdb[1].into(),
             scope: cdb[2] >> 4,

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use hydra_proto::scsi::pr::{InAction, InCdb, OutAction, OutCdb, PrType};
+use hydra_proto::scsi::pr::{InAction, InCdb, MoveParams, OutAction, OutCdb, OutParams, PrType};
 use hydra_proto::scsi::{op, status, Opcode, Sense};
 use serde::{Deserialize, Serialize};
 
@@ -388,12 +388,12 @@ impl Reservations {
             }
         }
         let result = if sa == OutAction::RegisterAndMove {
-            match wire::move_params(p) {
+            match MoveParams::parse(p) {
                 Ok(m) => register_and_move(&mut s, n, rtype, &m),
-                Err(e) => Err(Refused::Check(e)),
+                Err(e) => Err(Refused::Check(e.into())),
             }
         } else {
-            match wire::prout_params(p, n.target_port) {
+            match OutParams::parse(p) {
                 Ok(params) => match sa {
                     OutAction::Register | OutAction::RegisterAndIgnoreExistingKey => register(
                         &mut s,
@@ -406,7 +406,7 @@ impl Reservations {
                     OutAction::Clear => clear(&mut s, n, params.key, &mut uas),
                     _ => preempt(&mut s, n, &params, rtype, &mut uas),
                 },
-                Err(e) => Err(Refused::Check(e)),
+                Err(e) => Err(Refused::Check(e.into())),
             }
         };
         match result {
@@ -478,7 +478,7 @@ fn registered_with(s: &State, n: &ItNexus, key: u64) -> Result<usize, Refused> {
 }
 
 /// REGISTER and REGISTER AND IGNORE EXISTING KEY (§5.13.7).
-fn register(s: &mut State, n: &ItNexus, p: &wire::ProutParams, ignore: bool) -> Step {
+fn register(s: &mut State, n: &ItNexus, p: &OutParams, ignore: bool) -> Step {
     match s.find(n) {
         None => {
             if !ignore && p.key != 0 {
@@ -493,13 +493,11 @@ fn register(s: &mut State, n: &ItNexus, p: &wire::ProutParams, ignore: bool) -> 
                     return check_step(Sense::invalid_cdb_field(1, Some(4)));
                 }
                 for t in &p.transport_ids {
-                    if s.registrants.iter().any(|r| r.same_identity(t)) {
+                    let t = wire::registrant(t, n.target_port, p.all_tg_pt);
+                    if s.registrants.iter().any(|r| r.same_identity(&t)) {
                         return check_step(Sense::invalid_param_field(28));
                     }
-                    new.push(Registrant {
-                        key: p.sa_key,
-                        ..t.clone()
-                    });
+                    new.push(Registrant { key: p.sa_key, ..t });
                 }
             }
             if s.registrants.len() + new.len() > MAX_REGISTRANTS {
@@ -591,7 +589,7 @@ fn clear(s: &mut State, n: &ItNexus, key: u64, uas: &mut Vec<(Registrant, u8, u8
 fn preempt(
     s: &mut State,
     n: &ItNexus,
-    p: &wire::ProutParams,
+    p: &OutParams,
     rtype: PrType,
     uas: &mut Vec<(Registrant, u8, u8)>,
 ) -> Step {
@@ -663,7 +661,7 @@ fn preempt(
 }
 
 /// REGISTER AND MOVE (§5.13.8).
-fn register_and_move(s: &mut State, n: &ItNexus, rtype: PrType, m: &wire::MoveParams) -> Step {
+fn register_and_move(s: &mut State, n: &ItNexus, rtype: PrType, m: &MoveParams) -> Step {
     let me = registered_with(s, n, m.key)?;
     // Only the holder of a reservation that is not all-registrants may move it.
     if !s.is_holder_index(me) || s.all_registrants() {
@@ -674,7 +672,7 @@ fn register_and_move(s: &mut State, n: &ItNexus, rtype: PrType, m: &wire::MovePa
     }
     let dest = Registrant {
         key: m.sa_key,
-        ..m.dest.clone()
+        ..wire::registrant(&m.dest, m.target_port, false)
     };
     if dest.covers(n) {
         return check_step(Sense::invalid_param_field(24));
