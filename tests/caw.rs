@@ -110,8 +110,14 @@ fn one_winner_per_round_and_no_torn_block() {
     assert_eq!(r.status, 0);
     let last = winners.last().unwrap()[0];
     assert_eq!(r.data, pattern(ROUNDS, last));
-    // Different winners over the rounds: the race is real, not serialised by login order.
+    // Different winners over the rounds: the race is real, not serialised by login order
+    // (one session winning all 40 rounds of an 8-way race would mean the others never
+    // got their command in first: the test would not be testing a race).
     let distinct: std::collections::BTreeSet<_> = winners.iter().map(|w| w[0]).collect();
     println!("winners over {ROUNDS} rounds: {distinct:?}");
+    assert!(
+        distinct.len() > 1,
+        "one session won every round ({distinct:?}): the sessions did not race"
+    );
     s.logout().unwrap();
 }

@@ -230,10 +230,10 @@ fn iscsi_perf_cli() {
             .unwrap_or_else(|| panic!("{extra:?}: last line {last:?}"));
         assert!(iops > 0, "{out}");
     }
-    // --verify checks what the run writes; asked without -w it is refused.
+    // FUA is a write flag; asked without -w it is refused.
     let o = run(
         std::process::Command::new(hydra())
-            .args(["iscsi-perf", "--verify", "-t", "1"])
+            .args(["iscsi-perf", "--fua", "-t", "1"])
             .arg(h.url(IQN, 1)),
         std::time::Duration::from_secs(10),
     );
@@ -246,6 +246,58 @@ fn iscsi_perf_cli() {
     );
     assert!(!o.status.success());
     assert!(text(&o).contains("bad iSCSI URL"), "{}", text(&o));
+}
+
+/// `hydra iscsi-perf --verify` checks what it reads, not only what it writes: after
+/// `--fill` every block carries its LBA; a block changed in the backing file behind the
+/// target fails the next read run, which names that block's LBA.
+#[test]
+fn iscsi_perf_verify_catches_corrupt_reads() {
+    use std::os::unix::fs::FileExt;
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n");
+    let h = Hydra::start(&conf, |d| sparse(&d.join("a.img"), 4 << 20));
+    let perf = |extra: &[&str]| {
+        run(
+            std::process::Command::new(hydra())
+                .args(["iscsi-perf", "-t", "2", "-m", "8", "-b", "16", "--verify"])
+                .args(extra)
+                .arg(h.url(IQN, 1)),
+            std::time::Duration::from_secs(60),
+        )
+    };
+    for extra in [
+        &["--fill"][..],
+        &[][..],
+        &["-r"][..],
+        &["-w", "--fua", "-r"][..],
+    ] {
+        let o = perf(extra);
+        assert!(o.status.success(), "{extra:?}: {}", text(&o));
+    }
+    // One block (LBA 777, inside the first transfers of a sequential run) gets another
+    // block's data, as a misdirected write would leave it.
+    let img = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(h.path("a.img"))
+        .unwrap();
+    let mut other = vec![0u8; 512];
+    img.read_exact_at(&mut other, 5 * 512).unwrap();
+    img.write_all_at(&other, 777 * 512).unwrap();
+    let o = perf(&[]);
+    let out = text(&o);
+    assert!(
+        !o.status.success(),
+        "a corrupt block passed --verify: {out}"
+    );
+    assert!(
+        out.contains("verify failed: the block at LBA 777 does not hold its LBA stamp"),
+        "{out}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("iops average")),
+        "a failed run printed a figure: {out}"
+    );
 }
 
 fn quick() -> hydra_initiator::conn::Timeouts {

@@ -378,3 +378,265 @@ fn login_to_debian_tgtd_through_the_daemon() {
     ));
     assert!(o.ends_with("successful.\n"), "{o}");
 }
+
+/// Whether `line` is what C's printf makes of `format` for some arguments: `%s` stands
+/// for any non-empty text, `%d` for a signed and `%u` for an unsigned decimal number
+/// (open-iscsi's `%" PRIi32 "`, `%" PRIu32 "` and `%" PRIu16 "` are written `%d`/`%u`).
+fn printf_fits(format: &str, line: &str) -> bool {
+    let Some(i) = format.find('%') else {
+        return format == line;
+    };
+    let Some(rest) = line.strip_prefix(&format[..i]) else {
+        return false;
+    };
+    let (spec, format) = (&format[i + 1..i + 2], &format[i + 2..]);
+    (1..=rest.len())
+        .filter(|k| rest.is_char_boundary(*k))
+        .any(|k| {
+            let field = &rest[..k];
+            let ok = match spec {
+                "s" => true,
+                "d" => field.parse::<i64>().is_ok(),
+                "u" => field.parse::<u64>().is_ok(),
+                other => panic!("no %{other} in these formats"),
+            };
+            ok && printf_fits(format, &rest[k..])
+        })
+}
+
+#[test]
+fn printf_fits_reads_formats() {
+    assert!(printf_fits("%s:%d,%d %s", "127.0.0.1:3260,1 iqn.x:a"));
+    assert!(printf_fits("\t\tSID: %u", "\t\tSID: 12"));
+    assert!(!printf_fits("\t\tSID: %u", "\t\tSID: -1"));
+    assert!(!printf_fits("%s:%d,%d %s", "127.0.0.1:3260 iqn.x:a"));
+    assert!(!printf_fits("Target: %s", "\tTarget: x"));
+    assert!(!printf_fits("# END RECORD", "# END RECORD "));
+    let rec = ["# BEGIN RECORD %s", "*%s = %s", "# END RECORD"];
+    assert!(lines_fit(
+        &rec,
+        &[
+            "# BEGIN RECORD 2.1.8",
+            "a = 1",
+            "b = <empty>",
+            "# END RECORD"
+        ]
+    ));
+    assert!(!lines_fit(&rec, &["# BEGIN RECORD 2.1.8", "# END RECORD"]));
+    assert!(!lines_fit(
+        &rec,
+        &["# BEGIN RECORD 2.1.8", "a = 1", "oops", "# END RECORD"]
+    ));
+}
+
+/// One `hydra iscsiadm` invocation and the open-iscsi 2.1.8 printf formats its stdout
+/// must fit, line by line, with where in open-iscsi's source each comes from.
+struct Case {
+    args: Vec<String>,
+    source: &'static str,
+    lines: Vec<&'static str>,
+}
+
+/// `-m session -P level` for `sessions` sessions of one target through distinct portals
+/// (usr/session_info.c, session_info_print_tree: the Target line once per target name,
+/// both portal lines when the portal changes; usr/iface.c:802-825 for the interface).
+fn session_tree(level: u8, sessions: usize, show: bool) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if level >= 3 {
+        v.extend(["iSCSI Transport Class version %s", "version %s"]); // :456, :458
+    }
+    v.push("Target: %s (%s)"); // :285
+    for _ in 0..sessions {
+        v.extend([
+            "\tCurrent Portal: %s:%d,%d",    // :306
+            "\tPersistent Portal: %s:%d,%d", // :319
+            "\t\t**********",                // :334
+            "\t\tInterface:",
+            "\t\t**********",
+            "\t\tIface Name: %s", // usr/iface.c:802
+            "\t\tIface Transport: %s",
+            "\t\tIface Initiatorname: %s",
+            "\t\tIface IPaddress: %s",
+            "\t\tIface HWaddress: %s",
+            "\t\tIface Netdev: %s", // usr/iface.c:825
+            "\t\tSID: %u",          // :353
+            "\t\tiSCSI Connection State: %s",
+            "\t\tiSCSI Session State: %s",
+            "\t\tInternal iscsid Session State: %s", // :146, :152, :159
+        ]);
+        if level >= 2 {
+            v.extend([
+                "\t\t*********", // :361
+                "\t\tTimeouts:",
+                "\t\t*********",
+                "\t\tRecovery Timeout: %d", // :365
+                "\t\tTarget Reset Timeout: %d",
+                "\t\tLUN Reset Timeout: %d",
+                "\t\tAbort Timeout: %d", // :373, :380, :387
+                "\t\t*****",             // :395
+                "\t\tCHAP:",
+                "\t\t*****",
+                "\t\tusername: %s", // :398
+            ]);
+            if show {
+                // :408, :412 and :421 — with --show, open-iscsi labels the incoming
+                // password "password:" too.
+                v.extend([
+                    "\t\tpassword: %s",
+                    "\t\tusername_in: %s",
+                    "\t\tpassword: %s",
+                ]);
+            } else {
+                v.extend([
+                    "\t\tpassword: ********",
+                    "\t\tusername_in: %s",
+                    "\t\tpassword_in: ********",
+                ]);
+            }
+            v.extend([
+                "\t\t************************", // :172
+                "\t\tNegotiated iSCSI params:",
+                "\t\t************************",
+                "\t\tHeaderDigest: %s", // :177
+                "\t\tDataDigest: %s",
+                "\t\tMaxRecvDataSegmentLength: %d",
+                "\t\tMaxXmitDataSegmentLength: %d",
+                "\t\tFirstBurstLength: %d",
+                "\t\tMaxBurstLength: %d",
+                "\t\tImmediateData: %s",
+                "\t\tInitialR2T: %s",
+                "\t\tMaxOutstandingR2T: %d", // :201
+            ]);
+        }
+        if level >= 3 {
+            v.extend([
+                "\t\t************************", // :229
+                "\t\tAttached SCSI devices:",
+                "\t\t************************",
+                "\t\tHost Number: %d\tState: %s", // :240 + :242
+            ]);
+            // LUN 0 (tgt's controller) and LUN 1 (the disk): :210 for each, then :214 +
+            // :218 print "\t\t\tAttached scsi disk %s\t\tState: %s" with the sd name;
+            // hydra has no kernel device and names the LUN's type, vendor, model and
+            // WWID there instead (README, "Sessions").
+            for _lun in 0..2 {
+                v.extend([
+                    "\t\tscsi%d Channel 00 Id %d Lun: %d",
+                    "\t\t\tAttached hydra %s %s %s wwid %s\t\tState: %s",
+                ]);
+            }
+        }
+    }
+    v
+}
+
+/// hydra iscsiadm's outputs against open-iscsi's own formatting code (2.1.8, the version
+/// whose records hydra writes), one case per mode and print level: discovery, the node
+/// list and tree, a record, and sessions at -P 0 to 3 (and -P 2 with --show). Each line
+/// must fit the printf format open-iscsi prints it with; the number of lines must match.
+#[test]
+fn iscsiadm_output_fits_open_iscsi_formats() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/a.img\n</target>\n");
+    let h = Hydra::start_portals(&conf, 2, &[], |d| sparse(&d.join("a.img"), 16 << 20));
+    let portals: Vec<String> = h.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let db = tempfile::tempdir().unwrap();
+    let root = db.path();
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let mut cases = vec![
+        Case {
+            args: s(&["-m", "discovery", "-t", "st", "-p", &portals[0]]),
+            source: "usr/idbm.c:1382 idbm_print_node_flat (from usr/iscsiadm.c:1175)",
+            lines: vec!["%s:%d,%d %s"; 2],
+        },
+        Case {
+            args: s(&["-m", "discovery"]),
+            source: "usr/idbm.c:1744 (discovery records)",
+            lines: vec!["%s:%d via %s"],
+        },
+        Case {
+            args: s(&["-m", "node"]),
+            source: "usr/iscsiadm.c:706 print_node_flat (portal: libopeniscsiusr's ip:port)",
+            lines: vec!["%s:%d,%u %s"; 2],
+        },
+        Case {
+            args: s(&["-m", "node", "-P", "1"]),
+            source: "usr/iscsiadm.c:738, :740, :744 print_nodes_tree",
+            lines: vec![
+                "Target: %s",
+                "\tPortal: %s:%d,%d",
+                "\t\tIface Name: %s",
+                "\tPortal: %s:%d,%d",
+                "\t\tIface Name: %s",
+            ],
+        },
+    ];
+    cases.push(Case {
+        args: s(&["-m", "node", "-T", IQN, "-p", &portals[0]]),
+        source: "libopeniscsiusr/idbm.c:550-567 _idbm_recs_print (every field, masked or <empty>)",
+        lines: vec!["# BEGIN RECORD %s", "*%s = %s", "# END RECORD"],
+    });
+    for c in &cases {
+        check_case(root, c);
+    }
+
+    let _d = Iscsid::start(root);
+    for p in &portals {
+        ok(adm(root, &["-m", "node", "-T", IQN, "-p", p, "--login"]));
+    }
+    let mut cases = vec![Case {
+        args: s(&["-m", "session"]),
+        source: "usr/session_info.c:92 session_info_print_flat",
+        lines: vec!["%s: [%u] %s:%d,%d %s (%s)"; 2],
+    }];
+    for level in 1..=3u8 {
+        cases.push(Case {
+            args: s(&["-m", "session", "-P", &level.to_string()]),
+            source: "usr/session_info.c session_info_print (:436) and _tree",
+            lines: session_tree(level, 2, false),
+        });
+    }
+    cases.push(Case {
+        args: s(&["-m", "session", "-P", "2", "-S"]),
+        source: "usr/session_info.c:398-422 (CHAP with --show)",
+        lines: session_tree(2, 2, true),
+    });
+    for c in &cases {
+        check_case(root, c);
+    }
+}
+
+/// Whether `lines` fit `formats` one to one; a format written `*FORMAT` fits one or more
+/// lines in a row (the fields of a record).
+fn lines_fit(formats: &[&str], lines: &[&str]) -> bool {
+    match (formats.split_first(), lines.split_first()) {
+        (None, None) => true,
+        (Some((f, more)), Some((l, rest))) => match f.strip_prefix('*') {
+            Some(f) => printf_fits(f, l) && (lines_fit(formats, rest) || lines_fit(more, rest)),
+            None => printf_fits(f, l) && lines_fit(more, rest),
+        },
+        _ => false,
+    }
+}
+
+fn check_case(root: &Path, c: &Case) {
+    let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
+    let out = ok(adm(root, &args));
+    let got: Vec<&str> = out.lines().collect();
+    if lines_fit(&c.lines, &got) {
+        return;
+    }
+    // Name the first line that does not fit, for a one-to-one case.
+    let first_bad = got
+        .iter()
+        .zip(&c.lines)
+        .position(|(l, f)| !f.starts_with('*') && !printf_fits(f, l));
+    panic!(
+        "iscsiadm {}: does not fit open-iscsi's {} ({} lines, {} formats; first misfit: {:?})\n{out}\nformats: {:#?}",
+        c.args.join(" "),
+        c.source,
+        got.len(),
+        c.lines.len(),
+        first_bad.map(|i| (got[i], c.lines[i])),
+        c.lines
+    );
+}

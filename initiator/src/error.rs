@@ -34,6 +34,9 @@ pub enum Error {
     /// be on the medium.
     #[error("SCSI command timed out after {secs} s and was ended by {recovered}; the target may or may not have executed it")]
     TimedOut { secs: u64, recovered: &'static str },
+    /// The daemon's run directory, pid file or control socket ([`hydra_daemon`]).
+    #[error(transparent)]
+    Daemon(#[from] hydra_daemon::Error),
 }
 
 impl Error {

@@ -1,5 +1,6 @@
 //! What `hydra iscsiadm` and `hydra iscsid` say to each other over the daemon's control
-//! socket: one JSON request per line, one JSON response line back. open-iscsi's own IPC
+//! socket: one versioned JSON request per line, one JSON response line back
+//! ([`hydra_daemon::control`]). open-iscsi's own IPC
 //! is a private binary struct tied to its version (usr/mgmt_ipc.h) and its session list
 //! comes from kernel sysfs; hydra has no kernel sessions, so the daemon answers with
 //! everything `-m session -P 3` prints. Errors carry open-iscsi's exit codes
@@ -7,8 +8,61 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Longest request line the daemon reads.
-pub const MAX_REQUEST: usize = 64 * 1024;
+/// hydra iscsid's control protocol ([`hydra_daemon::control`]: one versioned JSON line
+/// each way).
+pub struct Iscsid;
+
+impl hydra_daemon::control::Protocol for Iscsid {
+    type Request = Request;
+    type Response = Response;
+    const VERSION: u32 = 1;
+    const DAEMON: &'static str = "hydra iscsid";
+
+    /// A line that is not a request is open-iscsi's "Unknown request".
+    fn refusal(why: String) -> Response {
+        Response::error(code::INVALID_MGMT_REQ, why)
+    }
+}
+
+/// open-iscsi's exit codes (include/iscsi_err.h) that the daemon answers with.
+pub mod code {
+    pub const ERR: u8 = 1;
+    pub const SESS_NOT_FOUND: u8 = 2;
+    pub const TRANS: u8 = 4;
+    pub const LOGIN: u8 = 5;
+    pub const IDBM: u8 = 6;
+    pub const INVAL: u8 = 7;
+    pub const TRANS_TIMEOUT: u8 = 8;
+    pub const LOGOUT: u8 = 10;
+    pub const SESS_EXISTS: u8 = 15;
+    pub const INVALID_MGMT_REQ: u8 = 16;
+    pub const FATAL_LOGIN: u8 = 19;
+    pub const ISCSID_NOTCONN: u8 = 20;
+    pub const NO_OBJS_FOUND: u8 = 21;
+    pub const LOGIN_AUTH_FAILED: u8 = 24;
+
+    /// open-iscsi's text for a code (usr/iscsi_err.c).
+    pub fn text(c: u8) -> &'static str {
+        match c {
+            0 => "success",
+            1 => "unknown error",
+            2 => "session not found",
+            4 => "encountered connection failure",
+            5 => "encountered iSCSI login failure",
+            6 => "encountered iSCSI database failure",
+            7 => "invalid parameter",
+            8 => "connection timed out",
+            10 => "encountered iSCSI logout failure",
+            15 => "session exists",
+            16 => "Unknown request",
+            19 => "encountered non-retryable iSCSI login failure",
+            20 => "could not connect to iscsid",
+            21 => "no objects found",
+            24 => "iSCSI login failed due to authorization failure",
+            _ => "unknown error",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -95,18 +149,6 @@ impl Response {
     }
 }
 
-/// One line of JSON (no newline inside: serde_json escapes control characters).
-pub fn encode<T: Serialize>(v: &T) -> String {
-    let mut s = serde_json::to_string(v).expect("plain data serializes");
-    s.push('\n');
-    s
-}
-
-/// Parse one line; the error says what was wrong with it.
-pub fn decode<'a, T: Deserialize<'a>>(line: &'a str) -> Result<T, String> {
-    serde_json::from_str(line.trim_end()).map_err(|e| format!("malformed request: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,10 +160,9 @@ mod tests {
             address: "10.200.0.1".into(),
             port: 3260,
         };
-        let line = encode(&r);
-        assert_eq!(line.matches('\n').count(), 1);
-        assert_eq!(decode::<Request>(&line).unwrap(), r);
-        assert!(decode::<Request>("{\"op\":\"format_disk\"}").is_err());
-        assert!(decode::<Request>("{\"op\":\"logout\",\"sid\":-1}").is_err());
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
+        assert!(serde_json::from_str::<Request>("{\"op\":\"format_disk\"}").is_err());
+        assert!(serde_json::from_str::<Request>("{\"op\":\"logout\",\"sid\":-1}").is_err());
     }
 }

@@ -2,66 +2,36 @@
 //! the database at each login (so `iscsiadm -o update` applies to the next one), logs in
 //! the `node.startup = automatic` records when it starts, keeps every session in the
 //! [`Registry`] that `iscsiadm -m session` and the multipath layer read, and answers
-//! `hydra iscsiadm` on a unix socket in its run directory ([`crate::ipc`]).
+//! `hydra iscsiadm` on a unix socket in its run directory ([`crate::ipc`]). [`start`] and
+//! [`Started::serve`] are the whole daemon; run directory, pid file, control socket and
+//! the draining stop are [`hydra_daemon`]'s.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use hydra_daemon::{control as ctl, PidFile, Shutdown, Signals};
 
 use crate::conn::Session;
-use crate::ipc::{self, Negotiated, Request, Response, SessionInfo};
+use crate::ipc::{Iscsid, Negotiated, Request, Response, SessionInfo};
 use crate::login::LoginConfig;
 use crate::node_db::{NodeDb, NodeId, IFACE};
 use crate::record::Record;
 use crate::registry::{scan, Registry, SessionEntry};
 use crate::Error;
 
-/// open-iscsi's exit codes (include/iscsi_err.h) that the daemon answers with.
-pub mod code {
-    pub const ERR: u8 = 1;
-    pub const SESS_NOT_FOUND: u8 = 2;
-    pub const TRANS: u8 = 4;
-    pub const LOGIN: u8 = 5;
-    pub const IDBM: u8 = 6;
-    pub const INVAL: u8 = 7;
-    pub const TRANS_TIMEOUT: u8 = 8;
-    pub const LOGOUT: u8 = 10;
-    pub const SESS_EXISTS: u8 = 15;
-    pub const INVALID_MGMT_REQ: u8 = 16;
-    pub const FATAL_LOGIN: u8 = 19;
-    pub const ISCSID_NOTCONN: u8 = 20;
-    pub const NO_OBJS_FOUND: u8 = 21;
-    pub const LOGIN_AUTH_FAILED: u8 = 24;
-
-    /// open-iscsi's text for a code (usr/iscsi_err.c).
-    pub fn text(c: u8) -> &'static str {
-        match c {
-            0 => "success",
-            1 => "unknown error",
-            2 => "session not found",
-            4 => "encountered connection failure",
-            5 => "encountered iSCSI login failure",
-            6 => "encountered iSCSI database failure",
-            7 => "invalid parameter",
-            8 => "connection timed out",
-            10 => "encountered iSCSI logout failure",
-            15 => "session exists",
-            16 => "Unknown request",
-            19 => "encountered non-retryable iSCSI login failure",
-            20 => "could not connect to iscsid",
-            21 => "no objects found",
-            24 => "iSCSI login failed due to authorization failure",
-            _ => "unknown error",
-        }
-    }
-}
+pub use crate::ipc::code;
 
 /// The control socket's name in the run directory.
 pub const SOCKET: &str = "iscsid.sock";
+
+/// The pid file's name in the run directory (locked while the daemon runs).
+pub const PID_FILE: &str = "iscsid.pid";
+
+/// How long control clients get to finish a request (a login in progress) once the
+/// daemon stops; the sessions they made are then logged out with the others.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// Default database root, as Debian's open-iscsi.
 pub fn default_root() -> PathBuf {
@@ -358,63 +328,6 @@ impl Daemon {
         }
     }
 
-    /// Answer one client until it hangs up. A malformed or over-long request gets an
-    /// error answer and ends that client only.
-    async fn client(self: Arc<Self>, stream: UnixStream) {
-        let (r, mut w) = stream.into_split();
-        let mut lines = BufReader::new(r);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = match (&mut lines)
-                .take(ipc::MAX_REQUEST as u64)
-                .read_line(&mut line)
-                .await
-            {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::info!("control client: {e}");
-                    return;
-                }
-            };
-            if n == 0 {
-                return;
-            }
-            let (resp, keep) = if !line.ends_with('\n') {
-                (
-                    Response::error(
-                        code::INVALID_MGMT_REQ,
-                        format!("request longer than {} bytes", ipc::MAX_REQUEST),
-                    ),
-                    false,
-                )
-            } else {
-                match ipc::decode::<Request>(&line) {
-                    Ok(req) => (self.handle(req).await, true),
-                    Err(e) => (Response::error(code::INVALID_MGMT_REQ, e), false),
-                }
-            };
-            if w.write_all(ipc::encode(&resp).as_bytes()).await.is_err() || !keep {
-                return;
-            }
-        }
-    }
-
-    /// Serve the control socket until the process ends.
-    pub async fn serve(self: Arc<Self>, listener: UnixListener) {
-        loop {
-            match listener.accept().await {
-                Ok((s, _)) => {
-                    tokio::spawn(self.clone().client(s));
-                }
-                Err(e) => {
-                    tracing::warn!("control socket accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
     /// Log every session out (daemon shutdown).
     pub async fn logout_all(&self) {
         for e in self.registry.sessions() {
@@ -423,27 +336,82 @@ impl Daemon {
     }
 }
 
-/// Bind the control socket in `run_dir` (owner-only: it hands out CHAP secrets).
-pub fn bind(run_dir: &Path) -> crate::Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir.display().to_string(), e))?;
-    let path = run_dir.join(SOCKET);
-    if let Err(e) = std::fs::remove_file(&path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            return Err(Error::io(path.display().to_string(), e));
-        }
+/// A daemon whose database is open, pid file locked and control socket bound.
+pub struct Started {
+    daemon: Arc<Daemon>,
+    listener: ctl::Listener,
+    signals: Signals,
+    root: PathBuf,
+    /// Last, so that it is removed after the socket.
+    _pid_file: PidFile,
+}
+
+/// Everything that can fail at start-up: the database at `root` (initiator name,
+/// iscsid.conf), the run directory, a second daemon on it, the control socket
+/// (owner-only: it hands out CHAP secrets).
+pub async fn start(root: &Path, run_dir: &Path) -> crate::Result<Started> {
+    let daemon = Daemon::open(root)?;
+    hydra_daemon::run_dir::create(run_dir)?;
+    let pid_file = PidFile::acquire(&run_dir.join(PID_FILE), "hydra iscsid")?;
+    let signals = Signals::new()?;
+    let listener = ctl::bind(&run_dir.join(SOCKET), Some(0o600))?;
+    Ok(Started {
+        daemon,
+        listener,
+        signals,
+        root: root.to_path_buf(),
+        _pid_file: pid_file,
+    })
+}
+
+impl Started {
+    pub fn daemon(&self) -> &Arc<Daemon> {
+        &self.daemon
     }
-    let l = UnixListener::bind(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io(path.display().to_string(), e))?;
-    Ok(l)
+
+    /// Log in the automatic records, serve `hydra iscsiadm` until SIGTERM/SIGINT, then
+    /// let requests in progress finish and log every session out.
+    pub async fn serve(self) {
+        let Started {
+            daemon,
+            listener,
+            mut signals,
+            root,
+            _pid_file,
+        } = self;
+        tracing::info!(
+            "iscsid: initiator {}, records under {}, control socket {}",
+            daemon.initiator_name(),
+            root.display(),
+            listener.path().display()
+        );
+        tokio::spawn(daemon.clone().login_automatic());
+        let shutdown = Shutdown::new();
+        let d = daemon.clone();
+        tokio::spawn(ctl::serve::<Iscsid, _, _>(
+            listener,
+            shutdown.subscribe(),
+            move |req| {
+                let d = d.clone();
+                async move { d.handle(req).await }
+            },
+        ));
+        let sig = signals.recv().await;
+        tracing::info!("iscsid: {sig}: stopping; logging out every session");
+        if !shutdown.drain(DRAIN).await {
+            tracing::warn!("iscsid: requests still running after {DRAIN:?}; stopping anyway");
+        }
+        daemon.logout_all().await;
+    }
 }
 
 /// One request to a running daemon (what `hydra iscsiadm` uses).
 pub async fn call(run_dir: &Path, req: &Request) -> Result<Response, std::io::Error> {
-    let mut s = UnixStream::connect(run_dir.join(SOCKET)).await?;
-    s.write_all(ipc::encode(req).as_bytes()).await?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).await?;
-    ipc::decode(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    ctl::call::<Iscsid>(&run_dir.join(SOCKET), req.clone())
+        .await
+        .map_err(|e| match e {
+            hydra_daemon::Error::Connect { source, .. }
+            | hydra_daemon::Error::Io { source, .. } => source,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+        })
 }

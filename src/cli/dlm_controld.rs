@@ -16,7 +16,7 @@ use hydra_dlm::config::{Config, CONF_FILE_PATH};
 use hydra_dlm::daemon::{Daemon, Options};
 
 use super::args::{parse, Spec};
-use super::daemonize;
+use hydra_daemon::detach as daemonize;
 
 const SPECS: &[Spec] = &[
     Spec {

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hydra_initiator::iscsid::{self, Daemon};
+use hydra_initiator::iscsid;
 
 use super::args::{parse, Spec};
 
@@ -66,7 +66,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         .unwrap_or_else(iscsid::default_run_dir);
     let foreground = p.has("foreground");
     if !foreground {
-        super::daemonize::detach(&run_dir, "iscsid.log", "iscsid")?;
+        hydra_daemon::detach::detach(&run_dir, "iscsid.log", "iscsid")?;
     }
     super::init_logging(foreground);
     super::keep_io_buffers();
@@ -75,28 +75,11 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     rt.block_on(async {
-        let started = Daemon::open(&root)
-            .and_then(|d| iscsid::bind(&run_dir).map(|l| (d, l)))
+        let started = iscsid::start(&root, &run_dir)
+            .await
             .map_err(|e| e.to_string());
-        super::daemonize::report_ready(started.as_ref().map(|_| ()).map_err(|e| e.clone()));
-        let (daemon, listener) = started?;
-        tracing::info!(
-            "iscsid: initiator {}, records under {}, control socket {}",
-            daemon.initiator_name(),
-            root.display(),
-            run_dir.join(iscsid::SOCKET).display()
-        );
-        tokio::spawn(daemon.clone().login_automatic());
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| format!("signal: {e}"))?;
-        tokio::select! {
-            _ = daemon.clone().serve(listener) => {}
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("iscsid: stopping; logging out every session");
-        daemon.logout_all().await;
-        let _ = std::fs::remove_file(run_dir.join(iscsid::SOCKET));
+        hydra_daemon::detach::report_ready(started.as_ref().map(|_| ()).map_err(|e| e.clone()));
+        started?.serve().await;
         Ok::<(), String>(())
     })?;
     Ok(ExitCode::SUCCESS)

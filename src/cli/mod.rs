@@ -1,7 +1,6 @@
 //! Argument parsing for each classic tool hydra stands in for.
 
 mod args;
-mod daemonize;
 mod dlm_controld;
 mod dlm_tool;
 mod iscsi_perf;
@@ -13,7 +12,7 @@ mod tgtd;
 
 use std::process::ExitCode;
 
-/// The tool names hydra answers to (as subcommands and as argv[0]).
+/// The tool names hydra answers to (as subcommands and as `argv[0]`).
 pub const TOOLS: &[&str] = &[
     "tgtd",
     "tgtadm",
@@ -39,7 +38,7 @@ commands (each also runs when hydra is invoked through a symlink of that name):
 
 run 'hydra <command> --help' for a command's options";
 
-/// Run one tool with its arguments (argv[0] already removed).
+/// Run one tool with its arguments (`argv[0]` already removed).
 pub fn run(tool: &str, args: Vec<String>) -> ExitCode {
     let r = match tool {
         "tgtd" => tgtd::main(args),

@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hydra_target::admin::ApplyMode;
-use hydra_target::control::{self, Request};
+use hydra_target::control::{self, ApplyMode, Request};
 
 use super::args::{parse, Spec};
 

@@ -148,7 +148,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
     };
     let foreground = p.has("foreground");
     if !foreground {
-        super::daemonize::detach(&opts.run_dir, &format!("tgtd.{control_port}.log"), "tgtd")?;
+        hydra_daemon::detach::detach(&opts.run_dir, &format!("tgtd.{control_port}.log"), "tgtd")?;
     }
     super::init_logging(foreground);
     super::keep_io_buffers();
@@ -158,7 +158,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         .map_err(|e| format!("tokio runtime: {e}"))?;
     rt.block_on(async {
         let bound = daemon::bind(opts).await.map_err(|e| e.to_string());
-        super::daemonize::report_ready(bound.as_ref().map(|_| ()).map_err(|e| e.clone()));
+        hydra_daemon::detach::report_ready(bound.as_ref().map(|_| ()).map_err(|e| e.clone()));
         bound?.serve().await.map_err(|e| e.to_string())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -22,8 +22,6 @@ use std::sync::RwLock;
 use hydra_proto::scsi::alua::{status_code, support, PortGroup, TargetPortGroups};
 use hydra_proto::scsi::{Opcode, Sense};
 
-use crate::config::{cfg_err, PortalGroup};
-use crate::registry::Portal;
 use crate::{Error, Result};
 
 /// Asymmetric access state (SPC-4 §6.37): hydra sets the four states a person can
@@ -106,51 +104,6 @@ impl Alua {
             })
             .collect()
     }
-}
-
-/// The daemon's portals with the tags `groups` give them: every group address must be
-/// one of the daemon's portals (as `hydra tgtd --iscsi portal=` bound it) and every
-/// portal must be in a group.
-pub fn regroup(portals: &[Portal], groups: &[PortalGroup]) -> Result<Vec<Portal>> {
-    for g in groups {
-        for a in &g.portals {
-            if !portals.iter().any(|p| p.addr == *a) {
-                return Err(cfg_err(
-                    &g.location,
-                    "portal-group",
-                    format!(
-                        "{a} is not a portal of this daemon (it listens on {})",
-                        list(portals)
-                    ),
-                ));
-            }
-        }
-    }
-    portals
-        .iter()
-        .map(|p| match groups.iter().find(|g| g.portals.contains(&p.addr)) {
-            Some(g) => Ok(Portal {
-                addr: p.addr,
-                tpgt: g.tag,
-            }),
-            None => Err(cfg_err(
-                &groups[0].location,
-                "portal-group",
-                format!(
-                    "the daemon's portal {} is in no portal group: with portal-group lines every portal must be in one",
-                    p.addr
-                ),
-            )),
-        })
-        .collect()
-}
-
-fn list(portals: &[Portal]) -> String {
-    portals
-        .iter()
-        .map(|p| p.addr.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// REPORT TARGET PORT GROUPS parameter data (SPC-4 §6.37): one descriptor per group, each
@@ -254,44 +207,6 @@ mod tests {
         let u = check(AccessState::Unavailable, op::PERSISTENT_RESERVE_OUT, None).unwrap();
         assert_eq!((u.asc, u.ascq), (0x04, 0x0c));
         assert!(check(AccessState::ActiveNonOptimized, op::WRITE_10, None).is_none());
-    }
-
-    #[test]
-    fn regroup_checks_both_ways() {
-        let loc = crate::config::Location {
-            file: "t.conf".into(),
-            line: 7,
-        };
-        let portals = vec![
-            Portal {
-                addr: "127.0.0.1:3260".parse().unwrap(),
-                tpgt: 1,
-            },
-            Portal {
-                addr: "127.0.0.1:3261".parse().unwrap(),
-                tpgt: 2,
-            },
-        ];
-        let g = |tag, a: &[&str]| PortalGroup {
-            tag,
-            portals: a.iter().map(|a| a.parse().unwrap()).collect(),
-            state: AccessState::ActiveOptimized,
-            location: loc.clone(),
-        };
-        let both = regroup(&portals, &[g(7, &["127.0.0.1:3260", "127.0.0.1:3261"])]).unwrap();
-        assert!(both.iter().all(|p| p.tpgt == 7));
-        let e = regroup(&portals, &[g(1, &["127.0.0.1:3260"])]).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("127.0.0.1:3261 is in no portal group"),
-            "{e}"
-        );
-        let e = regroup(&portals, &[g(1, &["127.0.0.1:3260", "127.0.0.1:3999"])]).unwrap_err();
-        assert!(
-            e.to_string().contains("t.conf:7")
-                && e.to_string().contains("127.0.0.1:3999 is not a portal"),
-            "{e}"
-        );
     }
 
     #[test]

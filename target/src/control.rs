@@ -1,21 +1,14 @@
-//! The control socket: how `hydra tgtadm` and `hydra tgt-admin` talk to a running
+//! The control protocol: what `hydra tgtadm` and `hydra tgt-admin` say to a running
 //! `hydra tgtd`. One unix socket per control port (`<run dir>/socket.<port>`, as tgt's
-//! `/var/run/tgtd/socket.<port>`), one JSON request per line, one JSON response per line.
-//! The protocol carries a version so that a newer CLI refuses an older daemon clearly.
+//! `/var/run/tgtd/socket.<port>`), one versioned JSON request and response per line
+//! ([`hydra_daemon::control`]), so that a newer CLI refuses an older daemon clearly. The
+//! daemon serves it ([`crate::daemon`]) by handing each request to [`crate::admin`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 
-use crate::admin;
-use crate::registry::Registry;
 use crate::{Error, Result};
-
-/// Bumped whenever a request or response changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Default run directory: kept apart from tgt's /var/run/tgtd so both daemons can run on
 /// one machine (the benchmark does).
@@ -26,6 +19,29 @@ pub fn socket_path(run_dir: &Path, port: u16) -> PathBuf {
     run_dir.join(format!("socket.{port}"))
 }
 
+/// The pid file of the daemon on control port `port` under `run_dir`.
+pub fn pid_path(run_dir: &Path, port: u16) -> PathBuf {
+    run_dir.join(format!("tgtd.{port}.pid"))
+}
+
+/// hydra tgtd's control protocol.
+pub struct Tgtd;
+
+impl hydra_daemon::control::Protocol for Tgtd {
+    type Request = Request;
+    type Response = Response;
+    /// 2: the version moved from the request and response into the line's envelope.
+    const VERSION: u32 = 2;
+    const DAEMON: &'static str = "hydra tgtd";
+
+    fn refusal(why: String) -> Response {
+        Response {
+            ok: false,
+            text: why,
+        }
+    }
+}
+
 /// One admin request (tgtadm's `--mode M --op O` and tgt-admin's file operations).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -33,7 +49,7 @@ pub enum Request {
     /// tgt-admin -e/--update/--delete/--offline/--ready over a config file.
     ApplyConfig {
         path: PathBuf,
-        mode: admin::ApplyMode,
+        mode: ApplyMode,
         pretend: bool,
     },
     TargetNew {
@@ -117,91 +133,52 @@ pub enum Request {
     SysDelete,
 }
 
+/// What tgt-admin was asked to do with a config file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyMode {
+    /// `-e`: add the targets of the file that are not there yet.
+    Execute,
+    /// `--update <tid|ALL>`: re-create changed targets (only idle ones unless forced),
+    /// add new ones; with ALL, remove targets the file no longer has.
+    Update {
+        tid: Option<u32>,
+        force: bool,
+    },
+    /// `--delete <tid|ALL>`.
+    Delete {
+        tid: Option<u32>,
+        force: bool,
+    },
+    /// `--offline <tid|ALL>` / `--ready <tid|ALL>`.
+    Offline {
+        tid: Option<u32>,
+    },
+    Ready {
+        tid: Option<u32>,
+    },
+}
+
 /// The answer: ok with text to print, or an error message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Response {
-    pub version: u32,
     pub ok: bool,
     pub text: String,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    version: u32,
-    request: Request,
-}
-
-/// Serve admin requests until the listener is dropped. `shutdown` is signalled on
-/// `SysDelete`.
-pub async fn serve(listener: UnixListener, registry: Arc<Registry>, ctx: Arc<admin::Context>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let reg = registry.clone();
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let (r, mut w) = stream.into_split();
-            let mut lines = BufReader::new(r).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let resp = match serde_json::from_str::<Envelope>(&line) {
-                    Ok(env) if env.version == PROTOCOL_VERSION => {
-                        let reg = reg.clone();
-                        let ctx = ctx.clone();
-                        // Admin work opens files and may fsync: keep it off the runtime.
-                        match tokio::task::spawn_blocking(move || admin::handle(&reg, &ctx, env.request)).await {
-                            Ok(Ok(text)) => Response { version: PROTOCOL_VERSION, ok: true, text },
-                            Ok(Err(e)) => Response { version: PROTOCOL_VERSION, ok: false, text: e.to_string() },
-                            Err(e) => Response { version: PROTOCOL_VERSION, ok: false, text: format!("internal error: {e}") },
-                        }
-                    }
-                    Ok(env) => Response {
-                        version: PROTOCOL_VERSION,
-                        ok: false,
-                        text: format!("control protocol version {} not supported (daemon speaks {PROTOCOL_VERSION})", env.version),
-                    },
-                    Err(e) => Response { version: PROTOCOL_VERSION, ok: false, text: format!("bad request: {e}") },
-                };
-                let mut out = serde_json::to_string(&resp).expect("serialize");
-                out.push('\n');
-                if w.write_all(out.as_bytes()).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-}
-
-/// Send one request to the daemon on `port` and wait for its answer.
+/// Send one request to the daemon on control port `port` and wait for its answer.
 pub async fn call(run_dir: &Path, port: u16, request: Request) -> Result<Response> {
     let path = socket_path(run_dir, port);
-    let stream = UnixStream::connect(&path).await.map_err(|e| {
-        Error::io(
-            format!(
-                "can't connect to hydra tgtd on control port {port} ({})",
-                path.display()
+    hydra_daemon::control::call::<Tgtd>(&path, request)
+        .await
+        .map_err(|e| match e {
+            hydra_daemon::Error::Connect { source, .. } => Error::io(
+                format!(
+                    "can't connect to hydra tgtd on control port {port} ({})",
+                    path.display()
+                ),
+                source,
             ),
-            e,
-        )
-    })?;
-    let (r, mut w) = stream.into_split();
-    let mut line = serde_json::to_string(&Envelope {
-        version: PROTOCOL_VERSION,
-        request,
-    })
-    .expect("serialize");
-    line.push('\n');
-    w.write_all(line.as_bytes())
-        .await
-        .map_err(|e| Error::io("control socket write", e))?;
-    let mut lines = BufReader::new(r).lines();
-    let answer = lines
-        .next_line()
-        .await
-        .map_err(|e| Error::io("control socket read", e))?
-        .ok_or_else(|| {
-            Error::Admin("hydra tgtd closed the control socket without answering".into())
-        })?;
-    serde_json::from_str(&answer)
-        .map_err(|e| Error::Admin(format!("bad answer from hydra tgtd: {e}")))
+            other => Error::Daemon(other),
+        })
 }

@@ -27,6 +27,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Run directory, pid file, control socket ([`hydra_daemon`]).
+    #[error(transparent)]
+    Daemon(#[from] hydra_daemon::Error),
     /// Any other I/O failure (sockets, control socket, state files).
     #[error("{what}: {source}")]
     Io {

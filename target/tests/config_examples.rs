@@ -1,6 +1,7 @@
 //! tgt's own example configs (Debian package `tgt`, /usr/share/doc/tgt/examples/). They
 //! are read from the installed package rather than copied here (they are tgt's GPL
-//! documentation); without the package the tests say so and pass.
+//! documentation); scripts/setup.sh installs the package, and a missing file fails the
+//! test with that hint (a skipped check is not a pass).
 //!
 //! targets.conf.example names devices that do not exist and has things hydra refuses
 //! (device-type cd, a duplicated target, a shared controller_tid, a device exported
@@ -17,14 +18,15 @@ const EXAMPLES: &str = "/usr/share/doc/tgt/examples";
 /// (target name suffix, tid, [(LUN, path)]).
 type Numbering = (String, u32, Vec<(u64, String)>);
 
-fn example(name: &str) -> Option<String> {
-    match std::fs::read_to_string(Path::new(EXAMPLES).join(name)) {
-        Ok(s) => Some(s),
-        Err(_) => {
-            eprintln!("{EXAMPLES}/{name} is not installed (Debian package tgt): skipped");
-            None
-        }
-    }
+fn example(name: &str) -> String {
+    let path = Path::new(EXAMPLES).join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: tgt's example configs are missing: run scripts/setup.sh (installs \
+             Debian's tgt, which ships them; a dpkg path-exclude of /usr/share/doc drops them)",
+            path.display()
+        )
+    })
 }
 
 #[test]
@@ -33,7 +35,7 @@ fn vtl_examples_are_refused_by_name() {
         ("targets.conf.vtl.L700", 29),
         ("targets.conf.vtl.MSL2024", 26),
     ] {
-        let Some(text) = example(name) else { return };
+        let text = example(name);
         let file = Path::new(EXAMPLES).join(name);
         let e = config::parse_str(&text, &file).unwrap_err().to_string();
         assert_eq!(
@@ -56,9 +58,7 @@ fn edit(text: &str, n: usize, f: impl Fn(&str) -> String) -> String {
 
 #[test]
 fn targets_conf_example_step_by_step() {
-    let Some(orig) = example("targets.conf.example") else {
-        return;
-    };
+    let orig = example("targets.conf.example");
     let real = Path::new(EXAMPLES).join("targets.conf.example");
     // As shipped: the first target's device does not exist.
     let e = config::parse_str(&orig, &real).unwrap_err().to_string();

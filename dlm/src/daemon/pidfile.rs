@@ -1,14 +1,9 @@
 //! `<run dir>/dlm_controld.pid`, held locked for the daemon's life: a second daemon on
 //! the same run directory finds it locked and refuses to start, as dlm_controld's
 //! `lockfile()` does (main.c: an exclusive lock on its pid file, "is already running").
-//! flock(2) is used: the lock goes away with the process however it ends, so a stale
-//! file left by a crash never blocks a restart.
+//! The lock itself is [`hydra_daemon::PidFile`], the one every hydra daemon uses.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
@@ -17,61 +12,25 @@ pub const PID_FILE: &str = "dlm_controld.pid";
 
 /// The locked pid file; removed when dropped (the daemon is ending).
 pub struct PidFile {
-    path: PathBuf,
-    /// Holds the lock.
-    _file: File,
+    _held: hydra_daemon::PidFile,
 }
 
 impl PidFile {
-    /// Create (or take over a stale) `<run_dir>/dlm_controld.pid`, lock it and write our
-    /// pid into it. Fails if a live daemon holds it.
+    /// Create the run directory and (or take over a stale) `<run_dir>/dlm_controld.pid`,
+    /// lock it and write our pid into it. Fails if a live daemon holds it.
     pub fn acquire(run_dir: &Path) -> Result<PidFile> {
         std::fs::create_dir_all(run_dir)
             .map_err(|e| Error::io(format!("creating run directory {}", run_dir.display()), e))?;
-        let path = run_dir.join(PID_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        // SAFETY: flock(2) on a descriptor this function owns; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let mut owner = String::new();
-                let _ = file.read_to_string(&mut owner);
-                let owner = owner.trim();
-                let who = if owner.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {owner})")
-                };
-                return Err(Error::io(
-                    format!(
-                        "dlm_controld is already running{who}: {} is locked",
-                        path.display()
-                    ),
-                    err,
-                ));
-            }
-            return Err(Error::io(format!("locking {}", path.display()), err));
+        match hydra_daemon::PidFile::acquire(&run_dir.join(PID_FILE), "dlm_controld") {
+            Ok(held) => Ok(PidFile { _held: held }),
+            Err(hydra_daemon::Error::Io { what, source }) => Err(Error::io(what, source)),
+            // flock(2)'s EWOULDBLOCK, as dlm_controld reports it.
+            Err(e @ hydra_daemon::Error::AlreadyRunning { .. }) => Err(Error::io(
+                e.to_string(),
+                std::io::Error::from_raw_os_error(libc::EWOULDBLOCK),
+            )),
+            Err(e) => Err(Error::io(e.to_string(), std::io::Error::other("pid file"))),
         }
-        file.set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| writeln!(file, "{}", std::process::id()))
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        Ok(PidFile { path, _file: file })
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        // Removed while still locked, so no newer daemon's file is ever removed.
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -150,7 +150,10 @@ pub fn tree(sessions: &[&SessionInfo], level: u8, secrets: bool) -> String {
         line(format!("\t\tusername: {}", or_empty(&s.username)));
         line(format!("\t\tpassword: {}", secret(&s.password)));
         line(format!("\t\tusername_in: {}", or_empty(&s.username_in)));
-        line(format!("\t\tpassword_in: {}", secret(&s.password_in)));
+        // open-iscsi 2.1.8 labels the incoming password "password:" when it shows it
+        // (usr/session_info.c:421), "password_in:" when it masks it (:417).
+        let label = if secrets { "password" } else { "password_in" };
+        line(format!("\t\t{label}: {}", secret(&s.password_in)));
         let n = &s.negotiated;
         line("\t\t************************".into());
         line("\t\tNegotiated iSCSI params:".into());

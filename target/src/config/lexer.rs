@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{cfg_err, Location};
+use super::location::{cfg_err, Location};
 use crate::Result;
 
 /// One logical line of the (included-into-one) config.

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use super::{cfg_err, Location};
+use super::location::{cfg_err, Location};
 use crate::alua::AccessState;
 use crate::Result;
 

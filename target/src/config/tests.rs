@@ -2,6 +2,7 @@
 //! compatibility tests live in `target/tests/config_*.rs`.
 
 use super::*;
+use crate::acl::AddrPattern;
 
 struct Dir {
     dir: tempfile::TempDir,

@@ -4,9 +4,9 @@
 //! accounts, negotiates the operational keys and, on the transition to full feature
 //! phase, hands back everything the session needs.
 //!
-//! Login status codes follow RFC 7143 §11.13.5: wrong CHAP credentials are 0x0201
-//! (authentication failure), an initiator the ACL does not admit is 0x0202
-//! (authorization failure), an unknown target 0x0203.
+//! Login status codes follow RFC 7143 §11.13.5, chosen in one table (`Refusal::status`):
+//! wrong CHAP credentials are 0x0201 (authentication failure), an initiator the ACL
+//! does not admit is 0x0202 (authorization failure), an unknown target 0x0203.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,6 +88,106 @@ pub struct TargetLogin {
     first_response: bool,
 }
 
+/// Why a login is refused. [`Refusal::status`] is the one table from a reason to the
+/// Login Response's status class and detail (RFC 7143 §11.13.5); the text is for the
+/// log.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("version-min {0} > 0")]
+    Version(u8),
+    #[error("login request with CSG=FullFeature")]
+    FullFeatureStage,
+    #[error("login request with both T and C set")]
+    TransitAndContinue,
+    #[error("login text too long")]
+    TextTooLong,
+    #[error("login text: {0}")]
+    Text(String),
+    #[error("ISID, CID or ITT changed during login")]
+    LeadingChanged,
+    #[error("no InitiatorName in the first login request")]
+    NoInitiatorName,
+    #[error("SessionType={0}")]
+    SessionType(String),
+    /// hydra negotiates MaxConnections=1: no connection can join a session.
+    #[error("login to existing session tsih {0}")]
+    JoinSession(u16),
+    #[error("daemon is offline")]
+    DaemonOffline,
+    #[error("no TargetName in a normal session login")]
+    NoTargetName,
+    #[error("no target named {0}")]
+    UnknownTarget(String),
+    #[error("target {0} is offline")]
+    TargetOffline(String),
+    #[error("initiator {initiator} from {from} is not in the ACL of {target}")]
+    NotInAcl {
+        initiator: String,
+        from: std::net::IpAddr,
+        target: String,
+    },
+    #[error("operational stage reached without authentication")]
+    Unauthenticated,
+    #[error("initiator left the security stage without authenticating")]
+    LeftSecurityUnauthenticated,
+    #[error("AuthMethod outside the security stage")]
+    AuthMethodOutsideSecurity,
+    #[error("CHAP required, initiator offered AuthMethod={0}")]
+    ChapRequired(String),
+    #[error("CHAP keys without AuthMethod=CHAP")]
+    ChapWithoutAuthMethod,
+    #[error("CHAP: {0}")]
+    Chap(String),
+    #[error("negotiation: {0}")]
+    Negotiation(String),
+}
+
+impl Refusal {
+    /// RFC 7143 §11.13.5: 02xx for what the initiator got wrong (01 authentication,
+    /// 02 authorization, 03 not found...), 03xx for the target's own state.
+    fn status(&self) -> LoginStatus {
+        use Refusal::*;
+        match self {
+            Version(_) => LoginStatus::UNSUPPORTED_VERSION,
+            FullFeatureStage
+            | TransitAndContinue
+            | TextTooLong
+            | Text(_)
+            | LeadingChanged
+            | AuthMethodOutsideSecurity
+            | ChapWithoutAuthMethod
+            | Negotiation(_) => LoginStatus::INITIATOR_ERROR,
+            Unauthenticated | LeftSecurityUnauthenticated | ChapRequired(_) | Chap(_) => {
+                LoginStatus::AUTH_FAILURE
+            }
+            NotInAcl { .. } => LoginStatus::AUTHORIZATION_FAILURE,
+            UnknownTarget(_) => LoginStatus::NOT_FOUND,
+            JoinSession(_) => LoginStatus::TOO_MANY_CONNECTIONS,
+            NoInitiatorName | NoTargetName => LoginStatus::MISSING_PARAMETER,
+            SessionType(_) => LoginStatus::SESSION_TYPE_NOT_SUPPORTED,
+            DaemonOffline | TargetOffline(_) => LoginStatus::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// The checks one Login Request's header must pass whatever the state (RFC 7143
+/// §11.12); `text_len` is the login text gathered so far with this request's.
+fn check_request(req: &LoginRequest, text_len: usize) -> Result<(), Refusal> {
+    if req.version_min > 0 {
+        return Err(Refusal::Version(req.version_min));
+    }
+    if req.csg == LoginStage::FullFeature {
+        return Err(Refusal::FullFeatureStage);
+    }
+    if req.transit && req.cont {
+        return Err(Refusal::TransitAndContinue);
+    }
+    if text_len > 64 * LOGIN_MAX_DATA {
+        return Err(Refusal::TextTooLong);
+    }
+    Ok(())
+}
+
 fn failure(req: &LoginRequest, stat_sn: u32, status: LoginStatus) -> Response {
     Response {
         hdr: LoginResponse {
@@ -142,141 +242,127 @@ impl TargetLogin {
             // RFC 7143 §11.13.4: the first response sets the connection's StatSN.
             self.stat_sn = req.exp_stat_sn;
         }
-        let stat_sn = self.stat_sn;
-        let fail =
-            |status: LoginStatus, why: String| Step::Failed(failure(req, stat_sn, status), why);
+        self.step(req, data)
+            .unwrap_or_else(|r| Step::Failed(failure(req, self.stat_sn, r.status()), r.to_string()))
+    }
 
-        if req.version_min > 0 {
-            return fail(
-                LoginStatus::UNSUPPORTED_VERSION,
-                format!("version-min {} > 0", req.version_min),
-            );
-        }
-        if req.csg == LoginStage::FullFeature {
-            return fail(
-                LoginStatus::INITIATOR_ERROR,
-                "login request with CSG=FullFeature".into(),
-            );
-        }
-        if req.transit && req.cont {
-            return fail(
-                LoginStatus::INITIATOR_ERROR,
-                "login request with both T and C set".into(),
-            );
-        }
-        if self.partial.len() + data.len() > 64 * LOGIN_MAX_DATA {
-            return fail(LoginStatus::INITIATOR_ERROR, "login text too long".into());
-        }
+    fn step(&mut self, req: &LoginRequest, data: &[u8]) -> Result<Step, Refusal> {
+        check_request(req, self.partial.len() + data.len())?;
         self.partial.extend_from_slice(data);
         if req.cont {
             // §6.3: acknowledge a continued text with an empty response.
-            return Step::Continue(self.respond(req, false, LoginStage::Security, Vec::new()));
+            let ack = self.respond(req, false, LoginStage::Security, Vec::new());
+            return Ok(Step::Continue(ack));
         }
         let text_bytes = std::mem::take(&mut self.partial);
-        let keys = match text::parse(&text_bytes) {
-            Ok(k) => k,
-            Err(e) => return fail(LoginStatus::INITIATOR_ERROR, format!("login text: {e}")),
-        };
-
+        let keys = text::parse(&text_bytes).map_err(|e| Refusal::Text(e.to_string()))?;
         let mut answer: Vec<(String, String)> = Vec::new();
-        if let Some(l) = &self.leading {
-            if req.isid != l.isid || req.cid != l.cid || req.itt != l.itt {
-                return fail(
-                    LoginStatus::INITIATOR_ERROR,
-                    "ISID, CID or ITT changed during login".into(),
-                );
-            }
-        } else {
-            match self.first_request(req, &keys) {
-                Ok(l) => {
-                    if l.session_type == SessionType::Normal {
-                        answer.push(("TargetPortalGroupTag".into(), self.env.tpgt.to_string()));
-                    }
-                    self.leading = Some(l);
-                }
-                Err((status, why)) => return fail(status, why),
-            }
-        }
-
-        // Security keys.
+        self.leading_request(req, &keys, &mut answer)?;
         let (auth_keys, op_keys): (Vec<_>, Vec<_>) = keys
             .into_iter()
             .partition(|(k, _)| negotiate::is_login_layer_key(k));
-        if let Err((status, why)) = self.security(req, &auth_keys, &mut answer) {
-            return fail(status, why);
+        self.security(req, &auth_keys, &mut answer)?;
+        if req.csg == LoginStage::Operational && self.auth_pending() {
+            return Err(Refusal::Unauthenticated);
         }
-
-        let auth_required = self.leading.as_ref().is_some_and(|l| l.auth_required);
-        if req.csg == LoginStage::Operational && auth_required && !self.authenticated {
-            return fail(
-                LoginStatus::AUTH_FAILURE,
-                "operational stage reached without authentication".into(),
-            );
-        }
-
         let neg = self
             .negotiation
             .as_mut()
             .expect("negotiation starts with the first request");
-        match neg.receive(&op_keys) {
-            Ok(mut r) => answer.append(&mut r),
-            Err(e) => return fail(LoginStatus::INITIATOR_ERROR, format!("negotiation: {e}")),
-        }
+        let mut agreed = neg
+            .receive(&op_keys)
+            .map_err(|e| Refusal::Negotiation(e.to_string()))?;
+        answer.append(&mut agreed);
+        let transit = self.transit(req, &mut answer)?;
+        Ok(self.answer(req, transit, &answer))
+    }
 
-        // Decide whether to follow the initiator's transit request.
+    /// The first request of a login makes the leading state; later ones must keep its
+    /// ISID, CID and ITT.
+    fn leading_request(
+        &mut self,
+        req: &LoginRequest,
+        keys: &[(String, String)],
+        answer: &mut Vec<(String, String)>,
+    ) -> Result<(), Refusal> {
+        if let Some(l) = &self.leading {
+            if req.isid != l.isid || req.cid != l.cid || req.itt != l.itt {
+                return Err(Refusal::LeadingChanged);
+            }
+            return Ok(());
+        }
+        let l = self.first_request(req, keys)?;
+        if l.session_type == SessionType::Normal {
+            answer.push(("TargetPortalGroupTag".into(), self.env.tpgt.to_string()));
+        }
+        self.leading = Some(l);
+        Ok(())
+    }
+
+    /// Authentication is required and not done yet.
+    fn auth_pending(&self) -> bool {
+        self.leading.as_ref().is_some_and(|l| l.auth_required) && !self.authenticated
+    }
+
+    /// Whether to follow the initiator's transit request (T bit), adding the target's
+    /// own proposals when the stage changes. Leaving security unauthenticated is
+    /// refused, unless CHAP is still under way (then the target stays); full feature
+    /// phase waits until negotiation settled.
+    fn transit(
+        &mut self,
+        req: &LoginRequest,
+        answer: &mut Vec<(String, String)>,
+    ) -> Result<bool, Refusal> {
         let mut transit = req.transit;
-        let nsg = req.nsg;
-        if transit && req.csg == LoginStage::Security && auth_required && !self.authenticated {
-            if self.chap.is_some() {
-                // CHAP is still under way: stay.
-                transit = false;
-            } else {
-                return fail(
-                    LoginStatus::AUTH_FAILURE,
-                    "initiator left the security stage without authenticating".into(),
-                );
+        if transit && req.csg == LoginStage::Security && self.auth_pending() {
+            if self.chap.is_none() {
+                return Err(Refusal::LeftSecurityUnauthenticated);
             }
+            transit = false;
         }
-        if transit && nsg == LoginStage::FullFeature {
+        if transit && req.nsg != LoginStage::Security {
             let neg = self.negotiation.as_mut().expect("negotiation");
             answer.extend(neg.proposals());
-            if !neg.settled() {
+            if req.nsg == LoginStage::FullFeature && !neg.settled() {
                 transit = false;
             }
-        } else if transit && nsg == LoginStage::Operational {
-            let neg = self.negotiation.as_mut().expect("negotiation");
-            answer.extend(neg.proposals());
         }
+        Ok(transit)
+    }
 
+    /// The Login Response carrying `answer`; on the transition to full feature phase,
+    /// with the new session's TSIH and everything the session needs.
+    fn answer(&mut self, req: &LoginRequest, transit: bool, answer: &[(String, String)]) -> Step {
+        let nsg = req.nsg;
         let mut data = Vec::new();
         let pairs: Vec<(&str, &str)> = answer
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         text::emit(&pairs, &mut data);
-        if transit && nsg == LoginStage::FullFeature {
-            let l = self.leading.take().expect("leading");
-            let tsih = self.env.registry.alloc_tsih();
-            let mut rsp = self.respond(req, true, nsg, data);
-            rsp.hdr.tsih = tsih;
-            let params = self.negotiation.as_ref().expect("negotiation").params();
-            return Step::FullFeature(
-                rsp,
-                Box::new(Established {
-                    session_type: l.session_type,
-                    target: l.target,
-                    initiator_name: l.initiator_name,
-                    initiator_alias: l.initiator_alias,
-                    isid: l.isid,
-                    cid: l.cid,
-                    tsih,
-                    params,
-                    stat_sn: self.stat_sn,
-                    exp_cmd_sn: req.cmd_sn,
-                }),
-            );
+        if !(transit && nsg == LoginStage::FullFeature) {
+            return Step::Continue(self.respond(req, transit, nsg, data));
         }
-        Step::Continue(self.respond(req, transit, nsg, data))
+        let l = self.leading.take().expect("leading");
+        let tsih = self.env.registry.alloc_tsih();
+        let mut rsp = self.respond(req, true, nsg, data);
+        rsp.hdr.tsih = tsih;
+        let params = self.negotiation.as_ref().expect("negotiation").params();
+        Step::FullFeature(
+            rsp,
+            Box::new(Established {
+                session_type: l.session_type,
+                target: l.target,
+                initiator_name: l.initiator_name,
+                initiator_alias: l.initiator_alias,
+                isid: l.isid,
+                cid: l.cid,
+                tsih,
+                params,
+                stat_sn: self.stat_sn,
+                exp_cmd_sn: req.cmd_sn,
+            }),
+        )
     }
 
     fn respond(
@@ -316,33 +402,21 @@ impl TargetLogin {
         &mut self,
         req: &LoginRequest,
         keys: &[(String, String)],
-    ) -> Result<Leading, (LoginStatus, String)> {
+    ) -> Result<Leading, Refusal> {
         let reg = &self.env.registry;
         let initiator_name = key(keys, "InitiatorName")
-            .ok_or((
-                LoginStatus::MISSING_PARAMETER,
-                "no InitiatorName in the first login request".into(),
-            ))?
+            .ok_or(Refusal::NoInitiatorName)?
             .to_string();
         let session_type = match key(keys, "SessionType").unwrap_or("Normal") {
             "Normal" => SessionType::Normal,
             "Discovery" => SessionType::Discovery,
-            other => {
-                return Err((
-                    LoginStatus::SESSION_TYPE_NOT_SUPPORTED,
-                    format!("SessionType={other}"),
-                ))
-            }
+            other => return Err(Refusal::SessionType(other.into())),
         };
         if req.tsih != 0 {
-            // hydra negotiates MaxConnections=1: no connection can join a session.
-            return Err((
-                LoginStatus::TOO_MANY_CONNECTIONS,
-                format!("login to existing session tsih {}", req.tsih),
-            ));
+            return Err(Refusal::JoinSession(req.tsih));
         }
         if *reg.state.read().expect("lock") == TargetState::Offline {
-            return Err((LoginStatus::SERVICE_UNAVAILABLE, "daemon is offline".into()));
+            return Err(Refusal::DaemonOffline);
         }
         let (target, auth_required, params) = match session_type {
             SessionType::Discovery => {
@@ -350,18 +424,12 @@ impl TargetLogin {
                 (None, required, crate::registry::default_target_params())
             }
             SessionType::Normal => {
-                let name = key(keys, "TargetName").ok_or((
-                    LoginStatus::MISSING_PARAMETER,
-                    "no TargetName in a normal session login".into(),
-                ))?;
+                let name = key(keys, "TargetName").ok_or(Refusal::NoTargetName)?;
                 let t = reg
                     .target_by_name(name)
-                    .ok_or((LoginStatus::NOT_FOUND, format!("no target named {name}")))?;
+                    .ok_or_else(|| Refusal::UnknownTarget(name.into()))?;
                 if *t.state.read().expect("lock") == TargetState::Offline {
-                    return Err((
-                        LoginStatus::SERVICE_UNAVAILABLE,
-                        format!("target {name} is offline"),
-                    ));
+                    return Err(Refusal::TargetOffline(name.into()));
                 }
                 if !t
                     .acl
@@ -369,13 +437,11 @@ impl TargetLogin {
                     .expect("lock")
                     .allows(self.env.peer.ip(), &initiator_name)
                 {
-                    return Err((
-                        LoginStatus::AUTHORIZATION_FAILURE,
-                        format!(
-                            "initiator {initiator_name} from {} is not in the ACL of {name}",
-                            self.env.peer.ip()
-                        ),
-                    ));
+                    return Err(Refusal::NotInAcl {
+                        initiator: initiator_name,
+                        from: self.env.peer.ip(),
+                        target: name.into(),
+                    });
                 }
                 let required = !t.incoming.read().expect("lock").is_empty();
                 let params = t.params.read().expect("lock").clone();
@@ -401,7 +467,7 @@ impl TargetLogin {
         req: &LoginRequest,
         keys: &[(String, String)],
         answer: &mut Vec<(String, String)>,
-    ) -> Result<(), (LoginStatus, String)> {
+    ) -> Result<(), Refusal> {
         let l = self.leading.as_ref().expect("leading");
         let required = l.auth_required;
         for (k, v) in keys {
@@ -409,18 +475,12 @@ impl TargetLogin {
                 "InitiatorName" | "TargetName" | "SessionType" | "InitiatorAlias" => {}
                 "AuthMethod" => {
                     if req.csg != LoginStage::Security {
-                        return Err((
-                            LoginStatus::INITIATOR_ERROR,
-                            "AuthMethod outside the security stage".into(),
-                        ));
+                        return Err(Refusal::AuthMethodOutsideSecurity);
                     }
                     let offered: Vec<&str> = v.split(',').collect();
                     if required {
                         if !offered.contains(&"CHAP") {
-                            return Err((
-                                LoginStatus::AUTH_FAILURE,
-                                format!("CHAP required, initiator offered AuthMethod={v}"),
-                            ));
+                            return Err(Refusal::ChapRequired(v.clone()));
                         }
                         let (inc, out) = self.accounts();
                         let r = &self.env.random;
@@ -450,10 +510,7 @@ impl TargetLogin {
         let chap_keys = hydra_proto::chap::chap_keys(keys);
         if !chap_keys.is_empty() {
             let Some(chap) = self.chap.as_mut() else {
-                return Err((
-                    LoginStatus::INITIATOR_ERROR,
-                    "CHAP keys without AuthMethod=CHAP".into(),
-                ));
+                return Err(Refusal::ChapWithoutAuthMethod);
             };
             match chap.receive(&chap_keys) {
                 Ok(reply) => {
@@ -462,7 +519,7 @@ impl TargetLogin {
                         self.authenticated = true;
                     }
                 }
-                Err(e) => return Err((LoginStatus::AUTH_FAILURE, format!("CHAP: {e}"))),
+                Err(e) => return Err(Refusal::Chap(e.to_string())),
             }
         }
         Ok(())

@@ -3,8 +3,11 @@
 //! [`Lun::execute`] is synchronous and does no I/O of its own besides the backing store;
 //! with [`IoMode::NoWait`] it never blocks (page-cache hits only) and returns
 //! [`WouldBlock`] — before any side effect — when it would, so the connection driver can
-//! rerun the command on its blocking pool. Reservations, COMPARE AND WRITE, thin
-//! provisioning and ALUA hook in at [`Lun::execute`]'s checks (next issue).
+//! rerun the command on its blocking pool. Before a command runs, [`Lun::execute`]
+//! checks, in SAM-5's order, unit attentions (`ua`), the ALUA state of the port it
+//! came through ([`crate::alua`]) and reservation conflicts ([`pr`]); COMPARE AND WRITE
+//! (`caw`), thin provisioning ([`thin`]) and EXTENDED COPY (`xcopy`) are SBC-3/SPC-4
+//! commands dispatched from there.
 
 mod caw;
 mod mode;

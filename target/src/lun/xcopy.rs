@@ -75,7 +75,8 @@ fn names(l: &Lun, want: &[u8]) -> bool {
     })
 }
 
-/// EXTENDED COPY (LID1).
+/// EXTENDED COPY (LID1): validate the whole parameter list, check reservations, copy
+/// segment by segment, hold the status for RECEIVE COPY RESULTS.
 pub(super) fn extended_copy(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
     let c = req.cdb;
     let len = be32(c, 10) as usize;
@@ -91,114 +92,15 @@ pub(super) fn extended_copy(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
         return done(lun.check(&Sense::parameter_list_length()));
     }
     let p = &req.data_out[..len];
-    let list_id = p[0];
-    let usage = (p[1] >> 3) & 3;
-    let tdl = u16::from_be_bytes([p[2], p[3]]) as usize;
-    let sdl = be32(p, 8) as usize;
-    let inline = be32(p, 12) as usize;
-    if !tdl.is_multiple_of(32) {
-        return done(lun.check(&Sense::invalid_param_field(2)));
-    }
-    if inline != 0 {
-        return done(lun.check(&Sense::invalid_param_field(12)));
-    }
-    // Over MAXIMUM DESCRIPTOR LIST LENGTH: a parameter list length error (§6.3.1),
-    // checked before the descriptor counts.
-    if (tdl + sdl) as u64 > MAX_DESCRIPTOR_LIST as u64 {
-        return done(lun.check(&Sense::parameter_list_length()));
-    }
-    if tdl / 32 > MAX_TARGET_DESCRIPTORS as usize {
-        return done(lun.check(&Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x06)));
-    }
-    if 16 + tdl + sdl > len {
-        return done(lun.check(&Sense::parameter_list_length()));
-    }
-    // Target descriptors: each must name a LUN of this target.
-    let peers = lun.peer_luns();
-    let mut targets: Vec<Arc<Lun>> = Vec::new();
-    for (i, d) in p[16..16 + tdl].chunks_exact(32).enumerate() {
-        let at = 16 + 32 * i;
-        if d[0] != TGT_IDENT {
-            return done(lun.check(&Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x07)));
-        }
-        // LU ID TYPE other than LUN (00b) is not supported.
-        if d[1] >> 6 != 0 {
-            return done(lun.check(&Sense::invalid_param_field(at as u16 + 1)));
-        }
-        // NUL: a null device target, which hydra does not provide.
-        if d[1] & 0x20 != 0 {
-            return done(lun.check(&copy_aborted(0x08, 0x04)));
-        }
-        if d[1] & 0x1f != 0 {
-            return done(lun.check(&copy_aborted(0x08, 0x04)));
-        }
-        let dlen = d[7] as usize;
-        if dlen > 20 {
-            return done(lun.check(&Sense::invalid_param_field(at as u16 + 7)));
-        }
-        let want = &d[4..8 + dlen];
-        let found = peers
-            .iter()
-            .find(|l| matches!(l.kind, Kind::Disk(_)) && names(l, want));
-        let Some(t) = found else {
-            return done(lun.check(&copy_aborted(0x08, 0x04)));
-        };
-        // DISK BLOCK LENGTH must be the LUN's.
-        let bl = u32::from_be_bytes([0, d[29], d[30], d[31]]);
-        if t.settings().map(|s| s.block_size) != Some(bl) {
-            return done(lun.check(&copy_aborted(0x08, 0x04)));
-        }
-        targets.push(t.clone());
-    }
-    // Segment descriptors.
-    let mut segs: Vec<Segment> = Vec::new();
-    let mut at = 16 + tdl;
-    let end = 16 + tdl + sdl;
-    while at < end {
-        if segs.len() >= MAX_SEGMENT_DESCRIPTORS as usize {
-            return done(lun.check(&Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x08)));
-        }
-        if at + 4 > end {
-            return done(lun.check(&Sense::parameter_list_length()));
-        }
-        let s = &p[at..end];
-        let dlen = u16::from_be_bytes([s[2], s[3]]) as usize + 4;
-        if s[0] != SEG_BLOCK_TO_BLOCK {
-            return done(lun.check(&Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x09)));
-        }
-        if dlen != 28 || s.len() < 28 {
-            return done(lun.check(&Sense::parameter_list_length()));
-        }
-        let (si, di) = (
-            u16::from_be_bytes([s[4], s[5]]) as usize,
-            u16::from_be_bytes([s[6], s[7]]) as usize,
-        );
-        let (Some(src), Some(dst)) = (targets.get(si), targets.get(di)) else {
-            return done(lun.check(&copy_aborted(0x08, 0x04)));
-        };
-        let blocks = u16::from_be_bytes([s[10], s[11]]) as u64;
-        let (src_lba, dst_lba) = (be64(s, 12), be64(s, 20));
-        let cap = |l: &Lun| l.size_bytes() / l.settings().map_or(512, |s| s.block_size) as u64;
-        let fits = |l: &Lun, lba: u64| lba.checked_add(blocks).is_some_and(|e| e <= cap(l));
-        if !fits(src, src_lba) || !fits(dst, dst_lba) {
-            return done(lun.check(&copy_aborted(0x00, 0x00)));
-        }
-        let bs = src.settings().map_or(512, |s| s.block_size) as u64;
-        if blocks * bs > MAX_SEGMENT_BYTES as u64 {
-            return done(lun.check(&Sense::invalid_param_field(at as u16 + 10)));
-        }
-        if dst.settings().is_some_and(|s| s.readonly) {
-            return done(lun.check(&Sense::write_protected()));
-        }
-        segs.push(Segment {
-            src: src.clone(),
-            dst: dst.clone(),
-            blocks,
-            src_lba,
-            dst_lba,
-        });
-        at += dlen;
-    }
+    let parsed = header(p).and_then(|h| {
+        let targets = target_descriptors(lun, &p[16..16 + h.tdl])?;
+        let segs = segment_descriptors(p, 16 + h.tdl, 16 + h.tdl + h.sdl, &targets)?;
+        Ok((h, segs))
+    });
+    let (h, segs) = match parsed {
+        Ok(v) => v,
+        Err(sense) => return done(lun.check(&sense)),
+    };
     // Reservations on the LUNs read and written apply to this nexus as for READ/WRITE.
     for s in &segs {
         if let Some(c) = s.src.pr.check(req.nexus, op::READ_16) {
@@ -208,14 +110,171 @@ pub(super) fn extended_copy(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
             return done(c);
         }
     }
+    let (result, processed, moved) = match copy(lun, &segs) {
+        Ok((processed, moved)) => (ScsiOutcome::good(Bytes::new()), processed, moved),
+        Err((sense, processed, moved)) => (lun.check(&sense), processed, moved),
+    };
+    // LIST ID USAGE 00b/10b: hold the status for RECEIVE COPY RESULTS.
+    if h.usage == 0 || h.usage == 2 {
+        let status = (result.status == 0, processed, moved);
+        hold(lun, req.nexus, h.list_id, status);
+    }
+    done(result)
+}
+
+/// The parameter list header (SPC-3 §6.3.1 table 32) with its lengths checked.
+struct Header {
+    list_id: u8,
+    /// LIST ID USAGE.
+    usage: u8,
+    /// Target descriptor list length.
+    tdl: usize,
+    /// Segment descriptor list length.
+    sdl: usize,
+}
+
+fn header(p: &[u8]) -> Result<Header, Sense> {
+    let h = Header {
+        list_id: p[0],
+        usage: (p[1] >> 3) & 3,
+        tdl: u16::from_be_bytes([p[2], p[3]]) as usize,
+        sdl: be32(p, 8) as usize,
+    };
+    let inline = be32(p, 12);
+    if !h.tdl.is_multiple_of(32) {
+        return Err(Sense::invalid_param_field(2));
+    }
+    if inline != 0 {
+        return Err(Sense::invalid_param_field(12));
+    }
+    // Over MAXIMUM DESCRIPTOR LIST LENGTH: a parameter list length error (§6.3.1),
+    // checked before the descriptor counts.
+    if (h.tdl + h.sdl) as u64 > MAX_DESCRIPTOR_LIST as u64 {
+        return Err(Sense::parameter_list_length());
+    }
+    if h.tdl / 32 > MAX_TARGET_DESCRIPTORS as usize {
+        return Err(Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x06));
+    }
+    if 16 + h.tdl + h.sdl > p.len() {
+        return Err(Sense::parameter_list_length());
+    }
+    Ok(h)
+}
+
+/// Target descriptors (identification descriptor, 0xE4): each must name a disk LUN of
+/// this target, with its block length.
+fn target_descriptors(lun: &Lun, list: &[u8]) -> Result<Vec<Arc<Lun>>, Sense> {
+    let peers = lun.peer_luns();
+    let mut targets: Vec<Arc<Lun>> = Vec::new();
+    for (i, d) in list.chunks_exact(32).enumerate() {
+        let at = 16 + 32 * i;
+        if d[0] != TGT_IDENT {
+            return Err(Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x07));
+        }
+        // LU ID TYPE other than LUN (00b) is not supported.
+        if d[1] >> 6 != 0 {
+            return Err(Sense::invalid_param_field(at as u16 + 1));
+        }
+        // NUL (0x20): a null device target, which hydra does not provide; the rest of
+        // the byte is reserved.
+        if d[1] & 0x3f != 0 {
+            return Err(copy_aborted(0x08, 0x04));
+        }
+        let dlen = d[7] as usize;
+        if dlen > 20 {
+            return Err(Sense::invalid_param_field(at as u16 + 7));
+        }
+        let want = &d[4..8 + dlen];
+        let found = peers
+            .iter()
+            .find(|l| matches!(l.kind, Kind::Disk(_)) && names(l, want));
+        let Some(t) = found else {
+            return Err(copy_aborted(0x08, 0x04));
+        };
+        // DISK BLOCK LENGTH must be the LUN's.
+        let bl = u32::from_be_bytes([0, d[29], d[30], d[31]]);
+        if t.settings().map(|s| s.block_size) != Some(bl) {
+            return Err(copy_aborted(0x08, 0x04));
+        }
+        targets.push(t.clone());
+    }
+    Ok(targets)
+}
+
+/// Segment descriptors in `p[at..end]`: block-to-block (0x02) only, between the
+/// `targets`, within both LUNs, the destination writable.
+fn segment_descriptors(
+    p: &[u8],
+    mut at: usize,
+    end: usize,
+    targets: &[Arc<Lun>],
+) -> Result<Vec<Segment>, Sense> {
+    let mut segs: Vec<Segment> = Vec::new();
+    while at < end {
+        if segs.len() >= MAX_SEGMENT_DESCRIPTORS as usize {
+            return Err(Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x08));
+        }
+        if at + 4 > end {
+            return Err(Sense::parameter_list_length());
+        }
+        let s = &p[at..end];
+        let dlen = u16::from_be_bytes([s[2], s[3]]) as usize + 4;
+        if s[0] != SEG_BLOCK_TO_BLOCK {
+            return Err(Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x09));
+        }
+        if dlen != 28 || s.len() < 28 {
+            return Err(Sense::parameter_list_length());
+        }
+        segs.push(segment(s, at, targets)?);
+        at += dlen;
+    }
+    Ok(segs)
+}
+
+/// One block-to-block segment descriptor `s` (at offset `at` of the list).
+fn segment(s: &[u8], at: usize, targets: &[Arc<Lun>]) -> Result<Segment, Sense> {
+    let (si, di) = (
+        u16::from_be_bytes([s[4], s[5]]) as usize,
+        u16::from_be_bytes([s[6], s[7]]) as usize,
+    );
+    let (Some(src), Some(dst)) = (targets.get(si), targets.get(di)) else {
+        return Err(copy_aborted(0x08, 0x04));
+    };
+    let blocks = u16::from_be_bytes([s[10], s[11]]) as u64;
+    let (src_lba, dst_lba) = (be64(s, 12), be64(s, 20));
+    let cap = |l: &Lun| l.size_bytes() / block_size(l);
+    let fits = |l: &Lun, lba: u64| lba.checked_add(blocks).is_some_and(|e| e <= cap(l));
+    if !fits(src, src_lba) || !fits(dst, dst_lba) {
+        return Err(copy_aborted(0x00, 0x00));
+    }
+    if blocks * block_size(src) > MAX_SEGMENT_BYTES as u64 {
+        return Err(Sense::invalid_param_field(at as u16 + 10));
+    }
+    if dst.settings().is_some_and(|s| s.readonly) {
+        return Err(Sense::write_protected());
+    }
+    Ok(Segment {
+        src: src.clone(),
+        dst: dst.clone(),
+        blocks,
+        src_lba,
+        dst_lba,
+    })
+}
+
+fn block_size(l: &Lun) -> u64 {
+    l.settings().map_or(512, |s| s.block_size) as u64
+}
+
+/// Move the segments in order, [`CHUNK`] bytes at a time. Ok: (segments processed,
+/// bytes moved); Err also says how far the copy got.
+fn copy(lun: &Lun, segs: &[Segment]) -> Result<(u16, u64), (Sense, u16, u64)> {
     let mut moved: u64 = 0;
     let mut processed: u16 = 0;
-    let mut result = ScsiOutcome::good(Bytes::new());
-    'segments: for s in &segs {
-        let bs = s.src.settings().map_or(512, |x| x.block_size) as u64;
+    for s in segs {
+        let bs = block_size(&s.src);
         let (Kind::Disk(sd), Kind::Disk(dd)) = (&s.src.kind, &s.dst.kind) else {
-            result = lun.check(&copy_aborted(0x08, 0x04));
-            break;
+            return Err((copy_aborted(0x08, 0x04), processed, moved));
         };
         let mut done_bytes = 0;
         let total = s.blocks * bs;
@@ -236,27 +295,26 @@ pub(super) fn extended_copy(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
                     IoError::WouldBlock => "would block".into(),
                 };
                 tracing::error!("LUN {}: extended copy failed: {e}", lun.number);
-                result = lun.check(&copy_aborted(0x0d, 0x02));
-                break 'segments;
+                return Err((copy_aborted(0x0d, 0x02), processed, moved));
             }
             done_bytes += n;
             moved += n;
         }
         processed += 1;
     }
-    // LIST ID USAGE 00b/10b: hold the status for RECEIVE COPY RESULTS.
-    if usage == 0 || usage == 2 {
-        let ok = result.status == 0;
-        let mut held = lun.copies.map.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded: statuses nobody collects must not grow without end.
-        if held.len() >= MAX_HELD {
-            if let Some(k) = held.keys().next().cloned() {
-                held.remove(&k);
-            }
+    Ok((processed, moved))
+}
+
+/// Keep a copy's status for RECEIVE COPY RESULTS, bounded: statuses nobody collects
+/// must not grow without end.
+fn hold(lun: &Lun, nexus: &ItNexus, list_id: u8, status: CopyStatus) {
+    let mut held = lun.copies.map.lock().unwrap_or_else(|e| e.into_inner());
+    if held.len() >= MAX_HELD {
+        if let Some(k) = held.keys().next().cloned() {
+            held.remove(&k);
         }
-        held.insert((req.nexus.clone(), list_id), (ok, processed, moved));
     }
-    done(result)
+    held.insert((nexus.clone(), list_id), status);
 }
 
 /// RECEIVE COPY RESULTS: COPY STATUS (SA 0) and OPERATING PARAMETERS (SA 3).

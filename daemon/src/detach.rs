@@ -1,7 +1,8 @@
 //! Detaching a daemon the classic way (fork, setsid, stdio to /dev/null and a log file),
 //! with one improvement over tgtd: the parent waits on a pipe until the child has bound
-//! its portals (or socket), so `hydra tgtd` / `hydra iscsid` exit 0 only for a daemon that is really serving and
-//! prints the child's error otherwise.
+//! its portals or sockets ([`report_ready`]), so `hydra tgtd`, `hydra iscsid` and
+//! `hydra dlm_controld` exit 0 only for a daemon that is really serving, and print the
+//! child's error otherwise.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -11,8 +12,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 static READY_FD: AtomicI32 = AtomicI32::new(-1);
 
-/// Fork into the background. Returns in the child only; the parent exits with the
-/// child's start-up verdict.
+/// Fork into the background, logging to `<run_dir>/<log_name>`. Call it before any
+/// thread exists (before the tokio runtime). Returns in the child only; the parent exits
+/// with the child's start-up verdict, printing `<tool>: <error>` for a failed start.
 pub fn detach(run_dir: &Path, log_name: &str, tool: &str) -> Result<(), String> {
     std::fs::create_dir_all(run_dir)
         .map_err(|e| format!("run directory {}: {e}", run_dir.display()))?;
