@@ -11,6 +11,8 @@ use bytes::Bytes;
 use hydra_initiator::login::{Chap, LoginConfig};
 use hydra_initiator::{Error, Session};
 use hydra_proto::negotiate::LocalParams;
+use hydra_proto::scsi::alua::AccessState;
+use hydra_proto::scsi::pr::PrType;
 
 use common::*;
 
@@ -109,7 +111,7 @@ fn against_hydra_tgtd() {
             .unwrap();
         // The first command of a new I_T nexus meets POWER ON; then it works.
         let first = s.read_capacity(1).await.unwrap().unwrap_err();
-        assert_eq!(first.sense.map(|k| k.0), Some(0x06));
+        assert_eq!(first.sense_key().map(|k| k.0), Some(0x06));
         assert_eq!(s.read_capacity(1).await.unwrap().unwrap(), (65536, 512));
         s.logout().await.unwrap();
         // Mutual CHAP: the target proves itself with the outgoing account.
@@ -347,7 +349,7 @@ fn reconnect_after_target_restart() {
                         let (i, r) = w.await.unwrap();
                         match r.unwrap() {
                             Ok(()) => last_good.lock().unwrap()[(i % 256) as usize] = Some(i),
-                            Err(f) => assert_eq!(f.sense.map(|k| k.0), Some(0x06), "{f:?}"),
+                            Err(f) => assert_eq!(f.sense_key().map(|k| k.0), Some(0x06), "{f:?}"),
                         }
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -546,34 +548,43 @@ fn cluster_commands_through_the_library() {
             assert!(s.test_unit_ready(1).await.unwrap().is_ok());
         }
         // fence_scsi: both register, a reserves WERO, then preempts b.
-        a.persistent_reserve_out(1, 6, 0, 0, 0xa, false)
+        let wero = PrType::WriteExclusiveRegistrantsOnly;
+        a.pr_register_and_ignore(1, 0xa, false)
             .await
             .unwrap()
             .unwrap();
-        b.persistent_reserve_out(1, 6, 0, 0, 0xb, false)
+        b.pr_register_and_ignore(1, 0xb, false)
             .await
             .unwrap()
             .unwrap();
-        a.persistent_reserve_out(1, 1, 5, 0xa, 0, false)
-            .await
-            .unwrap()
-            .unwrap();
+        a.pr_reserve(1, 0xa, wero).await.unwrap().unwrap();
+        let r = a.read_reservation(1).await.unwrap().unwrap().unwrap();
+        assert_eq!((r.key, r.rtype), (0xa, wero));
+        let full = b.read_full_status(1).await.unwrap().unwrap();
+        let holders: Vec<_> = full
+            .descriptors
+            .iter()
+            .map(|d| (d.key, d.holder, d.transport_id.name.as_str()))
+            .collect();
         assert_eq!(
-            a.read_reservation(1).await.unwrap().unwrap(),
-            Some((0xa, 5))
+            holders,
+            vec![
+                (0xa, Some(wero), NAME),
+                (0xb, None, "iqn.2026-11.org.hydra:node2")
+            ]
         );
-        a.persistent_reserve_out(1, 5, 5, 0xa, 0xb, false)
+        a.pr_preempt(1, 0xa, 0xb, wero, true)
             .await
             .unwrap()
             .unwrap();
-        let (_, keys) = a.read_keys(1).await.unwrap().unwrap();
-        assert_eq!(keys, vec![0xa]);
+        let keys = a.read_keys(1).await.unwrap().unwrap();
+        assert_eq!(keys.keys, vec![0xa]);
         let _ = b.test_unit_ready(1).await.unwrap(); // REGISTRATIONS PREEMPTED
         let w = b
             .write16(1, 0, vec![1u8; 512].into(), 512, false)
             .await
             .unwrap();
-        assert_eq!(w.unwrap_err().status, 0x18, "b is fenced");
+        assert!(w.unwrap_err().is_reservation_conflict(), "b is fenced");
         a.write16(1, 0, vec![b'A'; 512].into(), 512, false)
             .await
             .unwrap()
@@ -588,18 +599,27 @@ fn cluster_commands_through_the_library() {
             .await
             .unwrap()
             .unwrap_err();
-        assert_eq!(f.sense.map(|k| (k.0, k.1)), Some((0x0e, 0x1d)));
+        assert_eq!(f.sense_key().map(|k| (k.0, k.1)), Some((0x0e, 0x1d)));
         // UNMAP: the block reads back as zeros.
         a.unmap(1, &[(0, 8)]).await.unwrap().unwrap();
         let z = a.read16(1, 0, 1, 512).await.unwrap().unwrap();
         assert!(z.iter().all(|&x| x == 0));
         // ALUA: both groups and their states.
         let groups = a.report_target_port_groups(1).await.unwrap().unwrap();
-        assert_eq!(groups, vec![(1, 0), (2, 1)]);
-        a.persistent_reserve_out(1, 3, 0, 0xa, 0, false)
-            .await
-            .unwrap()
-            .unwrap();
+        let states: Vec<_> = groups
+            .groups
+            .iter()
+            .map(|g| (g.id, g.state, g.ports.clone()))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                (1, AccessState::ActiveOptimized, vec![1]),
+                (2, AccessState::ActiveNonOptimized, vec![2])
+            ]
+        );
+        a.pr_clear(1, 0xa).await.unwrap().unwrap();
+        assert!(a.read_keys(1).await.unwrap().unwrap().keys.is_empty());
         a.logout().await.unwrap();
         b.logout().await.unwrap();
     });

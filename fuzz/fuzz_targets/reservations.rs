@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(out.data_in.len() <= 8192);
         let s = lun.reservations();
         if let Some(r) = &s.reservation {
-            assert!(r.holder < s.registrants.len() || matches!(r.rtype, 7 | 8));
+            assert!(r.holder < s.registrants.len() || r.rtype.all_registrants());
             assert!(!s.registrants.is_empty());
         }
     }

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use hydra_proto::framing::{consume, front_len, try_frame, Digests};
-use hydra_proto::pdu::{Pdu, Repr};
+use hydra_proto::framing::{consume, encode, front_len, try_frame, Digests};
+use hydra_proto::pdu::{Pdu, Repr, LOGIN_MAX_DATA};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -32,9 +32,6 @@ use crate::login::{Established, Login, LoginConfig, Step};
 use crate::path::{DownReason, PathState};
 use crate::session::{Command, Core, Reply, Tmf, TmfOutcome};
 use crate::{Error, Result};
-
-/// Largest login PDU data we accept (RFC 7143 §6.1: 8192 during login).
-const LOGIN_MAX_DATA: usize = 8192;
 
 enum Request {
     Command(Command, oneshot::Sender<Result<Reply>>),
@@ -239,11 +236,8 @@ pub(crate) async fn connect(
         let mut req_data = (req, data);
         let established = loop {
             let (req, data) = &req_data;
-            let mut out = req.emit(data.len()).to_vec();
-            out.extend_from_slice(data);
-            out.resize(48 + data.len().div_ceil(4) * 4, 0);
             stream
-                .write_all(&out)
+                .write_all(&encode(&req.emit(data.len()), data, Digests::default()))
                 .await
                 .map_err(|e| Error::io("login write", e))?;
             let f = read_frame(&mut stream, &mut buf, Digests::default(), LOGIN_MAX_DATA).await?;

@@ -6,9 +6,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hydra_proto::framing::Digests;
+use hydra_proto::framing::{encode, Digests};
 use hydra_proto::negotiate::LocalParams;
 use hydra_proto::pdu::{LogoutRequest, Pdu, Repr, TextRequest, RESERVED_TAG};
+use hydra_proto::send_targets::{TargetAddress, TargetRecord};
 use hydra_proto::text;
 use tokio::io::AsyncWriteExt;
 
@@ -32,61 +33,32 @@ pub struct Discovered {
     pub portals: Vec<Portal>,
 }
 
-fn parse_address(v: &str, at: SocketAddr) -> Result<Portal> {
-    let bad = || Error::Protocol(format!("bad TargetAddress '{v}'"));
-    let (hostport, tpgt) = v.rsplit_once(',').unwrap_or((v, "1"));
-    let tpgt = tpgt.parse().map_err(|_| bad())?;
-    let (address, port) = if let Some(h) = hostport.strip_prefix('[') {
-        let (h, p) = h.split_once(']').ok_or_else(bad)?;
-        (format!("[{h}]"), p.strip_prefix(':'))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (hostport.to_string(), None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().map_err(|_| bad())?,
-        None => at.port(),
-    };
-    Ok(Portal {
-        address,
-        port,
-        tpgt,
-    })
-}
-
-/// Parse the SendTargets answer (key=value pairs in order).
+/// Parse the SendTargets answer (key=value pairs in order), with the defaults of the
+/// portal `at` that was asked: its port where an address has none, tag 1 where the
+/// target gave none, and `at` itself for a target without any address (§12.3).
 pub fn parse_send_targets(keys: &[(String, String)], at: SocketAddr) -> Result<Vec<Discovered>> {
-    let mut out: Vec<Discovered> = Vec::new();
-    for (k, v) in keys {
-        match k.as_str() {
-            "TargetName" => out.push(Discovered {
-                name: v.clone(),
-                portals: Vec::new(),
-            }),
-            "TargetAddress" => {
-                let t = out
-                    .last_mut()
-                    .ok_or_else(|| Error::Protocol("TargetAddress before any TargetName".into()))?;
-                t.portals.push(parse_address(v, at)?);
+    let records = TargetRecord::parse_all(keys)?;
+    Ok(records
+        .into_iter()
+        .map(|r| {
+            let addresses = if r.addresses.is_empty() {
+                vec![TargetAddress::of(at, 1)]
+            } else {
+                r.addresses
+            };
+            Discovered {
+                name: r.name,
+                portals: addresses
+                    .into_iter()
+                    .map(|a| Portal {
+                        address: a.host,
+                        port: a.port.unwrap_or(at.port()),
+                        tpgt: a.tpgt.unwrap_or(1),
+                    })
+                    .collect(),
             }
-            _ => {}
-        }
-    }
-    for t in &mut out {
-        if t.portals.is_empty() {
-            t.portals.push(Portal {
-                address: match at {
-                    SocketAddr::V4(a) => a.ip().to_string(),
-                    SocketAddr::V6(a) => format!("[{}]", a.ip()),
-                },
-                port: at.port(),
-                tpgt: 1,
-            });
-        }
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// Discover the targets behind portal `at`.
@@ -132,11 +104,8 @@ pub async fn send_targets(
                 cmd_sn,
                 exp_stat_sn,
             };
-            let mut out = req.emit(offer.len()).to_vec();
-            out.extend_from_slice(&offer);
-            out.resize(48 + offer.len().div_ceil(4) * 4, 0);
             stream
-                .write_all(&out)
+                .write_all(&encode(&req.emit(offer.len()), &offer, digests))
                 .await
                 .map_err(|e| Error::io("write", e))?;
             offer.clear();
@@ -160,7 +129,7 @@ pub async fn send_targets(
                     cmd_sn,
                     exp_stat_sn,
                 };
-                let _ = stream.write_all(&bye.emit(0)).await;
+                let _ = stream.write_all(&encode(&bye.emit(0), &[], digests)).await;
                 return Ok(found);
             }
             ttt = r.ttt;

@@ -28,7 +28,8 @@ pub mod registry;
 pub mod scsi;
 pub mod session;
 pub mod url;
-pub mod wwid;
+/// udev's WWID of a LUN, derived from its VPD pages (shared with the target's tests).
+pub use hydra_proto::scsi::wwid;
 
 pub use conn::Session;
 pub use error::{Error, Result};

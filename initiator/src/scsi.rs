@@ -1,7 +1,27 @@
 //! Typed SCSI commands over a [`Session`] (SPC-4, SBC-3): what multipath, fencing and the
-//! tools need, each checking its status and decoding its data.
+//! tools need, each checking its status and decoding its data. CDBs and data formats
+//! come from `hydra_proto::scsi`, the same types the target answers with.
+//!
+//! Every call returns `Result<Result<T, Failed>>`: the outer error is the transport (or a
+//! target answer that does not parse), the inner one a SCSI status other than GOOD.
+//!
+//! Persistent reservations, as fence_scsi uses them (SPC-4 §5.13): each node registers
+//! its key ([`Session::pr_register`] or [`Session::pr_register_and_ignore`]), one holds a
+//! Write Exclusive - Registrants Only reservation ([`Session::pr_reserve`]), and fencing a
+//! node is [`Session::pr_preempt`] with abort of its key; [`Session::read_keys`],
+//! [`Session::read_reservation`] and [`Session::read_full_status`] show the state.
 
 use bytes::Bytes;
+use hydra_proto::scsi::alua::{RtpgCdb, TargetPortGroups};
+use hydra_proto::scsi::capacity::Capacity16;
+use hydra_proto::scsi::cdb::{self, BlockCdb};
+use hydra_proto::scsi::pr::{
+    FullStatus, InAction, InCdb, OutAction, OutCdb, OutParams, PrType, ReadKeys, ReadReservation,
+    ReportCapabilities, ReservationDescriptor,
+};
+use hydra_proto::scsi::report_luns::ReportLuns;
+use hydra_proto::scsi::sense::key;
+use hydra_proto::scsi::{status, unmap, vpd, Opcode, Sense};
 
 use crate::conn::Session;
 use crate::session::{Command, Reply};
@@ -11,17 +31,31 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Failed {
     pub status: u8,
-    pub sense: Option<(u8, u8, u8)>,
+    /// Its sense data, when it came with readable sense data.
+    pub sense: Option<Sense>,
+}
+
+impl Failed {
+    /// (sense key, ASC, ASCQ), if there was sense data.
+    pub fn sense_key(&self) -> Option<(u8, u8, u8)> {
+        self.sense.as_ref().map(|s| (s.key, s.asc, s.ascq))
+    }
+
+    /// RESERVATION CONFLICT: another node holds the reservation (or this one was
+    /// preempted).
+    pub fn is_reservation_conflict(&self) -> bool {
+        self.status == status::RESERVATION_CONFLICT
+    }
 }
 
 /// GOOD, or the status and sense as an error.
 fn good(r: Reply) -> Result<Reply, Failed> {
-    if r.status == 0 {
+    if r.status == status::GOOD {
         Ok(r)
     } else {
         Err(Failed {
             status: r.status,
-            sense: r.sense_key(),
+            sense: r.sense(),
         })
     }
 }
@@ -35,6 +69,11 @@ fn cmd(lun: u64, cdb: &[u8], data_out: Bytes, read_len: u32) -> Command {
     }
 }
 
+/// Largest PERSISTENT RESERVE IN allocation length (the field is 16 bits).
+const PRIN_ALLOC: u16 = u16::MAX;
+/// Allocation length for REPORT LUNS and REPORT TARGET PORT GROUPS answers.
+const LIST_ALLOC: u32 = 64 * 1024;
+
 impl Session {
     /// Run a command; transport errors are `Err`, SCSI errors `Ok(Err(..))`.
     pub async fn scsi(
@@ -47,13 +86,38 @@ impl Session {
         Ok(good(self.execute(cmd(lun, cdb, data_out, read_len)).await?))
     }
 
+    /// Run a command that returns data and decode it with `parse`; data that does not
+    /// parse is the target's fault (an `Err`).
+    async fn read_data<T>(
+        &self,
+        lun: u64,
+        cdb: &[u8],
+        read_len: u32,
+        parse: impl FnOnce(&[u8]) -> hydra_proto::Result<T>,
+    ) -> Result<Result<T, Failed>> {
+        match self.scsi(lun, cdb, Bytes::new(), read_len).await? {
+            Ok(r) => Ok(Ok(parse(&r.data)?)),
+            Err(f) => Ok(Err(f)),
+        }
+    }
+
+    /// Run a command without data in.
+    async fn no_data(&self, lun: u64, cdb: &[u8], data_out: Bytes) -> Result<Result<(), Failed>> {
+        Ok(self.scsi(lun, cdb, data_out, 0).await?.map(|_| ()))
+    }
+
     /// TEST UNIT READY until no unit attention is pending (at most 8 tries).
     pub async fn test_unit_ready(&self, lun: u64) -> Result<Result<(), Failed>> {
         let mut last = None;
         for _ in 0..8 {
-            match self.scsi(lun, &[0; 6], Bytes::new(), 0).await? {
+            match self
+                .scsi(lun, &cdb::TEST_UNIT_READY, Bytes::new(), 0)
+                .await?
+            {
                 Ok(_) => return Ok(Ok(())),
-                Err(f) if f.sense.is_some_and(|s| s.0 == 0x06) => last = Some(f),
+                Err(f) if f.sense_key().is_some_and(|s| s.0 == key::UNIT_ATTENTION) => {
+                    last = Some(f)
+                }
                 Err(f) => return Ok(Err(f)),
             }
         }
@@ -62,21 +126,11 @@ impl Session {
 
     /// READ CAPACITY(16): (number of blocks, block size).
     pub async fn read_capacity(&self, lun: u64) -> Result<Result<(u64, u32), Failed>> {
-        let mut c = [0u8; 16];
-        c[0] = 0x9e;
-        c[1] = 0x10;
-        c[13] = 32;
-        Ok(self.scsi(lun, &c, Bytes::new(), 32).await?.and_then(|r| {
-            if r.data.len() < 12 {
-                return Err(Failed {
-                    status: 0,
-                    sense: None,
-                });
-            }
-            let last = u64::from_be_bytes(r.data[0..8].try_into().expect("8"));
-            let bs = u32::from_be_bytes(r.data[8..12].try_into().expect("4"));
-            Ok((last + 1, bs))
-        }))
+        let len = Capacity16::LEN as u32;
+        self.read_data(lun, &cdb::read_capacity16(len), len, |d| {
+            Capacity16::parse(d).map(|c| (c.blocks(), c.block_size))
+        })
+        .await
     }
 
     /// READ(16) of `blocks` blocks of `block_size` bytes.
@@ -87,10 +141,7 @@ impl Session {
         blocks: u32,
         block_size: u32,
     ) -> Result<Result<Bytes, Failed>> {
-        let mut c = [0u8; 16];
-        c[0] = 0x88;
-        c[2..10].copy_from_slice(&lba.to_be_bytes());
-        c[10..14].copy_from_slice(&blocks.to_be_bytes());
+        let c = BlockCdb::new(lba, blocks).emit16(Opcode::Read16);
         Ok(self
             .scsi(lun, &c, Bytes::new(), blocks * block_size)
             .await?
@@ -112,43 +163,43 @@ impl Session {
                 data.len()
             )));
         }
-        let mut c = [0u8; 16];
-        c[0] = 0x8a;
-        c[1] = if fua { 0x08 } else { 0 };
-        c[2..10].copy_from_slice(&lba.to_be_bytes());
-        c[10..14].copy_from_slice(&((data.len() / block_size as usize) as u32).to_be_bytes());
-        Ok(self.scsi(lun, &c, data, 0).await?.map(|_| ()))
+        let blocks = (data.len() / block_size as usize) as u32;
+        let c = BlockCdb {
+            fua,
+            ..BlockCdb::new(lba, blocks)
+        }
+        .emit16(Opcode::Write16);
+        self.no_data(lun, &c, data).await
     }
 
-    /// REPORT LUNS: the LUN numbers (peripheral and flat addressing decoded).
+    /// REPORT LUNS: the LUN numbers (peripheral and flat addressing).
     pub async fn report_luns(&self) -> Result<Result<Vec<u64>, Failed>> {
-        let mut c = [0u8; 12];
-        c[0] = 0xa0;
-        c[6..10].copy_from_slice(&4096u32.to_be_bytes());
-        Ok(self.scsi(0, &c, Bytes::new(), 4096).await?.map(|r| {
-            let n = r
-                .data
-                .get(0..4)
-                .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4")) as usize);
-            r.data[8.min(r.data.len())..(8 + n).min(r.data.len())]
-                .chunks_exact(8)
-                .map(|e| (u16::from_be_bytes([e[0], e[1]]) & 0x3fff) as u64)
-                .collect()
-        }))
+        let c = cdb::report_luns(0, LIST_ALLOC);
+        self.read_data(0, &c, LIST_ALLOC, |d| ReportLuns::parse(d).map(|r| r.luns))
+            .await
     }
 
     /// SYNCHRONIZE CACHE (16) of the whole LUN (SBC-3 §5.23): the target writes back
     /// what it cached before answering.
     pub async fn synchronize_cache(&self, lun: u64) -> Result<Result<(), Failed>> {
-        let mut c = [0u8; 16];
-        c[0] = 0x91;
-        Ok(self.scsi(lun, &c, Bytes::new(), 0).await?.map(|_| ()))
+        let c = BlockCdb::new(0, 0).emit16(Opcode::SynchronizeCache16);
+        self.no_data(lun, &c, Bytes::new()).await
     }
 
     /// INQUIRY (standard data, or the VPD page `page`).
     pub async fn inquiry(&self, lun: u64, page: Option<u8>) -> Result<Result<Bytes, Failed>> {
-        let c = [0x12, page.is_some() as u8, page.unwrap_or(0), 0x01, 0x00, 0];
+        let c = vpd::inquiry_cdb(page, 256);
         Ok(self.scsi(lun, &c, Bytes::new(), 256).await?.map(|r| r.data))
+    }
+
+    /// The Device Identification VPD page (SPC-4 §7.8.6): the LUN's designators, and
+    /// with ALUA the target port's.
+    pub async fn device_identification(
+        &self,
+        lun: u64,
+    ) -> Result<Result<vpd::DeviceIdPage, Failed>> {
+        let c = vpd::inquiry_cdb(Some(vpd::page::DEVICE_ID), 256);
+        self.read_data(lun, &c, 256, vpd::DeviceIdPage::parse).await
     }
 
     /// The WWID Linux (udev's scsi_id) gives this LUN; see [`crate::wwid`].
@@ -157,61 +208,174 @@ impl Session {
             Ok(d) => d,
             Err(f) => return Ok(Err(f)),
         };
-        let p83 = self.inquiry(lun, Some(0x83)).await?.unwrap_or_default();
-        let p80 = self.inquiry(lun, Some(0x80)).await?.ok();
+        let p83 = self
+            .inquiry(lun, Some(vpd::page::DEVICE_ID))
+            .await?
+            .unwrap_or_default();
+        let p80 = self.inquiry(lun, Some(vpd::page::UNIT_SERIAL)).await?.ok();
         Ok(Ok(crate::wwid::wwid(&p83, p80.as_deref(), &std)))
     }
 
-    /// PERSISTENT RESERVE OUT (SPC-4 §6.16) with the basic parameter list: service
-    /// action `sa`, reservation type `rtype`, keys, and APTPL.
+    /// PERSISTENT RESERVE OUT (SPC-4 §6.16) of `action` with reservation type `rtype`
+    /// (ignored by the actions that take none) and the basic parameter list `params`.
     pub async fn persistent_reserve_out(
         &self,
         lun: u64,
-        sa: u8,
-        rtype: u8,
-        key: u64,
-        sa_key: u64,
+        action: OutAction,
+        rtype: PrType,
+        params: &OutParams,
+    ) -> Result<Result<(), Failed>> {
+        let p = params.emit();
+        let c = OutCdb::new(action, rtype, p.len() as u32).emit();
+        self.no_data(lun, &c, p.into()).await
+    }
+
+    /// REGISTER (SPC-4 §5.13.7): register `new_key` (the current key `old_key`, 0 when
+    /// not registered), or with `new_key` 0 unregister. APTPL keeps the registrations
+    /// across a target restart.
+    pub async fn pr_register(
+        &self,
+        lun: u64,
+        old_key: u64,
+        new_key: u64,
         aptpl: bool,
     ) -> Result<Result<(), Failed>> {
-        let mut p = vec![0u8; 24];
-        p[0..8].copy_from_slice(&key.to_be_bytes());
-        p[8..16].copy_from_slice(&sa_key.to_be_bytes());
-        p[20] = aptpl as u8;
-        let c = [0x5f, sa & 0x1f, rtype & 0x0f, 0, 0, 0, 0, 0, 24, 0];
-        Ok(self.scsi(lun, &c, p.into(), 0).await?.map(|_| ()))
+        let p = OutParams {
+            key: old_key,
+            sa_key: new_key,
+            aptpl,
+            ..OutParams::default()
+        };
+        let t = PrType::Unknown(0);
+        self.persistent_reserve_out(lun, OutAction::Register, t, &p)
+            .await
     }
 
-    /// PERSISTENT RESERVE IN, READ KEYS: (generation, registered keys).
-    pub async fn read_keys(&self, lun: u64) -> Result<Result<(u32, Vec<u64>), Failed>> {
-        let c = [0x5e, 0, 0, 0, 0, 0, 0, 0x20, 0, 0];
-        Ok(self.scsi(lun, &c, Bytes::new(), 8192).await?.map(|r| {
-            let d = &r.data;
-            let gen = d
-                .get(0..4)
-                .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4")));
-            let n = d
-                .get(4..8)
-                .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4")) as usize);
-            let keys = d[8.min(d.len())..(8 + n).min(d.len())]
-                .chunks_exact(8)
-                .map(|k| u64::from_be_bytes(k.try_into().expect("8")))
-                .collect();
-            (gen, keys)
-        }))
+    /// REGISTER AND IGNORE EXISTING KEY: register `new_key` whatever this I_T nexus
+    /// had (how fence_scsi registers, so that a restarted node needs no old key).
+    pub async fn pr_register_and_ignore(
+        &self,
+        lun: u64,
+        new_key: u64,
+        aptpl: bool,
+    ) -> Result<Result<(), Failed>> {
+        let p = OutParams {
+            sa_key: new_key,
+            aptpl,
+            ..OutParams::default()
+        };
+        let (a, t) = (OutAction::RegisterAndIgnoreExistingKey, PrType::Unknown(0));
+        self.persistent_reserve_out(lun, a, t, &p).await
     }
 
-    /// PERSISTENT RESERVE IN, READ RESERVATION: the holder's key and the type, if any.
-    pub async fn read_reservation(&self, lun: u64) -> Result<Result<Option<(u64, u8)>, Failed>> {
-        let c = [0x5e, 1, 0, 0, 0, 0, 0, 0, 64, 0];
-        Ok(self.scsi(lun, &c, Bytes::new(), 64).await?.map(|r| {
-            let d = &r.data;
-            (d.len() >= 24 && d[4..8] != [0, 0, 0, 0]).then(|| {
-                (
-                    u64::from_be_bytes(d[8..16].try_into().expect("8")),
-                    d[21] & 0x0f,
-                )
-            })
-        }))
+    /// A PR OUT whose parameter list is only the sender's key and a second key.
+    async fn pr_keys(
+        &self,
+        lun: u64,
+        action: OutAction,
+        rtype: PrType,
+        key: u64,
+        sa_key: u64,
+    ) -> Result<Result<(), Failed>> {
+        let p = OutParams {
+            key,
+            sa_key,
+            ..OutParams::default()
+        };
+        self.persistent_reserve_out(lun, action, rtype, &p).await
+    }
+
+    /// RESERVE (SPC-4 §5.13.9): take a reservation of `rtype` with registered `key`.
+    pub async fn pr_reserve(
+        &self,
+        lun: u64,
+        key: u64,
+        rtype: PrType,
+    ) -> Result<Result<(), Failed>> {
+        self.pr_keys(lun, OutAction::Reserve, rtype, key, 0).await
+    }
+
+    /// RELEASE (SPC-4 §5.13.11.2) of the reservation of `rtype` this nexus holds.
+    pub async fn pr_release(
+        &self,
+        lun: u64,
+        key: u64,
+        rtype: PrType,
+    ) -> Result<Result<(), Failed>> {
+        self.pr_keys(lun, OutAction::Release, rtype, key, 0).await
+    }
+
+    /// CLEAR (SPC-4 §5.13.11.2.6): remove every registration and the reservation.
+    pub async fn pr_clear(&self, lun: u64, key: u64) -> Result<Result<(), Failed>> {
+        let t = PrType::Unknown(0);
+        self.pr_keys(lun, OutAction::Clear, t, key, 0).await
+    }
+
+    /// PREEMPT (SPC-4 §5.13.11.4): remove the registrations of `victim`, taking the
+    /// reservation (as `rtype`) if the victim held it. With `abort`, PREEMPT AND ABORT:
+    /// the victim's commands in flight are aborted too — how fence_scsi fences a node.
+    pub async fn pr_preempt(
+        &self,
+        lun: u64,
+        key: u64,
+        victim: u64,
+        rtype: PrType,
+        abort: bool,
+    ) -> Result<Result<(), Failed>> {
+        let action = if abort {
+            OutAction::PreemptAndAbort
+        } else {
+            OutAction::Preempt
+        };
+        self.pr_keys(lun, action, rtype, key, victim).await
+    }
+
+    /// PERSISTENT RESERVE IN of `action`, decoded with `parse`.
+    async fn prin<T>(
+        &self,
+        lun: u64,
+        action: InAction,
+        parse: impl FnOnce(&[u8]) -> hydra_proto::Result<T>,
+    ) -> Result<Result<T, Failed>> {
+        let c = InCdb {
+            action,
+            alloc_len: PRIN_ALLOC,
+        }
+        .emit();
+        self.read_data(lun, &c, PRIN_ALLOC as u32, parse).await
+    }
+
+    /// READ KEYS (SPC-4 §6.15.2): the generation and every registered key.
+    pub async fn read_keys(&self, lun: u64) -> Result<Result<ReadKeys, Failed>> {
+        self.prin(lun, InAction::ReadKeys, ReadKeys::parse).await
+    }
+
+    /// READ RESERVATION (SPC-4 §6.15.3): the reservation, if any (key 0 for the
+    /// all-registrants types).
+    pub async fn read_reservation(
+        &self,
+        lun: u64,
+    ) -> Result<Result<Option<ReservationDescriptor>, Failed>> {
+        self.prin(lun, InAction::ReadReservation, |d| {
+            ReadReservation::parse(d).map(|r| r.reservation)
+        })
+        .await
+    }
+
+    /// REPORT CAPABILITIES (SPC-4 §6.15.4).
+    pub async fn report_capabilities(
+        &self,
+        lun: u64,
+    ) -> Result<Result<ReportCapabilities, Failed>> {
+        self.prin(lun, InAction::ReportCapabilities, ReportCapabilities::parse)
+            .await
+    }
+
+    /// READ FULL STATUS (SPC-4 §6.15.5): every registration with its initiator port
+    /// and target port, and which one holds the reservation.
+    pub async fn read_full_status(&self, lun: u64) -> Result<Result<FullStatus, Failed>> {
+        self.prin(lun, InAction::ReadFullStatus, FullStatus::parse)
+            .await
     }
 
     /// COMPARE AND WRITE (SBC-3 §5.2) of `verify.len()` bytes at `lba`.
@@ -234,48 +398,31 @@ impl Session {
                     .into(),
             ));
         }
-        let mut c = [0u8; 16];
-        c[0] = 0x89;
-        c[2..10].copy_from_slice(&lba.to_be_bytes());
-        c[13] = blocks as u8;
+        let c = cdb::compare_and_write(lba, blocks as u8, false);
         let mut data = verify.to_vec();
         data.extend_from_slice(write);
-        Ok(self.scsi(lun, &c, data.into(), 0).await?.map(|_| ()))
+        self.no_data(lun, &c, data.into()).await
     }
 
     /// UNMAP (SBC-3 §5.28) of `(lba, blocks)` ranges.
     pub async fn unmap(&self, lun: u64, ranges: &[(u64, u32)]) -> Result<Result<(), Failed>> {
-        let p = hydra_proto::scsi::unmap_parameter_list(ranges);
-        let l = (p.len() as u16).to_be_bytes();
-        let c = [0x42, 0, 0, 0, 0, 0, 0, l[0], l[1], 0];
-        Ok(self.scsi(lun, &c, p.into(), 0).await?.map(|_| ()))
+        let p = unmap::parameter_list(ranges);
+        let c = cdb::unmap(p.len() as u16);
+        self.no_data(lun, &c, p.into()).await
     }
 
-    /// REPORT TARGET PORT GROUPS (SPC-4 §6.37): (group id, asymmetric access state).
+    /// REPORT TARGET PORT GROUPS (SPC-4 §6.37): every target port group of the LUN with
+    /// its access state and ports (length-only format).
     pub async fn report_target_port_groups(
         &self,
         lun: u64,
-    ) -> Result<Result<Vec<(u16, u8)>, Failed>> {
-        let mut c = [0u8; 12];
-        c[0] = 0xa3;
-        c[1] = 0x0a;
-        c[6..10].copy_from_slice(&4096u32.to_be_bytes());
-        Ok(self.scsi(lun, &c, Bytes::new(), 4096).await?.map(|r| {
-            let d = &r.data;
-            let end = d
-                .get(0..4)
-                .map_or(0, |b| {
-                    u32::from_be_bytes(b.try_into().expect("4")) as usize + 4
-                })
-                .min(d.len());
-            let mut out = Vec::new();
-            let mut at = 4;
-            while at + 8 <= end {
-                let ports = d[at + 7] as usize;
-                out.push((u16::from_be_bytes([d[at + 2], d[at + 3]]), d[at] & 0x0f));
-                at += 8 + 4 * ports;
-            }
-            out
-        }))
+    ) -> Result<Result<TargetPortGroups, Failed>> {
+        let c = RtpgCdb {
+            extended: false,
+            alloc_len: LIST_ALLOC,
+        }
+        .emit();
+        self.read_data(lun, &c, LIST_ALLOC, |d| TargetPortGroups::parse(d, false))
+            .await
     }
 }

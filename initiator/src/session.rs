@@ -21,6 +21,7 @@ use hydra_proto::pdu::{
     TaskAttr, TaskMgmtRequest, TaskMgmtResponse, TmfFunction, TmfResponse, RESERVED_TAG,
 };
 use hydra_proto::scsi::encode_lun;
+use hydra_proto::scsi::sense::{self, Sense};
 use hydra_proto::serial::Sn;
 
 use crate::{Error, Result};
@@ -48,6 +49,12 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Its sense data, decoded (fixed or descriptor format); None without any, or
+    /// when it cannot be read.
+    pub fn sense(&self) -> Option<Sense> {
+        Sense::parse(&self.sense).ok()
+    }
+
     /// (sense key, ASC, ASCQ) of its sense data.
     pub fn sense_key(&self) -> Option<(u8, u8, u8)> {
         sense_key(&self.sense)
@@ -61,11 +68,7 @@ impl Reply {
 
 /// (sense key, ASC, ASCQ) of fixed or descriptor format sense data (SPC-4 §4.5).
 pub fn sense_key(s: &[u8]) -> Option<(u8, u8, u8)> {
-    match s.first().map(|b| b & 0x7f) {
-        Some(0x70 | 0x71) if s.len() >= 14 => Some((s[2] & 0x0f, s[12], s[13])),
-        Some(0x72 | 0x73) if s.len() >= 4 => Some((s[1] & 0x0f, s[2], s[3])),
-        _ => None,
-    }
+    Sense::parse(s).ok().map(|s| (s.key, s.asc, s.ascq))
 }
 
 struct Task {
@@ -433,12 +436,7 @@ impl Core {
         };
         self.update_window(r.exp_cmd_sn, r.max_cmd_sn);
         self.status_sn(r.stat_sn)?;
-        let sense = if data.len() >= 2 {
-            let n = (data[0] as usize) << 8 | data[1] as usize;
-            data[2..(2 + n).min(data.len())].to_vec()
-        } else {
-            Vec::new()
-        };
+        let sense = sense::from_segment(&data).to_vec();
         if r.response != 0 {
             return Err(Error::Protocol(format!(
                 "target failure (response 0x{:02x}) for ITT 0x{:08x}",

@@ -174,6 +174,15 @@ impl OutQueue {
     }
 }
 
+/// One PDU as contiguous bytes (header, header digest, data, padding, data digest), for
+/// the few PDUs sent outside a session's queue (login, discovery): the same layout
+/// [`OutQueue`] writes.
+pub fn encode(bhs: &[u8; BHS_LEN], data: &[u8], digests: Digests) -> Vec<u8> {
+    let mut q = OutQueue::default();
+    q.push(bhs, Bytes::copy_from_slice(data), digests);
+    q.take().concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +214,21 @@ mod tests {
         let f = try_frame(&mut partial, d, 8192).unwrap().unwrap();
         assert_eq!(&f.data[..], b"hello");
         assert!(partial.is_empty());
+    }
+
+    #[test]
+    fn encoded_pdu_is_padded_and_frames_back() {
+        let mut bhs = [0u8; BHS_LEN];
+        bhs[0] = 0x03;
+        Bhs::new_unchecked(&mut bhs[..]).set_data_len(5);
+        let b = encode(&bhs, b"a=b\0c", Digests::default());
+        assert_eq!(b.len(), 48 + 8);
+        assert_eq!(&b[48..], b"a=b\0c\0\0\0");
+        let mut buf = BytesMut::from(&b[..]);
+        let f = try_frame(&mut buf, Digests::default(), 8192)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&f.data[..], b"a=b\0c");
     }
 
     #[test]

@@ -11,8 +11,11 @@
 //! - [`bhs`]: the 48-byte Basic Header Segment as a zero-copy view; [`pdu`]: one `Repr`
 //!   per RFC 7143 opcode with `parse`/`emit`.
 //! - [`text`]: `key=value\0` data segments; [`negotiate`]: the RFC 7143 §13 key table and
-//!   negotiation rules; [`chap`]: CHAP (RFC 1994) with IANA algorithm numbers.
-//! - [`scsi`]: CDB views, sense data, VPD page encoders, device identity (tgt-compatible).
+//!   negotiation rules; [`chap`]: CHAP (RFC 1994) with IANA algorithm numbers;
+//!   [`send_targets`]: the SendTargets answer.
+//! - [`scsi`]: SCSI on the wire, one module per structure, each a type with `parse` and
+//!   `emit` used by both ends: CDBs, sense data, VPD pages and udev's WWID, persistent
+//!   reservations, REPORT TARGET PORT GROUPS, REPORT LUNS, READ CAPACITY, UNMAP.
 #![forbid(unsafe_code)]
 
 pub mod error;
@@ -25,5 +28,6 @@ pub mod framing;
 pub mod negotiate;
 pub mod pdu;
 pub mod scsi;
+pub mod send_targets;
 pub mod serial;
 pub mod text;

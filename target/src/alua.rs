@@ -19,53 +19,14 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::RwLock;
 
-use hydra_proto::scsi::Sense;
+use hydra_proto::scsi::alua::{status_code, support, PortGroup, TargetPortGroups};
+use hydra_proto::scsi::{Opcode, Sense};
 
 use crate::{Error, Result};
 
-/// Asymmetric access state (SPC-4 §6.37 table "ASYMMETRIC ACCESS STATE field").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum AccessState {
-    ActiveOptimized = 0x0,
-    ActiveNonOptimized = 0x1,
-    Standby = 0x2,
-    Unavailable = 0x3,
-}
-
-impl AccessState {
-    /// The names targets.conf and tgtadm accept (multipath-tools and sg_rtpg print
-    /// these states as "active/optimized" and so on; both spellings are accepted).
-    pub fn parse(s: &str) -> Option<AccessState> {
-        match s.to_ascii_lowercase().replace('/', "-").as_str() {
-            "active-optimized" | "ao" | "optimized" => Some(AccessState::ActiveOptimized),
-            "active-non-optimized" | "active-nonoptimized" | "an" | "non-optimized" => {
-                Some(AccessState::ActiveNonOptimized)
-            }
-            "standby" | "s" => Some(AccessState::Standby),
-            "unavailable" | "u" => Some(AccessState::Unavailable),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessState::ActiveOptimized => "active/optimized",
-            AccessState::ActiveNonOptimized => "active/non-optimized",
-            AccessState::Standby => "standby",
-            AccessState::Unavailable => "unavailable",
-        }
-    }
-
-    fn from_u8(v: u8) -> AccessState {
-        match v {
-            1 => AccessState::ActiveNonOptimized,
-            2 => AccessState::Standby,
-            3 => AccessState::Unavailable,
-            _ => AccessState::ActiveOptimized,
-        }
-    }
-}
+/// Asymmetric access state (SPC-4 §6.37): hydra sets the four states a person can
+/// name (targets.conf, tgtadm); the wire type is shared with the initiator.
+pub use hydra_proto::scsi::alua::AccessState;
 
 /// One target port group as REPORT TARGET PORT GROUPS describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +65,7 @@ impl Alua {
         let mut tags = self.tags.write().expect("lock");
         tags.clear();
         for (tag, state) in groups {
-            self.states[*tag as usize].store(*state as u8, Ordering::Relaxed);
+            self.states[*tag as usize].store(u8::from(*state), Ordering::Relaxed);
             tags.push(*tag);
         }
         tags.sort_unstable();
@@ -114,7 +75,7 @@ impl Alua {
 
     /// The state of the group a command arrived through.
     pub fn state(&self, tag: u16) -> AccessState {
-        AccessState::from_u8(self.states[tag as usize].load(Ordering::Relaxed))
+        AccessState::from(self.states[tag as usize].load(Ordering::Relaxed))
     }
 
     /// Change one group's state at run time; refused for a tag that is not a group.
@@ -127,7 +88,7 @@ impl Alua {
         if !self.tags.read().expect("lock").contains(&tag) {
             return Err(Error::Admin(format!("there is no portal group {tag}")));
         }
-        self.states[tag as usize].store(state as u8, Ordering::Relaxed);
+        self.states[tag as usize].store(u8::from(state), Ordering::Relaxed);
         Ok(())
     }
 
@@ -149,46 +110,39 @@ impl Alua {
 /// with its one target port (relative target port identifier = tag). `extended` selects
 /// the extended header (PARAMETER DATA FORMAT 001b) with an implicit transition time of 0.
 pub fn report_target_port_groups(groups: &[GroupView], extended: bool) -> Vec<u8> {
-    let mut b = vec![0u8; if extended { 8 } else { 4 }];
-    if extended {
-        b[4] = 0x10; // FORMAT TYPE 001b
+    use support::*;
+    TargetPortGroups {
+        implicit_transition_time: extended.then_some(0),
+        groups: groups
+            .iter()
+            .map(|g| PortGroup {
+                pref: false,
+                state: g.state,
+                // The states a group can be set to; no transitioning, offline or LBA
+                // dependent.
+                supported: U_SUP | S_SUP | AN_SUP | AO_SUP,
+                id: g.tag,
+                status: status_code::IMPLICIT,
+                vendor_specific: 0,
+                ports: vec![g.tag],
+            })
+            .collect(),
     }
-    for g in groups {
-        // PREF 0, state; supported: T_SUP 0, O_SUP 0, LBD_SUP 0, U_SUP, S_SUP, AN_SUP, AO_SUP.
-        b.push(g.state as u8);
-        b.push(0x0f);
-        b.extend_from_slice(&g.tag.to_be_bytes());
-        b.push(0);
-        b.push(0x02); // STATUS CODE: altered by implicit asymmetric access behaviour
-        b.push(0);
-        b.push(1); // TARGET PORT COUNT
-        b.extend_from_slice(&[0, 0]);
-        b.extend_from_slice(&g.tag.to_be_bytes());
-    }
-    let len = (b.len() - 4) as u32;
-    b[0..4].copy_from_slice(&len.to_be_bytes());
-    b
-}
-
-/// VPD 0x83 designators of the target port a command came through (SPC-4 §7.8.6.7 and
-/// §7.8.6.8): relative target port identifier (type 4) and target port group (type 5),
-/// association "target port", protocol iSCSI (5), binary code set, PIV set.
-pub fn target_port_designators(tag: u16) -> Vec<u8> {
-    let mut b = Vec::with_capacity(16);
-    for kind in [0x94u8, 0x95] {
-        b.extend_from_slice(&[0x51, kind, 0, 4, 0, 0]);
-        b.extend_from_slice(&tag.to_be_bytes());
-    }
-    b
+    .emit()
 }
 
 /// Whether a command may run through a port in `state`, else the NOT READY sense to
 /// answer with (SPC-4 §5.15.2.4.4 standby, §5.15.2.4.5 unavailable). Active states allow
 /// everything.
 pub fn check(state: AccessState, opcode: u8, service_action: Option<u8>) -> Option<Sense> {
-    use hydra_proto::scsi::op;
-    let always = matches!(opcode, op::INQUIRY | op::REPORT_LUNS | op::REQUEST_SENSE)
-        || (opcode == op::MAINTENANCE_IN && matches!(service_action, Some(0x0a) | Some(0x0c)));
+    use hydra_proto::scsi::{op, Opcode::*};
+    let opcode = Opcode::from(opcode);
+    let always = matches!(opcode, Inquiry | ReportLuns | RequestSense)
+        || (opcode == MaintenanceIn
+            && matches!(
+                service_action,
+                Some(op::MI_REPORT_TARGET_PORT_GROUPS | op::MI_REPORT_SUPPORTED_OPCODES)
+            ));
     match state {
         AccessState::ActiveOptimized | AccessState::ActiveNonOptimized => None,
         AccessState::Standby => {
@@ -197,35 +151,28 @@ pub fn check(state: AccessState, opcode: u8, service_action: Option<u8>) -> Opti
             let allowed = always
                 || matches!(
                     opcode,
-                    0x15 | 0x55 | 0x1a | 0x5a | 0x4c | 0x4d | 0x5e | 0x5f | 0x1c | 0x1d
+                    ModeSelect6
+                        | ModeSelect10
+                        | ModeSense6
+                        | ModeSense10
+                        | LogSelect
+                        | LogSense
+                        | PersistentReserveIn
+                        | PersistentReserveOut
+                        | ReceiveDiagnostic
+                        | SendDiagnostic
                 );
             (!allowed).then(|| Sense::not_ready(0x04, 0x0b))
         }
-        AccessState::Unavailable => (!always).then(|| Sense::not_ready(0x04, 0x0c)),
+        // hydra never puts a group in the other states; were one to arrive here, the
+        // port answers as unavailable.
+        _ => (!always).then(|| Sense::not_ready(0x04, 0x0c)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn states_parse_both_spellings() {
-        assert_eq!(
-            AccessState::parse("active/non-optimized"),
-            Some(AccessState::ActiveNonOptimized)
-        );
-        assert_eq!(AccessState::parse("Standby"), Some(AccessState::Standby));
-        assert_eq!(AccessState::parse("asleep"), None);
-        for s in [
-            AccessState::ActiveOptimized,
-            AccessState::ActiveNonOptimized,
-            AccessState::Standby,
-            AccessState::Unavailable,
-        ] {
-            assert_eq!(AccessState::parse(s.as_str()), Some(s));
-        }
-    }
 
     #[test]
     fn rtpg_layout() {
@@ -256,8 +203,8 @@ mod tests {
         assert_eq!((s.key, s.asc, s.ascq), (0x02, 0x04, 0x0b));
         assert!(check(AccessState::Standby, op::INQUIRY, None).is_none());
         assert!(check(AccessState::Standby, op::MAINTENANCE_IN, Some(0x0a)).is_none());
-        assert!(check(AccessState::Standby, 0x5f, None).is_none());
-        let u = check(AccessState::Unavailable, 0x5f, None).unwrap();
+        assert!(check(AccessState::Standby, op::PERSISTENT_RESERVE_OUT, None).is_none());
+        let u = check(AccessState::Unavailable, op::PERSISTENT_RESERVE_OUT, None).unwrap();
         assert_eq!((u.asc, u.ascq), (0x04, 0x0c));
         assert!(check(AccessState::ActiveNonOptimized, op::WRITE_10, None).is_none());
     }

@@ -4,6 +4,10 @@ use super::Repr;
 use crate::bhs::{get_u16, get_u32, put_u16, put_u32, Opcode, BHS_LEN};
 use crate::{Error, Result};
 
+/// Largest data segment either end accepts in a Login PDU (RFC 7143 §13.12: the
+/// default MaxRecvDataSegmentLength, in force until the login has negotiated another).
+pub const LOGIN_MAX_DATA: usize = 8192;
+
 /// Login stages (§11.12.3): CSG/NSG values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LoginStage {

@@ -15,7 +15,7 @@ mod text;
 mod tmf;
 
 pub use data::{DataIn, DataOut, R2t};
-pub use login::{LoginRequest, LoginResponse, LoginStage, LoginStatus};
+pub use login::{LoginRequest, LoginResponse, LoginStage, LoginStatus, LOGIN_MAX_DATA};
 pub use misc::{AsyncMessage, LogoutRequest, LogoutResponse, Reject, RejectReason, Snack};
 pub use nop::{NopIn, NopOut};
 pub use scsi::{ScsiCommand, ScsiResponse, TaskAttr};

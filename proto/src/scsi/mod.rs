@@ -2,9 +2,17 @@
 //! (SPC-4 §4.5), and the INQUIRY/VPD encoders (SPC-4 §6.6, §7.8), including tgt's device
 //! identity so that WWIDs stay the same when tgtd is replaced.
 
+mod code;
+
+pub mod alua;
+pub mod capacity;
 pub mod cdb;
+pub mod pr;
+pub mod report_luns;
 pub mod sense;
+pub mod unmap;
 pub mod vpd;
+pub mod wwid;
 
 pub use sense::Sense;
 
@@ -18,65 +26,93 @@ pub mod status {
     pub const TASK_SET_FULL: u8 = 0x28;
 }
 
-/// Operation codes hydra knows (SPC-4 Annex D, SBC-3 §5).
-pub mod op {
-    pub const TEST_UNIT_READY: u8 = 0x00;
-    pub const REQUEST_SENSE: u8 = 0x03;
-    pub const FORMAT_UNIT: u8 = 0x04;
-    pub const READ_6: u8 = 0x08;
-    pub const WRITE_6: u8 = 0x0a;
-    pub const INQUIRY: u8 = 0x12;
-    pub const MODE_SELECT_6: u8 = 0x15;
-    pub const RESERVE_6: u8 = 0x16;
-    pub const RELEASE_6: u8 = 0x17;
-    pub const MODE_SENSE_6: u8 = 0x1a;
-    pub const START_STOP_UNIT: u8 = 0x1b;
-    pub const SEND_DIAGNOSTIC: u8 = 0x1d;
-    pub const PREVENT_ALLOW: u8 = 0x1e;
-    pub const READ_CAPACITY_10: u8 = 0x25;
-    pub const READ_DEFECT_DATA_10: u8 = 0x37;
-    pub const READ_10: u8 = 0x28;
-    pub const WRITE_10: u8 = 0x2a;
-    pub const WRITE_VERIFY_10: u8 = 0x2e;
-    pub const VERIFY_10: u8 = 0x2f;
-    pub const PRE_FETCH_10: u8 = 0x34;
-    pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
-    pub const WRITE_SAME_10: u8 = 0x41;
-    pub const UNMAP: u8 = 0x42;
-    pub const MODE_SELECT_10: u8 = 0x55;
-    pub const RESERVE_10: u8 = 0x56;
-    pub const RELEASE_10: u8 = 0x57;
-    pub const MODE_SENSE_10: u8 = 0x5a;
-    pub const PERSISTENT_RESERVE_IN: u8 = 0x5e;
-    pub const PERSISTENT_RESERVE_OUT: u8 = 0x5f;
-    pub const EXTENDED_COPY: u8 = 0x83;
-    pub const RECEIVE_COPY_RESULTS: u8 = 0x84;
-    pub const READ_16: u8 = 0x88;
-    pub const COMPARE_AND_WRITE: u8 = 0x89;
-    pub const ORWRITE_16: u8 = 0x8b;
-    pub const WRITE_16: u8 = 0x8a;
-    pub const WRITE_VERIFY_16: u8 = 0x8e;
-    pub const VERIFY_16: u8 = 0x8f;
-    pub const PRE_FETCH_16: u8 = 0x90;
-    pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
-    pub const WRITE_SAME_16: u8 = 0x93;
-    pub const WRITE_ATOMIC_16: u8 = 0x9c;
-    pub const SERVICE_ACTION_IN_16: u8 = 0x9e;
-    pub const REPORT_LUNS: u8 = 0xa0;
-    pub const MAINTENANCE_IN: u8 = 0xa3;
-    pub const READ_12: u8 = 0xa8;
-    pub const WRITE_12: u8 = 0xaa;
-    pub const WRITE_VERIFY_12: u8 = 0xae;
-    pub const VERIFY_12: u8 = 0xaf;
-    pub const READ_DEFECT_DATA_12: u8 = 0xb7;
+/// Define the `op` constants (for `match` patterns on CDB bytes) and the [`Opcode`]
+/// enum from one list, so that the two cannot disagree.
+macro_rules! opcodes {
+    (
+        codes { $( $const_name:ident, $variant:ident = $v:expr; )+ }
+        extra { $($extra:item)* }
+    ) => {
+        /// Operation codes hydra knows (SPC-4 Annex D, SBC-3 §5).
+        pub mod op {
+            $( pub const $const_name: u8 = $v; )+
+            $($extra)*
+        }
 
-    /// SERVICE ACTION IN(16) service actions.
-    pub const SAI_READ_CAPACITY_16: u8 = 0x10;
-    pub const SAI_GET_LBA_STATUS: u8 = 0x12;
-    /// MAINTENANCE IN service actions.
-    pub const MI_REPORT_TARGET_PORT_GROUPS: u8 = 0x0a;
-    pub const MI_REPORT_SUPPORTED_OPCODES: u8 = 0x0c;
-    pub const MI_REPORT_SUPPORTED_TMFS: u8 = 0x0d;
+        code::enum_with_unknown! {
+            /// A CDB's OPERATION CODE (SPC-4 §4.2.5.1); codes hydra does not know are
+            /// `Unknown`.
+            pub enum Opcode(mask 0xff) {
+                $( $variant = $v, )+
+            }
+        }
+    };
+}
+
+opcodes! {
+    codes {
+        TEST_UNIT_READY, TestUnitReady = 0x00;
+        REQUEST_SENSE, RequestSense = 0x03;
+        FORMAT_UNIT, FormatUnit = 0x04;
+        READ_6, Read6 = 0x08;
+        WRITE_6, Write6 = 0x0a;
+        INQUIRY, Inquiry = 0x12;
+        MODE_SELECT_6, ModeSelect6 = 0x15;
+        RESERVE_6, Reserve6 = 0x16;
+        RELEASE_6, Release6 = 0x17;
+        MODE_SENSE_6, ModeSense6 = 0x1a;
+        RECEIVE_DIAGNOSTIC, ReceiveDiagnostic = 0x1c;
+        START_STOP_UNIT, StartStopUnit = 0x1b;
+        SEND_DIAGNOSTIC, SendDiagnostic = 0x1d;
+        PREVENT_ALLOW, PreventAllow = 0x1e;
+        READ_CAPACITY_10, ReadCapacity10 = 0x25;
+        READ_DEFECT_DATA_10, ReadDefectData10 = 0x37;
+        READ_10, Read10 = 0x28;
+        WRITE_10, Write10 = 0x2a;
+        WRITE_VERIFY_10, WriteVerify10 = 0x2e;
+        VERIFY_10, Verify10 = 0x2f;
+        PRE_FETCH_10, PreFetch10 = 0x34;
+        SYNCHRONIZE_CACHE_10, SynchronizeCache10 = 0x35;
+        WRITE_SAME_10, WriteSame10 = 0x41;
+        UNMAP, Unmap = 0x42;
+        LOG_SELECT, LogSelect = 0x4c;
+        LOG_SENSE, LogSense = 0x4d;
+        MODE_SELECT_10, ModeSelect10 = 0x55;
+        RESERVE_10, Reserve10 = 0x56;
+        RELEASE_10, Release10 = 0x57;
+        MODE_SENSE_10, ModeSense10 = 0x5a;
+        PERSISTENT_RESERVE_IN, PersistentReserveIn = 0x5e;
+        PERSISTENT_RESERVE_OUT, PersistentReserveOut = 0x5f;
+        EXTENDED_COPY, ExtendedCopy = 0x83;
+        RECEIVE_COPY_RESULTS, ReceiveCopyResults = 0x84;
+        READ_16, Read16 = 0x88;
+        COMPARE_AND_WRITE, CompareAndWrite = 0x89;
+        ORWRITE_16, Orwrite16 = 0x8b;
+        WRITE_16, Write16 = 0x8a;
+        WRITE_VERIFY_16, WriteVerify16 = 0x8e;
+        VERIFY_16, Verify16 = 0x8f;
+        PRE_FETCH_16, PreFetch16 = 0x90;
+        SYNCHRONIZE_CACHE_16, SynchronizeCache16 = 0x91;
+        WRITE_SAME_16, WriteSame16 = 0x93;
+        WRITE_ATOMIC_16, WriteAtomic16 = 0x9c;
+        SERVICE_ACTION_IN_16, ServiceActionIn16 = 0x9e;
+        REPORT_LUNS, ReportLuns = 0xa0;
+        MAINTENANCE_IN, MaintenanceIn = 0xa3;
+        READ_12, Read12 = 0xa8;
+        WRITE_12, Write12 = 0xaa;
+        WRITE_VERIFY_12, WriteVerify12 = 0xae;
+        VERIFY_12, Verify12 = 0xaf;
+        READ_DEFECT_DATA_12, ReadDefectData12 = 0xb7;
+    }
+    extra {
+        /// SERVICE ACTION IN(16) service actions.
+        pub const SAI_READ_CAPACITY_16: u8 = 0x10;
+        pub const SAI_GET_LBA_STATUS: u8 = 0x12;
+        /// MAINTENANCE IN service actions.
+        pub const MI_REPORT_TARGET_PORT_GROUPS: u8 = 0x0a;
+        pub const MI_REPORT_SUPPORTED_OPCODES: u8 = 0x0c;
+        pub const MI_REPORT_SUPPORTED_TMFS: u8 = 0x0d;
+    }
 }
 
 /// SAM-5 §4.7 LUN field: single-level peripheral (00b) or flat space (01b) addressing.
@@ -102,20 +138,6 @@ pub fn encode_lun(n: u64) -> u64 {
     }
 }
 
-/// An UNMAP parameter list (SBC-3 §5.28.2): the 8-byte header, then one 16-byte block
-/// descriptor (LBA, block count, reserved) per `(lba, blocks)` range.
-pub fn unmap_parameter_list(ranges: &[(u64, u32)]) -> Vec<u8> {
-    let mut p = vec![0u8; 8];
-    p[0..2].copy_from_slice(&((6 + 16 * ranges.len()) as u16).to_be_bytes());
-    p[2..4].copy_from_slice(&((16 * ranges.len()) as u16).to_be_bytes());
-    for (lba, n) in ranges {
-        p.extend_from_slice(&lba.to_be_bytes());
-        p.extend_from_slice(&n.to_be_bytes());
-        p.extend_from_slice(&[0; 4]);
-    }
-    p
-}
-
 /// CDB length from the opcode's group code (SPC-4 §4.2.5.1); None for groups whose
 /// length is vendor specific or variable.
 pub fn cdb_len(opcode: u8) -> Option<usize> {
@@ -139,6 +161,18 @@ mod tests {
         assert_eq!(decode_lun(encode_lun(300)), Some(300));
         assert_eq!(decode_lun(0x0001_0000_0000_0001), None);
         assert_eq!(decode_lun(0x8001 << 48), None);
+    }
+
+    #[test]
+    fn opcodes_keep_every_value() {
+        for v in 0..=u8::MAX {
+            assert_eq!(u8::from(Opcode::from(v)), v);
+        }
+        assert_eq!(
+            Opcode::from(op::PERSISTENT_RESERVE_OUT),
+            Opcode::PersistentReserveOut
+        );
+        assert_eq!(Opcode::from(0xff), Opcode::Unknown(0xff));
     }
 
     #[test]

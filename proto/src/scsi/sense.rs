@@ -1,6 +1,11 @@
 //! Sense data (SPC-4 §4.5): fixed format (§4.5.3, 18 bytes) and descriptor format
 //! (§4.5.2, with an information descriptor and a sense-key-specific descriptor when
-//! there is something to put in them).
+//! there is something to put in them). The target emits either format (the LUN's
+//! `sense_format`); the initiator parses both with [`Sense::parse`]. In an iSCSI SCSI
+//! Response the sense data follows a 2-byte SenseLength ([`to_segment`],
+//! [`from_segment`], RFC 7143 §11.4.7.2).
+
+use crate::{Error, Result};
 
 /// Sense keys (SPC-4 Table 27).
 pub mod key {
@@ -172,6 +177,71 @@ impl Sense {
         b
     }
 
+    /// Parse fixed (§4.5.3) or descriptor (§4.5.2) format sense data. Deferred errors
+    /// (response codes 71h/73h) read like current ones. The INFORMATION field is taken
+    /// when VALID is set (fixed) or from an information descriptor; the field pointer
+    /// only from an ILLEGAL REQUEST's sense-key-specific bytes (§4.5.2.4.2: for other
+    /// keys those bytes mean other things). Unknown descriptors are skipped.
+    pub fn parse(b: &[u8]) -> Result<Sense> {
+        const WHAT: &str = "sense data";
+        let code = b.first().map(|c| c & 0x7f);
+        let (key, asc, ascq, mut info, mut sks) = match code {
+            Some(0x70 | 0x71) => {
+                if b.len() < 14 {
+                    return Err(Error::truncated(WHAT, 14, b.len()));
+                }
+                let info =
+                    (b[0] & 0x80 != 0).then(|| u32::from_be_bytes([b[3], b[4], b[5], b[6]]) as u64);
+                let sks = b.get(15..18).map(|s| [s[0], s[1], s[2]]);
+                (b[2] & 0x0f, b[12], b[13], info, sks)
+            }
+            Some(0x72 | 0x73) => {
+                if b.len() < 4 {
+                    return Err(Error::truncated(WHAT, 4, b.len()));
+                }
+                (b[1] & 0x0f, b[2], b[3], None, None)
+            }
+            Some(c) => {
+                return Err(Error::malformed(WHAT, format!("response code 0x{c:02x}")));
+            }
+            None => return Err(Error::truncated(WHAT, 1, 0)),
+        };
+        if matches!(code, Some(0x72 | 0x73)) && b.len() >= 8 {
+            let end = (8 + b[7] as usize).min(b.len());
+            let mut at = 8;
+            while at + 2 <= end {
+                let (kind, len) = (b[at], b[at + 1] as usize);
+                let Some(d) = b.get(at + 2..at + 2 + len).filter(|_| at + 2 + len <= end) else {
+                    break;
+                };
+                match kind {
+                    0x00 if len >= 10 && d[0] & 0x80 != 0 => {
+                        let mut v = [0u8; 8];
+                        v.copy_from_slice(&d[2..10]);
+                        info = Some(u64::from_be_bytes(v));
+                    }
+                    0x02 if len >= 4 => sks = Some([d[1], d[2], d[3]]),
+                    _ => {}
+                }
+                at += 2 + len;
+            }
+        }
+        let field = sks
+            .filter(|s| key == key::ILLEGAL_REQUEST && s[0] & 0x80 != 0)
+            .map(|s| FieldPointer {
+                cd: s[0] & 0x40 != 0,
+                byte: u16::from_be_bytes([s[1], s[2]]),
+                bit: (s[0] & 0x08 != 0).then_some(s[0] & 0x07),
+            });
+        Ok(Sense {
+            key,
+            asc,
+            ascq,
+            info,
+            field,
+        })
+    }
+
     /// Descriptor format sense data (SPC-4 §4.5.2).
     pub fn descriptor(&self) -> Vec<u8> {
         let mut b = vec![0x72, self.key & 0x0f, self.asc, self.ascq, 0, 0, 0, 0];
@@ -191,9 +261,98 @@ impl Sense {
     }
 }
 
+/// The data segment of a SCSI Response carrying `sense` (RFC 7143 §11.4.7.2):
+/// SenseLength, then the sense data. No sense, no segment.
+pub fn to_segment(sense: &[u8]) -> Vec<u8> {
+    if sense.is_empty() {
+        return Vec::new();
+    }
+    let mut v = Vec::with_capacity(2 + sense.len());
+    v.extend_from_slice(&(sense.len() as u16).to_be_bytes());
+    v.extend_from_slice(sense);
+    v
+}
+
+/// The sense data in a SCSI Response's data segment (RFC 7143 §11.4.7.2); what the
+/// SenseLength claims beyond the segment is not there, so the rest is returned.
+pub fn from_segment(data: &[u8]) -> &[u8] {
+    match data {
+        [hi, lo, rest @ ..] => {
+            let n = (*hi as usize) << 8 | *lo as usize;
+            &rest[..n.min(rest.len())]
+        }
+        _ => &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn sense() -> impl Strategy<Value = Sense> {
+        (
+            0u8..16,
+            any::<u8>(),
+            any::<u8>(),
+            proptest::option::of(any::<u32>()),
+            any::<Option<(bool, u16, Option<u8>)>>(),
+        )
+            .prop_map(|(key, asc, ascq, info, f)| Sense {
+                key,
+                asc,
+                ascq,
+                info: info.map(u64::from),
+                // A field pointer belongs to ILLEGAL REQUEST only.
+                field: f
+                    .filter(|_| key == key::ILLEGAL_REQUEST)
+                    .map(|(cd, byte, bit)| FieldPointer {
+                        cd,
+                        byte,
+                        bit: bit.map(|b| b & 7),
+                    }),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn both_formats_round_trip(s in sense()) {
+            prop_assert_eq!(Sense::parse(&s.fixed()), Ok(s.clone()));
+            prop_assert_eq!(Sense::parse(&s.descriptor()), Ok(s));
+        }
+
+        #[test]
+        fn descriptor_keeps_64_bit_information(s in sense(), info: u64) {
+            let s = Sense { info: Some(info), ..s };
+            prop_assert_eq!(Sense::parse(&s.descriptor()), Ok(s));
+        }
+
+        #[test]
+        fn segment_round_trip(b in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let seg = to_segment(&b);
+            prop_assert_eq!(from_segment(&seg), &b[..]);
+        }
+
+        #[test]
+        fn parse_never_panics(b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let _ = Sense::parse(&b);
+            let _ = from_segment(&b);
+        }
+    }
+
+    #[test]
+    fn parse_what_targets_send() {
+        // Linux-style short fixed sense (14 bytes) and a 4-byte descriptor header.
+        let s = Sense::parse(&[0x70, 0, 6, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0x29, 0]).unwrap();
+        assert_eq!((s.key, s.asc, s.ascq), (key::UNIT_ATTENTION, 0x29, 0));
+        let s = Sense::parse(&[0x72, 0x0e, 0x1d, 0]).unwrap();
+        assert_eq!((s.key, s.asc, s.ascq), (key::MISCOMPARE, 0x1d, 0));
+        assert!(Sense::parse(&[0x70, 0, 6]).is_err());
+        assert!(Sense::parse(&[0x7f; 20]).is_err());
+        assert!(Sense::parse(&[]).is_err());
+        assert_eq!(from_segment(&[0, 9, 1, 2]), &[1, 2]);
+        assert_eq!(to_segment(&[]), Vec::<u8>::new());
+    }
 
     #[test]
     fn fixed_golden() {

@@ -1,6 +1,12 @@
 //! Standard INQUIRY data (SPC-4 §6.6.2) and the VPD pages a disk needs (SPC-4 §7.8,
 //! SBC-3 §6.5), with tgt 1.0.85's identity layout: clusters keep the WWIDs udev and
-//! multipath derived from tgt when they move to hydra.
+//! multipath derived from tgt when they move to hydra. The Device Identification page
+//! (§7.8.6) is a type, [`DeviceIdPage`], that the target emits and the initiator parses
+//! to derive the WWID ([`super::wwid`]).
+
+use super::code::enum_with_unknown;
+use super::op;
+use crate::{Error, Result};
 
 /// Peripheral device types (SPC-4 Table 141).
 pub const TYPE_DISK: u8 = 0x00;
@@ -109,60 +115,212 @@ pub fn tgt_naa6(scsi_id: &str) -> [u8; 16] {
     v.to_be_bytes()
 }
 
-/// VPD 0x83 as tgt 1.0.85 builds it: T10 vendor ID (the SCSI ID, NUL-padded to 36
-/// bytes), NAA-3 `(tid << 32) | lun` with the top nibble 3, then tgt's NAA-6.
-pub fn device_identification(id: &Identity) -> Vec<u8> {
-    let mut body = Vec::with_capacity(72);
-    // T10 vendor ID: code set ASCII (2), association LU, type 1.
-    body.extend_from_slice(&[0x02, 0x01, 0x00, 36]);
+enum_with_unknown! {
+    /// CODE SET of a designation descriptor (SPC-4 §7.8.6.1, Table 481).
+    pub enum CodeSet(mask 0x0f) {
+        Binary = 0x1,
+        Ascii = 0x2,
+        Utf8 = 0x3,
+    }
+}
+
+enum_with_unknown! {
+    /// ASSOCIATION: what a designator names (SPC-4 §7.8.6.1, Table 482).
+    pub enum Association(mask 0x03) {
+        LogicalUnit = 0x0,
+        TargetPort = 0x1,
+        TargetDevice = 0x2,
+    }
+}
+
+enum_with_unknown! {
+    /// DESIGNATOR TYPE (SPC-4 §7.8.6.1, Table 483).
+    pub enum DesignatorType(mask 0x0f) {
+        VendorSpecific = 0x0,
+        T10VendorId = 0x1,
+        Eui64 = 0x2,
+        Naa = 0x3,
+        RelativeTargetPort = 0x4,
+        TargetPortGroup = 0x5,
+        LogicalUnitGroup = 0x6,
+        Md5LogicalUnit = 0x7,
+        ScsiName = 0x8,
+        ProtocolSpecificPort = 0x9,
+    }
+}
+
+/// One designation descriptor of the Device Identification page (SPC-4 §7.8.6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Designator {
+    /// PROTOCOL IDENTIFIER when PIV is set (iSCSI is 5), else None.
+    pub protocol: Option<u8>,
+    pub code_set: CodeSet,
+    pub association: Association,
+    pub kind: DesignatorType,
+    /// The DESIGNATOR, at most 255 bytes (its length is one byte).
+    pub value: Vec<u8>,
+}
+
+impl Designator {
+    fn new(code_set: CodeSet, kind: DesignatorType, value: Vec<u8>) -> Designator {
+        Designator {
+            protocol: None,
+            code_set,
+            association: Association::LogicalUnit,
+            kind,
+            value,
+        }
+    }
+
+    /// The NAA nibble of an NAA designator (SPC-4 §7.8.6.6), else None.
+    pub fn naa(&self) -> Option<u8> {
+        (self.kind == DesignatorType::Naa)
+            .then(|| self.value.first().map(|b| b >> 4))
+            .flatten()
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        4 + self.value.len().min(255)
+    }
+
+    /// Append the descriptor (a value longer than 255 bytes is cut to 255).
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        let value = &self.value[..self.value.len().min(255)];
+        let (piv, protocol) = match self.protocol {
+            Some(p) => (0x80, p << 4),
+            None => (0, 0),
+        };
+        out.push(protocol | u8::from(self.code_set));
+        out.push(piv | u8::from(self.association) << 4 | u8::from(self.kind));
+        out.push(0);
+        out.push(value.len() as u8);
+        out.extend_from_slice(value);
+    }
+}
+
+/// The Device Identification VPD page (SPC-4 §7.8.6).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceIdPage {
+    /// PERIPHERAL QUALIFIER and DEVICE TYPE byte.
+    pub peripheral: u8,
+    pub designators: Vec<Designator>,
+}
+
+impl DeviceIdPage {
+    /// Parse a page 0x83. What the allocation length cut off is not there: a
+    /// descriptor that does not fit ends the list, as udev's `scsi_id` reads it.
+    pub fn parse(p: &[u8]) -> Result<DeviceIdPage> {
+        const WHAT: &str = "Device Identification VPD page";
+        if p.len() < 4 {
+            return Err(Error::truncated(WHAT, 4, p.len()));
+        }
+        if p[1] != page::DEVICE_ID {
+            return Err(Error::malformed(WHAT, format!("page code 0x{:02x}", p[1])));
+        }
+        let end = (4 + u16::from_be_bytes([p[2], p[3]]) as usize).min(p.len());
+        let mut designators = Vec::new();
+        let mut at = 4;
+        while at + 4 <= end {
+            let len = p[at + 3] as usize;
+            if at + 4 + len > end {
+                break;
+            }
+            let piv = p[at + 1] & 0x80 != 0;
+            designators.push(Designator {
+                protocol: piv.then_some(p[at] >> 4),
+                code_set: p[at].into(),
+                association: (p[at + 1] >> 4).into(),
+                kind: p[at + 1].into(),
+                value: p[at + 4..at + 4 + len].to_vec(),
+            });
+            at += 4 + len;
+        }
+        Ok(DeviceIdPage {
+            peripheral: p[0],
+            designators,
+        })
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        4 + self
+            .designators
+            .iter()
+            .map(|d| d.buffer_len())
+            .sum::<usize>()
+    }
+
+    pub fn emit(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(self.buffer_len());
+        b.extend_from_slice(&[self.peripheral, page::DEVICE_ID, 0, 0]);
+        for d in &self.designators {
+            d.emit(&mut b);
+        }
+        let len = (b.len() - 4) as u16;
+        b[2..4].copy_from_slice(&len.to_be_bytes());
+        b
+    }
+}
+
+/// The logical unit designators tgt 1.0.85 gives a LUN: T10 vendor ID (the SCSI ID,
+/// NUL-padded to 36 bytes), NAA-3 `(tid << 32) | lun` with the top nibble 3, then
+/// tgt's NAA-6 ([`tgt_naa6`]).
+pub fn tgt_designators(id: &Identity) -> Vec<Designator> {
     let mut t10: Vec<u8> = id.scsi_id.bytes().take(36).collect();
     t10.resize(36, 0);
-    body.extend(t10);
-    // NAA, locally assigned (3): binary code set (1), type 3.
-    body.extend_from_slice(&[0x01, 0x03, 0x00, 8]);
     let naa3 = ((id.tid as u64) << 32 | (id.lun & 0xffff_ffff)) & 0x0fff_ffff_ffff_ffff
         | 0x3000_0000_0000_0000;
-    body.extend_from_slice(&naa3.to_be_bytes());
-    // NAA IEEE Registered Extended (6).
-    body.extend_from_slice(&[0x01, 0x03, 0x00, 16]);
-    body.extend_from_slice(&tgt_naa6(&id.scsi_id));
-    page(id, page::DEVICE_ID, body)
+    vec![
+        Designator::new(CodeSet::Ascii, DesignatorType::T10VendorId, t10),
+        Designator::new(
+            CodeSet::Binary,
+            DesignatorType::Naa,
+            naa3.to_be_bytes().to_vec(),
+        ),
+        Designator::new(
+            CodeSet::Binary,
+            DesignatorType::Naa,
+            tgt_naa6(&id.scsi_id).to_vec(),
+        ),
+    ]
 }
 
-/// One designation descriptor of a VPD 0x83 page (SPC-4 §7.8.6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Designator<'a> {
-    /// 1 binary, 2 ASCII, 3 UTF-8.
-    pub code_set: u8,
-    /// 0 logical unit, 1 target port, 2 target device.
-    pub association: u8,
-    /// Designator type: 0 vendor specific, 1 T10, 2 EUI-64, 3 NAA, ...
-    pub kind: u8,
-    pub value: &'a [u8],
+/// The designators of the target port a command came through (SPC-4 §7.8.6.7 and
+/// §7.8.6.8): relative target port identifier and target port group, both `tag`,
+/// association "target port", protocol iSCSI (5), binary.
+pub fn target_port_designators(tag: u16) -> [Designator; 2] {
+    let port = |kind| Designator {
+        protocol: Some(0x5),
+        code_set: CodeSet::Binary,
+        association: Association::TargetPort,
+        kind,
+        value: [[0, 0], tag.to_be_bytes()].concat(),
+    };
+    [
+        port(DesignatorType::RelativeTargetPort),
+        port(DesignatorType::TargetPortGroup),
+    ]
 }
 
-/// The designators of a VPD 0x83 page, in order; a truncated descriptor ends the list.
-pub fn designators(page: &[u8]) -> Vec<Designator<'_>> {
-    let mut v = Vec::new();
-    if page.len() < 4 || page[1] != page::DEVICE_ID {
-        return v;
+/// VPD 0x83 as tgt 1.0.85 builds it ([`tgt_designators`]).
+pub fn device_identification(id: &Identity) -> Vec<u8> {
+    DeviceIdPage {
+        peripheral: id.device_type & 0x1f,
+        designators: tgt_designators(id),
     }
-    let end = (4 + u16::from_be_bytes([page[2], page[3]]) as usize).min(page.len());
-    let mut at = 4;
-    while at + 4 <= end {
-        let len = page[at + 3] as usize;
-        if at + 4 + len > end {
-            break;
-        }
-        v.push(Designator {
-            code_set: page[at] & 0x0f,
-            association: (page[at + 1] >> 4) & 0x03,
-            kind: page[at + 1] & 0x0f,
-            value: &page[at + 4..at + 4 + len],
-        });
-        at += 4 + len;
-    }
-    v
+    .emit()
+}
+
+/// The INQUIRY CDB (SPC-4 §6.6.1): standard data, or VPD page `page`.
+pub fn inquiry_cdb(page: Option<u8>, alloc_len: u16) -> [u8; 6] {
+    let l = alloc_len.to_be_bytes();
+    [
+        op::INQUIRY,
+        page.is_some() as u8,
+        page.unwrap_or(0),
+        l[0],
+        l[1],
+        0,
+    ]
 }
 
 /// VPD 0xB0 Block Limits (SBC-4 §6.6.4): transfer limits, and the atomic write limits
@@ -200,6 +358,7 @@ pub fn provisioning(id: &Identity) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn tgt_lun(tid: u32, lun: u64) -> Identity {
         Identity {
@@ -227,6 +386,50 @@ mod tests {
             0x01, 0x03, 0x00, 0x10, 0x60, 0, 0, 0, 0, 0, 0, 0, 0x0e, 0, 0, 0, 0, 0x01, 0, 0x01,
         ]);
         assert_eq!(device_identification(&tgt_lun(1, 1)), want);
+    }
+
+    fn designator() -> impl Strategy<Value = Designator> {
+        (
+            any::<(Option<u8>, u8, u8, u8)>(),
+            proptest::collection::vec(any::<u8>(), 0..40),
+        )
+            .prop_map(
+                |((protocol, code_set, association, kind), value)| Designator {
+                    protocol: protocol.map(|p| p & 0x0f),
+                    code_set: code_set.into(),
+                    association: association.into(),
+                    kind: kind.into(),
+                    value,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn device_id_round_trip(peripheral: u8, designators in proptest::collection::vec(designator(), 0..5)) {
+            let p = DeviceIdPage { peripheral, designators };
+            let b = p.emit();
+            prop_assert_eq!(b.len(), p.buffer_len());
+            prop_assert_eq!(DeviceIdPage::parse(&b), Ok(p));
+        }
+
+        #[test]
+        fn parse_never_panics(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = DeviceIdPage::parse(&b);
+        }
+    }
+
+    #[test]
+    fn target_port_designators_golden() {
+        let mut b = Vec::new();
+        for d in target_port_designators(2) {
+            d.emit(&mut b);
+        }
+        assert_eq!(
+            b,
+            [0x51, 0x94, 0, 4, 0, 0, 0, 2, 0x51, 0x95, 0, 4, 0, 0, 0, 2]
+        );
+        assert_eq!(inquiry_cdb(Some(0x83), 256), [0x12, 1, 0x83, 1, 0, 0]);
     }
 
     #[test]

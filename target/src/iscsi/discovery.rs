@@ -5,20 +5,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use hydra_proto::text;
+pub use hydra_proto::send_targets::format_addr;
+use hydra_proto::send_targets::{TargetAddress, TargetRecord};
 
 use crate::registry::{Registry, TargetState};
-
-/// `ip:port` with IPv6 in brackets, as TargetAddress wants it (RFC 7143 §13.8).
-pub fn format_addr(a: SocketAddr) -> String {
-    match a.ip() {
-        IpAddr::V4(ip) => format!("{ip}:{}", a.port()),
-        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-            Some(v4) => format!("{v4}:{}", a.port()),
-            None => format!("[{ip}]:{}", a.port()),
-        },
-    }
-}
 
 /// The SendTargets answer as key=value text. `local` is the address this connection
 /// reached us on: it stands in for portals that listen on a wildcard address.
@@ -42,8 +32,10 @@ pub fn send_targets(
         if !t.acl.read().expect("lock").allows(peer, initiator) {
             continue;
         }
-        text::emit(&[("TargetName", t.iqn.as_str())], &mut out);
-        let mut seen = Vec::new();
+        let mut record = TargetRecord {
+            name: t.iqn.clone(),
+            addresses: Vec::new(),
+        };
         for p in &portals {
             let addr = if p.addr.ip().is_unspecified() {
                 // A wildcard portal is reachable at least where this connection came in.
@@ -54,12 +46,12 @@ pub fn send_targets(
             } else {
                 p.addr
             };
-            let v = format!("{},{}", format_addr(addr), p.tpgt);
-            if !seen.contains(&v) {
-                text::emit(&[("TargetAddress", v.as_str())], &mut out);
-                seen.push(v);
+            let a = TargetAddress::of(addr, p.tpgt);
+            if !record.addresses.contains(&a) {
+                record.addresses.push(a);
             }
         }
+        record.emit(&mut out);
     }
     out
 }

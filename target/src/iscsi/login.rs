@@ -13,15 +13,12 @@ use std::sync::Arc;
 
 use hydra_proto::chap::{ChapAlgorithm, ChapTarget};
 use hydra_proto::negotiate::{self, Negotiation, Role, SessionParams, SessionType};
+pub use hydra_proto::pdu::LOGIN_MAX_DATA;
 use hydra_proto::pdu::{LoginRequest, LoginResponse, LoginStage, LoginStatus};
 use hydra_proto::text;
 
 use crate::config::Account;
 use crate::registry::{Registry, Target, TargetState};
-
-/// Largest data segment accepted during login (RFC 7143 §13.12: the default
-/// MaxRecvDataSegmentLength, in force until negotiation ends).
-pub const LOGIN_MAX_DATA: usize = 8192;
 
 /// Where the login happens.
 pub struct LoginEnv {

@@ -551,12 +551,7 @@ impl Session {
                 return;
             }
         }
-        let mut sense_data = Vec::new();
-        if !out.sense.is_empty() {
-            sense_data.reserve(2 + out.sense.len());
-            sense_data.extend_from_slice(&(out.sense.len() as u16).to_be_bytes());
-            sense_data.extend_from_slice(&out.sense);
-        }
+        let sense_data = hydra_proto::scsi::sense::to_segment(&out.sense);
         let r = ScsiResponse {
             underflow,
             overflow,

@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use hydra_proto::scsi::capacity::Capacity16;
 use hydra_proto::scsi::cdb::{self, be32, BlockCdb};
 use hydra_proto::scsi::{op, status, Sense};
 
@@ -319,12 +320,14 @@ fn read_capacity_10(lun: &Lun, d: &Disk, c: &[u8]) -> ScsiOutcome {
 fn read_capacity_16(d: &Disk, c: &[u8]) -> ScsiOutcome {
     let alloc = be32(c, 10) as usize;
     let blocks = d.backing.size() / d.block_size as u64;
-    let mut v = vec![0u8; 32];
-    v[..8].copy_from_slice(&blocks.saturating_sub(1).to_be_bytes());
-    v[8..12].copy_from_slice(&d.block_size.to_be_bytes());
-    if d.settings.thin_provisioning {
-        v[14] = 0x80 | 0x40; // LBPME, LBPRZ (SBC-3 §5.16.2)
+    let thin = d.settings.thin_provisioning;
+    let mut v = Capacity16 {
+        last_lba: blocks.saturating_sub(1),
+        block_size: d.block_size,
+        lbpme: thin,
+        lbprz: thin,
     }
+    .emit();
     v.truncate(alloc);
     ScsiOutcome::good(v)
 }

@@ -2,7 +2,9 @@
 //! REQUEST SENSE (§6.39) and REPORT SUPPORTED OPERATION CODES (§6.35).
 
 use bytes::Bytes;
+use hydra_proto::scsi::alua::RtpgCdb;
 use hydra_proto::scsi::cdb::{be16, be32};
+use hydra_proto::scsi::report_luns::ReportLuns;
 use hydra_proto::scsi::vpd::{self, page};
 use hydra_proto::scsi::Sense;
 
@@ -58,13 +60,15 @@ pub(super) fn inquiry(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
         0x8f if matches!(lun.kind, Kind::Disk(_)) => xcopy::third_party_copy_page(id.device_type),
         page::UNIT_SERIAL => vpd::unit_serial(id),
         page::DEVICE_ID => {
-            let mut d = vpd::device_identification(id);
+            let mut designators = vpd::tgt_designators(id);
             if lun.alua.enabled() {
-                d.extend(alua::target_port_designators(req.nexus.target_port));
-                let len = (d.len() - 4) as u16;
-                d[2..4].copy_from_slice(&len.to_be_bytes());
+                designators.extend(vpd::target_port_designators(req.nexus.target_port));
             }
-            d
+            vpd::DeviceIdPage {
+                peripheral: id.device_type & 0x1f,
+                designators,
+            }
+            .emit()
         }
         page::BLOCK_LIMITS => {
             let mut p = vpd::block_limits(id, (MAX_TRANSFER_BYTES / bs as u64) as u32, 0);
@@ -89,12 +93,12 @@ pub(super) fn inquiry(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
 
 /// REPORT TARGET PORT GROUPS (SPC-4 §6.37), only offered with ALUA on.
 pub(super) fn report_target_port_groups(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
-    let cdb = req.cdb;
-    let extended = cdb[1] & 0xe0 == 0x20;
-    let alloc = be32(cdb, 6) as usize;
+    let Ok(cdb) = RtpgCdb::parse(req.cdb) else {
+        return lun.check(&Sense::illegal_request_invalid_opcode());
+    };
     truncated(
-        alua::report_target_port_groups(&lun.alua.groups(), extended),
-        alloc,
+        alua::report_target_port_groups(&lun.alua.groups(), cdb.extended),
+        cdb.alloc_len as usize,
     )
 }
 
@@ -112,13 +116,7 @@ pub(super) fn report_luns_data(req: &ScsiRequest<'_>) -> ScsiOutcome {
         0x01 => Vec::new(), // well-known LUNs only: hydra has none
         _ => return check(Sense::invalid_cdb_field(2, None)),
     };
-    let mut v = Vec::with_capacity(8 + 8 * luns.len());
-    v.extend_from_slice(&((luns.len() * 8) as u32).to_be_bytes());
-    v.extend_from_slice(&[0; 4]);
-    for l in luns {
-        v.extend_from_slice(&hydra_proto::scsi::encode_lun(l).to_be_bytes());
-    }
-    truncated(v, alloc)
+    truncated(ReportLuns { luns }.emit(), alloc)
 }
 
 pub(super) fn report_luns(lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {

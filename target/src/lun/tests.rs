@@ -420,7 +420,7 @@ fn unmap_deallocates_and_reads_zero() {
     let n = nexus(1);
     let data = vec![0xabu8; 64 * 512];
     assert_eq!(run(&f.lun, &n, &write10(0, 64), &data).status, status::GOOD);
-    let list = hydra_proto::scsi::unmap_parameter_list(&[(8, 16), (40, 8)]);
+    let list = hydra_proto::scsi::unmap::parameter_list(&[(8, 16), (40, 8)]);
     let o = run(&f.lun, &n, &unmap_cdb(list.len() as u16), &list);
     assert_eq!(o.status, status::GOOD);
     let back = run(&f.lun, &n, &read10(0, 64), &[]).data_in;
@@ -447,7 +447,7 @@ fn bad_unmap_lists_change_nothing() {
     assert_eq!(run(&f.lun, &n, &write10(0, 16), &data).status, status::GOOD);
     let capacity = (4 << 20) / 512;
     // Second range past the end: LBA OUT OF RANGE, and the first is not unmapped.
-    let list = hydra_proto::scsi::unmap_parameter_list(&[(0, 8), (capacity - 1, 2)]);
+    let list = hydra_proto::scsi::unmap::parameter_list(&[(0, 8), (capacity - 1, 2)]);
     let o = run(&f.lun, &n, &unmap_cdb(list.len() as u16), &list);
     assert_eq!(sense_of(&o), (key::ILLEGAL_REQUEST, 0x21, 0));
     // Parameter list shorter than its header.
@@ -455,7 +455,7 @@ fn bad_unmap_lists_change_nothing() {
     assert_eq!(sense_of(&o), (key::ILLEGAL_REQUEST, 0x1a, 0));
     // Too many descriptors.
     let many: Vec<(u64, u32)> = (0..300).map(|i| (i, 1)).collect();
-    let list = hydra_proto::scsi::unmap_parameter_list(&many);
+    let list = hydra_proto::scsi::unmap::parameter_list(&many);
     let o = run(&f.lun, &n, &unmap_cdb(list.len() as u16), &list);
     assert_eq!(sense_of(&o), (key::ILLEGAL_REQUEST, 0x26, 0));
     // ANCHOR is not supported.
@@ -466,7 +466,7 @@ fn bad_unmap_lists_change_nothing() {
     assert!(back.iter().all(|&b| b == 0x11));
     // A LUN that is not thin does not offer UNMAP at all.
     let full = disk(1 << 20, |_| {});
-    let list = hydra_proto::scsi::unmap_parameter_list(&[(0, 1)]);
+    let list = hydra_proto::scsi::unmap::parameter_list(&[(0, 1)]);
     assert_eq!(
         sense_of(&run(&full.lun, &n, &unmap_cdb(list.len() as u16), &list)),
         (key::ILLEGAL_REQUEST, 0x20, 0)

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use hydra_proto::scsi::cdb::{be16, be32};
+use hydra_proto::scsi::unmap::UnmapList;
 use hydra_proto::scsi::{op, Sense};
 
 use super::{Disk, Lun, ScsiOutcome, ScsiRequest};
@@ -67,11 +68,10 @@ pub(super) fn unmap(lun: &Lun, d: &Disk, req: &ScsiRequest<'_>) -> ScsiOutcome {
     let p = &req.data_out[..param_len];
     // UNMAP DATA LENGTH and UNMAP BLOCK DESCRIPTOR DATA LENGTH (§5.28.2): a partial
     // trailing descriptor is ignored, as the standard allows.
-    let desc_len = (be16(p, 2) as usize).min(param_len - 8);
-    let descriptors: Vec<(u64, u64)> = p[8..8 + desc_len / 16 * 16]
-        .chunks_exact(16)
-        .map(|b| (be64(b, 0), be32(b, 8) as u64))
-        .collect();
+    let Ok(list) = UnmapList::parse(p) else {
+        return done(lun.check(&Sense::parameter_list_length()));
+    };
+    let descriptors: Vec<(u64, u64)> = list.ranges.iter().map(|&(l, n)| (l, n as u64)).collect();
     if descriptors.len() > MAX_UNMAP_DESCRIPTORS as usize {
         return done(lun.check(&Sense::invalid_param_field(2)));
     }

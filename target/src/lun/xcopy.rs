@@ -61,15 +61,14 @@ struct Segment {
 /// descriptor carries it) names one of `l`'s logical unit designators in VPD 0x83.
 fn names(l: &Lun, want: &[u8]) -> bool {
     let (code_set, association, kind, value) = (
-        want[0] & 0x0f,
-        (want[1] >> 4) & 0x03,
-        want[1] & 0x0f,
+        vpd::CodeSet::from(want[0]),
+        vpd::Association::from(want[1] >> 4),
+        vpd::DesignatorType::from(want[1]),
         &want[4..],
     );
-    let page = vpd::device_identification(&l.identity);
-    vpd::designators(&page).iter().any(|d| {
-        d.association == 0
-            && association == 0
+    vpd::tgt_designators(&l.identity).iter().any(|d| {
+        d.association == vpd::Association::LogicalUnit
+            && association == vpd::Association::LogicalUnit
             && d.code_set == code_set
             && d.kind == kind
             && d.value == value

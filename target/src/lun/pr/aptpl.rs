@@ -74,6 +74,7 @@ pub fn store(file: &Path, s: &State) -> std::io::Result<()> {
 mod tests {
     use super::super::{Registrant, Reservation};
     use super::*;
+    use hydra_proto::scsi::pr::PrType;
 
     #[test]
     fn saved_state_comes_back_and_aptpl_off_removes_it() {
@@ -90,11 +91,14 @@ mod tests {
             }],
             reservation: Some(Reservation {
                 holder: 0,
-                rtype: 5,
+                rtype: PrType::WriteExclusiveRegistrantsOnly,
             }),
             aptpl: true,
         };
         store(&f, &s).unwrap();
+        // The type is saved as its SPC-4 code, as files written before it was typed.
+        let saved = fs::read_to_string(&f).unwrap();
+        assert!(saved.contains(r#""rtype": 5"#), "{saved}");
         assert_eq!(load(&f), s);
         store(&f, &State::default()).unwrap();
         assert!(!f.exists());

@@ -32,28 +32,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use hydra_proto::scsi::cdb::{be16, be32};
-use hydra_proto::scsi::{op, status, Sense};
+use hydra_proto::scsi::pr::{InAction, InCdb, MoveParams, OutAction, OutCdb, OutParams, PrType};
+use hydra_proto::scsi::{op, status, Opcode, Sense};
 use serde::{Deserialize, Serialize};
 
 use super::{Lun, ScsiOutcome, ScsiRequest};
 use crate::nexus::ItNexus;
-
-pub const TYPE_WE: u8 = 1;
-pub const TYPE_EA: u8 = 3;
-pub const TYPE_WERO: u8 = 5;
-pub const TYPE_EARO: u8 = 6;
-pub const TYPE_WEAR: u8 = 7;
-pub const TYPE_EAAR: u8 = 8;
-
-const SA_REGISTER: u8 = 0;
-const SA_RESERVE: u8 = 1;
-const SA_RELEASE: u8 = 2;
-const SA_CLEAR: u8 = 3;
-const SA_PREEMPT: u8 = 4;
-const SA_PREEMPT_AND_ABORT: u8 = 5;
-const SA_REGISTER_AND_IGNORE: u8 = 6;
-const SA_REGISTER_AND_MOVE: u8 = 7;
 
 /// At most this many registrations per LUN (INSUFFICIENT REGISTRATION RESOURCES beyond).
 const MAX_REGISTRANTS: usize = 1024;
@@ -102,7 +86,23 @@ impl Registrant {
 pub struct Reservation {
     /// Index into `registrants` of the holder (ignored for all-registrants types).
     pub holder: usize,
-    pub rtype: u8,
+    /// Saved as its wire value, as before types were typed (APTPL files stay readable).
+    #[serde(with = "type_code")]
+    pub rtype: PrType,
+}
+
+/// A reservation type in the APTPL file: its SPC-4 code, a number.
+mod type_code {
+    use hydra_proto::scsi::pr::PrType;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &PrType, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(u8::from(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PrType, D::Error> {
+        u8::deserialize(d).map(PrType::from)
+    }
 }
 
 /// Everything SPC-4 keeps for one LUN (and what APTPL persists).
@@ -122,7 +122,7 @@ impl State {
     fn all_registrants(&self) -> bool {
         self.reservation
             .as_ref()
-            .is_some_and(|r| matches!(r.rtype, TYPE_WEAR | TYPE_EAAR))
+            .is_some_and(|r| r.rtype.all_registrants())
     }
 
     /// Registration `i` holds the reservation (every registrant does for the
@@ -170,32 +170,16 @@ enum Access {
 }
 
 fn access(opcode: u8) -> Access {
-    match opcode {
-        op::INQUIRY
-        | op::REPORT_LUNS
-        | op::REQUEST_SENSE
-        | op::TEST_UNIT_READY
-        | op::PERSISTENT_RESERVE_IN
-        | op::PERSISTENT_RESERVE_OUT
-        | op::READ_CAPACITY_10
-        | op::MAINTENANCE_IN
-        | op::RELEASE_6
-        | op::RELEASE_10 => Access::Always,
-        op::SERVICE_ACTION_IN_16 => Access::Always, // READ CAPACITY(16), GET LBA STATUS
-        op::READ_6
-        | op::READ_10
-        | op::READ_12
-        | op::READ_16
-        | op::VERIFY_10
-        | op::VERIFY_12
-        | op::VERIFY_16
-        | op::PRE_FETCH_10
-        | op::PRE_FETCH_16
-        | op::MODE_SENSE_6
-        | op::MODE_SENSE_10
-        | op::READ_DEFECT_DATA_10
-        | op::READ_DEFECT_DATA_12
-        | op::RECEIVE_COPY_RESULTS => Access::Read,
+    use Opcode::*;
+    match Opcode::from(opcode) {
+        Inquiry | ReportLuns | RequestSense | TestUnitReady | PersistentReserveIn
+        | PersistentReserveOut | ReadCapacity10 | MaintenanceIn | Release6 | Release10 => {
+            Access::Always
+        }
+        ServiceActionIn16 => Access::Always, // READ CAPACITY(16), GET LBA STATUS
+        Read6 | Read10 | Read12 | Read16 | Verify10 | Verify12 | Verify16 | PreFetch10
+        | PreFetch16 | ModeSense6 | ModeSense10 | ReadDefectData10 | ReadDefectData12
+        | ReceiveCopyResults => Access::Read,
         _ => Access::Write,
     }
 }
@@ -290,24 +274,24 @@ impl Reservations {
         let s = self.lock();
         if let Some(holder) = &s.reserved_by {
             // SPC-2 §5.5.1: everything but a few commands conflicts for other nexuses.
+            use Opcode::*;
             let allowed = matches!(
-                opcode,
-                op::INQUIRY | op::REPORT_LUNS | op::REQUEST_SENSE | op::RELEASE_6 | op::RELEASE_10
-            ) || opcode == op::MAINTENANCE_IN;
+                Opcode::from(opcode),
+                Inquiry | ReportLuns | RequestSense | Release6 | Release10 | MaintenanceIn
+            );
             return (holder != n && !allowed).then(conflict);
         }
         let res = s.pr.reservation.as_ref()?;
         if kind == Access::Always || s.pr.is_holder(n) {
             return None;
         }
+        // SPC-4 Table 49: exclusive-access types also keep reads out; the
+        // registrants-only and all-registrants types let registered nexuses through.
         let registered = s.pr.find(n).is_some();
-        let conflicts = match res.rtype {
-            TYPE_WE => kind == Access::Write,
-            TYPE_EA => true,
-            TYPE_WERO | TYPE_WEAR => kind == Access::Write && !registered,
-            TYPE_EARO | TYPE_EAAR => !registered,
-            _ => false,
-        };
+        let t = res.rtype;
+        let conflicts = t.is_known()
+            && (kind == Access::Write || t.exclusive_access())
+            && !(registered && t.admits_registrants());
         conflicts.then(conflict)
     }
 
@@ -351,33 +335,37 @@ impl Reservations {
 
     /// PERSISTENT RESERVE IN.
     pub fn prin(&self, lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
-        let c = req.cdb;
-        let alloc = be16(c, 7) as usize;
+        let Ok(c) = InCdb::parse(req.cdb) else {
+            return lun.check(&Sense::illegal_request_invalid_opcode());
+        };
         let s = self.lock();
         if s.reserved_by.as_ref().is_some_and(|h| h != req.nexus) {
             return conflict();
         }
-        let mut data = match c[1] & 0x1f {
-            0 => wire::read_keys(&s.pr),
-            1 => wire::read_reservation(&s.pr),
-            2 => wire::report_capabilities(&s.pr),
-            3 => wire::read_full_status(&s.pr),
-            _ => return lun.check(&Sense::invalid_cdb_field(1, Some(4))),
+        let mut data = match c.action {
+            InAction::ReadKeys => wire::read_keys(&s.pr),
+            InAction::ReadReservation => wire::read_reservation(&s.pr),
+            InAction::ReportCapabilities => wire::report_capabilities(&s.pr),
+            InAction::ReadFullStatus => wire::read_full_status(&s.pr),
+            InAction::Unknown(_) => return lun.check(&Sense::invalid_cdb_field(1, Some(4))),
         };
-        data.truncate(alloc);
+        data.truncate(c.alloc_len as usize);
         ScsiOutcome::good(data)
     }
 
     /// PERSISTENT RESERVE OUT. Unit attentions go through `lun`.
     pub fn prout(&self, lun: &Lun, req: &ScsiRequest<'_>) -> ScsiOutcome {
-        let c = req.cdb;
+        let Ok(c) = OutCdb::parse(req.cdb) else {
+            return lun.check(&Sense::illegal_request_invalid_opcode());
+        };
         let n = req.nexus;
-        let len = be32(c, 5) as usize;
+        let len = c.param_len as usize;
         let done = |o: ScsiOutcome| o.with_data_out(len as u32);
-        let sa = c[1] & 0x1f;
-        let scope = c[2] >> 4;
-        let rtype = c[2] & 0x0f;
-        if sa > SA_REGISTER_AND_MOVE {
+        let (sa, rtype) = (c.action, c.rtype);
+        if matches!(
+            sa,
+            OutAction::Unknown(_) | OutAction::ReplaceLostReservation
+        ) {
             return done(lun.check(&Sense::invalid_cdb_field(1, Some(4))));
         }
         if req.data_out.len() < len {
@@ -391,38 +379,34 @@ impl Reservations {
         // Work on a copy: it replaces the state only once persisted (APTPL).
         let mut s = guard.pr.clone();
         let mut uas: Vec<(Registrant, u8, u8)> = Vec::new();
-        let needs_type = matches!(
-            sa,
-            SA_RESERVE | SA_RELEASE | SA_PREEMPT | SA_PREEMPT_AND_ABORT | SA_REGISTER_AND_MOVE
-        );
-        if needs_type {
-            if scope != 0 {
+        if sa.uses_type() {
+            if c.scope != 0 {
                 return done(lun.check(&Sense::invalid_cdb_field(2, Some(7))));
             }
-            if !matches!(
-                rtype,
-                TYPE_WE | TYPE_EA | TYPE_WERO | TYPE_EARO | TYPE_WEAR | TYPE_EAAR
-            ) {
+            if !rtype.is_known() {
                 return done(lun.check(&Sense::invalid_cdb_field(2, Some(3))));
             }
         }
-        let result = if sa == SA_REGISTER_AND_MOVE {
-            match wire::move_params(p) {
+        let result = if sa == OutAction::RegisterAndMove {
+            match MoveParams::parse(p) {
                 Ok(m) => register_and_move(&mut s, n, rtype, &m),
-                Err(e) => Err(Refused::Check(e)),
+                Err(e) => Err(Refused::Check(e.into())),
             }
         } else {
-            match wire::prout_params(p, n.target_port) {
+            match OutParams::parse(p) {
                 Ok(params) => match sa {
-                    SA_REGISTER | SA_REGISTER_AND_IGNORE => {
-                        register(&mut s, n, &params, sa == SA_REGISTER_AND_IGNORE)
-                    }
-                    SA_RESERVE => reserve(&mut s, n, params.key, rtype),
-                    SA_RELEASE => release(&mut s, n, params.key, rtype, &mut uas),
-                    SA_CLEAR => clear(&mut s, n, params.key, &mut uas),
+                    OutAction::Register | OutAction::RegisterAndIgnoreExistingKey => register(
+                        &mut s,
+                        n,
+                        &params,
+                        sa == OutAction::RegisterAndIgnoreExistingKey,
+                    ),
+                    OutAction::Reserve => reserve(&mut s, n, params.key, rtype),
+                    OutAction::Release => release(&mut s, n, params.key, rtype, &mut uas),
+                    OutAction::Clear => clear(&mut s, n, params.key, &mut uas),
                     _ => preempt(&mut s, n, &params, rtype, &mut uas),
                 },
-                Err(e) => Err(Refused::Check(e)),
+                Err(e) => Err(Refused::Check(e.into())),
             }
         };
         match result {
@@ -447,7 +431,7 @@ impl Reservations {
         }
         guard.pr = s;
         self.active.store(guard.active(), Ordering::Relaxed);
-        if sa == SA_PREEMPT_AND_ABORT {
+        if sa == OutAction::PreemptAndAbort {
             let mut p = self.preempted.lock().unwrap_or_else(|e| e.into_inner());
             let epoch = self.abort_epoch.load(Ordering::Relaxed) + 1;
             for (r, _, _) in uas.iter().filter(|u| (u.1, u.2) == (0x2a, 0x05)) {
@@ -494,7 +478,7 @@ fn registered_with(s: &State, n: &ItNexus, key: u64) -> Result<usize, Refused> {
 }
 
 /// REGISTER and REGISTER AND IGNORE EXISTING KEY (§5.13.7).
-fn register(s: &mut State, n: &ItNexus, p: &wire::ProutParams, ignore: bool) -> Step {
+fn register(s: &mut State, n: &ItNexus, p: &OutParams, ignore: bool) -> Step {
     match s.find(n) {
         None => {
             if !ignore && p.key != 0 {
@@ -509,13 +493,11 @@ fn register(s: &mut State, n: &ItNexus, p: &wire::ProutParams, ignore: bool) -> 
                     return check_step(Sense::invalid_cdb_field(1, Some(4)));
                 }
                 for t in &p.transport_ids {
-                    if s.registrants.iter().any(|r| r.same_identity(t)) {
+                    let t = wire::registrant(t, n.target_port, p.all_tg_pt);
+                    if s.registrants.iter().any(|r| r.same_identity(&t)) {
                         return check_step(Sense::invalid_param_field(28));
                     }
-                    new.push(Registrant {
-                        key: p.sa_key,
-                        ..t.clone()
-                    });
+                    new.push(Registrant { key: p.sa_key, ..t });
                 }
             }
             if s.registrants.len() + new.len() > MAX_REGISTRANTS {
@@ -543,7 +525,7 @@ fn register(s: &mut State, n: &ItNexus, p: &wire::ProutParams, ignore: bool) -> 
 }
 
 /// RESERVE (§5.13.9).
-fn reserve(s: &mut State, n: &ItNexus, key: u64, rtype: u8) -> Step {
+fn reserve(s: &mut State, n: &ItNexus, key: u64, rtype: PrType) -> Step {
     let i = registered_with(s, n, key)?;
     match &s.reservation {
         Some(r) => {
@@ -565,7 +547,7 @@ fn release(
     s: &mut State,
     n: &ItNexus,
     key: u64,
-    rtype: u8,
+    rtype: PrType,
     uas: &mut Vec<(Registrant, u8, u8)>,
 ) -> Step {
     let i = registered_with(s, n, key)?;
@@ -581,7 +563,7 @@ fn release(
     }
     s.reservation = None;
     // §5.13.11.2.2: the other registrants learn of it, except for WE and EA.
-    if !matches!(r.rtype, TYPE_WE | TYPE_EA) {
+    if !matches!(r.rtype, PrType::WriteExclusive | PrType::ExclusiveAccess) {
         for (j, o) in s.registrants.iter().enumerate() {
             if j != i {
                 uas.push((o.clone(), 0x2a, 0x04));
@@ -607,8 +589,8 @@ fn clear(s: &mut State, n: &ItNexus, key: u64, uas: &mut Vec<(Registrant, u8, u8
 fn preempt(
     s: &mut State,
     n: &ItNexus,
-    p: &wire::ProutParams,
-    rtype: u8,
+    p: &OutParams,
+    rtype: PrType,
     uas: &mut Vec<(Registrant, u8, u8)>,
 ) -> Step {
     let me = registered_with(s, n, p.key)?;
@@ -679,7 +661,7 @@ fn preempt(
 }
 
 /// REGISTER AND MOVE (§5.13.8).
-fn register_and_move(s: &mut State, n: &ItNexus, rtype: u8, m: &wire::MoveParams) -> Step {
+fn register_and_move(s: &mut State, n: &ItNexus, rtype: PrType, m: &MoveParams) -> Step {
     let me = registered_with(s, n, m.key)?;
     // Only the holder of a reservation that is not all-registrants may move it.
     if !s.is_holder_index(me) || s.all_registrants() {
@@ -690,7 +672,7 @@ fn register_and_move(s: &mut State, n: &ItNexus, rtype: u8, m: &wire::MoveParams
     }
     let dest = Registrant {
         key: m.sa_key,
-        ..m.dest.clone()
+        ..wire::registrant(&m.dest, m.target_port, false)
     };
     if dest.covers(n) {
         return check_step(Sense::invalid_param_field(24));

@@ -2,7 +2,24 @@
 
 use super::*;
 use crate::lun::{IoMode, LunSettings, ScsiRequest};
+use hydra_proto::scsi::pr::TransportId;
 use hydra_proto::scsi::sense::key;
+
+// Wire values, written out so that these tests check the bytes, not the enums
+// (SPC-4 Tables 168 and 170).
+const TYPE_WE: u8 = 1;
+const TYPE_EA: u8 = 3;
+const TYPE_WERO: u8 = 5;
+const TYPE_EARO: u8 = 6;
+const TYPE_WEAR: u8 = 7;
+const TYPE_EAAR: u8 = 8;
+const SA_REGISTER: u8 = 0;
+const SA_RESERVE: u8 = 1;
+const SA_RELEASE: u8 = 2;
+const SA_CLEAR: u8 = 3;
+const SA_PREEMPT: u8 = 4;
+const SA_PREEMPT_AND_ABORT: u8 = 5;
+const SA_REGISTER_AND_IGNORE: u8 = 6;
 
 fn nexus(name: &str, isid: u8, port: u16) -> ItNexus {
     ItNexus {
@@ -256,8 +273,8 @@ fn release_rules_and_full_status() {
     assert_eq!(fs[21], TYPE_EA);
     assert_eq!(&fs[26..28], &1u16.to_be_bytes());
     let tid_len = u32::from_be_bytes(fs[28..32].try_into().unwrap()) as usize;
-    let (r, _) = wire::transport_id(&fs[32..32 + tid_len], 0, 1).unwrap();
-    assert_eq!(r.initiator, "iqn.2026-11.org.hydra:a");
+    let (r, _) = TransportId::parse(&fs[32..32 + tid_len], 0).unwrap();
+    assert_eq!(r.name, "iqn.2026-11.org.hydra:a");
     assert_eq!(r.isid, Some([0x40, 0, 0, 0, 0, 1]));
     // A non-holder's RELEASE does nothing; the holder's with a wrong type is refused.
     assert_eq!(prout(l, &b, SA_RELEASE, TYPE_EA, 0xb, 0, 0).status, OK);
@@ -322,7 +339,10 @@ fn aptpl_state_is_restored_and_removed() {
     let st = l.reservations();
     assert!(st.aptpl);
     assert_eq!(st.registrants[0].key, 0xa);
-    assert_eq!(st.reservation.as_ref().map(|r| r.rtype), Some(TYPE_WE));
+    assert_eq!(
+        st.reservation.as_ref().map(|r| r.rtype),
+        Some(PrType::WriteExclusive)
+    );
     assert_eq!(
         write1(&l, &nexus("z", 1, 1)),
         RC,

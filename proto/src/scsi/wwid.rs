@@ -9,31 +9,31 @@
 //!
 //! For Debian's tgtd (and hydra's target, which keeps tgt's identities) LUN 1 of tid 1
 //! gives `360000000000000000e00000000010001`.
+//!
+//! Both ends use it: the target's identities are tested against it, the initiator (and
+//! multipath on it) keys LUNs by it.
 
-use hydra_proto::scsi::vpd::designators;
-
-const TYPE_VENDOR: u8 = 0;
-const TYPE_T10: u8 = 1;
-const TYPE_EUI64: u8 = 2;
-const TYPE_NAA: u8 = 3;
-const BINARY: u8 = 1;
-const ASCII: u8 = 2;
+use super::vpd::{page, Association, CodeSet, Designator, DesignatorType, DeviceIdPage};
 
 /// (designator type, NAA nibble or None for any, code set), in `scsi_id`'s order.
-const SEARCH: &[(u8, Option<u8>, u8)] = &[
-    (TYPE_NAA, Some(6), BINARY),
-    (TYPE_NAA, Some(6), ASCII),
-    (TYPE_NAA, Some(5), BINARY),
-    (TYPE_NAA, Some(5), ASCII),
-    (TYPE_NAA, None, BINARY),
-    (TYPE_NAA, None, ASCII),
-    (TYPE_EUI64, None, BINARY),
-    (TYPE_EUI64, None, ASCII),
-    (TYPE_T10, None, BINARY),
-    (TYPE_T10, None, ASCII),
-    (TYPE_VENDOR, None, BINARY),
-    (TYPE_VENDOR, None, ASCII),
-];
+const SEARCH: &[(DesignatorType, Option<u8>, CodeSet)] = {
+    use CodeSet::{Ascii, Binary};
+    use DesignatorType::{Eui64, Naa, T10VendorId, VendorSpecific};
+    &[
+        (Naa, Some(6), Binary),
+        (Naa, Some(6), Ascii),
+        (Naa, Some(5), Binary),
+        (Naa, Some(5), Ascii),
+        (Naa, None, Binary),
+        (Naa, None, Ascii),
+        (Eui64, None, Binary),
+        (Eui64, None, Ascii),
+        (T10VendorId, None, Binary),
+        (T10VendorId, None, Ascii),
+        (VendorSpecific, None, Binary),
+        (VendorSpecific, None, Ascii),
+    ]
+};
 
 fn ascii(b: &[u8]) -> String {
     let b = &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())];
@@ -43,32 +43,44 @@ fn ascii(b: &[u8]) -> String {
 /// The WWID from VPD 0x83 (`vpd83`), else from VPD 0x80 (`vpd80`) with the standard
 /// INQUIRY data (`inquiry`, for vendor and product).
 pub fn wwid(vpd83: &[u8], vpd80: Option<&[u8]>, inquiry: &[u8]) -> Option<String> {
-    let ds = designators(vpd83);
+    let ds = DeviceIdPage::parse(vpd83)
+        .map(|p| p.designators)
+        .unwrap_or_default();
+    from_designators(&ds, inquiry).or_else(|| from_serial(vpd80?, inquiry))
+}
+
+/// The WWID from logical unit designators, in `scsi_id`'s order of preference.
+pub fn from_designators(ds: &[Designator], inquiry: &[u8]) -> Option<String> {
     for &(kind, naa, code_set) in SEARCH {
         let found = ds.iter().find(|d| {
-            d.association == 0
+            d.association == Association::LogicalUnit
                 && d.kind == kind
                 && d.code_set == code_set
                 && !d.value.is_empty()
-                && naa.is_none_or(|n| d.value[0] >> 4 == n)
+                && naa.is_none_or(|n| d.naa() == Some(n))
         });
         let Some(d) = found else { continue };
-        let mut id = format!("{kind:x}");
-        if kind == TYPE_VENDOR {
+        let mut id = format!("{:x}", u8::from(kind));
+        if kind == DesignatorType::VendorSpecific {
             // scsi_id prefixes vendor-specific identifiers with vendor and product.
             id.push_str(&ascii(inquiry.get(8..32).unwrap_or_default()));
         }
-        if code_set == BINARY {
-            for b in d.value {
+        if code_set == CodeSet::Binary {
+            for b in &d.value {
                 id.push_str(&format!("{b:02x}"));
             }
         } else {
-            id.push_str(&ascii(d.value));
+            id.push_str(&ascii(&d.value));
         }
         return Some(id);
     }
-    let p80 = vpd80?;
-    if p80.len() < 4 || p80[1] != 0x80 || inquiry.len() < 32 {
+    None
+}
+
+/// The fallback WWID: `S`, vendor and product from the standard INQUIRY data, and the
+/// Unit Serial Number page (VPD 0x80, SPC-4 §7.8.15).
+pub fn from_serial(p80: &[u8], inquiry: &[u8]) -> Option<String> {
+    if p80.len() < 4 || p80[1] != page::UNIT_SERIAL || inquiry.len() < 32 {
         return None;
     }
     let len = (p80[3] as usize).min(p80.len() - 4);
@@ -129,6 +141,32 @@ mod tests {
         let id = wwid(&p, None, &[]).unwrap();
         assert_eq!(id, "1IET     00010001");
         assert_eq!(replace_whitespace(&id), "1IET_00010001");
+    }
+
+    /// The page the target emits gives the WWID the initiator expects, with or without
+    /// the target port designators ALUA adds.
+    #[test]
+    fn target_page_gives_tgt_wwid() {
+        use crate::scsi::vpd::{self, Identity};
+        let id = Identity {
+            device_type: vpd::TYPE_DISK,
+            removable: false,
+            vendor: "IET".into(),
+            product: "VIRTUAL-DISK".into(),
+            revision: "0001".into(),
+            scsi_id: Identity::tgt_scsi_id(1, 1),
+            serial: Identity::tgt_serial(1, 1),
+            tid: 1,
+            lun: 1,
+        };
+        let want = Some("360000000000000000e00000000010001");
+        assert_eq!(
+            wwid(&vpd::device_identification(&id), None, &[]).as_deref(),
+            want
+        );
+        let mut page = DeviceIdPage::parse(&vpd::device_identification(&id)).unwrap();
+        page.designators.extend(vpd::target_port_designators(2));
+        assert_eq!(wwid(&page.emit(), None, &[]).as_deref(), want);
     }
 
     #[test]
