@@ -334,7 +334,7 @@ impl Map {
                 self.checks.check_at(id, now + self.cfg.polling_interval);
                 self.fail(now, id, &format!("session down: {why}"));
                 if changed {
-                    self.regroup();
+                    self.refresh_group_prios();
                 }
             }
         }
@@ -362,8 +362,10 @@ impl Map {
         let changed = state != old_state || (up && was_failed);
         let interval = self.paths[i].check_interval;
         self.paths[i].check_interval = self.checks.answered(id, now, interval, up, changed);
-        if state != old_state || self.paths[i].prio != old_prio {
+        if self.paths[i].prio != old_prio {
             self.regroup();
+        } else if state != old_state {
+            self.refresh_group_prios();
         }
         match res {
             CheckResult::Down { why } => self.fail(now, id, &format!("checker: {why}")),
@@ -704,6 +706,20 @@ impl Map {
                 .iter()
                 .any(|id| self.path(*id).is_some_and(Path::usable))
         })
+    }
+
+    /// The groups' priorities and enabled paths after a checker state changed, in the
+    /// order they have: multipathd updates them (`path_group_prio_update`) but reloads
+    /// the map, which reorders the groups, only when a path is added or removed or a
+    /// priority changes.
+    fn refresh_group_prios(&mut self) {
+        let fresh = group::build(self.cfg.pg_policy, &self.paths);
+        for g in &mut self.groups {
+            if let Some(f) = fresh.iter().find(|f| f.paths == g.paths) {
+                g.prio = f.prio;
+                g.enabled_paths = f.enabled_paths;
+            }
+        }
     }
 
     /// Rebuild groups after a path was added or removed or a priority changed (multipathd

@@ -19,6 +19,8 @@ pub struct PathSelector {
     cursor: usize,
     /// I/Os round-robin may still send down the path at `cursor`.
     left: u32,
+    /// Whether round-robin has chosen a path yet.
+    started: bool,
 }
 
 impl PathSelector {
@@ -29,6 +31,7 @@ impl PathSelector {
             weight,
             cursor: 0,
             left: 0,
+            started: false,
         }
     }
 
@@ -45,7 +48,10 @@ impl PathSelector {
                     self.left -= 1;
                     return Some(self.cursor);
                 }
-                let next = (1..=n)
+                // The first time, start at the group's first path.
+                let from = if self.started { 1 } else { 0 };
+                self.started = true;
+                let next = (from..from + n)
                     .map(|i| (self.cursor + i) % n)
                     .find(|&i| paths[i].usable())?;
                 self.cursor = next;
