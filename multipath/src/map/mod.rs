@@ -520,9 +520,15 @@ impl Map {
     // ----- the decisions --------------------------------------------------------------
 
     /// Send `io` down a path, or hold it, or fail it.
-    fn dispatch(&mut self, _now: Instant, io: IoId) {
+    fn dispatch(&mut self, now: Instant, io: IoId) {
         let bytes = self.ios[&io].bytes;
-        if let Some(pid) = self.choose_path(bytes) {
+        let path = self.choose_path(bytes);
+        if path.is_none() && self.queueing.state == QueueState::Normal {
+            // A map that never had a path (all removed, or none added yet) queues as
+            // configured too.
+            self.after_loss(now);
+        }
+        if let Some(pid) = path {
             self.send(io, pid);
         } else if self.queueing.holds() {
             self.queued.push_back(io);

@@ -675,3 +675,21 @@ fn a_new_path_releases_queued_io() {
     b.drain();
     assert_eq!(b.dispatched.last(), Some(&(io, P1)));
 }
+
+#[test]
+fn a_map_without_paths_queues_as_configured() {
+    let mut b = Bed::new(config(
+        PgPolicy::Failover,
+        SelectorKind::RoundRobin,
+        NoPathRetry::Retries(2),
+        Failback::Manual,
+    ));
+    let io = b.submit();
+    assert_eq!(b.map.queued(), 1);
+    b.advance(10);
+    assert!(
+        matches!(&b.done[..], [(i, IoResult::NoPath { .. })] if *i == io),
+        "{:?}",
+        b.done
+    );
+}
