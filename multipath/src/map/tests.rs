@@ -121,6 +121,16 @@ impl Bed {
         self.drain();
     }
 
+    /// The driver withdrew `io` from a dead path.
+    fn withdrawn(&mut self, io: IoId) {
+        let why = "withdrawn".into();
+        self.complete(io, Outcome::PathError { why });
+    }
+
+    fn logged(&self, what: &str) -> bool {
+        self.logs.iter().any(|l| l.contains(what))
+    }
+
     fn check(&mut self, p: PathId, prio: i32) {
         let r = CheckResult::Up { prio, alua: None };
         self.map.handle_check(self.now, p, r).unwrap();
@@ -332,21 +342,9 @@ fn silent_cut_fails_the_path_and_the_io_goes_to_the_other_one() {
     // NOP-Out unanswered: the session reports Down, the driver withdraws the I/O.
     b.down(P0);
     assert_eq!(b.state(P0), (DmState::Failed, CheckerState::Faulty));
-    assert!(
-        b.logs.iter().any(|l| l.contains("no answer to NOP-Out")),
-        "{:?}",
-        b.logs
-    );
-    assert!(b
-        .logs
-        .iter()
-        .any(|l| l.contains("remaining active paths: 1")));
-    b.complete(
-        io,
-        Outcome::PathError {
-            why: "withdrawn".into(),
-        },
-    );
+    assert!(b.logged("no answer to NOP-Out"), "{:?}", b.logs);
+    assert!(b.logged("remaining active paths: 1"));
+    b.withdrawn(io);
     assert_eq!(b.dispatched, vec![(io, P0), (io, P1)]);
     assert_eq!(b.map.active_group(), Some(1));
     assert!(b.done.is_empty());
@@ -412,7 +410,7 @@ fn retry_stays_on_the_path_a_bounded_number_of_times_then_fails_it() {
     b.complete(io, Outcome::Retry);
     assert_eq!(b.dispatched.last(), Some(&(io, P1)));
     assert_eq!(b.dispatched.len(), MAX_RETRIES as usize + 2);
-    assert!(b.logs.iter().any(|l| l.contains("retries exhausted")));
+    assert!(b.logged("retries exhausted"));
 }
 
 #[test]
@@ -421,12 +419,7 @@ fn both_paths_down_with_queue_holds_io_until_a_path_returns() {
     let io = b.submit();
     b.down(P0);
     b.down(P1);
-    b.complete(
-        io,
-        Outcome::PathError {
-            why: "withdrawn".into(),
-        },
-    );
+    b.withdrawn(io);
     let io2 = b.submit();
     assert_eq!(b.map.queued(), 2);
     b.advance(3600);
@@ -441,10 +434,7 @@ fn both_paths_down_with_queue_holds_io_until_a_path_returns() {
         &b.dispatched[b.dispatched.len() - 2..],
         &[(io, P1), (io2, P1)]
     );
-    assert!(b
-        .logs
-        .iter()
-        .any(|l| l.contains("Recovered to normal mode")));
+    assert!(b.logged("Recovered to normal mode"));
 }
 
 #[test]
@@ -453,16 +443,8 @@ fn no_path_retry_n_fails_queued_io_after_n_intervals_with_the_reason() {
     let io = b.submit();
     b.down(P0);
     b.down(P1);
-    assert!(b
-        .logs
-        .iter()
-        .any(|l| l.contains("Entering recovery mode: max_retries=3")));
-    b.complete(
-        io,
-        Outcome::PathError {
-            why: "withdrawn".into(),
-        },
-    );
+    assert!(b.logged("Entering recovery mode: max_retries=3"));
+    b.withdrawn(io);
     assert_eq!(b.map.queueing_display(b.now), "15 sec");
     b.advance(14);
     assert!(b.done.is_empty());
@@ -476,17 +458,14 @@ fn no_path_retry_n_fails_queued_io_after_n_intervals_with_the_reason() {
         why.contains("no_path_retry 3") && why.contains("15 s"),
         "{why}"
     );
-    assert!(b.logs.iter().any(|l| l.contains("queueing disabled")));
+    assert!(b.logged("queueing disabled"));
     assert_eq!(b.map.stats().queue_timeouts, 1);
     // Queueing is off: a new I/O fails at once.
     let io2 = b.submit();
     assert!(matches!(b.done.last(), Some((i, IoResult::NoPath { .. })) if *i == io2));
     // A path comes back: queueing is armed again.
     b.check(P0, 50);
-    assert!(b
-        .logs
-        .iter()
-        .any(|l| l.contains("queue_if_no_path enabled")));
+    assert!(b.logged("queue_if_no_path enabled"));
     assert_eq!(b.map.queueing_display(b.now), "3 chk");
 }
 
@@ -539,7 +518,7 @@ fn failback_deferred_waits_n_seconds() {
     assert_eq!(b.map.active_group(), Some(1));
     b.advance(1);
     assert_eq!(b.map.active_group(), Some(0));
-    assert!(b.logs.iter().any(|l| l.contains("deferred failback")));
+    assert!(b.logged("deferred failback"));
 }
 
 #[test]
