@@ -672,3 +672,39 @@ fn a_map_without_paths_queues_as_configured() {
         b.done
     );
 }
+
+#[test]
+fn alua_switch_of_the_optimized_port_moves_io_with_failback_immediate() {
+    // group_by_prio with the alua prioritizer: p0 active/optimized, p1 standby.
+    let cfg = config(
+        PgPolicy::GroupByPrio,
+        SelectorKind::ServiceTime,
+        NoPathRetry::Queue,
+        Failback::Immediate,
+    );
+    let mut b = Bed::with_paths(cfg, &[50, 1]);
+    assert_eq!(b.sequence(2), vec![0, 0]);
+    // The target moves the optimized state to p1's port group (hydra tgtd can put a
+    // portal group in standby); the checker sees it.
+    let ghost = CheckResult::Ghost {
+        prio: AluaState::Standby.prio(false),
+        alua: Some(AluaState::Standby),
+    };
+    b.map.handle_check(b.now, P0, ghost).unwrap();
+    b.drain();
+    b.map
+        .handle_check(
+            b.now,
+            P1,
+            CheckResult::Up {
+                prio: AluaState::ActiveOptimized.prio(false),
+                alua: Some(AluaState::ActiveOptimized),
+            },
+        )
+        .unwrap();
+    b.drain();
+    assert_eq!(b.groups(), vec![vec![1], vec![0]]);
+    assert_eq!(b.map.group_status(0), GroupStatus::Active);
+    assert_eq!(b.state(P0), (DmState::Active, CheckerState::Ghost));
+    assert_eq!(b.sequence(2), vec![1, 1]);
+}
