@@ -16,6 +16,9 @@ pub(crate) struct CheckSchedule {
     next: BTreeMap<PathId, Instant>,
     /// Paths whose check was asked for and has not been answered.
     outstanding: BTreeSet<PathId>,
+    /// Outstanding paths to check again as soon as they answer (their session came
+    /// back while the check was out, so its answer may be stale).
+    again: BTreeSet<PathId>,
 }
 
 impl CheckSchedule {
@@ -25,17 +28,22 @@ impl CheckSchedule {
             max: max.max(polling),
             next: BTreeMap::new(),
             outstanding: BTreeSet::new(),
+            again: BTreeSet::new(),
         }
     }
 
     /// Check `id` at `when` (a new path, or a session that came back: at once).
     pub fn check_at(&mut self, id: PathId, when: Instant) {
+        if self.outstanding.contains(&id) {
+            self.again.insert(id);
+        }
         self.next.insert(id, when);
     }
 
     pub fn remove(&mut self, id: PathId) {
         self.next.remove(&id);
         self.outstanding.remove(&id);
+        self.again.remove(&id);
     }
 
     /// The paths due at `now` with no check outstanding; they become outstanding.
@@ -66,7 +74,12 @@ impl CheckSchedule {
         } else {
             self.polling
         };
-        self.next.insert(id, now + next);
+        let at = if self.again.remove(&id) {
+            now
+        } else {
+            now + next
+        };
+        self.next.insert(id, at);
         next
     }
 

@@ -331,7 +331,9 @@ impl Map {
                 let changed = self.paths[i].checker != CheckerState::Faulty;
                 self.paths[i].checker = CheckerState::Faulty;
                 self.paths[i].check_interval = self.cfg.polling_interval;
-                self.checks.check_at(id, now + self.cfg.polling_interval);
+                if self.checks.next_check(id).is_some() {
+                    self.checks.check_at(id, now + self.cfg.polling_interval);
+                }
                 self.fail(now, id, &format!("session down: {why}"));
                 if changed {
                     self.refresh_group_prios();
@@ -449,6 +451,36 @@ impl Map {
         self.failback_at = None;
         self.switch_to(group - 1, "operator");
         Ok(())
+    }
+
+    /// `multipathd disablequeueing map M`: I/O held for lack of a path fails now, and
+    /// so does any later I/O that finds no path, until [`Map::restore_queueing`].
+    pub fn disable_queueing(&mut self, now: Instant) {
+        self.queueing.operator_off = true;
+        if self.usable_paths() == 0 {
+            self.queueing.state = QueueState::Off;
+            self.after_loss(now);
+            let why = format!("{}: {}", self.cfg.alias, self.queueing.off_reason());
+            while let Some(io) = self.queued.pop_front() {
+                self.finish(io, IoResult::NoPath { why: why.clone() });
+            }
+        }
+        self.log(
+            LogLevel::Info,
+            format!("{}: queueing disabled by operator", self.cfg.alias),
+        );
+    }
+
+    /// `multipathd restorequeueing map M`: `no_path_retry` applies again (and starts
+    /// over if the map has no usable path now).
+    pub fn restore_queueing(&mut self, now: Instant) {
+        self.queueing.operator_off = false;
+        self.queueing.state = QueueState::Normal;
+        self.after_loss(now);
+        self.log(
+            LogLevel::Info,
+            format!("{}: queueing restored", self.cfg.alias),
+        );
     }
 
     // ----- state for printers -------------------------------------------------------

@@ -27,6 +27,8 @@ enum Op {
     FailPath(u64),
     Reinstate(u64),
     Switch(usize),
+    DisableQueueing,
+    RestoreQueueing,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,6 +42,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..PATHS).prop_map(Op::FailPath),
         1 => (0..PATHS).prop_map(Op::Reinstate),
         1 => (1usize..5).prop_map(Op::Switch),
+        1 => Just(Op::DisableQueueing),
+        1 => Just(Op::RestoreQueueing),
     ]
 }
 
@@ -189,6 +193,8 @@ impl Driver {
             }
             Op::FailPath(p) => self.map.fail_path(now, PathId(p)).unwrap(),
             Op::Reinstate(p) => self.map.reinstate_path(now, PathId(p)).unwrap(),
+            Op::DisableQueueing => self.map.disable_queueing(now),
+            Op::RestoreQueueing => self.map.restore_queueing(now),
             Op::Switch(g) => {
                 let _ = self.map.switch_group(g);
             }

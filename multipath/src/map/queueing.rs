@@ -24,6 +24,9 @@ pub(crate) struct Queueing {
     pub policy: NoPathRetry,
     pub polling: Duration,
     pub state: QueueState,
+    /// `multipathd disablequeueing map M`: no queueing until `restorequeueing`, even
+    /// when paths come and go.
+    pub operator_off: bool,
 }
 
 impl Queueing {
@@ -32,11 +35,16 @@ impl Queueing {
             policy,
             polling,
             state: QueueState::Normal,
+            operator_off: false,
         }
     }
 
     /// The last usable path is gone at `now`. Returns the log line.
     pub fn lost_all(&mut self, now: Instant) -> String {
+        if self.operator_off {
+            self.state = QueueState::Off;
+            return "queueing disabled by operator: I/O fails at once".into();
+        }
         match self.policy {
             NoPathRetry::Fail => {
                 self.state = QueueState::Off;
@@ -62,6 +70,7 @@ impl Queueing {
     pub fn path_back(&mut self) -> Option<String> {
         let was = std::mem::replace(&mut self.state, QueueState::Normal);
         match (was, self.policy) {
+            _ if self.operator_off => None,
             (QueueState::Normal, _) | (QueueState::Off, NoPathRetry::Fail) => None,
             (QueueState::Off, _) => Some("queue_if_no_path enabled".into()),
             (QueueState::Recovery { .. }, _) => Some("Recovered to normal mode".into()),
@@ -99,6 +108,10 @@ impl Queueing {
 
     /// Why I/O fails when queueing is off.
     pub fn off_reason(&self) -> String {
+        if self.operator_off {
+            return "no usable path and queueing was disabled by the operator (disablequeueing)"
+                .into();
+        }
         match self.policy {
             NoPathRetry::Fail => "no usable path and no_path_retry is fail".into(),
             NoPathRetry::Retries(n) => format!(
@@ -112,6 +125,7 @@ impl Queueing {
     /// `N chk` (armed with N retries), `N sec` (seconds of queueing left).
     pub fn display(&self, now: Instant) -> String {
         match (self.state, self.policy) {
+            _ if self.operator_off => "off".into(),
             (QueueState::Off, _) | (_, NoPathRetry::Fail) => "off".into(),
             (_, NoPathRetry::Queue) => "on".into(),
             (QueueState::Recovery { until: Some(u) }, _) => {

@@ -708,3 +708,46 @@ fn alua_switch_of_the_optimized_port_moves_io_with_failback_immediate() {
     assert_eq!(b.state(P0), (DmState::Active, CheckerState::Ghost));
     assert_eq!(b.sequence(2), vec![1, 1]);
 }
+
+#[test]
+fn disablequeueing_fails_held_io_until_restorequeueing() {
+    let mut b = failover_map(NoPathRetry::Queue, Failback::Manual);
+    b.down(P0);
+    b.down(P1);
+    let io = b.submit();
+    assert_eq!(b.map.queueing_display(b.now), "on");
+    b.map.disable_queueing(b.now);
+    b.drain();
+    let [(done, IoResult::NoPath { why })] = &b.done[..] else {
+        panic!("{:?}", b.done);
+    };
+    assert_eq!(*done, io);
+    assert!(why.contains("disablequeueing"), "{why}");
+    // A path that comes and goes does not turn queueing back on.
+    b.check(P0, 50);
+    b.check_down(P0);
+    b.submit();
+    assert_eq!(b.done.len(), 2);
+    assert_eq!(b.map.queueing_display(b.now), "off");
+    b.map.restore_queueing(b.now);
+    b.drain();
+    b.submit();
+    assert_eq!((b.map.queued(), b.done.len()), (1, 2));
+}
+
+#[test]
+fn session_up_during_a_check_asks_again_when_it_is_answered() {
+    let mut b = failover_map(NoPathRetry::Fail, Failback::Manual);
+    b.down(P0);
+    b.advance(5);
+    assert!(b.checks.contains(&P0));
+    // The session logs in again while that check is out; the check then fails
+    // (it went out on the dead connection), and the path is asked for again at once.
+    b.map.handle_path_event(b.now, P0, PathEvent::Up).unwrap();
+    b.check_down(P0);
+    b.checks.clear();
+    b.advance(0);
+    assert_eq!(b.checks, vec![P0]);
+    b.check(P0, 50);
+    assert_eq!(b.state(P0), (DmState::Active, CheckerState::Ready));
+}
