@@ -153,6 +153,12 @@ impl Bed {
         self.drain();
     }
 
+    /// Both paths of a two-path map lose their session.
+    fn both_down(&mut self) {
+        self.down(P0);
+        self.down(P1);
+    }
+
     /// Move the virtual clock by `secs`, running every timeout on the way.
     fn advance(&mut self, secs: u64) {
         let end = self.now + Duration::from_secs(secs);
@@ -417,8 +423,7 @@ fn retry_stays_on_the_path_a_bounded_number_of_times_then_fails_it() {
 fn both_paths_down_with_queue_holds_io_until_a_path_returns() {
     let mut b = failover_map(NoPathRetry::Queue, Failback::Manual);
     let io = b.submit();
-    b.down(P0);
-    b.down(P1);
+    b.both_down();
     b.withdrawn(io);
     let io2 = b.submit();
     assert_eq!(b.map.queued(), 2);
@@ -441,8 +446,7 @@ fn both_paths_down_with_queue_holds_io_until_a_path_returns() {
 fn no_path_retry_n_fails_queued_io_after_n_intervals_with_the_reason() {
     let mut b = failover_map(NoPathRetry::Retries(3), Failback::Manual);
     let io = b.submit();
-    b.down(P0);
-    b.down(P1);
+    b.both_down();
     assert!(b.logged("Entering recovery mode: max_retries=3"));
     b.withdrawn(io);
     assert_eq!(b.map.queueing_display(b.now), "15 sec");
@@ -472,8 +476,7 @@ fn no_path_retry_n_fails_queued_io_after_n_intervals_with_the_reason() {
 #[test]
 fn no_path_retry_fail_fails_at_once() {
     let mut b = failover_map(NoPathRetry::Fail, Failback::Manual);
-    b.down(P0);
-    b.down(P1);
+    b.both_down();
     let io = b.submit();
     let [(done, IoResult::NoPath { why })] = &b.done[..] else {
         panic!("{:?}", b.done);
@@ -712,8 +715,7 @@ fn alua_switch_of_the_optimized_port_moves_io_with_failback_immediate() {
 #[test]
 fn disablequeueing_fails_held_io_until_restorequeueing() {
     let mut b = failover_map(NoPathRetry::Queue, Failback::Manual);
-    b.down(P0);
-    b.down(P1);
+    b.both_down();
     let io = b.submit();
     assert_eq!(b.map.queueing_display(b.now), "on");
     b.map.disable_queueing(b.now);
