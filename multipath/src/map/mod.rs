@@ -522,6 +522,24 @@ impl Map {
         self.checks.next_check(id)
     }
 
+    /// `multipathd show paths`' `next_check` column (`%C`, print.c
+    /// `snprint_progress`): ten characters, an `X` per tenth of the interval still to
+    /// wait, then `remaining/interval` in seconds, e.g. `XXXX...... 9/20`. A path
+    /// whose check is out shows 0 remaining.
+    pub fn next_check_column(&self, id: PathId, now: Instant) -> Option<String> {
+        let interval = self.path(id)?.check_interval.as_secs();
+        let left = self.checks.next_check(id).map_or(0, |at| {
+            let d = at.saturating_duration_since(now);
+            d.as_secs() + u64::from(d.subsec_nanos() > 0)
+        });
+        let x = (10 * left).checked_div(interval).unwrap_or(0).min(10) as usize;
+        Some(format!(
+            "{}{} {left}/{interval}",
+            "X".repeat(x),
+            ".".repeat(10 - x)
+        ))
+    }
+
     /// `show maps status`' `queueing` column.
     pub fn queueing_display(&self, now: Instant) -> String {
         self.queueing.display(now)

@@ -753,3 +753,27 @@ fn session_up_during_a_check_asks_again_when_it_is_answered() {
     b.check(P0, 50);
     assert_eq!(b.state(P0), (DmState::Active, CheckerState::Ready));
 }
+
+#[test]
+fn next_check_column_is_multipathds_progress_bar() {
+    let mut b = Bed::new(rr(PgPolicy::Failover));
+    b.map
+        .add_path(b.now, P0, PathInfo::new("p0", "s", "t"))
+        .unwrap();
+    b.advance(0);
+    assert_eq!(
+        b.map.next_check_column(P0, b.now).unwrap(),
+        ".......... 0/5"
+    );
+    b.check(P0, 1); // next in 5 s
+    b.advance(5);
+    b.check(P0, 1); // healthy: next in 10 s
+    b.advance(5);
+    b.check(P0, 1); // next in 20 s
+    b.advance(11);
+    assert_eq!(
+        b.map.next_check_column(P0, b.now).unwrap(),
+        "XXXX...... 9/20"
+    );
+    assert_eq!(b.map.next_check_column(P2, b.now), None);
+}
