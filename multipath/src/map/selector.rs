@@ -74,10 +74,9 @@ impl PathSelector {
 
     /// round-robin's repeat count: `rr_min_io_rq`, times the path's priority with
     /// `rr_weight priorities` (multipath-tools writes `minio * prio` as the path's
-    /// repeat count), as multipath.conf(5) documents them. Linux (present in 4.9.227
-    /// and later) warns
-    /// "repeat_count > 1 is deprecated, using 1 instead" in all three selectors'
-    /// `add_path` and switches path on every request; hydra keeps the documented
+    /// repeat count), as multipath.conf(5) documents them. Linux (seen in 4.9.227 and
+    /// later) warns "repeat_count > 1 is deprecated, using 1 instead" in all three
+    /// selectors' `add_path` and switches path on every request; hydra keeps the documented
     /// meaning, which equals the kernel's with the default `rr_min_io_rq 1` and
     /// `rr_weight uniform`.
     fn repeat(&self, p: &Path) -> u32 {
