@@ -51,6 +51,36 @@ pub enum Error {
         value: String,
         reason: &'static str,
     },
+    /// A path the map does not have (a stale handle from the driver or an operator).
+    #[error("{map}: no path {path}")]
+    UnknownPath { map: String, path: u64 },
+    /// A path added twice.
+    #[error("{map}: path {path} is already in the map")]
+    DuplicatePath { map: String, path: u64 },
+    /// A path removed while I/O is on it: its completions must come back first, or
+    /// they would be lost.
+    #[error(
+        "{map}: path {path} still has {in_flight} I/Os in flight; complete them before removing it"
+    )]
+    PathBusy {
+        map: String,
+        path: u64,
+        in_flight: u32,
+    },
+    /// A completion for an I/O the map is not waiting on.
+    #[error("{map}: completion for I/O {io}, which is {state}")]
+    UnknownIo {
+        map: String,
+        io: u64,
+        state: &'static str,
+    },
+    /// `switchgroup` to a group the map does not have (groups count from 1).
+    #[error("{map}: no path group {group} (the map has {groups})")]
+    NoSuchGroup {
+        map: String,
+        group: usize,
+        groups: usize,
+    },
 }
 
 impl Error {

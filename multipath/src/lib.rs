@@ -6,6 +6,9 @@
 //! - [`bindings`]: `/etc/multipath/bindings` (user-friendly names);
 //! - [`wwids`]: `/etc/multipath/wwids` (the WWIDs that have been multipathed).
 //!
+//! [`map`]: one map's decisions (path groups, selectors, failover, checker schedule,
+//! `no_path_retry`, failback), sans-IO, for a tokio driver that owns the sessions.
+//!
 //! `export`: how a map is served to its users — the `BlockDevice` trait every export
 //! serves from, a file-backed device, and the NBD server (DESIGN.md, Data paths → Export).
 
@@ -15,6 +18,7 @@ pub use error::{Error, Result};
 pub mod bindings;
 pub mod config;
 pub mod export;
+pub mod map;
 pub mod wwids;
 
 mod statefile;
