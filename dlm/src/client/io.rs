@@ -8,12 +8,12 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::io::AsyncReadExt;
-use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::{oneshot, watch};
 
 use crate::api::{ClientFrame, DaemonFrame, Errno};
 use crate::flags::libc_errno::ENOTCONN;
 use crate::outbox::{Outbox, OutboxError};
+use crate::socket::Socket;
 use crate::wire::{put_frame, take_frame};
 
 use super::demux::Demux;
@@ -30,7 +30,7 @@ pub(super) struct Shared {
     /// The socket's path, for messages.
     pub path: std::path::PathBuf,
     pub demux: Mutex<Demux>,
-    pub out: Outbox<tokio::net::unix::OwnedWriteHalf>,
+    pub out: Outbox<Arc<Socket>>,
     /// Why the connection ended, once it has.
     pub closed: watch::Sender<Option<Errno>>,
 }
@@ -59,7 +59,7 @@ impl Shared {
         )
     }
 
-    pub fn new(path: std::path::PathBuf, w: tokio::net::unix::OwnedWriteHalf) -> Shared {
+    pub fn new(path: std::path::PathBuf, w: Arc<Socket>) -> Shared {
         Shared {
             path,
             demux: Mutex::new(Demux::default()),
@@ -92,9 +92,10 @@ impl Shared {
 
 pub(super) async fn reader(
     shared: Arc<Shared>,
-    mut r: OwnedReadHalf,
+    socket: Arc<Socket>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let mut r: &Socket = &socket;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out = Vec::new();
     loop {

@@ -215,7 +215,22 @@ impl Daemon {
     /// Run until SIGTERM or SIGINT with no lockspace left (Ok), or until corosync goes
     /// away or the daemons' group cannot be joined (the error). The socket and pid file
     /// are removed either way.
-    pub async fn serve(mut self) -> Result<()> {
+    ///
+    /// The loop runs as a task of its own, not as the future the runtime blocks on:
+    /// tokio's current-thread scheduler polls that future only after another look at
+    /// epoll (a zero-timeout epoll_wait whenever a connection task wakes it), which cost
+    /// one system call per client frame and peer message; a task it just runs.
+    pub async fn serve(self) -> Result<()> {
+        match tokio::spawn(self.run()).await {
+            Ok(r) => r,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => Err(Error::Request(format!("the event loop ended: {e}"))),
+            },
+        }
+    }
+
+    async fn run(mut self) -> Result<()> {
         let first = self.node.start();
         self.execute(first);
         self.settle();
@@ -236,10 +251,10 @@ impl Daemon {
                 },
                 Some(ev) = self.events.recv() => self.event(ev)?,
                 conn = self.clients.accept() => match conn {
-                    Ok(stream) => {
-                        let id = self.clients.add(stream);
-                        tracing::debug!("client {id} connected (pid {})", self.clients.pid(id));
-                    }
+                    Ok(stream) => match self.clients.add(stream) {
+                        Ok(id) => tracing::debug!("client {id} connected (pid {})", self.clients.pid(id)),
+                        Err(e) => self.log.line(format!("client connection not taken on: {e}")),
+                    },
                     Err(e) => self.accept_failed("client socket", e).await,
                 },
                 conn = self.peers.accept() => match conn {
