@@ -64,6 +64,8 @@ use pidfile::PidFile;
 /// Inputs from connection tasks waiting for the event loop; a full queue makes the
 /// readers wait (and TCP push back on the peers sending).
 const EVENT_QUEUE: usize = 4096;
+/// Inputs taken from the queue in one go before the loop looks at its other sources.
+const EVENT_BATCH: usize = 64;
 /// The core's clock tick (toss timers, fence retries).
 const TICK: Duration = Duration::from_millis(100);
 /// How long leaving the CPG groups may take at shutdown.
@@ -249,7 +251,18 @@ impl Daemon {
                         return Err(e);
                     }
                 },
-                Some(ev) = self.events.recv() => self.event(ev)?,
+                Some(ev) = self.events.recv() => {
+                    self.event(ev)?;
+                    // What the connection tasks queued meanwhile, without a round of
+                    // select! per input (it polls every branch, signals and the timer
+                    // included); bounded, so the other branches still get their turn.
+                    for _ in 1..EVENT_BATCH {
+                        match self.events.try_recv() {
+                            Ok(ev) => self.event(ev)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
                 conn = self.clients.accept() => match conn {
                     Ok(stream) => match self.clients.add(stream) {
                         Ok(id) => tracing::debug!("client {id} connected (pid {})", self.clients.pid(id)),
