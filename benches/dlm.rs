@@ -14,6 +14,10 @@
 //!    node 1), fencing (→ `fence result 1 success`; the test agent kills host 1's daemon),
 //!    DLM recovery (→ `dlm_recover … done`) and the grant itself. The daemon's debug-log
 //!    stamps are put on this process's clock by a calibration join just before the cut.
+//!
+//! Besides its readable lines, a run prints each figure as `figure <key> <value>`;
+//! scripts/bench-dlm.sh runs it several times and prints each figure's median and
+//! spread from those lines.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -88,6 +92,7 @@ fn main() {
     echo.stop();
     let rtt = field(&rtt_line, "p50_us");
     println!("{rtt_line}");
+    figure("tcp_rtt_p50_us", rtt);
 
     // 2. Master local.
     let d = format!("{secs}");
@@ -125,12 +130,17 @@ fn main() {
     for (master, c, line) in &table {
         let p50 = field(line, "pair_p50_us");
         let lock = field(line, "lock_p50_us");
+        let rate = field(line, "pairs/s");
         println!(
-            "master {master:6} clients {c:>2}: {:>7.0} pairs/s, pair p50 {p50} us = {:.2} RTT, lock p50 {lock} us = {:.2} RTT",
-            field(line, "pairs/s"),
+            "master {master:6} clients {c:>2}: {rate:>7.0} pairs/s, pair p50 {p50} us = {:.2} RTT, lock p50 {lock} us = {:.2} RTT",
             p50 / rtt,
             lock / rtt,
         );
+        let key = format!("{master}{c}");
+        figure(&format!("{key}_pairs_per_s"), rate);
+        figure(&format!("{key}_pair_p50_us"), p50);
+        figure(&format!("{key}_lock_p50_us"), lock);
+        figure(&format!("{key}_lock_p50_rtt"), lock / rtt);
     }
 
     // 4. Recovery after node loss.
@@ -182,7 +192,21 @@ fn main() {
         (recovered.saturating_sub(fenced)).as_millis(),
         granted.saturating_sub(recovered).as_millis(),
     );
+    figure("recovery_ms", ms(granted));
+    figure("recovery_detection_ms", ms(seen));
+    figure("recovery_fencing_ms", ms(fenced.saturating_sub(seen)));
+    figure("recovery_dlm_ms", ms(recovered.saturating_sub(fenced)));
+    figure("recovery_grant_ms", ms(granted.saturating_sub(recovered)));
     drop(daemons);
+}
+
+/// One figure for scripts/bench-dlm.sh, which gathers them over several runs.
+fn figure(key: &str, value: f64) {
+    println!("figure {key} {value:.2}");
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// Run dlm_tool against the daemon in `run_dir`; its stdout. Any failure ends the run.

@@ -25,6 +25,7 @@ pub mod node;
 mod outbox;
 pub mod resource;
 pub mod sim;
+mod socket;
 pub mod wire;
 
 /// `DLM_RESNAME_MAXLEN`: resource names are at most 64 bytes.

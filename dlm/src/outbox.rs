@@ -42,8 +42,20 @@ macro_rules! write_half {
         }
     };
 }
-write_half!(tokio::net::unix::OwnedWriteHalf, tokio::net::UnixStream);
 write_half!(tokio::net::tcp::OwnedWriteHalf, tokio::net::TcpStream);
+
+/// The client socket, both ends (socket.rs: watched for reading only).
+impl WriteHalf for Arc<crate::socket::Socket> {
+    fn try_write(&self, bytes: &[u8]) -> std::io::Result<usize> {
+        crate::socket::Socket::try_write(self, bytes)
+    }
+    fn writable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        crate::socket::Socket::writable(self)
+    }
+    fn fd(&self) -> std::os::fd::RawFd {
+        self.raw()
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -198,6 +210,7 @@ async fn writer<W: WriteHalf>(w: Arc<W>, state: Arc<Mutex<State>>, wake: Arc<Not
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::socket::Socket;
     use tokio::io::AsyncReadExt;
     use tokio::net::UnixStream;
 
@@ -206,8 +219,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_socket_queues_in_order_up_to_the_limit() {
         let (a, mut b) = UnixStream::pair().unwrap();
-        let (_r, w) = a.into_split();
-        let out = Outbox::new(w, 1 << 20);
+        let out = Outbox::new(Arc::new(Socket::new(a).unwrap()), 1 << 20);
         let mut sent = Vec::new();
         let mut n: u32 = 0;
         // 4 KiB pushes until the socket and then the queue are full.
@@ -239,8 +251,7 @@ mod tests {
     #[tokio::test]
     async fn a_gone_peer_breaks_the_outbox() {
         let (a, b) = UnixStream::pair().unwrap();
-        let (_r, w) = a.into_split();
-        let out = Outbox::new(w, 1 << 20);
+        let out = Outbox::new(Arc::new(Socket::new(a).unwrap()), 1 << 20);
         drop(b);
         let e = out.push(b"x").unwrap_err();
         assert!(
@@ -254,8 +265,7 @@ mod tests {
     #[tokio::test]
     async fn close_ends_the_stream_for_the_peer() {
         let (a, mut b) = UnixStream::pair().unwrap();
-        let (_r, w) = a.into_split();
-        let out = Outbox::new(w, 1 << 20);
+        let out = Outbox::new(Arc::new(Socket::new(a).unwrap()), 1 << 20);
         out.push(b"last").unwrap();
         out.close();
         let mut all = Vec::new();

@@ -38,6 +38,7 @@ use crate::flags::{Flags, Status};
 use crate::membership::NodeId;
 use crate::mode::Mode;
 use crate::resource::Lvb;
+use crate::socket::Socket;
 use crate::{Error, Result};
 
 pub use demux::BastSender;
@@ -109,22 +110,24 @@ impl Client {
                 e,
             )
         })?;
-        Ok(Client::from_stream(stream, sock))
+        Client::from_stream(stream, sock)
     }
 
     /// A client over a connected stream (`path` only names it in messages). Must run
     /// inside a tokio runtime (it starts the reader and writer tasks).
-    pub fn from_stream(stream: UnixStream, path: PathBuf) -> Client {
-        let (r, w) = stream.into_split();
+    pub fn from_stream(stream: UnixStream, path: PathBuf) -> Result<Client> {
+        let socket = Socket::new(stream)
+            .map(Arc::new)
+            .map_err(|e| Error::io(format!("registering the socket {}", path.display()), e))?;
         let (stop_tx, stop_rx) = oneshot::channel();
-        let shared = Arc::new(Shared::new(path, w));
-        tokio::spawn(io::reader(shared.clone(), r, stop_rx));
-        Client {
+        let shared = Arc::new(Shared::new(path, socket.clone()));
+        tokio::spawn(io::reader(shared.clone(), socket, stop_rx));
+        Ok(Client {
             inner: Arc::new(Inner {
                 shared,
                 _stop: stop_tx,
             }),
-        }
+        })
     }
 
     /// The daemon's socket.

@@ -59,7 +59,7 @@ impl Peer {
 fn pair() -> (Client, Peer) {
     let (a, b) = UnixStream::pair().expect("socketpair");
     (
-        Client::from_stream(a, PathBuf::from("/test/hydra-dlm.sock")),
+        Client::from_stream(a, PathBuf::from("/test/hydra-dlm.sock")).expect("client"),
         Peer {
             s: b,
             buf: Vec::new(),

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
@@ -21,6 +22,7 @@ use crate::api::{ClientFrame, ClientId, DaemonFrame, SOCKET_NAME};
 use crate::error::{Error, Result};
 
 use crate::outbox::{Outbox, OutboxError};
+use crate::socket::Socket;
 use crate::wire::put_frame;
 
 use super::framed::FrameReader;
@@ -44,7 +46,7 @@ pub enum ClientEvent {
 }
 
 struct Client {
-    out: Outbox<tokio::net::unix::OwnedWriteHalf>,
+    out: Outbox<Arc<Socket>>,
     /// Frames produced since the last flush.
     batch: Vec<u8>,
     pid: u32,
@@ -102,9 +104,7 @@ impl Clients {
     }
 
     /// Take on a new connection: it becomes a client with a fresh id.
-    pub fn add(&mut self, stream: UnixStream) -> ClientId {
-        let client = self.next;
-        self.next += 1;
+    pub fn add(&mut self, stream: UnixStream) -> std::io::Result<ClientId> {
         // The peer's pid, for lockdump's `pid` column (SO_PEERCRED).
         let pid = stream
             .peer_cred()
@@ -112,10 +112,14 @@ impl Clients {
             .and_then(|c| c.pid())
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(0);
-        let (mut rd, wr) = stream.into_split();
+        let socket = Arc::new(Socket::new(stream)?);
+        let client = self.next;
+        self.next += 1;
         let events = self.events.clone();
+        let rd = socket.clone();
         let reader = tokio::spawn(async move {
             let mut frames = FrameReader::new();
+            let mut rd: &Socket = &rd;
             let error = loop {
                 match frames.next::<ClientFrame, _>(&mut rd).await {
                     Ok(Some(frame)) => {
@@ -135,13 +139,13 @@ impl Clients {
         self.conns.insert(
             client,
             Client {
-                out: Outbox::new(wr, CLIENT_QUEUE_BYTES),
+                out: Outbox::new(socket, CLIENT_QUEUE_BYTES),
                 batch: Vec::new(),
                 pid,
                 reader: reader.abort_handle(),
             },
         );
-        client
+        Ok(client)
     }
 
     /// Add a frame to a client's batch (written by the next `flush`); a frame for a
@@ -177,7 +181,10 @@ impl Clients {
     pub fn remove(&mut self, client: ClientId) -> bool {
         match self.conns.remove(&client) {
             Some(c) => {
-                // The outbox goes with it, unsent frames included.
+                // The outbox goes with it, unsent frames included; the client reads
+                // the end of the stream at once (the descriptor closes when the aborted
+                // reader is dropped).
+                c.out.close();
                 c.reader.abort();
                 true
             }

@@ -64,6 +64,8 @@ use pidfile::PidFile;
 /// Inputs from connection tasks waiting for the event loop; a full queue makes the
 /// readers wait (and TCP push back on the peers sending).
 const EVENT_QUEUE: usize = 4096;
+/// Inputs taken from the queue in one go before the loop looks at its other sources.
+const EVENT_BATCH: usize = 64;
 /// The core's clock tick (toss timers, fence retries).
 const TICK: Duration = Duration::from_millis(100);
 /// How long leaving the CPG groups may take at shutdown.
@@ -215,7 +217,22 @@ impl Daemon {
     /// Run until SIGTERM or SIGINT with no lockspace left (Ok), or until corosync goes
     /// away or the daemons' group cannot be joined (the error). The socket and pid file
     /// are removed either way.
-    pub async fn serve(mut self) -> Result<()> {
+    ///
+    /// The loop runs as a task of its own, not as the future the runtime blocks on:
+    /// tokio's current-thread scheduler polls that future only after another look at
+    /// epoll (a zero-timeout epoll_wait whenever a connection task wakes it), which cost
+    /// one system call per client frame and peer message; a task it just runs.
+    pub async fn serve(self) -> Result<()> {
+        match tokio::spawn(self.run()).await {
+            Ok(r) => r,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => Err(Error::Request(format!("the event loop ended: {e}"))),
+            },
+        }
+    }
+
+    async fn run(mut self) -> Result<()> {
         let first = self.node.start();
         self.execute(first);
         self.settle();
@@ -234,12 +251,23 @@ impl Daemon {
                         return Err(e);
                     }
                 },
-                Some(ev) = self.events.recv() => self.event(ev)?,
-                conn = self.clients.accept() => match conn {
-                    Ok(stream) => {
-                        let id = self.clients.add(stream);
-                        tracing::debug!("client {id} connected (pid {})", self.clients.pid(id));
+                Some(ev) = self.events.recv() => {
+                    self.event(ev)?;
+                    // What the connection tasks queued meanwhile, without a round of
+                    // select! per input (it polls every branch, signals and the timer
+                    // included); bounded, so the other branches still get their turn.
+                    for _ in 1..EVENT_BATCH {
+                        match self.events.try_recv() {
+                            Ok(ev) => self.event(ev)?,
+                            Err(_) => break,
+                        }
                     }
+                }
+                conn = self.clients.accept() => match conn {
+                    Ok(stream) => match self.clients.add(stream) {
+                        Ok(id) => tracing::debug!("client {id} connected (pid {})", self.clients.pid(id)),
+                        Err(e) => self.log.line(format!("client connection not taken on: {e}")),
+                    },
                     Err(e) => self.accept_failed("client socket", e).await,
                 },
                 conn = self.peers.accept() => match conn {
