@@ -219,6 +219,16 @@ impl Lockspace {
         self.rec.phase
     }
 
+    /// Past its first Start barrier: from here on it may grant locks (what makes a
+    /// daemon stateful, as dlm_controld's `start_kernel` does).
+    pub fn has_run(&self) -> bool {
+        self.joined
+            || matches!(
+                self.rec.phase,
+                Some(Phase::Masters | Phase::Locks | Phase::Done)
+            )
+    }
+
     /// Nodes removed since the last recovery that must be fenced first.
     pub fn awaiting_fence(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.rec.removed.iter().filter(|r| r.1).map(|r| r.0)
