@@ -174,9 +174,11 @@ pub struct Node {
     /// once per wait.
     merge_wait: bool,
     /// The last time a node joined the daemon group or the cluster (dlm_controld's
-    /// `fence_delay_begin`). No agent runs until post_join_delay has passed since: a node
-    /// whose ring merges with ours, or that just gave us quorum, has that long to say
-    /// Hello (and be taken in, or found a stateful merge) before anyone is fenced.
+    /// `fence_delay_begin`). Startup fencing, and the fencing of a node that left the
+    /// ring and is back in it, wait until post_join_delay has passed since: a node whose
+    /// ring merges with ours, or that just gave us quorum, has that long to say Hello (and
+    /// be taken in, or found a stateful merge) first. dlm_controld holds every fence
+    /// request so; a node still gone (or whose daemon died in our ring) is fenced at once.
     pub fence_delay_from: u64,
     /// Nodes fenced while still in the daemons' group: their leave that follows (from
     /// every group) is the fenced daemon going, not a new failure. Until they join again.
@@ -672,16 +674,20 @@ impl Node {
         }
         let startup_done = self.startup.as_ref().is_some_and(|s| s.nodes.is_empty())
             && !self.fencing.values().any(|f| f.startup);
-        let delayed = self.now < self.fence_delay_from + self.config.post_join_delay_ms;
-        if may_fence && !delayed {
+        // A node that left the ring and is back in it may be about to say Hello (taken
+        // in, or a stateful merge): it has post_join_delay from the last join to do so.
+        let joining = self.now < self.fence_delay_from + self.config.post_join_delay_ms;
+        if may_fence {
             let members = &self.daemon_members;
             let me = self.me;
             let due: Vec<NodeId> = self
                 .fencing
                 .iter()
                 .filter(|(n, need)| {
+                    let back = self.quorum_members.contains(n);
                     need.actors.iter().find(|a| members.contains(a)) == Some(&me)
-                        && (self.quorum_ring > need.ring || !self.quorum_members.contains(n))
+                        && (self.quorum_ring > need.ring || !back)
+                        && !(joining && back && need.ring != 0)
                         && need.uncovered
                         && need.started_by.is_none()
                         && need.retry_at <= self.now
