@@ -27,7 +27,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
@@ -49,7 +49,7 @@ fn value(text: &str) -> Lvb {
     v
 }
 
-fn agent() -> std::path::PathBuf {
+fn agent() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fence_test")
 }
 
@@ -61,7 +61,7 @@ fn dlm_conf(cluster: &Cluster, log: &Path, done: &Path) -> String {
     let pid = |i: usize| cluster.dir(i).join("run/dlm_controld.pid");
     format!(
         "# hydra's multi-host test\n\
-         post_join_delay=5\n\
+         post_join_delay=10\n\
          device t {} log={} done={}\n\
          connect t node=1 pidfile={} sleep=1\n\
          connect t node=2 pidfile={}\n\
@@ -335,6 +335,17 @@ fn power_conf(cluster: &Cluster, hosts: usize, log: &Path, done: &Path) -> Strin
     conf
 }
 
+/// A work directory with [`power_conf`]'s dlm.conf for three hosts: the directory (kept
+/// while the test runs), the fence log, the power-off stamps and the dlm.conf.
+fn power_files(cluster: &Cluster) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("fence.log");
+    let done = work.path().join("fence.done");
+    let conf = work.path().join("dlm.conf");
+    std::fs::write(&conf, power_conf(cluster, 3, &log, &done)).unwrap();
+    (work, log, done, conf)
+}
+
 /// What the fence agent kills when it powers host `i` off.
 fn write_power_pids(cluster: &Cluster, i: usize, d: &DlmDaemon) {
     let corosync = cluster.corosync_pid(i).expect("corosync started");
@@ -355,13 +366,7 @@ fn write_power_pids(cluster: &Cluster, i: usize, d: &DlmDaemon) {
 fn hosts_booting_one_after_another_fence_nobody() {
     let rt = Runtime::new().unwrap();
     let mut cluster = Cluster::build(3);
-    let work = tempfile::tempdir().unwrap();
-    let (log, done) = (
-        work.path().join("fence.log"),
-        work.path().join("fence.done"),
-    );
-    let conf = work.path().join("dlm.conf");
-    std::fs::write(&conf, power_conf(&cluster, 3, &log, &done)).unwrap();
+    let (_work, log, done, conf) = power_files(&cluster);
     let mut daemons = Vec::new();
     let mut joins = Vec::new();
     // Host i powers on at (i - 1) × GAP: corosync at once, the daemon 1.5 s later.
@@ -432,13 +437,7 @@ fn hosts_booting_one_after_another_fence_nobody() {
 fn a_killed_daemon_is_fenced_once_before_its_lock_moves_on() {
     let rt = Runtime::new().unwrap();
     let cluster = Cluster::start(3);
-    let work = tempfile::tempdir().unwrap();
-    let (log, done) = (
-        work.path().join("fence.log"),
-        work.path().join("fence.done"),
-    );
-    let conf = work.path().join("dlm.conf");
-    std::fs::write(&conf, power_conf(&cluster, 3, &log, &done)).unwrap();
+    let (_work, log, done, conf) = power_files(&cluster);
     let daemons: Vec<DlmDaemon> = (1..=3)
         .map(|i| {
             let d = DlmDaemon::start(&cluster, i, &conf);
