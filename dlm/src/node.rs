@@ -383,7 +383,13 @@ impl Node {
 
     fn confchg(&mut self, c: Confchg, out: &mut Vec<Output>) {
         let witnesses = if c.group == DAEMON_GROUP {
-            c.members.clone()
+            // A node added in the same change never saw the failure (and may not know
+            // of it at all): not an actor (dlm_controld's set_fence_actors).
+            c.members
+                .iter()
+                .copied()
+                .filter(|m| !c.joined.contains(m))
+                .collect()
         } else {
             self.daemon_members.clone()
         };
@@ -632,11 +638,16 @@ impl Node {
         // after their partition anyway.
         let actors = ours;
         for m in merged {
-            if !self.fencing.contains_key(&m) && self.config.enable_fencing {
-                out.push(Output::Log(format!(
-                    "stateful merge: fencing node {m} (it ran lockspaces apart)"
-                )));
-                self.need_fencing(m, &actors, 0);
+            match self.fencing.get_mut(&m) {
+                // Found a stateful merge: no Hello left to wait for.
+                Some(need) => need.ring = 0,
+                None if self.config.enable_fencing => {
+                    out.push(Output::Log(format!(
+                        "stateful merge: fencing node {m} (it ran lockspaces apart)"
+                    )));
+                    self.need_fencing(m, &actors, 0);
+                }
+                None => {}
             }
         }
         true
