@@ -453,8 +453,11 @@ impl Node {
                     "daemon group: node {n} left (reason {})",
                     why.code()
                 )));
-                // An actor that went away leaves its fencing to the next one.
+                // An actor that went away leaves its fencing to the next one, for good:
+                // if it comes back it remembers nothing of the failure (dlm_controld's
+                // get_fence_actor drops an actor that is gone).
                 for need in self.fencing.values_mut() {
+                    need.actors.retain(|a| a != n);
                     if need.started_by == Some(*n) {
                         need.started_by = None;
                         need.uncovered = true;
@@ -696,7 +699,9 @@ impl Node {
                 .iter()
                 .filter(|(n, need)| {
                     let back = self.quorum_members.contains(n);
-                    need.actors.iter().find(|a| members.contains(a)) == Some(&me)
+                    // With every actor gone, any daemon that knows of the failure may act
+                    // (the first FenceStart delivered wins).
+                    !matches!(need.actors.iter().find(|a| members.contains(a)), Some(a) if *a != me)
                         && (self.quorum_ring > need.ring || !back)
                         && !(joining && back && need.ring != 0)
                         && need.uncovered
