@@ -701,8 +701,9 @@ impl Node {
                     let back = self.quorum_members.contains(n);
                     // With every actor gone, any daemon that knows of the failure may act
                     // (the first FenceStart delivered wins).
-                    !matches!(need.actors.iter().find(|a| members.contains(a)), Some(a) if *a != me)
-                        && (self.quorum_ring > need.ring || !back)
+                    let actor = need.actors.iter().find(|a| members.contains(a));
+                    let mine = actor.is_none() || actor == Some(&me);
+                    mine && (self.quorum_ring > need.ring || !back)
                         && !(joining && back && need.ring != 0)
                         && need.uncovered
                         && need.started_by.is_none()

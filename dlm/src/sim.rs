@@ -69,6 +69,9 @@ enum Ev {
     CorosyncRestart(NodeId, u32),
     /// Reconnect a node whose ring formed apart at boot.
     Heal(NodeId),
+    /// The operator power-cycles a node whose daemon refuses to start, if it is still
+    /// the same power-on.
+    Reboot(NodeId, u32),
     Tick,
     /// A random client action or fault.
     Chaos,
@@ -286,6 +289,9 @@ impl Sim {
                 "{} daemon of node {id} refuses to start: its predecessor held lockspaces",
                 self.now
             ));
+            // As the refusal says, an operator reboots the node (if nobody fenced it).
+            let (power, d) = (n.power, 3000 + self.rng.below(3000));
+            self.at(d, Ev::Reboot(id, power));
             return;
         }
         n.inc += 1;
@@ -937,6 +943,12 @@ impl Sim {
                 }
             }
             Ev::Heal(id) => self.heal(id),
+            Ev::Reboot(id, power) => {
+                if self.nodes[&id].power == power {
+                    self.crash(id, "rebooted by the operator");
+                    self.at(500, Ev::Restart(id));
+                }
+            }
             Ev::Tick => {
                 let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
                 for id in ids {
