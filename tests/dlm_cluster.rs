@@ -413,6 +413,7 @@ fn hosts_booting_one_after_another_fence_nobody() {
         std::thread::sleep(left);
     }
     assert_eq!(text_of(&log), "", "fenced during a normal boot");
+    assert_eq!(text_of(&done), "", "powered off during a normal boot");
     for (i, d) in daemons.iter_mut().enumerate() {
         assert!(d.running(), "host {} daemon gone:\n{}", i + 1, d.output());
     }
