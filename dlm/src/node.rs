@@ -180,8 +180,8 @@ pub struct Node {
     /// be taken in, or found a stateful merge) first. dlm_controld holds every fence
     /// request so; a node still gone (or whose daemon died in our ring) is fenced at once.
     pub fence_delay_from: u64,
-    /// Nodes fenced while still in the daemons' group: their leave that follows (from
-    /// every group) is the fenced daemon going, not a new failure. Until they join again.
+    /// Nodes fenced: a leave of theirs reported later (from any group) is the fenced
+    /// daemon going, not a new failure. Until they join the daemons' group again.
     fenced_members: BTreeSet<NodeId>,
     /// FenceStarts this node multicast that are not delivered yet.
     starting: BTreeSet<NodeId>,
@@ -535,9 +535,9 @@ impl Node {
                     out.push(Output::Log(format!("fence status {node} failed: retrying")));
                 } else if !need.uncovered {
                     self.fencing.remove(&node);
-                    if self.daemon_members.contains(&node) {
-                        self.fenced_members.insert(node);
-                    }
+                    // A leave of it reported after this (its lockspaces' groups come
+                    // over other connections, in no set order) is the fenced daemon's.
+                    self.fenced_members.insert(node);
                 }
             }
             DaemonCpg::Hello { stateful, side } => self.hello(from, stateful, side, out),
