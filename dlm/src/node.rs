@@ -367,13 +367,11 @@ impl Node {
     /// itself and the members it took in: before a merge's Hellos are heard, the
     /// partition it was in).
     fn say_hello(&self) -> Output {
-        // Only members that ran lockspaces make a side: a fresh daemon taken in by both
-        // sides of a merge belongs to neither.
         let side = self
             .clean
-            .iter()
-            .filter(|(m, stateful)| **stateful && self.daemon_members.contains(m))
-            .map(|(m, _)| *m)
+            .keys()
+            .copied()
+            .filter(|m| self.daemon_members.contains(m))
             .chain([self.me])
             .min()
             .unwrap_or(self.me);
@@ -606,17 +604,14 @@ impl Node {
             return true;
         }
         let is_clean = |m: &NodeId| *m == self.me || self.clean.contains_key(m);
-        let heard = self.daemon_members.iter().filter(|m| is_clean(m)).count();
-        let part = self.daemon_members.len() - heard - merged.len();
-        // This side: this daemon and the members it took in that ran lockspaces (a
-        // fresh daemon taken in by both sides counts for neither).
         let ours: Vec<NodeId> = self
             .daemon_members
             .iter()
             .copied()
-            .filter(|m| *m == self.me || self.clean.get(m) == Some(&true))
+            .filter(|m| is_clean(m))
             .collect();
         let clean = ours.len();
+        let part = self.daemon_members.len() - clean - merged.len();
         let mut sides: BTreeMap<NodeId, usize> = BTreeMap::new();
         for (_, side) in &merged {
             *sides.entry(*side).or_default() += 1;
