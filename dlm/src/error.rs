@@ -28,6 +28,9 @@ pub enum Error {
     /// A client request that cannot be carried out (unknown lockspace, bad arguments).
     #[error("{0}")]
     Request(String),
+    /// The daemon will not start (a predecessor's lock state is left on this node).
+    #[error("{0}")]
+    Refused(String),
     /// Sockets, files, processes.
     #[error("{context}: {source}")]
     Io {

@@ -219,6 +219,16 @@ impl Lockspace {
         self.rec.phase
     }
 
+    /// Past its first Start barrier: from here on it may grant locks (what makes a
+    /// daemon stateful, as dlm_controld's `start_kernel` does).
+    pub fn has_run(&self) -> bool {
+        self.joined
+            || matches!(
+                self.rec.phase,
+                Some(Phase::Masters | Phase::Locks | Phase::Done)
+            )
+    }
+
     /// Nodes removed since the last recovery that must be fenced first.
     pub fn awaiting_fence(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.rec.removed.iter().filter(|r| r.1).map(|r| r.0)
@@ -487,10 +497,13 @@ impl Lockspace {
                 None
             },
         };
-        let master = self.owned[&l.name]
-            .master
-            .expect("a held lock has a master");
-        self.send_to_master(master, msg, now, out);
+        match self.owned[&l.name].master {
+            Some(master) => self.send_to_master(master, msg, now, out),
+            // A request on the same name was bounced (NotMaster: its master had not yet
+            // heard the directory's answer) and the master is being looked up again,
+            // though this lock was granted: the unlock goes when the lookup answers.
+            None => self.send_op(lkid, now, out),
+        }
     }
 
     /// A cancel or forced unlock of a lock whose request or conversion is outstanding.

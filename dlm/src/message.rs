@@ -165,9 +165,15 @@ pub enum DaemonCpg {
     FenceResult { node: NodeId, ok: bool },
     /// `dlm_tool fence_ack`: an admin says `node` is down.
     FenceAck { node: NodeId },
-    /// Sent by a daemon when it joins the group, which it does only when it starts, with
-    /// no lock state from an earlier life: that counts as fenced (dlm_controld treats a
-    /// clean rejoin the same way). Nodes merging after a partition do not join again,
-    /// send no Hello, and are still fenced.
-    Hello,
+    /// Sent by every member on each configuration change that adds members, whatever
+    /// its cause (a daemon starting, rings merging), and once more when the sender first
+    /// runs a lockspace (dlm_controld's protocol message and its `PV_STATEFUL` flag).
+    /// `stateful`: the sender has run a lockspace, so it may hold locks. A member that
+    /// says Hello without state is taken in cleanly: it is no longer waited for by
+    /// startup fencing, and an earlier failure of it counts as fenced (a daemon whose
+    /// predecessor died with lock state does not start until the node is fenced or
+    /// rebooted). Two stateful daemons meeting by a merge are a stateful merge;
+    /// `side` (the lowest node of the sender and the members it had taken in, that is,
+    /// of the partition it was in) lets every member agree which side fences the others.
+    Hello { stateful: bool, side: NodeId },
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::api::{Callback, ClientId, Errno, Request};
 use crate::flags::libc_errno::{EBUSY, EINVAL, ENOENT};
 use crate::lockspace::Lockspace;
-use crate::membership::{lockspace_group, Confchg, NodeId, Quorum, DAEMON_GROUP};
+use crate::membership::{lockspace_group, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP};
 use crate::message::{DaemonCpg, LsCpg, Msg};
 
 /// The settings the core acts on (a subset of dlm.conf).
@@ -136,15 +136,14 @@ pub struct FenceNeed {
     /// quorum view is as new as the failure (a later ring, or one without the node):
     /// corosync reports CPG and quorum changes separately, and a partitioned node that
     /// saw its peers leave before hearing it lost quorum must not fence them
-    /// (dlm_controld's "wait ringid").
+    /// (dlm_controld's "wait ringid"). 0 when there is no newer ring to wait for: a
+    /// daemon that died while its node stayed in corosync (procdown) is in this ring.
     pub ring: u64,
 }
 
 /// Startup fencing's wait: configured nodes not (cleanly) in the daemon group yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Startup {
-    /// When this daemon joined the daemon group.
-    pub joined_at: u64,
     pub nodes: BTreeSet<NodeId>,
 }
 
@@ -160,6 +159,30 @@ pub struct Node {
     pub fencing: BTreeMap<NodeId, FenceNeed>,
     /// `None` until this daemon joins the daemon group; the nodes then still to join.
     pub startup: Option<Startup>,
+    /// This daemon has run a lockspace (dlm_controld's `PV_STATEFUL`, never cleared): it
+    /// may hold locks that daemons it meets by a merge of rings know nothing of.
+    pub stateful: bool,
+    /// Daemon members taken in since they (last) joined the group, by a Hello that was
+    /// not a stateful merge, with whether they have run a lockspace (dlm_controld's
+    /// "clean daemon members").
+    pub clean: BTreeMap<NodeId, bool>,
+    /// Daemon members met by a stateful merge (both sides ran lockspaces apart), with
+    /// the side they were on (the lowest node of it). Never taken in: the largest side
+    /// fences the others, and no lockspace recovers with them.
+    pub merged: BTreeMap<NodeId, NodeId>,
+    /// A stateful merge holds this node's fencing (it is on the smaller side): logged
+    /// once per wait.
+    merge_wait: bool,
+    /// The last time a node joined the daemon group or the cluster (dlm_controld's
+    /// `fence_delay_begin`). Startup fencing, and the fencing of a node that left the
+    /// ring and is back in it, wait until post_join_delay has passed since: a node whose
+    /// ring merges with ours, or that just gave us quorum, has that long to say Hello (and
+    /// be taken in, or found a stateful merge) first. dlm_controld holds every fence
+    /// request so; a node still gone (or whose daemon died in our ring) is fenced at once.
+    pub fence_delay_from: u64,
+    /// Nodes fenced: a leave of theirs reported later (from any group) is the fenced
+    /// daemon going, not a new failure. Until they join the daemons' group again.
+    fenced_members: BTreeSet<NodeId>,
     /// FenceStarts this node multicast that are not delivered yet.
     starting: BTreeSet<NodeId>,
     /// Agents this node runs now.
@@ -185,6 +208,12 @@ impl Node {
             lockspaces: BTreeMap::new(),
             fencing: BTreeMap::new(),
             startup: None,
+            stateful: false,
+            clean: BTreeMap::new(),
+            merged: BTreeMap::new(),
+            merge_wait: false,
+            fence_delay_from: 0,
+            fenced_members: BTreeSet::new(),
             starting: BTreeSet::new(),
             running_agents: BTreeSet::new(),
             now: 0,
@@ -226,6 +255,9 @@ impl Node {
                         if q.quorate { "quorate" } else { "not quorate" },
                         q.ring_seq
                     )));
+                }
+                if q.members.iter().any(|m| !self.quorum_members.contains(m)) {
+                    self.fence_delay_from = now;
                 }
                 self.quorate = q.quorate;
                 self.quorum_ring = q.ring_seq;
@@ -318,62 +350,114 @@ impl Node {
         }
     }
 
-    fn need_fencing(&mut self, node: NodeId, members: &[NodeId]) {
+    /// A failure of `node` seen by `actors`; the agents wait for a quorum ring newer
+    /// than `ring`.
+    fn need_fencing(&mut self, node: NodeId, actors: &[NodeId], ring: u64) {
         if self.config.enable_fencing && node != self.me {
             let n = self.fencing.entry(node).or_default();
             n.uncovered = true;
             n.failures += 1;
-            n.actors = members.iter().copied().filter(|m| *m != node).collect();
+            n.actors = actors.iter().copied().filter(|m| *m != node).collect();
             n.startup = false;
-            n.ring = self.quorum_ring;
+            n.ring = ring;
         }
+    }
+
+    /// This daemon's Hello: whether it ran a lockspace, and its side (the lowest of
+    /// itself and the members it took in: before a merge's Hellos are heard, the
+    /// partition it was in).
+    fn say_hello(&self) -> Output {
+        let side = self
+            .clean
+            .keys()
+            .copied()
+            .filter(|m| self.daemon_members.contains(m))
+            .chain([self.me])
+            .min()
+            .unwrap_or(self.me);
+        Output::McastDaemon(DaemonCpg::Hello {
+            stateful: self.stateful,
+            side,
+        })
     }
 
     fn confchg(&mut self, c: Confchg, out: &mut Vec<Output>) {
         let witnesses = if c.group == DAEMON_GROUP {
-            c.members.clone()
+            // A node added in the same change never saw the failure (and may not know
+            // of it at all): not an actor (dlm_controld's set_fence_actors).
+            c.members
+                .iter()
+                .copied()
+                .filter(|m| !c.joined.contains(m))
+                .collect()
         } else {
             self.daemon_members.clone()
         };
         for (n, why) in &c.left {
+            if self.fenced_members.contains(n) {
+                continue;
+            }
             if why.needs_fencing() && !self.fencing.get(n).is_some_and(|f| f.uncovered) {
-                self.need_fencing(*n, &witnesses);
+                // A daemon gone while its node stays in the ring (procdown) is in the
+                // ring we know: nothing newer to wait for.
+                let ring = match why {
+                    LeaveReason::ProcDown => 0,
+                    _ => self.quorum_ring,
+                };
+                self.need_fencing(*n, &witnesses, ring);
             }
         }
         if c.group == DAEMON_GROUP {
-            if c.joined.contains(&self.me) {
-                // A daemon that just started holds no lock state.
-                out.push(Output::McastDaemon(DaemonCpg::Hello));
-                if self.startup.is_none()
-                    && self.config.enable_fencing
-                    && self.config.enable_startup_fencing
-                {
-                    let nodes: BTreeSet<NodeId> = self
-                        .config
-                        .nodes
-                        .iter()
-                        .copied()
-                        .filter(|n| *n != self.me && !c.members.contains(n))
-                        .collect();
-                    if !nodes.is_empty() {
-                        out.push(Output::Log(format!(
-                            "startup: nodes {nodes:?} are not running the daemon: fenced \
-                             unless they join within post_join_delay"
-                        )));
-                    }
-                    self.startup = Some(Startup {
-                        joined_at: self.now,
-                        nodes,
-                    });
+            for (n, _) in &c.left {
+                self.clean.remove(n);
+                self.merged.remove(n);
+                // Kept until it joins again: its lockspaces' confchgs may come later.
+                if self.fenced_members.contains(n) {
+                    out.push(Output::Log(format!(
+                        "daemon group: node {n} left after it was fenced"
+                    )));
                 }
+            }
+            for n in &c.joined {
+                self.fenced_members.remove(n);
+            }
+            if !c.joined.is_empty() {
+                // Every change that adds members, whatever its cause (a join, a merge of
+                // rings), is answered by every member with a Hello saying whether it
+                // holds lock state (dlm_controld's send_protocol on `joined_list`).
+                out.push(self.say_hello());
+                self.fence_delay_from = self.now;
+            }
+            if c.joined.contains(&self.me)
+                && self.startup.is_none()
+                && self.config.enable_fencing
+                && self.config.enable_startup_fencing
+            {
+                let nodes: BTreeSet<NodeId> = self
+                    .config
+                    .nodes
+                    .iter()
+                    .copied()
+                    .filter(|n| *n != self.me && !c.members.contains(n))
+                    .collect();
+                if !nodes.is_empty() {
+                    out.push(Output::Log(format!(
+                        "startup: nodes {nodes:?} are not running the daemon: fenced \
+                         unless they join within post_join_delay"
+                    )));
+                }
+                self.startup = Some(Startup { nodes });
             }
             for (n, why) in &c.left {
                 out.push(Output::Log(format!(
                     "daemon group: node {n} left (reason {})",
                     why.code()
                 )));
-                // An actor that went away leaves its fencing to the next one.
+                // An actor that went away leaves its fencing to the next one, for good:
+                // if it comes back it remembers nothing of the failure (dlm_controld's
+                // get_fence_actor drops an actor that is gone).
                 for need in self.fencing.values_mut() {
+                    need.actors.retain(|a| a != n);
                     if need.started_by == Some(*n) {
                         need.started_by = None;
                         need.uncovered = true;
@@ -439,21 +523,22 @@ impl Node {
                 if !ok {
                     need.uncovered = true;
                     need.retry_at = now + retry;
+                    // The next actor tries (dlm_controld's clear_fence_actor): the
+                    // failed one may be the one that cannot reach the device. It
+                    // comes round again once the others have tried.
+                    if let Some(i) = need.actors.iter().position(|a| *a == from) {
+                        let a = need.actors.remove(i);
+                        need.actors.push(a);
+                    }
                     out.push(Output::Log(format!("fence status {node} failed: retrying")));
                 } else if !need.uncovered {
                     self.fencing.remove(&node);
+                    // A leave of it reported after this (its lockspaces' groups come
+                    // over other connections, in no set order) is the fenced daemon's.
+                    self.fenced_members.insert(node);
                 }
             }
-            DaemonCpg::Hello => {
-                if let Some(s) = &mut self.startup {
-                    s.nodes.remove(&from);
-                }
-                if self.fencing.remove(&from).is_some() {
-                    out.push(Output::Log(format!(
-                        "node {from} rejoined cleanly: counts as fenced"
-                    )));
-                }
-            }
+            DaemonCpg::Hello { stateful, side } => self.hello(from, stateful, side, out),
             DaemonCpg::FenceAck { node } => {
                 if self.fencing.remove(&node).is_some() {
                     out.push(Output::Log(format!(
@@ -464,12 +549,126 @@ impl Node {
         }
     }
 
+    /// A member's Hello (dlm_controld's `receive_protocol`). The first since it joined
+    /// takes it in as a clean member, unless both it and this daemon ran lockspaces
+    /// apart: a stateful merge. A clean member no longer waits for startup fencing, and
+    /// counts as fenced (dlm_controld's `is_clean_daemon_member`).
+    fn hello(&mut self, from: NodeId, stateful: bool, side: NodeId, out: &mut Vec<Output>) {
+        if from == self.me
+            || !self.daemon_members.contains(&from)
+            || self.merged.contains_key(&from)
+        {
+            return;
+        }
+        if let Some(known) = self.clean.get_mut(&from) {
+            // Taken in already: it announces that it now runs a lockspace.
+            *known |= stateful;
+            return;
+        }
+        if stateful && self.stateful {
+            self.merged.insert(from, side);
+            out.push(Output::Log(format!(
+                "daemon node {from} stateful merge: it ran lockspaces apart from this \
+                 node; it is fenced, not taken in"
+            )));
+            return;
+        }
+        self.clean.insert(from, stateful);
+        if let Some(s) = &mut self.startup {
+            s.nodes.remove(&from);
+        }
+        // A daemon starts clean only if the one before it on that node ended without
+        // lock state, or the node was rebooted (daemon/lockstate.rs): its clients are gone.
+        if self.fencing.remove(&from).is_some() {
+            out.push(Output::Log(format!(
+                "node {from} rejoined cleanly: counts as fenced"
+            )));
+        }
+    }
+
+    /// Whether this daemon may fence while stateful-merged members are in the group
+    /// (dlm_controld's `daemon_fence_work`): only once every member said Hello, and only
+    /// on the largest side (on a tie, the one with the lowest node), which fences the
+    /// merged ones; the other sides wait to be fenced. dlm_controld lets the side that
+    /// kept quorum kick the others and waits for an admin when no side has more clean
+    /// members than merged ones (three partitions or more); the sides in the Hellos let
+    /// every member pick the same winner instead.
+    fn merge_allows_fencing(&mut self, out: &mut Vec<Output>) -> bool {
+        let merged: Vec<(NodeId, NodeId)> = self
+            .daemon_members
+            .iter()
+            .filter_map(|m| self.merged.get(m).map(|side| (*m, *side)))
+            .collect();
+        if merged.is_empty() {
+            self.merge_wait = false;
+            return true;
+        }
+        let is_clean = |m: &NodeId| *m == self.me || self.clean.contains_key(m);
+        let ours: Vec<NodeId> = self
+            .daemon_members
+            .iter()
+            .copied()
+            .filter(|m| is_clean(m))
+            .collect();
+        let clean = ours.len();
+        let part = self.daemon_members.len() - clean - merged.len();
+        let mut sides: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for (_, side) in &merged {
+            *sides.entry(*side).or_default() += 1;
+        }
+        let our_side = ours.first().copied().unwrap_or(self.me);
+        let larger = sides
+            .iter()
+            .all(|(side, n)| clean > *n || clean == *n && our_side < *side);
+        let merged: Vec<NodeId> = merged.into_iter().map(|(m, _)| m).collect();
+        if part > 0 || !larger {
+            if !self.merge_wait {
+                self.merge_wait = true;
+                out.push(Output::Log(format!(
+                    "stateful merge: members {merged:?} ran lockspaces apart; {clean} clean, \
+                     {part} not heard yet: {}",
+                    if part > 0 {
+                        "waiting for their Hello"
+                    } else {
+                        "the other side fences this one"
+                    }
+                )));
+            }
+            return false;
+        }
+        self.merge_wait = false;
+        // dlm_controld kicks them out of the cluster; hydra fences them, as it would
+        // after their partition anyway.
+        let actors = ours;
+        for m in merged {
+            match self.fencing.get_mut(&m) {
+                // Found a stateful merge: no Hello left to wait for.
+                Some(need) => need.ring = 0,
+                None if self.config.enable_fencing => {
+                    out.push(Output::Log(format!(
+                        "stateful merge: fencing node {m} (it ran lockspaces apart)"
+                    )));
+                    self.need_fencing(m, &actors, 0);
+                }
+                None => {}
+            }
+        }
+        true
+    }
+
     /// After every input: run fencing if this node is the actor, and let lockspaces
     /// whose conditions now hold start recovery.
     fn drive(&mut self, out: &mut Vec<Output>) {
-        let may_fence = !self.config.enable_quorum_fencing || self.quorate;
+        if !self.stateful && self.lockspaces.values().any(Lockspace::has_run) {
+            // Past a lockspace's first Start barrier, before it grants anything: the
+            // Hello goes out in the daemons' group ahead of any later failure of ours.
+            self.stateful = true;
+            out.push(self.say_hello());
+        }
+        let may_fence =
+            (!self.config.enable_quorum_fencing || self.quorate) && self.merge_allows_fencing(out);
         if let Some(s) = &mut self.startup {
-            let due = s.joined_at + self.config.post_join_delay_ms;
+            let due = self.fence_delay_from + self.config.post_join_delay_ms;
             if may_fence && !s.nodes.is_empty() && self.now >= due {
                 let nodes = std::mem::take(&mut s.nodes);
                 for n in nodes {
@@ -479,17 +678,19 @@ impl Node {
                     // Only this daemon (and others that started with it) lack the node's
                     // history, so it runs the agents itself; FenceStart's order keeps
                     // two such daemons from both running them.
-                    self.need_fencing(n, &[self.me]);
+                    // Not a failure seen in some ring: no newer ring to wait for.
+                    self.need_fencing(n, &[self.me], 0);
                     if let Some(need) = self.fencing.get_mut(&n) {
                         need.startup = true;
-                        // Not a failure seen in some ring: no newer ring to wait for.
-                        need.ring = 0;
                     }
                 }
             }
         }
         let startup_done = self.startup.as_ref().is_some_and(|s| s.nodes.is_empty())
             && !self.fencing.values().any(|f| f.startup);
+        // A node that left the ring and is back in it may be about to say Hello (taken
+        // in, or a stateful merge): it has post_join_delay from the last join to do so.
+        let joining = self.now < self.fence_delay_from + self.config.post_join_delay_ms;
         if may_fence {
             let members = &self.daemon_members;
             let me = self.me;
@@ -497,8 +698,13 @@ impl Node {
                 .fencing
                 .iter()
                 .filter(|(n, need)| {
-                    need.actors.iter().find(|a| members.contains(a)) == Some(&me)
-                        && (self.quorum_ring > need.ring || !self.quorum_members.contains(n))
+                    let back = self.quorum_members.contains(n);
+                    // With every actor gone, any daemon that knows of the failure may act
+                    // (the first FenceStart delivered wins).
+                    let actor = need.actors.iter().find(|a| members.contains(a));
+                    let mine = actor.is_none() || actor == Some(&me);
+                    mine && (self.quorum_ring > need.ring || !back)
+                        && !(joining && back && need.ring != 0)
                         && need.uncovered
                         && need.started_by.is_none()
                         && need.retry_at <= self.now
@@ -514,8 +720,9 @@ impl Node {
         }
         let quorum_ok = !self.config.enable_quorum_lockspace || self.quorate;
         for ls in self.lockspaces.values_mut() {
-            let fenced =
-                startup_done && ls.awaiting_fence().all(|n| !self.fencing.contains_key(&n));
+            let fenced = startup_done
+                && ls.awaiting_fence().all(|n| !self.fencing.contains_key(&n))
+                && !ls.members.iter().any(|m| self.merged.contains_key(m));
             ls.check_conditions(quorum_ok && fenced, out);
         }
     }

@@ -4,6 +4,14 @@
 //! power-off fence device, random clients, partitions, crashes and restarts — all driven
 //! by one seeded RNG and a virtual clock. After every step the invariants are checked;
 //! a failure names its seed, and the same seed replays the same run.
+//!
+//! Three kinds of crash: a node losing power (everything on it stops); a daemon killed
+//! while corosync stays up (its groups see it leave with procdown), restarted later with
+//! corosync alive; and corosync killed (the daemon exits with it), both restarted
+//! quickly. The clients of a dead daemon get an error at once, but may still be inside
+//! their critical sections: what they held counts as held until the node is powered off
+//! (fenced). Nodes may also boot one after another, each corosync first forming a ring
+//! of its own that merges with the others later.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -52,7 +60,18 @@ enum Ev {
         actor_inc: u32,
         victim: NodeId,
     },
+    /// Power on (a node that is off) and start what is not running.
     Restart(NodeId),
+    /// Start the daemon again on a node whose corosync runs, if it is still the same
+    /// power-on (`power`).
+    DaemonRestart(NodeId, u32),
+    /// Start corosync again after it was killed, if the node was not powered off since.
+    CorosyncRestart(NodeId, u32),
+    /// Reconnect a node whose ring formed apart at boot.
+    Heal(NodeId),
+    /// The operator power-cycles a node whose daemon refuses to start, if it is still
+    /// the same power-on.
+    Reboot(NodeId, u32),
     Tick,
     /// A random client action or fault.
     Chaos,
@@ -72,9 +91,24 @@ struct Pending {
 /// An unlock or conversion call: (resource, flags, value, target mode; None to unlock).
 type Call = (Vec<u8>, u32, Lvb, Option<Mode>);
 
+/// A lock a dead daemon's client still holds: (lockspace, resource, lock, mode, the
+/// other mode of a middle conversion).
+type Zombie = (String, Vec<u8>, u32, Mode, Option<Mode>);
+
 struct SimNode {
+    /// The daemon.
     core: Option<Node>,
     inc: u32,
+    /// corosync runs (the node is powered and in the membership of its component).
+    up: bool,
+    /// Power-ons so far: a restart planned before a power-off is void after it.
+    power: u32,
+    /// Locks the clients of dead daemons held: still held for the invariants until the
+    /// node is powered off.
+    zombies: Vec<Zombie>,
+    /// The dead daemon left its lock-state file (daemon/lockstate.rs): no daemon starts
+    /// until the node is powered off.
+    marked: bool,
     /// What this node's corosync delivers, in its order: confchgs, quorum, messages.
     inbox: VecDeque<Input>,
     inbox_busy: bool,
@@ -184,6 +218,10 @@ impl Sim {
                 SimNode {
                     core: None,
                     inc: 0,
+                    up: false,
+                    power: 0,
+                    zombies: Vec::new(),
+                    marked: false,
                     inbox: VecDeque::new(),
                     inbox_busy: false,
                     groups: BTreeMap::new(),
@@ -193,8 +231,32 @@ impl Sim {
                 },
             );
         }
+        // Half the seeds boot the nodes one after another, and half let each corosync
+        // form a ring of its own first. Without faults the gaps stay within
+        // post_join_delay, so that nobody may be fenced.
+        let staggered = s.rng.chance(500);
+        let apart = s.rng.chance(500);
+        let (gap, alone) = if params.faults {
+            (1500, 2000)
+        } else {
+            (300, 200)
+        };
+        let mut t = 0;
         for id in 1..=params.nodes {
-            s.boot(id);
+            if staggered && id > 1 {
+                t += s.rng.below(gap);
+            }
+            if apart {
+                s.cut.insert(id);
+                let d = t + s.rng.below(alone);
+                s.at(d, Ev::Heal(id));
+            }
+            if t == 0 {
+                s.nodes.get_mut(&id).expect("node").up = true;
+                s.boot(id);
+            } else {
+                s.at(t, Ev::Restart(id));
+            }
         }
         s.at(0, Ev::Membership);
         s.at(100, Ev::Tick);
@@ -222,6 +284,16 @@ impl Sim {
     fn boot(&mut self, id: NodeId) {
         let config = self.config();
         let n = self.nodes.get_mut(&id).expect("node");
+        if n.marked {
+            self.log.push(format!(
+                "{} daemon of node {id} refuses to start: its predecessor held lockspaces",
+                self.now
+            ));
+            // As the refusal says, an operator reboots the node (if nobody fenced it).
+            let (power, d) = (n.power, 3000 + self.rng.below(3000));
+            self.at(d, Ev::Reboot(id, power));
+            return;
+        }
         n.inc += 1;
         let mut core = Node::new(id, config);
         let out = core.start();
@@ -248,20 +320,78 @@ impl Sim {
         self.at(0, Ev::Membership);
     }
 
+    /// The node loses power: daemon, corosync and clients stop.
     fn crash(&mut self, id: NodeId, why: &str) {
-        let n = self.nodes.get_mut(&id).expect("node");
-        if n.core.is_none() {
+        let n = &self.nodes[&id];
+        if !n.up && n.core.is_none() && n.zombies.is_empty() && !n.marked {
             return;
         }
-        n.core = None;
-        n.clients.clear();
-        n.pending.clear();
-        n.groups.clear();
-        n.inbox.clear();
-        self.links.retain(|(a, b), _| *a != id && *b != id);
+        self.daemon_gone(id, false);
+        let n = self.nodes.get_mut(&id).expect("node");
+        n.up = false;
+        n.power += 1;
+        n.zombies.clear();
+        n.marked = false;
         self.log
             .push(format!("{} node {id} down ({why})", self.now));
         self.at(0, Ev::Membership);
+    }
+
+    /// The daemon stops; its clients' locks stay held as zombies unless the node is
+    /// going down with it. Returns the CPG groups it was in.
+    fn daemon_gone(&mut self, id: NodeId, zombies: bool) -> Vec<String> {
+        let n = self.nodes.get_mut(&id).expect("node");
+        let Some(core) = n.core.take() else {
+            return Vec::new();
+        };
+        if zombies {
+            n.marked = core.lockspaces.values().any(|l| l.has_run());
+            for (lsn, ls) in &core.lockspaces {
+                for (name, lkid, mode) in ls.held() {
+                    let alt = ls.middle_conversion(lkid);
+                    n.zombies.push((lsn.clone(), name.clone(), lkid, mode, alt));
+                }
+            }
+        }
+        n.clients.clear();
+        n.pending.clear();
+        n.inbox.clear();
+        let groups = std::mem::take(&mut n.groups).into_keys().collect();
+        self.links.retain(|(a, b), _| *a != id && *b != id);
+        groups
+    }
+
+    /// kill -9 of the daemon; corosync stays, and tells the daemon's groups it left
+    /// (procdown). It is started again later, with corosync still up.
+    fn daemon_crash(&mut self, id: NodeId) {
+        if !self.nodes[&id].up {
+            return;
+        }
+        let groups = self.daemon_gone(id, true);
+        self.log
+            .push(format!("{} daemon of node {id} killed", self.now));
+        for g in groups {
+            let view = self.component_of(id);
+            if let Some(&other) = view.iter().find(|m| self.nodes[m].groups.contains_key(&g)) {
+                self.group_changed(other, &g, LeaveReason::ProcDown);
+            }
+        }
+        let (power, d) = (self.nodes[&id].power, 100 + self.rng.below(4000));
+        self.at(d, Ev::DaemonRestart(id, power));
+    }
+
+    /// kill -9 of corosync: the daemon loses it and exits; both are started again soon.
+    fn corosync_crash(&mut self, id: NodeId) {
+        if !self.nodes[&id].up {
+            return;
+        }
+        self.daemon_gone(id, true);
+        self.nodes.get_mut(&id).expect("node").up = false;
+        self.log
+            .push(format!("{} corosync of node {id} killed", self.now));
+        self.at(0, Ev::Membership);
+        let (power, d) = (self.nodes[&id].power, 200 + self.rng.below(1500));
+        self.at(d, Ev::CorosyncRestart(id, power));
     }
 
     fn alive(&self, id: NodeId) -> bool {
@@ -658,7 +788,7 @@ impl Sim {
             .nodes
             .keys()
             .copied()
-            .filter(|n| self.alive(*n))
+            .filter(|n| self.nodes[n].up)
             .collect();
         let mut comps: Vec<Vec<NodeId>> = Vec::new();
         let whole: Vec<NodeId> = alive
@@ -778,9 +908,45 @@ impl Sim {
                 self.input(actor, Input::FenceDone { node: victim, ok });
             }
             Ev::Restart(id) => {
+                let n = self.nodes.get_mut(&id).expect("node");
+                if !n.up {
+                    n.up = true;
+                    // A first boot may be apart on purpose (Sim::new heals it later).
+                    if n.inc > 0 {
+                        self.cut.remove(&id);
+                    }
+                    self.at(0, Ev::Membership);
+                }
                 if !self.alive(id) {
-                    self.cut.remove(&id);
                     self.boot(id);
+                }
+            }
+            Ev::DaemonRestart(id, power) => {
+                let n = &self.nodes[&id];
+                if n.power == power && n.up && n.core.is_none() {
+                    self.boot(id);
+                    if self.alive(id) {
+                        self.log
+                            .push(format!("{} daemon of node {id} restarted", self.now));
+                    }
+                }
+            }
+            Ev::CorosyncRestart(id, power) => {
+                let n = self.nodes.get_mut(&id).expect("node");
+                if n.power == power && !n.up {
+                    n.up = true;
+                    self.log
+                        .push(format!("{} corosync of node {id} restarted", self.now));
+                    self.at(0, Ev::Membership);
+                    let d = 100 + self.rng.below(2000);
+                    self.at(d, Ev::DaemonRestart(id, power));
+                }
+            }
+            Ev::Heal(id) => self.heal(id),
+            Ev::Reboot(id, power) => {
+                if self.nodes[&id].power == power {
+                    self.crash(id, "rebooted by the operator");
+                    self.at(500, Ev::Restart(id));
                 }
             }
             Ev::Tick => {
@@ -819,7 +985,7 @@ impl Sim {
         let id = ids[self.rng.below(ids.len() as u64) as usize];
         let roll = self.rng.below(1000);
         if self.params.faults && roll < 6 {
-            if self.cut.len() + 1 < ids.len() && self.alive(id) {
+            if self.cut.len() + 1 < ids.len() && self.nodes[&id].up {
                 self.log.push(format!("{} cut node {id}", self.now));
                 self.cut.insert(id);
                 self.at(TOKEN_MS, Ev::Membership);
@@ -838,6 +1004,14 @@ impl Sim {
             self.crash(id, "crash");
             let d = 1000 + self.rng.below(4000);
             self.at(d, Ev::Restart(id));
+            return;
+        }
+        if self.params.faults && roll < 20 && self.alive(id) {
+            self.daemon_crash(id);
+            return;
+        }
+        if self.params.faults && roll < 22 && self.alive(id) {
+            self.corosync_crash(id);
             return;
         }
         if !self.alive(id) {
@@ -966,6 +1140,11 @@ impl Sim {
         type Held = (NodeId, u32, Mode, Option<Mode>);
         let mut held: BTreeMap<(String, Vec<u8>), Vec<Held>> = BTreeMap::new();
         for (id, n) in &self.nodes {
+            for (lsn, name, lkid, mode, alt) in &n.zombies {
+                held.entry((lsn.clone(), name.clone()))
+                    .or_default()
+                    .push((*id, *lkid, *mode, *alt));
+            }
             let Some(core) = &n.core else { continue };
             for (lsn, ls) in &core.lockspaces {
                 for (name, lkid, mode) in ls.held() {
@@ -1071,11 +1250,24 @@ impl Sim {
         }
         until = self.now + 10_000;
         self.run_until(until, false);
+        // Nothing failed: nobody may have been fenced, however the nodes booted.
+        if !self.params.faults {
+            if let Some(l) = self.log.iter().find(|l| l.ends_with("(fenced)")) {
+                return Err(format!(
+                    "seed {}: fenced without a fault: {l}\n{}",
+                    self.seed,
+                    self.tail_log()
+                ));
+            }
+        }
         for (id, n) in &self.nodes {
-            let core = n
-                .core
-                .as_ref()
-                .ok_or(format!("seed {}: node {id} did not come back", self.seed))?;
+            let core = n.core.as_ref().ok_or_else(|| {
+                format!(
+                    "seed {}: node {id} did not come back\n{}",
+                    self.seed,
+                    self.tail_log()
+                )
+            })?;
             if !n.pending.is_empty() {
                 return Err(format!(
                     "seed {}: node {id}: {} calls never answered\n{}",

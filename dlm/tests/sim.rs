@@ -33,6 +33,8 @@ fn seeds() -> Vec<u64> {
         .ok()
         .map(|s| s.parse().expect("HYDRA_SIM_SEEDS is a number"))
         .unwrap_or(1000);
+    // Zero seeds would pass having checked nothing.
+    assert!(n > 0, "HYDRA_SIM_SEEDS=0 runs no seed: give at least 1");
     (1..=n).collect()
 }
 

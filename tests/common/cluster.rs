@@ -64,16 +64,22 @@ struct Host {
 impl Cluster {
     /// `n` hosts, each with corosync running, once every host sees all `n` as members.
     pub fn start(n: usize) -> Cluster {
-        let cluster = Self::hosts(n);
-        for i in 1..=n {
-            cluster.write_config(i);
-        }
-        let mut cluster = cluster;
+        let mut cluster = Cluster::build(n);
         for i in 1..=n {
             cluster.start_corosync(i);
         }
         for i in 1..=n {
             cluster.wait_members(i, n);
+        }
+        cluster
+    }
+
+    /// `n` hosts with their corosync.conf written and no corosync running: a test boots
+    /// each with [`Cluster::restart`] when it wants.
+    pub fn build(n: usize) -> Cluster {
+        let cluster = Self::hosts(n);
+        for i in 1..=n {
+            cluster.write_config(i);
         }
         cluster
     }
@@ -147,6 +153,11 @@ impl Cluster {
     /// Put host `i` back on the bridge.
     pub fn heal(&self, i: usize) {
         ip(&format!("link set {} up", self.host(i).veth));
+    }
+
+    /// Host `i`'s corosync pid, if the test started one (it may have died since).
+    pub fn corosync_pid(&self, i: usize) -> Option<u32> {
+        self.host(i).corosync.as_ref().map(Child::id)
     }
 
     /// Kill host `i`'s corosync (SIGKILL, by pid): a crash.

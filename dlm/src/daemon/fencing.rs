@@ -184,3 +184,67 @@ impl Drop for Fencing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const FENCE_TEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/fence_test");
+
+    /// Two nodes failing at once with enable_concurrent_fencing=0: the second node's
+    /// agents start only after the first node's finished, and both are fenced.
+    #[tokio::test]
+    async fn without_concurrent_fencing_agents_run_one_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("hydra-fencing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (log, done) = (dir.join("log"), dir.join("done"));
+        let conf = format!(
+            "device t {FENCE_TEST} log={} done={} sleep=1\nconnect t node=2\nconnect t node=3\n",
+            log.display(),
+            done.display()
+        );
+        let config = Arc::new(Config::parse(Path::new("dlm.conf"), &conf).unwrap());
+        assert!(!config.options.enable_concurrent_fencing);
+        let (tx, mut rx) = mpsc::channel(8);
+        let debug = DebugLog::new(tokio::time::Instant::now(), 100);
+        let mut f = Fencing::new(config, tx, debug.clone());
+        f.request(2, 100);
+        f.request(3, 100);
+        assert!(debug
+            .dump()
+            .contains("fence request 3 waits for the agents of node 2"));
+        let mut fenced = Vec::new();
+        while fenced.len() < 2 {
+            let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+            let Ok(Some(Event::Fenced(o))) = ev else {
+                panic!("no outcome: {ev:?}")
+            };
+            assert!(o.ok, "{}", o.detail);
+            f.finished(o.node);
+            fenced.push(o.node);
+        }
+        assert_eq!(fenced, [2, 3]);
+        // Node 3's agent started (its log line) after node 2's finished (its stamp).
+        let started: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        assert_eq!(started.len(), 2, "{started:?}");
+        let stamps = std::fs::read_to_string(&done).unwrap();
+        let at = |node: u32| -> f64 {
+            stamps
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("node={node} ")))
+                .expect("stamp")
+                .parse()
+                .unwrap()
+        };
+        // Each agent sleeps a second: run one after the other, the stamps are a second
+        // or more apart.
+        assert!(at(3) - at(2) >= 0.9, "{stamps}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

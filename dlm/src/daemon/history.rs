@@ -144,7 +144,11 @@ pub fn wait_of(node: &Node, ls: &Lockspace) -> Option<Wait> {
     // or were fenced (node.rs `drive`).
     let startup = node.startup.as_ref().is_some_and(|s| !s.nodes.is_empty())
         || node.fencing.values().any(|f| f.startup);
-    if startup || ls.awaiting_fence().any(|n| node.fencing.contains_key(&n)) {
+    // A stateful-merged member is fenced before the lockspace recovers with it.
+    if startup
+        || ls.awaiting_fence().any(|n| node.fencing.contains_key(&n))
+        || ls.members.iter().any(|m| node.merged.contains_key(m))
+    {
         return Some(Wait::Fencing);
     }
     // The conditions hold and the Start is on its way (the core sends it in the same

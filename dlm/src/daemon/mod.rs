@@ -29,6 +29,7 @@ pub mod dump;
 mod fencing;
 mod framed;
 pub mod history;
+mod lockstate;
 pub mod log;
 mod peers;
 mod pidfile;
@@ -57,6 +58,7 @@ use clients::{ClientEvent, Clients};
 use cpg::CpgOp;
 use fencing::{FenceOutcome, Fencing, AGENT_TIMEOUT};
 use history::{reason_str, Clock, History};
+use lockstate::LockState;
 use log::{DebugLog, LOG_LINES};
 use peers::{PeerEvent, Peers};
 use pidfile::PidFile;
@@ -128,6 +130,7 @@ pub struct Daemon {
     cpg: mpsc::UnboundedSender<CpgOp>,
     fencing: Fencing,
     history: History,
+    lock_state: LockState,
     /// Inputs caused by outputs, handled after the current one.
     inputs: VecDeque<Input>,
     events: mpsc::Receiver<Event>,
@@ -143,6 +146,7 @@ impl Daemon {
         let origin = Instant::now();
         let log = DebugLog::new(origin, LOG_LINES);
         let pidfile = PidFile::acquire(&opts.run_dir)?;
+        let lock_state = LockState::check(&opts.run_dir)?;
         let config = Arc::new(opts.config);
         let (corosync, cluster) = Corosync::connect().await.map_err(|e| Error::Corosync {
             call: "connect",
@@ -208,6 +212,7 @@ impl Daemon {
             cpg,
             fencing,
             history: History::new(me),
+            lock_state,
             inputs: VecDeque::new(),
             events,
             _pidfile: pidfile,
@@ -548,6 +553,10 @@ impl Daemon {
             }
             for line in self.history.after(&self.node) {
                 self.log.line(line);
+            }
+            let held = self.node.lockspaces.values().any(|l| l.has_run());
+            if let Err(e) = self.lock_state.set(held) {
+                self.log.line(format!("{e}"));
             }
             let node = &self.node;
             let stopped = self

@@ -106,7 +106,11 @@ impl Codec for DaemonCpg {
                 out.push(3);
                 node.put(out);
             }
-            DaemonCpg::Hello => out.push(4),
+            DaemonCpg::Hello { stateful, side } => {
+                out.push(4);
+                stateful.put(out);
+                side.put(out);
+            }
         }
     }
 
@@ -129,7 +133,12 @@ impl Codec for DaemonCpg {
                     node: r.get("node")?,
                 })
             }),
-            4 => Ok(DaemonCpg::Hello),
+            4 => r.within("Hello", |r| {
+                Ok(DaemonCpg::Hello {
+                    stateful: r.get("stateful")?,
+                    side: r.get("side")?,
+                })
+            }),
             _ => Err(r.unknown_tag(tag, at)),
         }
     }

@@ -83,7 +83,7 @@ pub fn take_frame<T: Wire>(buf: &[u8]) -> Result<Option<(T, usize)>> {
 /// The version of the messages between daemons. A peer speaking another version is
 /// refused at its Hello (with a log line), so daemons of different hydra versions never
 /// misread each other's lock traffic.
-pub const PROTOCOL: u16 = 1;
+pub const PROTOCOL: u16 = 2;
 
 /// What one daemon sends another over their TCP link (port 21064): first a Hello naming
 /// the sender's corosync node id and its [`PROTOCOL`], then lock traffic.

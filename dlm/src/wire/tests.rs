@@ -154,7 +154,14 @@ fn daemon_cpgs() -> Vec<DaemonCpg> {
         DaemonCpg::FenceResult { node: 3, ok: true },
         DaemonCpg::FenceResult { node: 4, ok: false },
         DaemonCpg::FenceAck { node: u32::MAX },
-        DaemonCpg::Hello,
+        DaemonCpg::Hello {
+            stateful: false,
+            side: 1,
+        },
+        DaemonCpg::Hello {
+            stateful: true,
+            side: u32::MAX,
+        },
     ]
 }
 
