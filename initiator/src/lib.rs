@@ -27,6 +27,7 @@ pub mod record;
 pub mod registry;
 pub mod scsi;
 pub mod session;
+pub mod status_text;
 pub mod url;
 /// udev's WWID of a LUN, derived from its VPD pages (shared with the target's tests).
 pub use hydra_proto::scsi::wwid;

@@ -62,7 +62,11 @@ impl fmt::Display for DownReason {
             DownReason::Protocol => f.write_str("protocol error"),
             DownReason::Withdrawn => f.write_str("commands withdrawn by the caller"),
             DownReason::LoginRefused(s) => {
-                write!(f, "login refused: {}", crate::error::login_status_text(*s))
+                write!(
+                    f,
+                    "login refused: {}",
+                    crate::status_text::login_status_text(*s)
+                )
             }
         }
     }
