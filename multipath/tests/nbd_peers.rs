@@ -282,6 +282,8 @@ fn fio_nbd_engine_random_writes_verified() {
         "--verify=crc32c",
         "--do_verify=1",
         "--verify_fatal=1",
+        // No verify state file in the working directory (fio writes one by default).
+        "--verify_state_save=0",
         "--output-format=terse",
     ]));
     // terse v3: field 5 is the error number.
