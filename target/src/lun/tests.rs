@@ -696,3 +696,31 @@ fn extended_copy_between_luns_of_a_target() {
         0x0a
     );
 }
+
+#[test]
+fn direct_lun_never_runs_io_inline() {
+    // `bsoflags direct`: every read and write goes to the device, so the connection's
+    // thread hands them all to the blocking pool (WouldBlock in NoWait mode, no side
+    // effect), even a plain write with the write cache on.
+    let f = tempfile::NamedTempFile::new_in("/var/tmp").unwrap();
+    f.as_file().set_len(1 << 20).unwrap();
+    let mut s = LunSettings::new(f.path());
+    s.o_direct = true;
+    let lun = Lun::disk(1, 1, s).unwrap();
+    let n = nexus(1);
+    let read = read10(8, 8);
+    let write = write10(8, 8);
+    for (cdb, data_out) in [(&read[..], &[][..]), (&write[..], &[5u8; 4096][..])] {
+        let req = ScsiRequest {
+            cdb,
+            nexus: &n,
+            data_out,
+            expected_in: 4096,
+            luns: &[0, 1],
+        };
+        assert_eq!(lun.execute(&req, IoMode::NoWait).unwrap_err(), WouldBlock);
+    }
+    assert!(run(&lun, &n, &read, &[]).data_in.iter().all(|b| *b == 0));
+    assert_eq!(run(&lun, &n, &write, &[5u8; 4096]).status, 0);
+    assert!(run(&lun, &n, &read, &[]).data_in.iter().all(|b| *b == 5));
+}
