@@ -4,10 +4,11 @@
 # Builds hydra, makes a 1 GiB backing file of real data in the page cache, and serves it
 # as LUN 1 of $iqn from Debian's tgtd on 127.0.0.1:$tport and from hydra tgtd on
 # 127.0.0.1:$hport, and again (through a hard link) as LUN 2 opened with O_DIRECT (`bsoflags direct` on both:
-# every read goes to the disk, a cache miss). Both daemons are killed by pid (tgtd ignores
-# SIGTERM) and the file removed when the script exits.
-# Sets: secs runs bin work iqn tport hport. Defines: machine, figure, measure, stats,
-# cell, ratio, tgtd_params, negotiated (below).
+# every read goes to the disk, a cache miss), both numbered explicitly and checked
+# (check_luns). Both daemons are killed by pid (tgtd ignores SIGTERM) and the file removed
+# when the script exits.
+# Sets: secs runs bin work iqn tport hport. Defines: lun_map, check_luns, machine, figure,
+# measure, stats, cell, ratio, tgtd_params, negotiated (below).
 secs=${1:-10}
 runs=${2:-5}
 [[ $secs =~ ^[1-9][0-9]*$ && $runs =~ ^[1-9][0-9]*$ ]] || {
@@ -44,12 +45,39 @@ tgtadm -C 7 --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 -b "$img"
 tgtadm -C 7 --lld iscsi --mode logicalunit --op new --tid 1 --lun 2 -b "$direct" --bsoflags direct
 tgtadm -C 7 --lld iscsi --mode target --op bind --tid 1 -I ALL
 
-printf '<target %s>\n    backing-store %s\n    <backing-store %s>\n        bsoflags direct\n    </backing-store>\n</target>\n' \
+# The LUN numbers are explicit: left to themselves they follow tgt-admin's rule, by path
+# (disk-direct.img sorts before disk.img), which made hydra's LUN 1 the O_DIRECT one while
+# tgtd's, numbered by tgtadm above, was the cached one. check_luns below verifies both.
+printf '<target %s>\n    <backing-store %s>\n        lun 1\n    </backing-store>\n    <backing-store %s>\n        lun 2\n        bsoflags direct\n    </backing-store>\n</target>\n' \
     $iqn "$img" "$direct" > "$work/targets.conf"
 "$bin" tgtd -f --iscsi portal=127.0.0.1:$hport -C 7 --run-dir "$work/run" --state-dir "$work/state" --conf "$work/targets.conf" 2>"$work/hydra.log" &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$work/run/socket.7" ] && break; sleep 0.1; done
 [ -S "$work/run/socket.7" ] || { echo "bench: hydra tgtd did not start:" >&2; cat "$work/hydra.log" >&2; exit 1; }
+
+# lun_map SHOW-COMMAND... -> "N PATH FLAGS" per disk LUN, from a target's
+# `tgtadm --mode target --op show` (Debian's and hydra's print the same lines).
+lun_map() {
+    "$@" --lld iscsi --mode target --op show | awk '
+        /^ *LUN: / { lun = $2 }
+        /^ *Backing store path: / { path = $4 }
+        /^ *Backing store flags:/ { if (lun > 0) print lun, path, ($4 == "" ? "-" : $4) }'
+}
+
+# check_luns: both targets serve the same file the same way under the same numbers
+# (LUN 1 cached, LUN 2 O_DIRECT), or the bench stops: the rows compare LUN by LUN.
+check_luns() {
+    local want got t
+    want=$(printf '1 %s -\n2 %s direct' "$img" "$direct")
+    for t in tgtd hydra; do
+        if [ "$t" = tgtd ]; then got=$(lun_map tgtadm -C 7); else got=$(lun_map "$bin" tgtadm -C 7 --run-dir "$work/run"); fi
+        [ "$got" = "$want" ] || {
+            printf 'bench: %s serves other LUNs than the bench compares:\n%s\nwanted:\n%s\n' "$t" "$got" "$want" >&2
+            return 1
+        }
+    done
+}
+check_luns
 
 # The machine and the date, so that a figure is never read without them.
 machine() {

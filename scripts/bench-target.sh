@@ -11,7 +11,8 @@
 # each at 32 commands in flight:
 # - reads with libiscsi's iscsi-perf: 4 KiB random, 1 MiB sequential, from the page cache
 #   (LUN 1) and with the backing file opened O_DIRECT (LUN 2, `bsoflags direct` on both
-#   targets: every read is a cache miss that goes to the disk);
+#   targets: every read is a cache miss that goes to the disk); bench-common.sh checks
+#   that both targets number the LUNs so;
 # - writes with `hydra iscsi-perf -w` (libiscsi's iscsi-perf only reads), the same client
 #   for every target: 4 KiB random and 1 MiB sequential, each without and with FUA.
 # Every figure is the median of RUNS runs (the targets take turns run by run) with its
@@ -54,6 +55,7 @@ row() {
 
 machine
 echo "tgt $(dpkg-query -W -f '${Version}' tgt), libiscsi $(dpkg-query -W -f '${Version}' libiscsi-bin)"
+echo "LUNs of both targets (checked): 1 = the file through the page cache, 2 = the same file with bsoflags direct"
 tgtd_params default
 echo "tgtd (defaults) negotiated: $(negotiated $tport)"
 echo "tgtd (defaults) Data-In data segments: $(tgtd_datain)"
