@@ -43,8 +43,12 @@ row() {
             tgtd) tgtd_params default ;;
             tuned) tgtd_params tuned ;;
             esac
-            # Nothing dirty left by the run before is written back during this one.
+            # Nothing dirty left by the run before is written back during this one, and
+            # the whole file is in the page cache: anything that drops caches meanwhile
+            # (the multipath tests write /proc/sys/vm/drop_caches) would turn the next
+            # target's "page cache" run into disk reads.
             sync
+            cat "$img" >/dev/null
             measure "$field" "$key.$t" "${tool[@]}" -m 32 -t "$secs" "$@" "$(url "$t" "$lun")"
         done
     done
