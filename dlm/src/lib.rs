@@ -2,8 +2,9 @@
 //! in userspace, with corosync for membership and quorum.
 //!
 //! The lock logic is a sans-IO core (`mode`, `flags`, `resource`, `lockspace`, `node`,
-//! `message`, `recovery`): inputs are client requests, peer messages, membership events
-//! and ticks; outputs are messages to send and callbacks to deliver. Thin tokio drivers
+//! `message`, `membership`, `api`): its inputs (client requests, peer messages,
+//! membership events, ticks) and outputs (messages to send, callbacks to deliver) are
+//! `io`'s, a leaf the rest of the core and the drivers depend on. Thin tokio drivers
 //! (`corosync`, the daemon) move bytes; `sim` drives many cores deterministically.
 
 pub mod config;
@@ -18,6 +19,7 @@ pub mod api;
 pub mod client;
 pub mod daemon;
 pub mod flags;
+pub mod io;
 pub mod lockspace;
 pub mod message;
 pub mod mode;

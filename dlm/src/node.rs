@@ -5,11 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{Callback, ClientId, Errno, Request};
+use crate::api::{ClientId, Errno, Request};
 use crate::flags::libc_errno::{EBUSY, EINVAL, ENOENT};
+use crate::io::{Input, Output};
 use crate::lockspace::Lockspace;
-use crate::membership::{lockspace_group, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP};
-use crate::message::{DaemonCpg, LsCpg, Msg};
+use crate::membership::{lockspace_group, Confchg, LeaveReason, NodeId, DAEMON_GROUP};
+use crate::message::DaemonCpg;
 
 /// The settings the core acts on (a subset of dlm.conf).
 #[derive(Clone, Debug)]
@@ -50,71 +51,6 @@ impl Default for CoreConfig {
             recover_chunk: 4096,
         }
     }
-}
-
-#[derive(Clone, Debug)]
-pub enum Input {
-    Client {
-        client: ClientId,
-        req: u64,
-        request: Request,
-    },
-    ClientGone(ClientId),
-    /// Lock traffic from another daemon.
-    Peer {
-        from: NodeId,
-        msg: Msg,
-    },
-    /// A CPG configuration change (daemon group or a lockspace group).
-    Confchg(Confchg),
-    /// A recovery message delivered in a lockspace's group.
-    LsCpg {
-        ls: String,
-        from: NodeId,
-        msg: LsCpg,
-    },
-    /// A message delivered in the daemons' group.
-    DaemonCpg {
-        from: NodeId,
-        msg: DaemonCpg,
-    },
-    Quorum(Quorum),
-    /// The fence agents for `node` finished.
-    FenceDone {
-        node: NodeId,
-        ok: bool,
-    },
-    Tick,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    Send {
-        to: NodeId,
-        msg: Msg,
-    },
-    McastLs {
-        ls: String,
-        msg: LsCpg,
-    },
-    McastDaemon(DaemonCpg),
-    CpgJoin(String),
-    CpgLeave(String),
-    Reply {
-        client: ClientId,
-        req: u64,
-        result: Result<u32, Errno>,
-    },
-    Callback {
-        client: ClientId,
-        ls: String,
-        cb: Callback,
-    },
-    /// Run the fence agents for `node`; answer with `Input::FenceDone`.
-    Fence {
-        node: NodeId,
-    },
-    Log(String),
 }
 
 /// Fencing needed for one node (dlm_controld's `need_fencing`).

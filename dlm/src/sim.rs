@@ -18,10 +18,11 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use crate::api::{Callback, Request};
 use crate::flags::{Flags, Status, SBF_VALNOTVALID};
+use crate::io::{Input, Output};
 use crate::membership::{lockspace_group, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP};
 use crate::message::{DaemonCpg, LsCpg, Msg};
 use crate::mode::{Mode, MODES};
-use crate::node::{CoreConfig, Input, Node, Output};
+use crate::node::{CoreConfig, Node};
 use crate::resource::{Lvb, Queue};
 
 /// xorshift64*: small, fast and the same everywhere.

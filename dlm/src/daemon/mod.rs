@@ -49,9 +49,10 @@ use crate::config::Config;
 use crate::corosync::{Corosync, Events};
 use crate::error::{Error, Result};
 use crate::flags::libc_errno::ENOTCONN;
+use crate::io::{Input, Output};
 use crate::membership::{lockspace_group, ClusterEvent, Confchg, NodeId, DAEMON_GROUP};
 use crate::message::{DaemonCpg, LsCpg};
-use crate::node::{CoreConfig, Input, Node, Output};
+use crate::node::{CoreConfig, Node};
 use crate::wire::{Wire, MAX_FRAME};
 
 use clients::{ClientEvent, Clients};
