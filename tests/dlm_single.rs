@@ -5,7 +5,7 @@
 //! is disconnected and nobody else notices; a client that goes away loses its locks;
 //! dlm_tool's queries answer; a second daemon on the same run directory is refused;
 //! SIGTERM is ignored while a lockspace exists and ends the daemon once none does,
-//! removing its socket and pid file.
+//! answering what its clients had sent first and removing its socket and pid file.
 //!
 //! Every wait has a time limit and fails with the daemon's output.
 
@@ -186,7 +186,19 @@ fn one_node_locks_over_the_socket() {
         ),
         Ok(0)
     );
+    // SIGTERM drains: a query the client sent before it is still answered, then the
+    // connection ends; the socket takes no new clients meanwhile.
+    a.send(&ClientFrame::Query {
+        req: 10,
+        query: Query::Status { verbose: false },
+    });
     signal(daemon.pid(), "TERM");
+    let status_text = a.wait("the status sent before SIGTERM", |f| match f {
+        DaemonFrame::Text { req: 10, result } => Some(result.clone()),
+        _ => None,
+    });
+    assert!(status_text.is_ok(), "{status_text:?}");
+    a.expect_closed();
     let status = daemon.wait_gone(LIMIT);
     assert!(
         status.success(),

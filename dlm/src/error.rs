@@ -47,3 +47,14 @@ impl Error {
         }
     }
 }
+
+/// hydra-daemon's scaffolding (run directory, pid file, signal handlers) fails as this
+/// crate's errors do: an I/O error keeps its context and source.
+impl From<hydra_daemon::Error> for Error {
+    fn from(e: hydra_daemon::Error) -> Self {
+        match e {
+            hydra_daemon::Error::Io { what, source } => Error::io(what, source),
+            e => Error::Refused(e.to_string()),
+        }
+    }
+}

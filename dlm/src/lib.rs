@@ -1,34 +1,28 @@
 //! hydra's distributed lock manager: Linux DLM semantics (fs/dlm, dlm_controld, libdlm)
 //! in userspace, with corosync for membership and quorum.
 //!
-//! The lock logic is a sans-IO core (`mode`, `flags`, `resource`, `lockspace`, `node`,
-//! `message`, `recovery`): inputs are client requests, peer messages, membership events
-//! and ticks; outputs are messages to send and callbacks to deliver. Thin tokio drivers
-//! (`corosync`, the daemon) move bytes; `sim` drives many cores deterministically.
+//! The lock logic is the sans-IO core of crate `hydra-dlm-core` (re-exported here under
+//! the same module names: `mode`, `flags`, `resource`, `lockspace`, `node`, `message`,
+//! `membership`, `api`, `io`): its inputs are client requests, peer messages, membership
+//! events and ticks; its outputs are messages to send and callbacks to deliver. This
+//! crate is the drivers that move the bytes: corosync (`corosync`), the daemon
+//! (`daemon`), the client library and socket protocol (`client`, `wire`), the fence
+//! agents (`fence`) and dlm.conf (`config`). The deterministic simulation is the core's
+//! (feature `sim`), run by `tests/sim.rs`.
 
+pub mod client;
 pub mod config;
 pub mod corosync;
+pub mod daemon;
 pub mod error;
 pub mod fence;
-pub mod membership;
-
-pub use error::{Error, Result};
-pub use membership::NodeId;
-pub mod api;
-pub mod client;
-pub mod daemon;
-pub mod flags;
-pub mod lockspace;
-pub mod message;
-pub mod mode;
-pub mod node;
 mod outbox;
-pub mod resource;
-pub mod sim;
 mod socket;
 pub mod wire;
 
-/// `DLM_RESNAME_MAXLEN`: resource names are at most 64 bytes.
-pub const RESNAME_MAXLEN: usize = 64;
-/// `DLM_LOCKSPACE_LEN`: lockspace names are at most 64 bytes.
-pub const LOCKSPACE_LEN: usize = 64;
+pub use error::{Error, Result};
+pub use hydra_dlm_core::{
+    api, flags, io, lockspace, membership, message, mode, node, resource, LOCKSPACE_LEN,
+    RESNAME_MAXLEN,
+};
+pub use membership::NodeId;

@@ -89,6 +89,8 @@ pub struct Outbox<W: WriteHalf> {
     w: Arc<W>,
     state: Arc<Mutex<State>>,
     wake: Arc<Notify>,
+    /// Told when the writer task has written everything it was given (or failed).
+    idle: Arc<Notify>,
     /// Bytes allowed to wait before `push` refuses.
     limit: usize,
     task: tokio::task::AbortHandle,
@@ -106,11 +108,13 @@ impl<W: WriteHalf> Outbox<W> {
         let w = Arc::new(w);
         let state = Arc::new(Mutex::new(State::default()));
         let wake = Arc::new(Notify::new());
-        let task = tokio::spawn(writer(w.clone(), state.clone(), wake.clone()));
+        let idle = Arc::new(Notify::new());
+        let task = tokio::spawn(writer(w.clone(), state.clone(), wake.clone(), idle.clone()));
         Outbox {
             w,
             state,
             wake,
+            idle,
             limit,
             task: task.abort_handle(),
         }
@@ -150,6 +154,24 @@ impl<W: WriteHalf> Outbox<W> {
         }
         Ok(())
     }
+
+    /// Wait until every byte pushed so far is written, or the connection broke: what a
+    /// stopping daemon waits for before it closes its clients (their last replies).
+    pub async fn flushed(&self) {
+        loop {
+            // Registered before the check, so a writer going idle in between is heard.
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            {
+                let s = lock(&self.state);
+                if s.failed.is_some() || (s.pending.is_empty() && !s.busy) {
+                    return;
+                }
+            }
+            idle.await;
+        }
+    }
 }
 
 impl<W: WriteHalf> Outbox<W> {
@@ -172,12 +194,20 @@ impl<W: WriteHalf> Drop for Outbox<W> {
 }
 
 /// Write what `push` could not, as the socket takes it.
-async fn writer<W: WriteHalf>(w: Arc<W>, state: Arc<Mutex<State>>, wake: Arc<Notify>) {
+async fn writer<W: WriteHalf>(
+    w: Arc<W>,
+    state: Arc<Mutex<State>>,
+    wake: Arc<Notify>,
+    idle: Arc<Notify>,
+) {
+    // However the task ends (a failed write, an abort), whoever waits in `flushed` hears.
+    let _idle = NotifyOnDrop(idle.clone());
     loop {
         let mut bytes = {
             let mut s = lock(&state);
             if s.pending.is_empty() {
                 s.busy = false;
+                idle.notify_waiters();
                 None
             } else {
                 s.busy = true;
@@ -204,6 +234,15 @@ async fn writer<W: WriteHalf>(w: Arc<W>, state: Arc<Mutex<State>>, wake: Arc<Not
                 }
             }
         }
+    }
+}
+
+/// Wakes every waiter of a [`Notify`] when dropped.
+struct NotifyOnDrop(Arc<Notify>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_waiters();
     }
 }
 
@@ -245,6 +284,31 @@ mod tests {
         let mut tail = [0u8; 4];
         b.read_exact(&mut tail).await.unwrap();
         assert_eq!(&tail, b"tail");
+    }
+
+    /// flushed() returns once what waited behind a full socket is read and written.
+    #[tokio::test]
+    async fn flushed_waits_for_what_a_full_socket_held_back() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let out = Outbox::new(Arc::new(Socket::new(a).unwrap()), 8 << 20);
+        out.flushed().await; // nothing pushed: at once
+        let chunk = vec![7u8; 64 << 10];
+        let mut sent = 0;
+        while lock(&out.state).pending.is_empty() {
+            out.push(&chunk).unwrap();
+            sent += chunk.len();
+        }
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; sent];
+            b.read_exact(&mut got).await.unwrap();
+            b
+        });
+        out.flushed().await;
+        {
+            let s = lock(&out.state);
+            assert!(s.pending.is_empty() && !s.busy && s.failed.is_none());
+        }
+        reader.await.unwrap();
     }
 
     /// A closed peer: the write fails and every later push says why.

@@ -2,7 +2,7 @@
 //! cluster of cores with random clients, partitions, crashes, restarts and fencing.
 //! `HYDRA_SIM_SEEDS=N` sets how many seeds (default 1000), `HYDRA_SIM_SEED=S` replays one.
 
-use hydra_dlm::sim::{Params, Sim};
+use hydra_dlm_core::sim::{Params, Sim};
 
 fn run(seed: u64, params: Params) {
     let mut sim = Sim::new(seed, params);

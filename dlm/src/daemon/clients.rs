@@ -8,6 +8,10 @@
 //! go (`flush`), in place when the socket takes it (outbox.rs); a client that lets
 //! [`CLIENT_QUEUE_BYTES`] pile up (it does not read its replies and callbacks) is
 //! disconnected, so one stuck client cannot hold up the daemon or anyone else's locks.
+//!
+//! A stopping daemon drains its clients (hydra-daemon's [`Stop`]): the socket stops
+//! taking connections, each reader hands on the whole frames its client had sent and ends,
+//! and the daemon writes the replies to them before it closes the connections.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -17,6 +21,8 @@ use std::sync::Arc;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+
+use hydra_daemon::Stop;
 
 use crate::api::{ClientFrame, ClientId, DaemonFrame, SOCKET_NAME};
 use crate::error::{Error, Result};
@@ -54,7 +60,8 @@ struct Client {
 }
 
 pub struct Clients {
-    listener: UnixListener,
+    /// `None` once the daemon stops taking clients.
+    listener: Option<UnixListener>,
     path: PathBuf,
     conns: HashMap<ClientId, Client>,
     /// Clients with frames in their batch.
@@ -85,7 +92,7 @@ impl Clients {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io(format!("chmod 0600 {}", path.display()), e))?;
         Ok(Clients {
-            listener,
+            listener: Some(listener),
             path,
             conns: HashMap::new(),
             dirty: Vec::new(),
@@ -98,13 +105,33 @@ impl Clients {
         &self.path
     }
 
-    /// The next connection (the event loop waits on this alongside everything else).
+    /// The next connection (the event loop waits on this alongside everything else);
+    /// never, once the daemon stopped taking clients.
     pub async fn accept(&self) -> std::io::Result<UnixStream> {
-        self.listener.accept().await.map(|(s, _)| s)
+        match &self.listener {
+            Some(l) => l.accept().await.map(|(s, _)| s),
+            None => std::future::pending().await,
+        }
     }
 
-    /// Take on a new connection: it becomes a client with a fresh id.
-    pub fn add(&mut self, stream: UnixStream) -> std::io::Result<ClientId> {
+    /// Stop taking clients: the socket file goes and a new client's connect fails at
+    /// once (ENOENT) instead of waiting on a daemon that will not answer it.
+    pub fn stop_accepting(&mut self) {
+        if self.listener.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// Wait until what every client was sent is written (or its connection broke).
+    pub async fn flushed(&self) {
+        for c in self.conns.values() {
+            c.out.flushed().await;
+        }
+    }
+
+    /// Take on a new connection: it becomes a client with a fresh id. Its reader ends
+    /// at `stop`, after handing on the whole frames its client had sent.
+    pub fn add(&mut self, stream: UnixStream, mut stop: Stop) -> std::io::Result<ClientId> {
         // The peer's pid, for lockdump's `pid` column (SO_PEERCRED).
         let pid = stream
             .peer_cred()
@@ -121,7 +148,25 @@ impl Clients {
             let mut frames = FrameReader::new();
             let mut rd: &Socket = &rd;
             let error = loop {
-                match frames.next::<ClientFrame, _>(&mut rd).await {
+                let next = tokio::select! {
+                    next = frames.next::<ClientFrame, _>(&mut rd) => next,
+                    // Reading is cancel-safe: bytes read stay in `frames`.
+                    _ = stop.recv() => {
+                        // What the client sent before the stop (read already, or
+                        // waiting in the socket) is handed on; nothing is waited for.
+                        let now = std::time::Duration::ZERO;
+                        while let Ok(Ok(Some(frame))) =
+                            tokio::time::timeout(now, frames.next::<ClientFrame, _>(&mut rd)).await
+                        {
+                            let ev = Event::Client(ClientEvent::Frame { client, frame });
+                            if events.send(ev).await.is_err() {
+                                break;
+                            }
+                        }
+                        return; // `stop` goes with the task: the drain hears it
+                    }
+                };
+                match next {
                     Ok(Some(frame)) => {
                         let ev = Event::Client(ClientEvent::Frame { client, frame });
                         if events.send(ev).await.is_err() {

@@ -296,10 +296,11 @@ mod tests {
     use super::*;
     use crate::api::{Callback, Request};
     use crate::flags::{Flags, Status};
+    use crate::io::{Input, Output};
     use crate::membership::{lockspace_group, Confchg, LeaveReason, Quorum, DAEMON_GROUP};
     use crate::message::LsCpg;
     use crate::mode::Mode;
-    use crate::node::{CoreConfig, Input, Output};
+    use crate::node::CoreConfig;
 
     /// One node's core driven without I/O: its own multicasts come back to it (CPG
     /// delivers a sender's messages to itself), other nodes' are fed by the test.

@@ -1,4 +1,4 @@
-//! Running the fence agents the core asks for ([`crate::node::Output::Fence`]): the
+//! Running the fence agents the core asks for ([`crate::io::Output::Fence`]): the
 //! node's plan from dlm.conf ([`Config::fence_plan`]) run by fence.rs in a task of its
 //! own, the outcome reported back so the daemon feeds `Input::FenceDone`.
 //!

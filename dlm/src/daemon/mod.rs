@@ -12,6 +12,11 @@
 //!   CPG joins ([`cpg`]);
 //! - new client and peer connections, a 100 ms tick, SIGTERM and SIGINT.
 //!
+//! SIGTERM and SIGINT stop it as dlm_controld stops: not while a lockspace exists (its
+//! leaving would look like a failure to the other members); otherwise it drains with
+//! hydra-daemon's [`Shutdown`]: it stops taking clients, handles the calls and queries
+//! its clients had sent, writes their answers, then leaves the daemons' group and exits.
+//!
 //! Every input goes to [`Node::handle`] with the milliseconds since the daemon started,
 //! and every output is carried out at once without waiting: messages to peers and
 //! clients go into per-connection queues with their own writer tasks, CPG requests to
@@ -40,7 +45,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::signal::unix::{signal, SignalKind};
+use hydra_daemon::{Shutdown, Signals};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -48,10 +53,11 @@ use crate::api::{ClientFrame, ClientId, DaemonFrame, Errno, Query, Request};
 use crate::config::Config;
 use crate::corosync::{Corosync, Events};
 use crate::error::{Error, Result};
-use crate::flags::libc_errno::ENOTCONN;
+use crate::flags::libc_errno::{ENOTCONN, ESHUTDOWN};
+use crate::io::{Input, Output};
 use crate::membership::{lockspace_group, ClusterEvent, Confchg, NodeId, DAEMON_GROUP};
 use crate::message::{DaemonCpg, LsCpg};
-use crate::node::{CoreConfig, Input, Node, Output};
+use crate::node::{CoreConfig, Node};
 use crate::wire::{Wire, MAX_FRAME};
 
 use clients::{ClientEvent, Clients};
@@ -72,6 +78,9 @@ const EVENT_BATCH: usize = 64;
 const TICK: Duration = Duration::from_millis(100);
 /// How long leaving the CPG groups may take at shutdown.
 const LEAVE_LIMIT: Duration = Duration::from_secs(10);
+/// How long a stopping daemon waits for its clients' readers to hand on what they read,
+/// and then for their answers to be written.
+const DRAIN: Duration = Duration::from_secs(5);
 /// The longest query answer sent: a frame holds at most MAX_FRAME bytes, with room
 /// left for the frame's other fields.
 const TEXT_MAX: usize = MAX_FRAME - 64 * 1024;
@@ -134,6 +143,12 @@ pub struct Daemon {
     /// Inputs caused by outputs, handled after the current one.
     inputs: VecDeque<Input>,
     events: mpsc::Receiver<Event>,
+    /// SIGTERM and SIGINT, caught from before the daemon reports ready.
+    signals: Signals,
+    /// The client readers' stop; drained when the daemon stops.
+    shutdown: Shutdown,
+    /// A stop is under way: no new lockspace is joined.
+    stopping: bool,
     /// Last of all, so it is removed after the socket.
     _pidfile: PidFile,
 }
@@ -146,6 +161,8 @@ impl Daemon {
         let origin = Instant::now();
         let log = DebugLog::new(origin, LOG_LINES);
         let pidfile = PidFile::acquire(&opts.run_dir)?;
+        // Before anything that takes time: a signal sent once the daemon is up is heard.
+        let signals = Signals::new()?;
         let lock_state = LockState::check(&opts.run_dir)?;
         let config = Arc::new(opts.config);
         let (corosync, cluster) = Corosync::connect().await.map_err(|e| Error::Corosync {
@@ -215,6 +232,9 @@ impl Daemon {
             lock_state,
             inputs: VecDeque::new(),
             events,
+            signals,
+            shutdown: Shutdown::new(),
+            stopping: false,
             _pidfile: pidfile,
         })
     }
@@ -243,10 +263,8 @@ impl Daemon {
         self.settle();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut term =
-            signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
-        let mut int =
-            signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
+        // The readers' drain, once a stop is under way.
+        let mut drained = None;
         loop {
             tokio::select! {
                 ev = self.cluster.recv() => match ev {
@@ -269,7 +287,7 @@ impl Daemon {
                     }
                 }
                 conn = self.clients.accept() => match conn {
-                    Ok(stream) => match self.clients.add(stream) {
+                    Ok(stream) => match self.clients.add(stream, self.shutdown.subscribe()) {
                         Ok(id) => tracing::debug!("client {id} connected (pid {})", self.clients.pid(id)),
                         Err(e) => self.log.line(format!("client connection not taken on: {e}")),
                     },
@@ -280,11 +298,45 @@ impl Daemon {
                     Err(e) => self.accept_failed("peer port", e).await,
                 },
                 _ = tick.tick() => self.input(Input::Tick),
-                _ = term.recv() => if self.may_stop("SIGTERM") { break },
-                _ = int.recv() => if self.may_stop("SIGINT") { break },
+                sig = self.signals.recv(), if drained.is_none() => if self.may_stop(sig) {
+                    drained = Some(Box::pin(self.stop()));
+                },
+                done = async { drained.as_mut().expect("stopping").await }, if drained.is_some() => {
+                    if !done {
+                        self.log.line(format!("clients still sending after {DRAIN:?}: stopping anyway"));
+                    }
+                    break;
+                }
             }
         }
+        self.finish_clients().await?;
         self.leave_groups().await;
+        Ok(())
+    }
+
+    /// Start the stop: no new clients, and every reader hands on what it has read and
+    /// ends. The future resolves once they all have (false: not within [`DRAIN`]); the
+    /// loop goes on handling what they hand on meanwhile.
+    fn stop(&mut self) -> impl std::future::Future<Output = bool> + 'static {
+        self.stopping = true;
+        self.clients.stop_accepting();
+        std::mem::take(&mut self.shutdown).drain(DRAIN)
+    }
+
+    /// The readers are done: handle the last frames they handed on, and write every
+    /// answer before the connections close with the daemon.
+    async fn finish_clients(&mut self) -> Result<()> {
+        while let Ok(ev) = self.events.try_recv() {
+            self.event(ev)?;
+        }
+        if tokio::time::timeout(DRAIN, self.clients.flushed())
+            .await
+            .is_err()
+        {
+            self.log.line(format!(
+                "answers to clients not all written within {DRAIN:?}"
+            ));
+        }
         Ok(())
     }
 
@@ -396,6 +448,16 @@ impl Daemon {
     fn event(&mut self, ev: Event) -> Result<()> {
         match ev {
             Event::Client(ClientEvent::Frame { client, frame }) => match frame {
+                // A lockspace joined now would be left behind by the exiting daemon.
+                ClientFrame::Call {
+                    req,
+                    request: Request::Join { .. },
+                } if self.stopping => {
+                    let result = Err(Errno::new(ESHUTDOWN, "dlm_controld is shutting down"));
+                    self.clients
+                        .send(client, DaemonFrame::Reply { req, result });
+                    self.settle();
+                }
                 ClientFrame::Call { req, request } => self.input(Input::Client {
                     client,
                     req,

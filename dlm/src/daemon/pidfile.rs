@@ -19,17 +19,15 @@ impl PidFile {
     /// Create the run directory and (or take over a stale) `<run_dir>/dlm_controld.pid`,
     /// lock it and write our pid into it. Fails if a live daemon holds it.
     pub fn acquire(run_dir: &Path) -> Result<PidFile> {
-        std::fs::create_dir_all(run_dir)
-            .map_err(|e| Error::io(format!("creating run directory {}", run_dir.display()), e))?;
+        hydra_daemon::run_dir::create(run_dir)?;
         match hydra_daemon::PidFile::acquire(&run_dir.join(PID_FILE), "dlm_controld") {
             Ok(held) => Ok(PidFile { _held: held }),
-            Err(hydra_daemon::Error::Io { what, source }) => Err(Error::io(what, source)),
             // flock(2)'s EWOULDBLOCK, as dlm_controld reports it.
             Err(e @ hydra_daemon::Error::AlreadyRunning { .. }) => Err(Error::io(
                 e.to_string(),
                 std::io::Error::from_raw_os_error(libc::EWOULDBLOCK),
             )),
-            Err(e) => Err(Error::io(e.to_string(), std::io::Error::other("pid file"))),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -18,10 +18,11 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use crate::api::{Callback, Request};
 use crate::flags::{Flags, Status, SBF_VALNOTVALID};
+use crate::io::{Input, Output};
 use crate::membership::{lockspace_group, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP};
 use crate::message::{DaemonCpg, LsCpg, Msg};
 use crate::mode::{Mode, MODES};
-use crate::node::{CoreConfig, Input, Node, Output};
+use crate::node::{CoreConfig, Node};
 use crate::resource::{Lvb, Queue};
 
 /// xorshift64*: small, fast and the same everywhere.
@@ -466,6 +467,13 @@ impl Sim {
     }
 
     fn outputs(&mut self, id: NodeId, out: Vec<Output>) {
+        self.register_calls(id, &out);
+        self.carry_out(id, out);
+    }
+
+    /// Tell the oracle which calls the core accepted and which completions belong to
+    /// them, in the order the core ran them.
+    fn register_calls(&mut self, id: NodeId, out: &[Output]) {
         // Calls are accepted (their Reply) in the order the core ran them, and a call
         // run at once pushes its completion just before its Reply. So a completion
         // belongs to the call whose Reply follows it for the same lock in this batch,
@@ -519,6 +527,11 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// What a node's core asked for: messages onto the links, CPG traffic, replies,
+    /// fence runs, log lines.
+    fn carry_out(&mut self, id: NodeId, out: Vec<Output>) {
         for o in out {
             match o {
                 Output::Send { to, msg } => {
@@ -854,40 +867,14 @@ impl Sim {
     fn step(&mut self, ev: Ev) {
         match ev {
             Ev::Link(from, to) => {
-                let Some(q) = self.links.get_mut(&(from, to)) else {
-                    return;
-                };
-                let Some((t, _)) = q.front() else {
-                    return;
-                };
-                if *t > self.now {
-                    let d = *t - self.now;
-                    self.at(d, Ev::Link(from, to));
+                if !self.link_next(from, to) {
                     return;
                 }
-                if self.cut.contains(&from) || self.cut.contains(&to) {
-                    return; // held until the link heals (then pumped again)
-                }
-                let (_, msg) = q.pop_front().expect("front");
-                if let Some((t, _)) = q.front() {
-                    let d = t.saturating_sub(self.now);
-                    self.at(d, Ev::Link(from, to));
-                }
-                self.input(to, Input::Peer { from, msg });
             }
             Ev::Inbox(id) => {
-                let n = self.nodes.get_mut(&id).expect("node");
-                let Some(input) = n.inbox.pop_front() else {
-                    n.inbox_busy = false;
+                if !self.next_inbox(id) {
                     return;
-                };
-                if n.inbox.is_empty() {
-                    n.inbox_busy = false;
-                } else {
-                    let d = self.rng.below(3);
-                    self.at(d, Ev::Inbox(id));
                 }
-                self.input(id, input);
             }
             Ev::Membership => self.membership(),
             Ev::FenceDone {
@@ -895,32 +882,11 @@ impl Sim {
                 actor_inc,
                 victim,
             } => {
-                if self.nodes[&actor].inc != actor_inc || !self.alive(actor) {
+                if !self.fence_done(actor, actor_inc, victim) {
                     return;
                 }
-                // The device sometimes fails; the actor retries.
-                let ok = !self.rng.chance(150);
-                if ok {
-                    self.crash(victim, "fenced");
-                    let d = 500 + self.rng.below(3000);
-                    self.at(d, Ev::Restart(victim));
-                }
-                self.input(actor, Input::FenceDone { node: victim, ok });
             }
-            Ev::Restart(id) => {
-                let n = self.nodes.get_mut(&id).expect("node");
-                if !n.up {
-                    n.up = true;
-                    // A first boot may be apart on purpose (Sim::new heals it later).
-                    if n.inc > 0 {
-                        self.cut.remove(&id);
-                    }
-                    self.at(0, Ev::Membership);
-                }
-                if !self.alive(id) {
-                    self.boot(id);
-                }
-            }
+            Ev::Restart(id) => self.restart(id),
             Ev::DaemonRestart(id, power) => {
                 let n = &self.nodes[&id];
                 if n.power == power && n.up && n.core.is_none() {
@@ -963,6 +929,83 @@ impl Sim {
             }
         }
         self.check();
+    }
+
+    /// The next message on the link `from` → `to`, if it is due and the link is not
+    /// cut. False when nothing happened (no invariant to check).
+    fn link_next(&mut self, from: NodeId, to: NodeId) -> bool {
+        let Some(q) = self.links.get_mut(&(from, to)) else {
+            return false;
+        };
+        let Some((t, _)) = q.front() else {
+            return false;
+        };
+        if *t > self.now {
+            let d = *t - self.now;
+            self.at(d, Ev::Link(from, to));
+            return false;
+        }
+        if self.cut.contains(&from) || self.cut.contains(&to) {
+            return false; // held until the link heals (then pumped again)
+        }
+        let (_, msg) = q.pop_front().expect("front");
+        if let Some((t, _)) = q.front() {
+            let d = t.saturating_sub(self.now);
+            self.at(d, Ev::Link(from, to));
+        }
+        self.input(to, Input::Peer { from, msg });
+        true
+    }
+
+    /// The next of a node's queued inputs (corosync's deliveries, in order). False when
+    /// there was none.
+    fn next_inbox(&mut self, id: NodeId) -> bool {
+        let n = self.nodes.get_mut(&id).expect("node");
+        let Some(input) = n.inbox.pop_front() else {
+            n.inbox_busy = false;
+            return false;
+        };
+        if n.inbox.is_empty() {
+            n.inbox_busy = false;
+        } else {
+            let d = self.rng.below(3);
+            self.at(d, Ev::Inbox(id));
+        }
+        self.input(id, input);
+        true
+    }
+
+    /// The fence agents `actor` ran for `victim` finish: the victim powers off (and
+    /// boots later) unless the device failed. False when the actor is gone since.
+    fn fence_done(&mut self, actor: NodeId, actor_inc: u32, victim: NodeId) -> bool {
+        if self.nodes[&actor].inc != actor_inc || !self.alive(actor) {
+            return false;
+        }
+        // The device sometimes fails; the actor retries.
+        let ok = !self.rng.chance(150);
+        if ok {
+            self.crash(victim, "fenced");
+            let d = 500 + self.rng.below(3000);
+            self.at(d, Ev::Restart(victim));
+        }
+        self.input(actor, Input::FenceDone { node: victim, ok });
+        true
+    }
+
+    /// A node powers on (corosync up) and its daemon starts.
+    fn restart(&mut self, id: NodeId) {
+        let n = self.nodes.get_mut(&id).expect("node");
+        if !n.up {
+            n.up = true;
+            // A first boot may be apart on purpose (Sim::new heals it later).
+            if n.inc > 0 {
+                self.cut.remove(&id);
+            }
+            self.at(0, Ev::Membership);
+        }
+        if !self.alive(id) {
+            self.boot(id);
+        }
     }
 
     fn heal(&mut self, id: NodeId) {
@@ -1043,39 +1086,9 @@ impl Sim {
             self.input(id, Input::ClientGone(client));
             return;
         }
-        // A libdlm call returns before another is made on the same lock (calls made
-        // while the lockspace recovers wait in the kernel): no second call on a lock
-        // whose last one is unanswered, or the oracle could not tell which completed.
-        let node = &self.nodes[&id];
-        let held: Vec<((String, u32), Option<Mode>)> = node.clients[&client]
-            .iter()
-            .filter(|((ls, lkid), _)| {
-                !node
-                    .pending
-                    .values()
-                    .any(|p| p.lkid == *lkid && p.ls == *ls)
-            })
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let held = self.callable(id, client);
         let mode = MODES[self.rng.below(6) as usize];
-        let mut flags = Flags::VALBLK;
-        for (bit, p) in [
-            (Flags::NOQUEUE, 150),
-            (Flags::QUECVT, 80),
-            (Flags::CONVDEADLK, 60),
-            (Flags::NODLCKWT, 40),
-            (Flags::HEADQUE, 40),
-            (Flags::NOORDER, 40),
-            (Flags::ALTPR, 30),
-            (Flags::ALTCW, 30),
-            (Flags::NOQUEUEBAST, 50),
-            (Flags::IVVALBLK, 30),
-            (Flags::PERSISTENT, 20),
-        ] {
-            if self.rng.chance(p) {
-                flags |= bit;
-            }
-        }
+        let flags = self.random_flags();
         let value = self.next_req.to_le_bytes();
         let mut lvb = [0u8; 32];
         lvb[..8].copy_from_slice(&value);
@@ -1094,43 +1107,105 @@ impl Sim {
             return;
         }
         let ((ls_of, lkid), _) = held[self.rng.below(held.len() as u64) as usize].clone();
-        let name_of = self.lock_name(id, &ls_of, lkid);
         if roll < 75 {
-            let f = (flags | Flags::CONVERT) & !Flags::PERSISTENT;
-            if let Some(name) = name_of {
-                self.may_write(&ls_of, &name, f, &lvb);
-                self.next_call = Some((name, f, lvb, Some(mode)));
-            }
-            let req = Request::Lock {
-                ls: ls_of,
-                name: Vec::new(),
-                mode,
-                flags: Flags(f),
-                lvb: Some(lvb),
-                bast: true,
-                lkid,
-            };
-            self.call(id, client, req, lkid);
+            self.convert(id, client, ls_of, lkid, mode, flags, lvb);
         } else {
-            let f = match self.rng.below(10) {
-                0 | 1 => Flags::CANCEL,
-                2 => Flags::FORCEUNLOCK,
-                _ => flags & (Flags::VALBLK | Flags::IVVALBLK),
-            };
-            if let Some(name) = name_of {
-                if f & (Flags::CANCEL | Flags::FORCEUNLOCK) == 0 {
-                    self.may_write(&ls_of, &name, f, &lvb);
-                    self.next_call = Some((name, f, lvb, None));
-                }
-            }
-            let req = Request::Unlock {
-                ls: ls_of,
-                lkid,
-                flags: Flags(f),
-                lvb: Some(lvb),
-            };
-            self.call(id, client, req, lkid);
+            self.unlock(id, client, ls_of, lkid, flags, lvb);
         }
+    }
+
+    /// A client's locks it may make a call on now. A libdlm call returns before another
+    /// is made on the same lock (calls made while the lockspace recovers wait in the
+    /// kernel): no second call on a lock whose last one is unanswered, or the oracle
+    /// could not tell which completed.
+    fn callable(&self, id: NodeId, client: u64) -> Vec<((String, u32), Option<Mode>)> {
+        let node = &self.nodes[&id];
+        node.clients[&client]
+            .iter()
+            .filter(|((ls, lkid), _)| {
+                !node
+                    .pending
+                    .values()
+                    .any(|p| p.lkid == *lkid && p.ls == *ls)
+            })
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// VALBLK and a random choice of the other flags, each with its own odds.
+    fn random_flags(&mut self) -> u32 {
+        let mut flags = Flags::VALBLK;
+        for (bit, p) in [
+            (Flags::NOQUEUE, 150),
+            (Flags::QUECVT, 80),
+            (Flags::CONVDEADLK, 60),
+            (Flags::NODLCKWT, 40),
+            (Flags::HEADQUE, 40),
+            (Flags::NOORDER, 40),
+            (Flags::ALTPR, 30),
+            (Flags::ALTCW, 30),
+            (Flags::NOQUEUEBAST, 50),
+            (Flags::IVVALBLK, 30),
+            (Flags::PERSISTENT, 20),
+        ] {
+            if self.rng.chance(p) {
+                flags |= bit;
+            }
+        }
+        flags
+    }
+
+    /// A conversion of one of the client's locks.
+    #[allow(clippy::too_many_arguments)]
+    fn convert(
+        &mut self,
+        id: NodeId,
+        client: u64,
+        ls_of: String,
+        lkid: u32,
+        mode: Mode,
+        flags: u32,
+        lvb: Lvb,
+    ) {
+        let name_of = self.lock_name(id, &ls_of, lkid);
+        let f = (flags | Flags::CONVERT) & !Flags::PERSISTENT;
+        if let Some(name) = name_of {
+            self.may_write(&ls_of, &name, f, &lvb);
+            self.next_call = Some((name, f, lvb, Some(mode)));
+        }
+        let req = Request::Lock {
+            ls: ls_of,
+            name: Vec::new(),
+            mode,
+            flags: Flags(f),
+            lvb: Some(lvb),
+            bast: true,
+            lkid,
+        };
+        self.call(id, client, req, lkid);
+    }
+
+    /// An unlock, cancel or forced unlock of one of the client's locks.
+    fn unlock(&mut self, id: NodeId, client: u64, ls_of: String, lkid: u32, flags: u32, lvb: Lvb) {
+        let name_of = self.lock_name(id, &ls_of, lkid);
+        let f = match self.rng.below(10) {
+            0 | 1 => Flags::CANCEL,
+            2 => Flags::FORCEUNLOCK,
+            _ => flags & (Flags::VALBLK | Flags::IVVALBLK),
+        };
+        if let Some(name) = name_of {
+            if f & (Flags::CANCEL | Flags::FORCEUNLOCK) == 0 {
+                self.may_write(&ls_of, &name, f, &lvb);
+                self.next_call = Some((name, f, lvb, None));
+            }
+        }
+        let req = Request::Unlock {
+            ls: ls_of,
+            lkid,
+            flags: Flags(f),
+            lvb: Some(lvb),
+        };
+        self.call(id, client, req, lkid);
     }
 
     /// The safety invariants, after every step.
@@ -1250,6 +1325,12 @@ impl Sim {
         }
         until = self.now + 10_000;
         self.run_until(until, false);
+        self.verify_end()
+    }
+
+    /// After the run settled: every node back, every call answered, every lockspace
+    /// running, nothing left outstanding or held but orphans.
+    fn verify_end(&self) -> Result<(), String> {
         // Nothing failed: nobody may have been fenced, however the nodes booted.
         if !self.params.faults {
             if let Some(l) = self.log.iter().find(|l| l.ends_with("(fenced)")) {

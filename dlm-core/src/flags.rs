@@ -210,6 +210,7 @@ pub mod libc_errno {
     pub const EINVAL: i32 = 22;
     pub const EDEADLK: i32 = 35;
     pub const ENOTCONN: i32 = 107;
+    pub const ESHUTDOWN: i32 = 108;
     pub const EINPROGRESS: i32 = 115;
 }
 

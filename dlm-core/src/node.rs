@@ -5,11 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{Callback, ClientId, Errno, Request};
+use crate::api::{ClientId, Errno, Request};
 use crate::flags::libc_errno::{EBUSY, EINVAL, ENOENT};
+use crate::io::{Input, Output};
 use crate::lockspace::Lockspace;
-use crate::membership::{lockspace_group, Confchg, LeaveReason, NodeId, Quorum, DAEMON_GROUP};
-use crate::message::{DaemonCpg, LsCpg, Msg};
+use crate::membership::{lockspace_group, Confchg, LeaveReason, NodeId, DAEMON_GROUP};
+use crate::message::DaemonCpg;
 
 /// The settings the core acts on (a subset of dlm.conf).
 #[derive(Clone, Debug)]
@@ -50,71 +51,6 @@ impl Default for CoreConfig {
             recover_chunk: 4096,
         }
     }
-}
-
-#[derive(Clone, Debug)]
-pub enum Input {
-    Client {
-        client: ClientId,
-        req: u64,
-        request: Request,
-    },
-    ClientGone(ClientId),
-    /// Lock traffic from another daemon.
-    Peer {
-        from: NodeId,
-        msg: Msg,
-    },
-    /// A CPG configuration change (daemon group or a lockspace group).
-    Confchg(Confchg),
-    /// A recovery message delivered in a lockspace's group.
-    LsCpg {
-        ls: String,
-        from: NodeId,
-        msg: LsCpg,
-    },
-    /// A message delivered in the daemons' group.
-    DaemonCpg {
-        from: NodeId,
-        msg: DaemonCpg,
-    },
-    Quorum(Quorum),
-    /// The fence agents for `node` finished.
-    FenceDone {
-        node: NodeId,
-        ok: bool,
-    },
-    Tick,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    Send {
-        to: NodeId,
-        msg: Msg,
-    },
-    McastLs {
-        ls: String,
-        msg: LsCpg,
-    },
-    McastDaemon(DaemonCpg),
-    CpgJoin(String),
-    CpgLeave(String),
-    Reply {
-        client: ClientId,
-        req: u64,
-        result: Result<u32, Errno>,
-    },
-    Callback {
-        client: ClientId,
-        ls: String,
-        cb: Callback,
-    },
-    /// Run the fence agents for `node`; answer with `Input::FenceDone`.
-    Fence {
-        node: NodeId,
-    },
-    Log(String),
 }
 
 /// Fencing needed for one node (dlm_controld's `need_fencing`).
@@ -381,7 +317,20 @@ impl Node {
         })
     }
 
+    /// A CPG configuration change: failures to fence first, then the daemons' group's
+    /// bookkeeping or the lockspace's stop.
     fn confchg(&mut self, c: Confchg, out: &mut Vec<Output>) {
+        self.note_failures(&c);
+        if c.group == DAEMON_GROUP {
+            self.daemon_confchg(c, out);
+        } else {
+            self.lockspace_confchg(c, out);
+        }
+    }
+
+    /// Nodes that left a group in a way that needs fencing (and are not fenced yet),
+    /// with the members that saw them go as the ones to run the agents.
+    fn note_failures(&mut self, c: &Confchg) {
         let witnesses = if c.group == DAEMON_GROUP {
             // A node added in the same change never saw the failure (and may not know
             // of it at all): not an actor (dlm_controld's set_fence_actors).
@@ -407,66 +356,82 @@ impl Node {
                 self.need_fencing(*n, &witnesses, ring);
             }
         }
-        if c.group == DAEMON_GROUP {
-            for (n, _) in &c.left {
-                self.clean.remove(n);
-                self.merged.remove(n);
-                // Kept until it joins again: its lockspaces' confchgs may come later.
-                if self.fenced_members.contains(n) {
-                    out.push(Output::Log(format!(
-                        "daemon group: node {n} left after it was fenced"
-                    )));
-                }
-            }
-            for n in &c.joined {
-                self.fenced_members.remove(n);
-            }
-            if !c.joined.is_empty() {
-                // Every change that adds members, whatever its cause (a join, a merge of
-                // rings), is answered by every member with a Hello saying whether it
-                // holds lock state (dlm_controld's send_protocol on `joined_list`).
-                out.push(self.say_hello());
-                self.fence_delay_from = self.now;
-            }
-            if c.joined.contains(&self.me)
-                && self.startup.is_none()
-                && self.config.enable_fencing
-                && self.config.enable_startup_fencing
-            {
-                let nodes: BTreeSet<NodeId> = self
-                    .config
-                    .nodes
-                    .iter()
-                    .copied()
-                    .filter(|n| *n != self.me && !c.members.contains(n))
-                    .collect();
-                if !nodes.is_empty() {
-                    out.push(Output::Log(format!(
-                        "startup: nodes {nodes:?} are not running the daemon: fenced \
-                         unless they join within post_join_delay"
-                    )));
-                }
-                self.startup = Some(Startup { nodes });
-            }
-            for (n, why) in &c.left {
+    }
+
+    /// A change of the daemons' group: who is a member, the Hello that answers every
+    /// join, startup fencing's wait when this daemon is the one joining, and the fencing
+    /// left by actors that went away.
+    fn daemon_confchg(&mut self, c: Confchg, out: &mut Vec<Output>) {
+        for (n, _) in &c.left {
+            self.clean.remove(n);
+            self.merged.remove(n);
+            // Kept until it joins again: its lockspaces' confchgs may come later.
+            if self.fenced_members.contains(n) {
                 out.push(Output::Log(format!(
-                    "daemon group: node {n} left (reason {})",
-                    why.code()
+                    "daemon group: node {n} left after it was fenced"
                 )));
-                // An actor that went away leaves its fencing to the next one, for good:
-                // if it comes back it remembers nothing of the failure (dlm_controld's
-                // get_fence_actor drops an actor that is gone).
-                for need in self.fencing.values_mut() {
-                    need.actors.retain(|a| a != n);
-                    if need.started_by == Some(*n) {
-                        need.started_by = None;
-                        need.uncovered = true;
-                    }
+            }
+        }
+        for n in &c.joined {
+            self.fenced_members.remove(n);
+        }
+        if !c.joined.is_empty() {
+            // Every change that adds members, whatever its cause (a join, a merge of
+            // rings), is answered by every member with a Hello saying whether it
+            // holds lock state (dlm_controld's send_protocol on `joined_list`).
+            out.push(self.say_hello());
+            self.fence_delay_from = self.now;
+        }
+        if c.joined.contains(&self.me) {
+            self.begin_startup(&c.members, out);
+        }
+        for (n, why) in &c.left {
+            out.push(Output::Log(format!(
+                "daemon group: node {n} left (reason {})",
+                why.code()
+            )));
+            // An actor that went away leaves its fencing to the next one, for good:
+            // if it comes back it remembers nothing of the failure (dlm_controld's
+            // get_fence_actor drops an actor that is gone).
+            for need in self.fencing.values_mut() {
+                need.actors.retain(|a| a != n);
+                if need.started_by == Some(*n) {
+                    need.started_by = None;
+                    need.uncovered = true;
                 }
             }
-            self.daemon_members = c.members;
+        }
+        self.daemon_members = c.members;
+    }
+
+    /// This daemon joined the daemons' group: the configured nodes not in it are waited
+    /// for (startup fencing), unless startup fencing is off.
+    fn begin_startup(&mut self, members: &[NodeId], out: &mut Vec<Output>) {
+        if self.startup.is_some()
+            || !self.config.enable_fencing
+            || !self.config.enable_startup_fencing
+        {
             return;
         }
+        let nodes: BTreeSet<NodeId> = self
+            .config
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| *n != self.me && !members.contains(n))
+            .collect();
+        if !nodes.is_empty() {
+            out.push(Output::Log(format!(
+                "startup: nodes {nodes:?} are not running the daemon: fenced \
+                 unless they join within post_join_delay"
+            )));
+        }
+        self.startup = Some(Startup { nodes });
+    }
+
+    /// A change of one of this node's lockspace groups: the lockspace stops and its
+    /// recovery starts over.
+    fn lockspace_confchg(&mut self, c: Confchg, out: &mut Vec<Output>) {
         let Some(name) = c.group.strip_prefix("dlm:ls:") else {
             return;
         };
