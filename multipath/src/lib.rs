@@ -11,6 +11,9 @@
 //!
 //! `export`: how a map is served to its users — the `BlockDevice` trait every export
 //! serves from, a file-backed device, and the NBD server (DESIGN.md, Data paths → Export).
+//!
+//! [`node`]: the node daemon (`hydra iscsid`): sessions, maps, exports, devices and the
+//! multipathd control socket in one process.
 
 mod error;
 pub use error::{Error, Result};
@@ -19,6 +22,7 @@ pub mod bindings;
 pub mod config;
 pub mod export;
 pub mod map;
+pub mod node;
 pub mod wwids;
 
 mod statefile;
