@@ -9,6 +9,9 @@
 //! [`map`]: one map's decisions (path groups, selectors, failover, checker schedule,
 //! `no_path_retry`, failback), sans-IO, for a tokio driver that owns the sessions.
 //!
+//! [`driver`]: the tokio driver of one map over initiator sessions (the map as a
+//! block device, path checker, persistent reservations).
+//!
 //! `export`: how a map is served to its users — the `BlockDevice` trait every export
 //! serves from, a file-backed device, and the NBD server (DESIGN.md, Data paths → Export).
 
@@ -17,6 +20,7 @@ pub use error::{Error, Result};
 
 pub mod bindings;
 pub mod config;
+pub mod driver;
 pub mod export;
 pub mod map;
 pub mod wwids;
