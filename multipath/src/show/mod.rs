@@ -20,6 +20,7 @@
 //!   target's IQN, `%c` (checker) always `tur`.
 
 mod layout;
+pub mod persist;
 pub mod snapshot;
 pub mod topology;
 pub mod wildcards;
