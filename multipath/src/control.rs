@@ -76,6 +76,155 @@ pub enum Request {
     Shutdown,
 }
 
+impl Request {
+    /// A multipathd command, as typed after `multipathd` or in `multipathd -k"…"`
+    /// (multipathd.8 "Commands"; its synonyms `list` for `show`, `multipaths` for
+    /// `maps`, `multipath` for `map`, `remove` for `del`, `switch` for `switchgroup`).
+    /// `Err` says what is wrong, for the CLI to print before sending anything.
+    pub fn parse_command(words: &[&str]) -> Result<Request, String> {
+        let norm: Vec<&str> = words
+            .iter()
+            .map(|w| match *w {
+                "list" => "show",
+                "multipaths" => "maps",
+                "multipath" => "map",
+                "remove" => "del",
+                "switch" => "switchgroup",
+                w => w,
+            })
+            .collect();
+        let bad = || {
+            Err(format!(
+                "unknown command '{}'; commands:\n{}",
+                words.join(" "),
+                COMMANDS
+            ))
+        };
+        let arg = |i: usize, what: &str| -> Result<String, String> {
+            words
+                .get(i)
+                .map(|s| s.to_string())
+                .ok_or_else(|| format!("'{}' needs {what}", words.join(" ")))
+        };
+        let done = |n: usize, r: Request| -> Result<Request, String> {
+            match words.get(n) {
+                None => Ok(r),
+                Some(extra) => Err(format!(
+                    "unexpected '{extra}' after '{}'",
+                    words[..n].join(" ")
+                )),
+            }
+        };
+        let show = |s: Show, n: usize| done(n, Request::Show(s));
+        match norm.as_slice() {
+            ["show", "paths"] => show(Show::Paths { format: None }, 2),
+            ["show", "paths", "format", ..] => show(
+                Show::Paths {
+                    format: Some(arg(3, "a format")?),
+                },
+                4,
+            ),
+            ["show", "maps"] => show(Show::Maps { format: None }, 2),
+            ["show", "maps", "format", ..] => show(
+                Show::Maps {
+                    format: Some(arg(3, "a format")?),
+                },
+                4,
+            ),
+            ["show", "maps", "status", ..] => show(Show::MapsStatus, 3),
+            ["show", "maps", "stats", ..] => show(Show::MapsStats, 3),
+            ["show", "maps", "topology", ..] | ["show", "topology", ..] => {
+                show(Show::Topology { map: None }, norm.len().min(3))
+            }
+            ["show", "map", m, "topology", ..] => show(
+                Show::Topology {
+                    map: Some(m.to_string()),
+                },
+                4,
+            ),
+            ["show", "status", ..] => show(Show::Status, 2),
+            ["show", "config", ..] => show(Show::Config, 2),
+            ["show", "wildcards", ..] => show(Show::Wildcards, 2),
+            ["reconfigure", ..] => done(1, Request::Reconfigure),
+            ["fail", "path", ..] => done(
+                3,
+                Request::FailPath {
+                    path: arg(2, "a path")?,
+                },
+            ),
+            ["reinstate", "path", ..] => done(
+                3,
+                Request::ReinstatePath {
+                    path: arg(2, "a path")?,
+                },
+            ),
+            ["switchgroup", "map", _, "group", ..] => {
+                let group = arg(4, "a group number")?;
+                let group = group
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|g| *g >= 1)
+                    .ok_or_else(|| {
+                        format!("invalid group number '{group}' (groups count from 1)")
+                    })?;
+                done(
+                    5,
+                    Request::SwitchGroup {
+                        map: words[2].to_string(),
+                        group,
+                    },
+                )
+            }
+            ["disablequeueing", "maps", ..] => done(2, Request::DisableQueueing { map: None }),
+            ["disablequeueing", "map", ..] => done(
+                3,
+                Request::DisableQueueing {
+                    map: Some(arg(2, "a map")?),
+                },
+            ),
+            ["restorequeueing", "maps", ..] => done(2, Request::RestoreQueueing { map: None }),
+            ["restorequeueing", "map", ..] => done(
+                3,
+                Request::RestoreQueueing {
+                    map: Some(arg(2, "a map")?),
+                },
+            ),
+            ["add", "map", ..] => done(
+                3,
+                Request::AddMap {
+                    map: arg(2, "a map")?,
+                },
+            ),
+            ["del", "map", ..] => done(
+                3,
+                Request::DelMap {
+                    map: arg(2, "a map")?,
+                },
+            ),
+            ["del", "maps", ..] => done(2, Request::Flush { map: None }),
+            ["shutdown", ..] => done(1, Request::Shutdown),
+            _ => bad(),
+        }
+    }
+}
+
+/// The commands [`Request::parse_command`] takes, for help texts.
+pub const COMMANDS: &str = "  show|list paths [format $format]
+  show|list maps|multipaths [format $format]
+  show|list maps|multipaths status|stats|topology
+  show|list topology
+  show|list map|multipath $map topology
+  show|list status|config|wildcards
+  reconfigure
+  fail path $path
+  reinstate path $path
+  switch|switchgroup map $map group $group
+  disablequeueing|restorequeueing maps|map $map
+  add map $map
+  remove|del map $map
+  remove|del maps
+  shutdown";
+
 /// The `show` commands (multipathd.8 "Commands").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -331,4 +480,148 @@ mod pr_convert {
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::show::{self, DaemonFacts, MapSnapshot};
+    use hydra_daemon::control;
+    use hydra_daemon::Shutdown;
+    use std::time::Duration;
+
+    fn parse(s: &str) -> Result<Request, String> {
+        Request::parse_command(&s.split_whitespace().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn commands_parse_with_synonyms() {
+        assert_eq!(
+            parse("show paths"),
+            Ok(Request::Show(Show::Paths { format: None }))
+        );
+        assert_eq!(
+            Request::parse_command(&["list", "paths", "format", "%w %d"]),
+            Ok(Request::Show(Show::Paths {
+                format: Some("%w %d".into())
+            }))
+        );
+        assert_eq!(
+            parse("list multipaths"),
+            Ok(Request::Show(Show::Maps { format: None }))
+        );
+        assert_eq!(parse("show topology"), parse("show maps topology"));
+        assert_eq!(
+            parse("show multipath mpatha topology"),
+            Ok(Request::Show(Show::Topology {
+                map: Some("mpatha".into())
+            }))
+        );
+        assert_eq!(
+            parse("switch map mpatha group 2"),
+            Ok(Request::SwitchGroup {
+                map: "mpatha".into(),
+                group: 2
+            })
+        );
+        assert_eq!(parse("remove maps"), Ok(Request::Flush { map: None }));
+        assert_eq!(
+            parse("fail path s1l0"),
+            Ok(Request::FailPath {
+                path: "s1l0".into()
+            })
+        );
+        assert_eq!(
+            parse("switchgroup map m group 0").unwrap_err(),
+            "invalid group number '0' (groups count from 1)"
+        );
+        assert_eq!(parse("fail path").unwrap_err(), "'fail path' needs a path");
+        assert_eq!(
+            parse("reconfigure now").unwrap_err(),
+            "unexpected 'now' after 'reconfigure'"
+        );
+        assert!(parse("format disk")
+            .unwrap_err()
+            .starts_with("unknown command 'format disk'; commands:\n  show|list paths"));
+    }
+
+    /// The protocol over a real socket, with a tiny daemon that answers `show` from one
+    /// snapshot and `multipath -ll`'s request with the snapshots themselves.
+    #[tokio::test]
+    async fn round_trip_over_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = socket_path(dir.path());
+        let shutdown = Shutdown::new();
+        let listener = control::bind(&path, Some(0o600)).unwrap();
+        let snap: MapSnapshot = serde_json::from_str(SNAPSHOT).unwrap();
+        let maps = vec![snap.clone()];
+        let server = tokio::spawn(control::serve::<Multipathd, _, _>(
+            listener,
+            shutdown.subscribe(),
+            move |req: Request| {
+                let maps = maps.clone();
+                async move {
+                    match req {
+                        Request::Show(s) => show::answer(&s, &maps, &DaemonFacts::default()),
+                        Request::Snapshots { .. } => Response::Snapshots(maps),
+                        Request::PrIn { .. } => Response::Pr(PrAnswer::Keys {
+                            generation: 3,
+                            keys: vec![0x123abc],
+                        }),
+                        Request::Reconfigure => Response::Ok,
+                        _ => Response::Error {
+                            code: 1,
+                            message: "not here".into(),
+                        },
+                    }
+                }
+            },
+        ));
+        let call = |r| control::call::<Multipathd>(&path, r);
+        assert_eq!(
+            call(Request::Show(Show::Maps { format: None }))
+                .await
+                .unwrap(),
+            Response::Text("name   sysfs uuid\nmpatha loop3 3600\n".into())
+        );
+        assert_eq!(
+            call(Request::Snapshots { map: None }).await.unwrap(),
+            Response::Snapshots(vec![snap])
+        );
+        assert_eq!(
+            call(Request::PrIn {
+                map: "mpatha".into(),
+                action: PrInAction::ReadKeys
+            })
+            .await
+            .unwrap(),
+            Response::Pr(PrAnswer::Keys {
+                generation: 3,
+                keys: vec![0x123abc]
+            })
+        );
+        assert_eq!(call(Request::Reconfigure).await.unwrap(), Response::Ok);
+        assert_eq!(
+            call(Request::Shutdown).await.unwrap(),
+            Response::Error {
+                code: 1,
+                message: "not here".into()
+            }
+        );
+        assert!(shutdown.drain(Duration::from_secs(5)).await);
+        server.await.unwrap();
+    }
+
+    const SNAPSHOT: &str = r#"{"name":"mpatha","wwid":"3600","sysfs":"loop3","dev_t":"7:3",
+        "size":1073741824,"vendor":"IET","product":"VIRTUAL-DISK","revision":"0001",
+        "features":"0","hwhandler":"0","write_protect":false,"failback":"-",
+        "queueing":"off","queued":0,"pending":0,
+        "stats":{"path_faults":1,"switch_group":0,"queue_timeouts":0},
+        "groups":[{"selector":"service-time 0","prio":1,"status":"active","paths":[
+          {"id":4294967297,"wwid":"3600","multipath":"mpatha","size":1073741824,
+           "hcil":"1:0:0:1","dev":"s1l1","dev_t":"7:3","dm_state":"active",
+           "checker":"ready","dev_state":"running","prio":1,"next_check":"XX........ 2/10",
+           "vpr":"IET,VIRTUAL-DISK,0001","serial":"beaf11","target_name":"iqn.t",
+           "portal":"10.200.1.1:3260","tpg":null,"sid":1,"failed_because":null,
+           "in_flight":0}]}]}"#;
 }

@@ -76,6 +76,35 @@ impl PathFacts {
     }
 }
 
+impl PathSnapshot {
+    /// A session LUN no map uses (blacklisted, or waiting for find_multipaths), as
+    /// `show paths` lists it: no dm or checker state, `orphan` for the next check.
+    pub fn orphan(id: PathId, wwid: &str, facts: &PathFacts, dev: &DeviceFacts) -> PathSnapshot {
+        PathSnapshot {
+            id: id.0,
+            wwid: wwid.to_string(),
+            multipath: None,
+            size: dev.size,
+            hcil: facts.hcil.clone(),
+            dev: facts.dev.clone(),
+            dev_t: facts.dev_t.clone(),
+            dm_state: "undef".into(),
+            checker: "undef".into(),
+            dev_state: "unknown".into(),
+            prio: -1,
+            next_check: "orphan".into(),
+            vpr: format!("{},{},{}", dev.vendor, dev.product, dev.revision),
+            serial: String::new(),
+            target_name: String::new(),
+            portal: facts.portal.clone(),
+            tpg: None,
+            sid: facts.sid,
+            failed_because: None,
+            in_flight: 0,
+        }
+    }
+}
+
 /// One map (`struct multipath` as the printers read it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapSnapshot {
@@ -98,7 +127,8 @@ pub struct MapSnapshot {
     pub hwhandler: String,
     /// `%r`: Some(true) `ro`, Some(false) `rw`, None `undef`.
     pub write_protect: Option<bool>,
-    /// `%F`: `manual`, `immediate`, `followover`, or the deferral in seconds.
+    /// `%F`: `immediate`, `followover`, or `-` (print.c shows the deferral only
+    /// while it counts down, which the core does not expose).
     pub failback: String,
     /// `%Q`: `off`, `on`, `-`, `N chk`, `N sec`.
     pub queueing: String,
@@ -145,6 +175,12 @@ pub struct GroupSnapshot {
 pub struct PathSnapshot {
     /// The map's [`PathId`] of the path.
     pub id: u64,
+    /// `%w`: the LUN's WWID.
+    pub wwid: String,
+    /// `%m`: the map's name, None for a path no map uses (an orphan).
+    pub multipath: Option<String>,
+    /// `%S`: the LUN's size in bytes.
+    pub size: u64,
     /// `%i`.
     pub hcil: String,
     /// `%d`.
@@ -208,6 +244,9 @@ impl MapSnapshot {
                             .unwrap_or_else(|| PathFacts::from_id(p.id, &p.info.name));
                         PathSnapshot {
                             id: p.id.0,
+                            wwid: cfg.wwid.clone(),
+                            multipath: Some(cfg.alias.clone()),
+                            size: dev.size,
                             hcil: facts.hcil,
                             dev: facts.dev,
                             dev_t: facts.dev_t.or_else(|| dev.dev_t.clone()),
@@ -248,10 +287,9 @@ impl MapSnapshot {
             },
             write_protect: dev.write_protect,
             failback: match cfg.failback {
-                Failback::Manual => "manual".into(),
                 Failback::Immediate => "immediate".into(),
                 Failback::FollowOver => "followover".into(),
-                Failback::Deferred(n) => n.to_string(),
+                Failback::Manual | Failback::Deferred(_) => "-".into(),
             },
             queueing: map.queueing_display(now),
             queued: map.queued(),
@@ -259,6 +297,11 @@ impl MapSnapshot {
             stats: map.stats().into(),
             groups,
         }
+    }
+
+    /// `%N`: paths dm may send I/O down.
+    pub fn active_paths(&self) -> usize {
+        self.paths().filter(|p| p.dm_state == "active").count()
     }
 
     /// Every path of the map, group by group.
