@@ -233,6 +233,36 @@ fn two_portals_one_map_device_mount_and_logout() {
     let paths = node.ask(Request::Show(mpc::Show::Paths { format: None }));
     eprintln!("multipathd show paths: {paths:?}");
 
+    // fail path / reinstate path by hydra's path name.
+    let first = snap.paths().next().unwrap().dev.clone();
+    let state_of = |node: &Node, dev: &str| -> String {
+        let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
+            panic!("not snapshots");
+        };
+        let p = maps[0].paths().find(|p| p.dev == dev).cloned();
+        p.map(|p| p.dm_state).unwrap_or_default()
+    };
+    assert_eq!(
+        node.ask(Request::FailPath {
+            path: first.clone()
+        }),
+        Response::Ok
+    );
+    assert_eq!(state_of(&node, &first), "failed");
+    assert_eq!(
+        node.ask(Request::ReinstatePath {
+            path: first.clone()
+        }),
+        Response::Ok
+    );
+    assert_eq!(state_of(&node, &first), "active");
+    assert!(matches!(
+        node.ask(Request::FailPath {
+            path: "s99l1".into()
+        }),
+        Response::Error { .. }
+    ));
+
     // Partition through the mapper name; mpathap1 appears when sfdisk closes it.
     let mut child = Command::new("sfdisk")
         .arg("-q")
@@ -296,5 +326,43 @@ fn two_portals_one_map_device_mount_and_logout() {
         log.contains("mpatha: removed map after removing all paths"),
         "{log}"
     );
-    drop(node);
+
+    // Logging in again makes the map again under the same name (bindings file), its
+    // partition found when it is made; the data is there.
+    for p in &portals {
+        ok(adm(dir, &["-m", "node", "-T", IQN, "-p", p, "--login"]));
+    }
+    node.wait_for("mapper/mpathap1 again", || part.exists());
+    sh(Command::new("mount").arg(&part).arg(&mnt));
+    let mounted = Mounted(mnt.clone());
+    assert!(
+        std::fs::read(mnt.join("data")).unwrap() == data,
+        "data lost"
+    );
+    drop(mounted);
+
+    // SIGTERM flushes the maps before logging out: nothing is left, exit status 0.
+    let mut child = node.child.take().unwrap();
+    signal(child.id(), "TERM");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("iscsid did not stop on SIGTERM:\n{}", node.log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", node.log());
+    assert!(std::fs::read_dir(dev.join("mapper")).is_ok_and(|mut d| d.next().is_none()));
+    assert!(
+        !String::from_utf8_lossy(&Command::new("losetup").arg("-a").output().unwrap().stdout)
+            .contains(&*dir.to_string_lossy())
+    );
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&*dir.to_string_lossy()));
+    assert!(node.log().contains("mpatha: map flushed"), "{}", node.log());
 }
