@@ -37,13 +37,8 @@ pub(super) fn parse_args(args: &[String]) -> Result<(Mode, Option<PathBuf>), Str
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
-        if !words.is_empty() {
-            // Everything after the first command word belongs to the command
-            // (`show paths format "%d %w"`).
-            words.push(a.clone());
-        } else if a == "-h" || a == "--help" {
-            return Ok((Mode::Help, run_dir));
-        } else if let Some(d) = a.strip_prefix("--run-dir=") {
+        // --run-dir anywhere (no multipathd command has such a word).
+        if let Some(d) = a.strip_prefix("--run-dir=") {
             run_dir = Some(d.into());
         } else if a == "--run-dir" {
             i += 1;
@@ -51,6 +46,12 @@ pub(super) fn parse_args(args: &[String]) -> Result<(Mode, Option<PathBuf>), Str
                 .get(i)
                 .ok_or("option '--run-dir' requires an argument")?;
             run_dir = Some(d.into());
+        } else if !words.is_empty() {
+            // Everything else after the first command word belongs to the command
+            // (`show paths format "%d %w"`).
+            words.push(a.clone());
+        } else if a == "-h" || a == "--help" {
+            return Ok((Mode::Help, run_dir));
         } else if let Some(cmd) = a.strip_prefix("-k") {
             if cmd.is_empty() {
                 interactive = true;
@@ -247,6 +248,14 @@ mod tests {
         .unwrap();
         assert_eq!(m, Mode::Command(Request::Reconfigure));
         assert_eq!(dir, Some("/r".into()));
+        let (m, dir) = parse_args(&[
+            "show".to_string(),
+            "maps".to_string(),
+            "--run-dir=/s".to_string(),
+        ])
+        .unwrap();
+        assert_eq!(m, Mode::Command(Request::Show(Show::Maps { format: None })));
+        assert_eq!(dir, Some("/s".into()));
     }
 
     #[test]
