@@ -9,6 +9,9 @@
 //! [`map`]: one map's decisions (path groups, selectors, failover, checker schedule,
 //! `no_path_retry`, failback), sans-IO, for a tokio driver that owns the sessions.
 //!
+//! [`driver`]: the tokio driver of one map over initiator sessions (the map as a
+//! block device, path checker, persistent reservations).
+//!
 //! [`show`]: snapshots of maps and the `multipath -ll` / `multipathd show` printers;
 //! [`control`]: the multipathd control protocol the CLIs speak to the node daemon.
 //!
@@ -21,6 +24,7 @@ pub use error::{Error, Result};
 pub mod bindings;
 pub mod config;
 pub mod control;
+pub mod driver;
 pub mod export;
 pub mod map;
 pub mod show;
