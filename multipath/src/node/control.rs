@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use hydra_proto::scsi::pr::{OutParams, PrType};
 
 use super::maps::{path_name, Node};
-use crate::control::{pr_status, PrAnswer, Request, Response};
-use crate::driver::{path_id, PrIn, PrOutcome};
+use crate::control::{pr_response, pr_status, PrAnswer, Request, Response};
+use crate::driver::path_id;
 use crate::show::{self, DaemonFacts, DeviceFacts, PathFacts as ShowPathFacts, PathSnapshot};
 
 fn fail(message: impl Into<String>) -> Response {
@@ -26,32 +26,6 @@ fn ok_or(r: std::result::Result<(), impl ToString>) -> Response {
     match r {
         Ok(()) => Response::Ok,
         Err(e) => fail(e.to_string()),
-    }
-}
-
-/// mpathpersist's exit status for a PR outcome.
-fn pr_code(o: &PrOutcome) -> i32 {
-    use hydra_proto::scsi::sense::key;
-    match o {
-        PrOutcome::Good => pr_status::SUCCESS,
-        PrOutcome::ReservationConflict => pr_status::RESERV_CONFLICT,
-        PrOutcome::Failed { sense, .. } => match sense.map(|s| s.0) {
-            Some(key::NOT_READY) => pr_status::SENSE_NOT_READY,
-            Some(key::MEDIUM_ERROR) => pr_status::SENSE_MEDIUM_ERROR,
-            Some(key::HARDWARE_ERROR) => pr_status::SENSE_HARDWARE_ERROR,
-            Some(key::ILLEGAL_REQUEST) => pr_status::ILLEGAL_REQ,
-            Some(key::UNIT_ATTENTION) => pr_status::SENSE_UNIT_ATTENTION,
-            Some(key::ABORTED_COMMAND) => pr_status::SENSE_ABORTED_COMMAND,
-            Some(key::NO_SENSE) => pr_status::NO_SENSE,
-            _ => pr_status::OTHER,
-        },
-    }
-}
-
-fn pr_fail(o: &PrOutcome, what: &str) -> Response {
-    Response::Error {
-        code: pr_code(o),
-        message: format!("{what}: {o:?}"),
     }
 }
 
@@ -114,20 +88,8 @@ impl Node {
                     };
                 };
                 match m.handle.pr_in(action.action()).await {
-                    Ok(Ok(answer)) => Response::Pr(match &answer {
-                        PrIn::Keys(k) => PrAnswer::from(k),
-                        PrIn::Reservation(r) => PrAnswer::Reservation {
-                            generation: 0,
-                            reservation: r.map(|d| crate::control::PrReservation {
-                                key: d.key,
-                                scope: d.scope,
-                                rtype: u8::from(d.rtype),
-                            }),
-                        },
-                        PrIn::Capabilities(c) => PrAnswer::from(c),
-                        PrIn::FullStatus(s) => PrAnswer::from(s),
-                    }),
-                    Ok(Err(o)) => pr_fail(&o, &format!("{map}: PERSISTENT RESERVE IN")),
+                    Ok(Ok(answer)) => Response::Pr(PrAnswer::from(&answer)),
+                    Ok(Err(o)) => pr_response(&o),
                     Err(e) => Response::Error {
                         code: pr_status::OTHER,
                         message: e.to_string(),
@@ -150,8 +112,7 @@ impl Node {
                 };
                 let rtype = PrType::from(p.prout_type);
                 match m.handle.pr_out(p.action.action(), rtype, params).await {
-                    Ok(PrOutcome::Good) => Response::Pr(PrAnswer::Done),
-                    Ok(o) => pr_fail(&o, &format!("{}: PERSISTENT RESERVE OUT", p.map)),
+                    Ok(o) => pr_response(&o),
                     Err(e) => Response::Error {
                         code: pr_status::OTHER,
                         message: e.to_string(),
