@@ -309,6 +309,12 @@ fn two_portals_one_map_device_mount_and_logout() {
         std::fs::read_dir(dev.join("mapper")).is_ok_and(|mut d| d.next().is_none())
             && std::fs::read_dir(dev.join("disk/by-id")).is_ok_and(|mut d| d.next().is_none())
     });
+    // The daemon answers once the map's removal is complete (it holds its state
+    // meanwhile).
+    let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
+        panic!("not snapshots");
+    };
+    assert!(maps.is_empty(), "{maps:?}");
     node.wait_for("loop device detached", || {
         !String::from_utf8_lossy(&Command::new("losetup").arg("-a").output().unwrap().stdout)
             .contains(&*dir.to_string_lossy())
@@ -317,10 +323,6 @@ fn two_portals_one_map_device_mount_and_logout() {
         .unwrap()
         .contains(&*dir.join("run/fuse").to_string_lossy()));
     assert!(!dir.join("run/nbd/mpatha.sock").exists());
-    let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
-        panic!("not snapshots");
-    };
-    assert!(maps.is_empty(), "{maps:?}");
     let log = node.log();
     assert!(
         log.contains("mpatha: removed map after removing all paths"),
