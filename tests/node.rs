@@ -263,6 +263,40 @@ fn two_portals_one_map_device_mount_and_logout() {
         Response::Error { .. }
     ));
 
+    // The target restarts: both sessions reconnect under their sids and keep their
+    // paths (no logout, no new map); the checker makes them active again.
+    let names: Vec<String> = snap.paths().map(|p| p.dev.clone()).collect();
+    let mut h = h;
+    h.crash_and_restart();
+    let t = Instant::now();
+    loop {
+        let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
+            panic!("not snapshots");
+        };
+        assert_eq!(maps.len(), 1, "{maps:?}");
+        let now: Vec<(String, String, String)> = maps[0]
+            .paths()
+            .map(|p| (p.dev.clone(), p.dm_state.clone(), p.checker.clone()))
+            .collect();
+        assert_eq!(
+            now.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+            names,
+            "paths changed across a reconnect"
+        );
+        // Both sessions went down and came back (the initiator logs each reconnect).
+        let reconnected = node.log().matches("reconnected to 127.0.0.1").count() >= 2;
+        if reconnected && now.iter().all(|p| p.1 == "active" && p.2 == "ready") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "paths not reinstated after the target came back: {now:?}\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(std::fs::read_link(&mapper).unwrap(), lo);
+
     // Partition through the mapper name; mpathap1 appears when sfdisk closes it.
     let mut child = Command::new("sfdisk")
         .arg("-q")
