@@ -17,6 +17,9 @@
 //!
 //! `export`: how a map is served to its users — the `BlockDevice` trait every export
 //! serves from, a file-backed device, and the NBD server (DESIGN.md, Data paths → Export).
+//!
+//! [`node`]: the node daemon (`hydra iscsid`): sessions, maps, exports, devices and the
+//! multipathd control socket in one process.
 
 mod error;
 pub use error::{Error, Result};
@@ -27,6 +30,7 @@ pub mod control;
 pub mod driver;
 pub mod export;
 pub mod map;
+pub mod node;
 pub mod show;
 pub mod wwids;
 
