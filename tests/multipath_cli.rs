@@ -461,6 +461,15 @@ fn against_the_node_daemon() {
         assert_eq!(f[2], "#:#", "{out}");
     }
 
+    // The daemon's topology is multipath -ll's (no terminal: no bold).
+    assert_eq!(tool(&run_dir, &["multipathd", "show", "topology"]).0, out);
+    let (config, _, rc) = tool(&run_dir, &["multipathd", "show", "config"]);
+    assert_eq!(rc, 0);
+    assert!(config.starts_with("defaults {\n"), "{config}");
+    assert!(
+        config.contains("\tuser_friendly_names \"yes\"\n"),
+        "{config}"
+    );
     let (maps, _, rc) = tool(&run_dir, &["multipathd", "show", "maps"]);
     assert_eq!(rc, 0);
     assert!(
