@@ -597,9 +597,28 @@ fn pr_register_lands_on_every_nexus() {
             panic!("READ KEYS");
         };
         assert_eq!(keys.keys, vec![key, key]);
+        // A third path (a new I_T nexus) gets the map's key when it is added.
+        let s3 = login(t.portals[1], NODE, 3).await;
+        map.add_path(path_id(3, LUN), info(3), s3.clone(), LUN)
+            .await
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            let Ok(PrIn::FullStatus(fs)) = map.pr_in(InAction::ReadFullStatus).await.unwrap()
+            else {
+                panic!("READ FULL STATUS");
+            };
+            if fs.descriptors.len() == 3 {
+                assert!(fs.descriptors.iter().all(|d| d.key == key), "{fs:?}");
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{fs:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         map.shutdown().await;
-        s1.close().await.unwrap();
-        s2.close().await.unwrap();
+        for s in [s1, s2, s3] {
+            s.close().await.unwrap();
+        }
     });
 }
 
