@@ -167,6 +167,10 @@ fn timeouts() -> Timeouts {
 }
 
 async fn login(addr: SocketAddr, name: &str, isid_tail: u8) -> Arc<Session> {
+    login_with(addr, name, isid_tail, timeouts()).await
+}
+
+async fn login_with(addr: SocketAddr, name: &str, isid_tail: u8, t: Timeouts) -> Arc<Session> {
     let cfg = LoginConfig {
         initiator_name: name.into(),
         target_name: Some(IQN.into()),
@@ -175,11 +179,7 @@ async fn login(addr: SocketAddr, name: &str, isid_tail: u8) -> Arc<Session> {
         chap: None,
         params: LocalParams::default(),
     };
-    Arc::new(
-        Session::login_with(addr, cfg, timeouts())
-            .await
-            .expect("login"),
-    )
+    Arc::new(Session::login_with(addr, cfg, t).await.expect("login"))
 }
 
 fn map_config(no_path_retry: NoPathRetry) -> MapConfig {
@@ -733,5 +733,104 @@ fn an_idle_map_keeps_its_paths() {
         map.shutdown().await;
         s1.close().await.unwrap();
         s2.close().await.unwrap();
+    });
+}
+
+/// A TCP relay to a portal that can be cut silently: the connections it carries stop
+/// moving bytes (no FIN, no RST, as a pulled cable) and new ones are dropped.
+struct Relay {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(to: SocketAddr) -> Relay {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (cut, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = l.accept().await {
+                if *rx.borrow() {
+                    continue;
+                }
+                let Ok(outbound) = tokio::net::TcpStream::connect(to).await else {
+                    continue;
+                };
+                let mut cut = rx.clone();
+                tokio::spawn(async move {
+                    let (mut a, mut b) = (inbound, outbound);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+                        _ = async { let _ = cut.wait_for(|c| *c).await; } => {
+                            // Silent: hold both sockets open, move nothing.
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                });
+            }
+        });
+        Relay { addr, cut }
+    }
+
+    fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+}
+
+/// Sessions that are not fail-fast (replacement_timeout 600 s, the commands of a lost
+/// connection are held for it): path 1 goes through a relay that is cut silently
+/// under 128 writes. The NOP-Out timeout takes the path down, the driver withdraws
+/// what the session holds, and every write lands through path 2.
+#[test]
+fn a_silent_loss_on_a_session_that_holds_commands_loses_no_io() {
+    let t = Target::start();
+    let rt = common::runtime();
+    let holding = Timeouts {
+        fail_fast: false,
+        ..timeouts()
+    };
+    rt.block_on(async {
+        let relay = Relay::start(t.portals[0]).await;
+        let s1 = login_with(relay.addr, NODE, 1, holding).await;
+        let s2 = login_with(t.portals[1], NODE, 2, holding).await;
+        let map = map_over(&[s1.clone(), s2.clone()], NoPathRetry::Queue).await;
+        let dev = map.device();
+        const N: u64 = 128;
+        const LEN: usize = 16 << 10;
+        let mut tasks = tokio::task::JoinSet::new();
+        let sem = Arc::new(tokio::sync::Semaphore::new(16));
+        for i in 0..N {
+            let (dev, sem) = (dev.clone(), sem.clone());
+            let permit = sem.acquire_owned().await.unwrap();
+            tasks.spawn(async move {
+                let r = dev
+                    .write(i * LEN as u64, pattern(2000 + i, LEN), false)
+                    .await;
+                drop(permit);
+                (i, r)
+            });
+            if i == N / 4 {
+                relay.cut();
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            let (i, r) = r.unwrap();
+            r.unwrap_or_else(|e| panic!("write {i} failed: {e}"));
+        }
+        let (faults, usable) = map
+            .view(|m, _| (m.stats().path_faults, m.usable_paths()))
+            .await
+            .unwrap();
+        assert!(faults >= 1 && usable == 1, "{faults} {usable}");
+        dev.flush().await.unwrap();
+        let mut want = Vec::new();
+        for i in 0..N {
+            want.extend_from_slice(&pattern(2000 + i, LEN));
+        }
+        assert_eq!(file_range(&t.image(), 0, want.len()), want);
+        map.shutdown().await;
+        s2.close().await.unwrap();
+        // s1 never comes back; dropping it ends its reconnect attempts.
+        drop(s1);
     });
 }

@@ -220,8 +220,14 @@ impl Task {
                 if self.removing.contains_key(&id) || !self.links.contains_key(&id) {
                     return None;
                 }
+                let down = matches!(result, CheckResult::Down { .. });
                 if let Err(e) = self.map.handle_check(now, id, result) {
                     tracing::debug!("{e}");
+                }
+                // A dispatch that reached the session after the withdraw at its Down
+                // event is held there too: take it back at each failed check.
+                if down {
+                    self.withdraw_stuck(id);
                 }
             }
             Input::PathEvent { id, ev } => {
