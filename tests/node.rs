@@ -534,6 +534,31 @@ fn find_multipaths_add_map_reconfigure_flush_nbd_only() {
     assert!(dir.join("run/nbd/mpatha.sock").exists());
     assert!(!dir.join(format!("run/nbd/{wwid}.sock")).exists());
 
+    // The NBD export serves the map: nbdinfo sees its size, qemu-io writes and reads
+    // a pattern through it.
+    let uri = format!(
+        "nbd+unix:///mpatha?socket={}",
+        dir.join("run/nbd/mpatha.sock").display()
+    );
+    let size = sh(Command::new("nbdinfo").arg("--size").arg(&uri));
+    assert_eq!(size.trim(), (16u64 << 20).to_string());
+    let io = sh(Command::new("qemu-io")
+        .args([
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0xa5 1M 256k",
+            "-c",
+            "read -P 0xa5 1M 256k",
+        ])
+        .arg(&uri));
+    assert!(
+        io.contains("wrote 262144/262144 bytes at offset 1048576")
+            && io.contains("read 262144/262144 bytes at offset 1048576")
+            && !io.contains("Pattern verification failed"),
+        "{io}"
+    );
+
     // A bad value is refused with file, line and keyword; nothing changes.
     config("\tuser_friendly_names yes\n\tno_path_retry sometimes\n");
     match node.ask(Request::Reconfigure) {
