@@ -81,6 +81,20 @@ pub enum Error {
         group: usize,
         groups: usize,
     },
+    /// The map's driver task has stopped (shut down, or its handle's runtime ended).
+    #[error("{map}: the map is stopped")]
+    MapStopped { map: String },
+    /// A command that needs a path (PERSISTENT RESERVE, probing) found none that
+    /// answered; `last` is the last path's failure.
+    #[error("{map}: {what}: no usable path ({last})")]
+    NoUsablePath {
+        map: String,
+        what: String,
+        last: String,
+    },
+    /// Probing a LUN through a session failed (transport error or a SCSI error).
+    #[error("{what}: {reason}")]
+    Probe { what: String, reason: String },
 }
 
 impl Error {

@@ -11,6 +11,8 @@
 //!
 //! [`show`]: snapshots of maps and the `multipath -ll` / `multipathd show` printers;
 //! [`control`]: the multipathd control protocol the CLIs speak to the node daemon.
+//! [`driver`]: the tokio driver of one map over initiator sessions (the map as a
+//! block device, path checker, persistent reservations).
 //!
 //! `export`: how a map is served to its users — the `BlockDevice` trait every export
 //! serves from, a file-backed device, and the NBD server (DESIGN.md, Data paths → Export).
@@ -24,6 +26,7 @@ pub use error::{Error, Result};
 pub mod bindings;
 pub mod config;
 pub mod control;
+pub mod driver;
 pub mod export;
 pub mod map;
 pub mod node;
