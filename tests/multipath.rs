@@ -571,9 +571,9 @@ fn no_path_retry_n_fails_a_write_with_eio() {
     let err = r.expect_err("a write with no path succeeded");
     eprintln!("write failed after {took:?}: {err}");
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    let log = bed.node_log().to_lowercase();
+    let log = bed.node_log();
     assert!(
-        log.contains("queueing"),
+        log.contains("no_path_retry 2"),
         "no log line about queueing:\n{}",
         tail(&bed.node_log(), 40)
     );
