@@ -57,6 +57,13 @@ impl Geometry {
             what: what(w),
             reason,
         };
+        // The first command of a new I_T nexus meets its unit attention (power on,
+        // reset: 29/00); TEST UNIT READY takes it.
+        session
+            .test_unit_ready(lun)
+            .await
+            .map_err(|e| probe("TEST UNIT READY", e.to_string()))?
+            .map_err(|f| probe("TEST UNIT READY", format!("{f:?}")))?;
         let cap = session
             .scsi(
                 lun,

@@ -20,7 +20,10 @@ use hydra_proto::scsi::pr::{
 };
 use hydra_proto::scsi::status;
 
-use crate::map::PathId;
+use hydra_initiator::path::classify;
+use hydra_initiator::Verdict;
+
+use crate::map::{PathId, MAX_RETRIES};
 use crate::{Error, Result};
 
 /// How a PERSISTENT RESERVE command ended (mpathpersist's MPATH_PR_* codes).
@@ -93,7 +96,7 @@ pub(crate) async fn out(
         OutAction::Register | OutAction::RegisterAndIgnoreExistingKey
     ) {
         return one_path(map, &what, paths, |s, lun| async move {
-            s.persistent_reserve_out(lun, action, rtype, params).await
+            retrying(|| s.persistent_reserve_out(lun, action, rtype, params)).await
         })
         .await
         .map(|r| r.map_or_else(|f| PrOutcome::of(&f), |()| PrOutcome::Good));
@@ -103,10 +106,11 @@ pub(crate) async fn out(
     let mut refused: Option<PrOutcome> = None;
     let mut last = None;
     for p in paths.iter().filter(|p| p.session.path_state().is_up()) {
-        match p
-            .session
-            .persistent_reserve_out(p.lun, action, rtype, params)
-            .await
+        match retrying(|| {
+            p.session
+                .persistent_reserve_out(p.lun, action, rtype, params)
+        })
+        .await
         {
             Ok(Ok(())) => done.push(p),
             Ok(Err(f)) => {
@@ -129,10 +133,11 @@ pub(crate) async fn out(
                 ..params.clone()
             };
             for p in done {
-                let r = p
-                    .session
-                    .persistent_reserve_out(p.lun, action, rtype, &back)
-                    .await;
+                let r = retrying(|| {
+                    p.session
+                        .persistent_reserve_out(p.lun, action, rtype, &back)
+                })
+                .await;
                 if !matches!(r, Ok(Ok(()))) {
                     tracing::warn!("{map}: rollback of REGISTER on {} failed: {r:?}", p.name);
                 }
@@ -156,12 +161,16 @@ pub(crate) async fn read(
     let what = format!("PERSISTENT RESERVE IN {action:?}");
     let r = one_path(map, &what, paths, |s, lun| async move {
         Ok(match action {
-            InAction::ReadKeys => s.read_keys(lun).await?.map(PrIn::Keys),
-            InAction::ReadReservation => s.read_reservation(lun).await?.map(PrIn::Reservation),
-            InAction::ReportCapabilities => {
-                s.report_capabilities(lun).await?.map(PrIn::Capabilities)
-            }
-            InAction::ReadFullStatus => s.read_full_status(lun).await?.map(PrIn::FullStatus),
+            InAction::ReadKeys => retrying(|| s.read_keys(lun)).await?.map(PrIn::Keys),
+            InAction::ReadReservation => retrying(|| s.read_reservation(lun))
+                .await?
+                .map(PrIn::Reservation),
+            InAction::ReportCapabilities => retrying(|| s.report_capabilities(lun))
+                .await?
+                .map(PrIn::Capabilities),
+            InAction::ReadFullStatus => retrying(|| s.read_full_status(lun))
+                .await?
+                .map(PrIn::FullStatus),
             InAction::Unknown(_) => Err(Failed {
                 status: status::CHECK_CONDITION,
                 sense: None,
@@ -195,4 +204,27 @@ where
         }
     }
     Err(no_path(map, what, last))
+}
+
+/// Run `f` again while it ends in what Linux retries on the same path (UNIT
+/// ATTENTION, BUSY: [`hydra_initiator::path::classify`]'s Retry), at most
+/// [`MAX_RETRIES`] times — a new nexus's first command meets its power-on unit
+/// attention, and the command was not executed.
+async fn retrying<T, F, Fut>(f: F) -> hydra_initiator::Result<std::result::Result<T, Failed>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = hydra_initiator::Result<std::result::Result<T, Failed>>>,
+{
+    let mut tries = 0;
+    loop {
+        let r = f().await?;
+        match &r {
+            Err(fl)
+                if tries < MAX_RETRIES && classify(fl.status, fl.sense_key()) == Verdict::Retry =>
+            {
+                tries += 1
+            }
+            _ => return Ok(r),
+        }
+    }
 }
