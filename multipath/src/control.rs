@@ -391,6 +391,8 @@ pub struct PrRegistration {
     pub isid: Option<String>,
 }
 
+pub use pr_convert::{pr_response, pr_status_of};
+
 mod pr_convert {
     use super::*;
     use hydra_proto::scsi::pr;
@@ -454,6 +456,66 @@ mod pr_convert {
         }
     }
 
+    impl From<&crate::driver::PrIn> for PrAnswer {
+        /// The driver's decoded PR IN answer. READ RESERVATION's generation does not
+        /// come through the driver (its `PrIn::Reservation` keeps only the
+        /// descriptor), so it reads 0.
+        fn from(a: &crate::driver::PrIn) -> PrAnswer {
+            use crate::driver::PrIn;
+            match a {
+                PrIn::Keys(k) => k.into(),
+                PrIn::Reservation(r) => PrAnswer::Reservation {
+                    generation: 0,
+                    reservation: r.map(|d| PrReservation {
+                        key: d.key,
+                        scope: d.scope,
+                        rtype: u8::from(d.rtype),
+                    }),
+                },
+                PrIn::Capabilities(c) => c.into(),
+                PrIn::FullStatus(f) => f.into(),
+            }
+        }
+    }
+
+    /// mpathpersist's status for a PR command's outcome (libmpathpersist
+    /// `mpath_translate_response`: RESERVATION CONFLICT, then CHECK CONDITION by sense
+    /// key).
+    pub fn pr_status_of(outcome: &crate::driver::PrOutcome) -> i32 {
+        use crate::driver::PrOutcome;
+        match outcome {
+            PrOutcome::Good => pr_status::SUCCESS,
+            PrOutcome::ReservationConflict => pr_status::RESERV_CONFLICT,
+            PrOutcome::Failed { sense: None, .. } => pr_status::OTHER,
+            PrOutcome::Failed {
+                sense: Some((key, _, _)),
+                ..
+            } => match key {
+                0x0 => pr_status::NO_SENSE,
+                0x1 => pr_status::SUCCESS,
+                0x2 => pr_status::SENSE_NOT_READY,
+                0x3 => pr_status::SENSE_MEDIUM_ERROR,
+                0x4 | 0x7 => pr_status::SENSE_HARDWARE_ERROR,
+                0x5 => pr_status::ILLEGAL_REQ,
+                0x6 => pr_status::SENSE_UNIT_ATTENTION,
+                0xb => pr_status::SENSE_ABORTED_COMMAND,
+                _ => pr_status::OTHER,
+            },
+        }
+    }
+
+    /// The answer to a PR OUT (or a PR IN that ended without data) from its outcome:
+    /// [`PrAnswer::Done`] on success, else an error carrying mpathpersist's status.
+    pub fn pr_response(outcome: &crate::driver::PrOutcome) -> Response {
+        match pr_status_of(outcome) {
+            pr_status::SUCCESS => Response::Pr(PrAnswer::Done),
+            code => Response::Error {
+                code,
+                message: format!("persistent reservation command failed: {outcome:?}"),
+            },
+        }
+    }
+
     impl PrOutAction {
         /// The SPC-4 service action.
         pub fn action(self) -> pr::OutAction {
@@ -492,6 +554,27 @@ mod tests {
 
     fn parse(s: &str) -> Result<Request, String> {
         Request::parse_command(&s.split_whitespace().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn pr_outcomes_as_mpathpersist_statuses() {
+        use crate::driver::PrOutcome;
+        assert_eq!(pr_response(&PrOutcome::Good), Response::Pr(PrAnswer::Done));
+        let conflict = pr_response(&PrOutcome::ReservationConflict);
+        assert!(
+            matches!(conflict, Response::Error { code: 11, .. }),
+            "{conflict:?}"
+        );
+        let illegal = PrOutcome::Failed {
+            status: 2,
+            sense: Some((5, 0x26, 0)),
+        };
+        assert_eq!(pr_status_of(&illegal), pr_status::ILLEGAL_REQ);
+        let ua = PrOutcome::Failed {
+            status: 2,
+            sense: Some((6, 0x29, 0)),
+        };
+        assert_eq!(pr_status_of(&ua), pr_status::SENSE_UNIT_ATTENTION);
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub enum Error {
         io: u64,
         state: &'static str,
     },
+    /// The node daemon could not start or do what it was asked (names what and why).
+    #[error("{what}: {reason}")]
+    Node { what: String, reason: String },
     /// `switchgroup` to a group the map does not have (groups count from 1).
     #[error("{map}: no path group {group} (the map has {groups})")]
     NoSuchGroup {

@@ -98,6 +98,21 @@ pub fn find<'a>(maps: &'a [MapSnapshot], name: &str) -> Option<&'a MapSnapshot> 
         .find(|m| m.name == name || m.wwid == name || m.sysfs.as_deref() == Some(name))
 }
 
+/// The path `name` names in `maps`, with its map: its device name (`s1l0`, also as
+/// `/dev/s1l0`) or its `H:C:T:L`, as multipathd's `fail path $path` takes `sdX` or a
+/// device number.
+pub fn find_path<'a>(
+    maps: &'a [MapSnapshot],
+    name: &str,
+) -> Option<(&'a MapSnapshot, &'a PathSnapshot)> {
+    let name = name.strip_prefix("/dev/").unwrap_or(name);
+    maps.iter().find_map(|m| {
+        m.paths()
+            .find(|p| p.dev == name || p.hcil == name)
+            .map(|p| (m, p))
+    })
+}
+
 /// `show paths [format F]`: a header, then one line per path; nothing without paths.
 pub fn paths(format: &str, rows: &[&PathSnapshot]) -> String {
     if rows.is_empty() {

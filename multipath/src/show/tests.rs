@@ -305,6 +305,10 @@ fn answer_show_commands() {
             message: "nope: invalid map name".into()
         }
     );
+    let (m, p) = find_path(&maps, "2:0:0:1").unwrap();
+    assert_eq!((m.name.as_str(), p.dev.as_str()), ("mpatha", "s2l1"));
+    assert_eq!(find_path(&maps, "/dev/s1l1").unwrap().1.hcil, "1:0:0:1");
+    assert!(find_path(&maps, "s9l9").is_none());
     assert!(text(Show::Wildcards).contains("\npath format wildcards:\n%w  uuid\n%i  hcil\n"));
 }
 
