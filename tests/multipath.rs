@@ -705,11 +705,15 @@ fn mpathpersist_register_lands_on_both_nexuses() {
             let s = hydra_initiator::Session::login(portal, cfg)
                 .await
                 .expect("observer login");
-            let st = s
-                .read_full_status(1)
-                .await
-                .expect("READ FULL STATUS")
-                .expect("READ FULL STATUS status GOOD");
+            // A new I_T nexus meets its unit attention (power on, reset) first.
+            let mut tries = 0;
+            let st = loop {
+                match s.read_full_status(1).await.expect("READ FULL STATUS") {
+                    Ok(st) => break st,
+                    Err(f) if f.sense_key().is_some_and(|k| k.0 == 6) && tries < 5 => tries += 1,
+                    Err(f) => panic!("READ FULL STATUS: {f:?}"),
+                }
+            };
             let _ = s.close().await;
             st
         })
