@@ -176,7 +176,25 @@ impl MapHandle {
         params: OutParams,
     ) -> Result<PrOutcome> {
         let paths = self.ask(Input::Paths).await?;
-        pr::out(&self.alias, &paths, action, rtype, &params).await
+        let r = pr::out(&self.alias, &paths, action, rtype, &params).await?;
+        if r == PrOutcome::Good
+            && matches!(
+                action,
+                OutAction::Register | OutAction::RegisterAndIgnoreExistingKey
+            )
+        {
+            // mpathpersist tells multipathd the new key (`setprkey`).
+            let key = (params.sa_key != 0).then_some((params.sa_key, params.aptpl));
+            self.set_reservation_key(key)?;
+        }
+        Ok(r)
+    }
+
+    /// The key this node registers through the map (multipath.conf's
+    /// `reservation_key`, or the prkeys file): a path added later is registered with it
+    /// too, when the key is still registered. [`MapHandle::pr_out`] REGISTER sets it.
+    pub fn set_reservation_key(&self, key: Option<(u64, bool)>) -> Result<()> {
+        self.tx.send(Input::SetKey(key)).map_err(|_| self.stopped())
     }
 
     /// PERSISTENT RESERVE IN `action` on one usable path: the decoded answer, or the
