@@ -1,12 +1,15 @@
 //! `hydra multipath`, `hydra multipathd` and `hydra mpathpersist` as processes (also
 //! through argv0 symlinks), against a stand-in for the node daemon's multipathd socket:
 //! the real control socket and protocol with a small handler over fixed snapshots.
-//! Outputs and exit codes are checked as a script sees them. The node daemon itself
-//! (maps over real sessions) is exercised by tests/multipath.rs.
+//! Outputs and exit codes are checked as a script sees them. `against_the_node_daemon`
+//! runs them once more against the real node daemon (`hydra iscsid` over `hydra tgtd`
+//! with two loopback portals, maps served over NBD only).
+
+mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use hydra_daemon::control;
 use hydra_daemon::Shutdown;
@@ -338,4 +341,232 @@ fn no_daemon_is_named() {
     assert!(err.contains("is `hydra iscsid` running"), "{err}");
     let (_, _, rc) = tool(dir.path(), &["multipath", "-ll"]);
     assert_eq!(rc, 1);
+}
+
+/// `hydra iscsid -f` with NBD-only maps, SIGTERM on drop.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        common::stop(&mut self.0);
+    }
+}
+
+const IQN: &str = "iqn.2026-12.org.hydra:mp-cli";
+
+#[test]
+fn against_the_node_daemon() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/lun.img\n</target>\n");
+    let h = common::Hydra::start_portals(&conf, 2, &[], |d| {
+        common::sparse(&d.join("lun.img"), 64 << 20)
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let run_dir = dir.join("run");
+    std::fs::create_dir_all(dir.join("iscsi")).unwrap();
+    let mp = dir.join("multipath");
+    std::fs::write(
+        dir.join("multipath.conf"),
+        format!(
+            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tpolling_interval 1\n\tbindings_file {}\n\twwids_file {}\n}}\n",
+            mp.join("bindings").display(),
+            mp.join("wwids").display()
+        ),
+    )
+    .unwrap();
+    let adm = |args: &[&str]| {
+        let o = common::run(
+            Command::new(hydra())
+                .arg("iscsiadm")
+                .args(args)
+                .env("HYDRA_ISCSI_ROOT", dir.join("iscsi"))
+                .env("HYDRA_ISCSID_RUN_DIR", &run_dir),
+            Duration::from_secs(60),
+        );
+        assert!(o.status.success(), "{}", common::text(&o));
+    };
+    let portals = [
+        format!("127.0.0.1:{}", h.ports[0]),
+        format!("127.0.0.1:{}", h.ports[1]),
+    ];
+    for p in &portals {
+        adm(&["-m", "discovery", "-t", "st", "-p", p]);
+    }
+    let log = std::fs::File::create(dir.join("iscsid.log")).unwrap();
+    let mut node = Node(
+        Command::new(hydra())
+            .args(["iscsid", "-f", "--no-kernel-devices", "--root"])
+            .arg(dir.join("iscsi"))
+            .arg("--run-dir")
+            .arg(&run_dir)
+            .arg("--dev-dir")
+            .arg(dir.join("dev"))
+            .arg("--multipath-config")
+            .arg(dir.join("multipath.conf"))
+            .arg("--multipath-config-dir")
+            .arg(dir.join("conf.d"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let node_log = || std::fs::read_to_string(dir.join("iscsid.log")).unwrap_or_default();
+    // Poll: the daemon's sockets, then its map, have no event a test can await.
+    let wait = |node: &mut Node, what: &str, cond: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !cond() {
+            if let Ok(Some(st)) = node.0.try_wait() {
+                panic!("iscsid exited ({st}) waiting for {what}:\n{}", node_log());
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}:\n{}",
+                node_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait(&mut node, "the multipathd socket", &|| {
+        run_dir.join("multipathd.sock").exists()
+    });
+    for p in &portals {
+        adm(&["-m", "node", "-T", IQN, "-p", p, "--login"]);
+    }
+    let ll = || tool(&run_dir, &["multipath", "-ll"]);
+    wait(&mut node, "mpatha with two ready paths", &|| {
+        ll().0.matches(" active ready running").count() == 2
+    });
+
+    let (out, err, rc) = ll();
+    assert_eq!((rc, err.as_str()), (0, ""), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    // No kernel device: `undef` where multipath prints dm-N, and `wp=undef`.
+    assert!(lines[0].starts_with("mpatha (3"), "{out}");
+    assert!(lines[0].ends_with(" undef IET,VIRTUAL-DISK"), "{out}");
+    assert!(lines[1].starts_with("size=64M features='"), "{out}");
+    assert!(lines[1].ends_with("' hwhandler='0' wp=undef"), "{out}");
+    let paths: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains(" active ready running"))
+        .collect();
+    assert_eq!(paths.len(), 2, "{out}");
+    for p in paths {
+        // `{sid}:0:0:{lun}` and `s{sid}l{lun}`; no kernel device, so `#:#`.
+        let f: Vec<&str> = p
+            .trim_start_matches(['|', ' ', '`', '-'])
+            .split_whitespace()
+            .collect();
+        let (sid, lun) = f[0].split_once(":0:0:").unwrap();
+        assert_eq!(f[1], format!("s{sid}l{lun}"), "{out}");
+        assert_eq!(f[2], "#:#", "{out}");
+    }
+
+    // The daemon's topology is multipath -ll's (no terminal: no bold).
+    assert_eq!(tool(&run_dir, &["multipathd", "show", "topology"]).0, out);
+    let (config, _, rc) = tool(&run_dir, &["multipathd", "show", "config"]);
+    assert_eq!(rc, 0);
+    assert!(config.starts_with("defaults {\n"), "{config}");
+    assert!(
+        config.contains("\tuser_friendly_names \"yes\"\n"),
+        "{config}"
+    );
+    let (maps, _, rc) = tool(&run_dir, &["multipathd", "show", "maps"]);
+    assert_eq!(rc, 0);
+    assert!(
+        maps.starts_with("name   sysfs uuid\nmpatha undef 3"),
+        "{maps}"
+    );
+    let (paths, _, rc) = tool(&run_dir, &["multipathd", "-kshow paths"]);
+    assert_eq!(rc, 0);
+    assert!(
+        paths.starts_with("hcil    dev  dev_t pri dm_st  chk_st dev_st  next_check\n"),
+        "{paths}"
+    );
+    // The two paths of mpatha, and LUN 0 of each session (tgt's controller LUN) that
+    // no map uses.
+    assert_eq!(
+        paths.matches(" active ready  running ").count(),
+        2,
+        "{paths}"
+    );
+    assert_eq!(paths.matches(" orphan\n").count(), 2, "{paths}");
+    let (status, _, _) = tool(&run_dir, &["multipathd", "show", "status"]);
+    assert!(status.contains("\nup                  2\n"), "{status}");
+    assert!(status.ends_with("\npaths: 4\nbusy: False\n"), "{status}");
+
+    // Fail one path by its dev name, then it comes back (the checker reinstates it).
+    let victim = paths
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        tool(&run_dir, &["multipathd", "fail", "path", &victim]),
+        ("ok\n".into(), "".into(), 0)
+    );
+    let (out, _, _) = tool(
+        &run_dir,
+        &["multipathd", "show", "paths", "format", "%d %t"],
+    );
+    assert!(out.contains(&format!("{victim} failed")), "{out}");
+    assert_eq!(
+        tool(&run_dir, &["multipathd", "reinstate", "path", &victim]).0,
+        "ok\n"
+    );
+
+    // Persistent reservations: REGISTER goes to both I_T nexuses.
+    let pr = |args: &[&str]| tool(&run_dir, &[&["mpathpersist"], args].concat());
+    assert_eq!(
+        pr(&[
+            "--out",
+            "--register",
+            "--param-sark=123abc",
+            "/dev/mapper/mpatha"
+        ]),
+        ("".into(), "".into(), 0)
+    );
+    let (keys, err, rc) = pr(&["-i", "-k", "mpatha"]);
+    assert_eq!((rc, err.as_str()), (0, ""), "{keys}");
+    assert!(
+        keys.ends_with("\t2 registered reservation keys follow:\n    0x123abc\n    0x123abc\n"),
+        "{keys}"
+    );
+    assert_eq!(pr(&["-o", "-R", "-K", "123abc", "-T", "5", "mpatha"]).2, 0);
+    let (resv, _, _) = pr(&["-i", "-r", "mpatha"]);
+    assert!(
+        resv.contains(
+            "   Key = 0x123abc\n  scope = LU_SCOPE, type = Write Exclusive, registrants only\n"
+        ),
+        "{resv}"
+    );
+    let (full, _, _) = pr(&["-i", "-s", "mpatha"]);
+    assert_eq!(full.matches("   Key = 0x123abc\n").count(), 2, "{full}");
+    // A registrants-only reservation is held by the nexus that reserved (SPC-4
+    // §5.13.10); the other one is registered.
+    assert_eq!(
+        full.matches("<< Reservation holder >>").count(),
+        1,
+        "{full}"
+    );
+    assert_eq!(full.matches("not reservation holder").count(), 1, "{full}");
+    // Another key cannot reserve: RESERVATION CONFLICT, exit 11.
+    let (out, _, rc) = pr(&["-o", "-R", "-K", "abc", "-T", "5", "mpatha"]);
+    assert_eq!(rc, 11, "{out}");
+    assert!(out.contains("Reservation Conflict"), "{out}");
+    assert_eq!(pr(&["-o", "-C", "-K", "123abc", "mpatha"]).2, 0);
+
+    // Flush: the map goes (nothing holds it open over NBD).
+    assert_eq!(
+        tool(&run_dir, &["multipath", "-f", "mpatha"]).2,
+        0,
+        "{}",
+        node_log()
+    );
+    assert_eq!(tool(&run_dir, &["multipath", "-ll"]).0, "");
+    for p in &portals {
+        adm(&["-m", "node", "-T", IQN, "-p", p, "--logout"]);
+    }
 }

@@ -28,6 +28,10 @@ struct Node {
 
 impl Node {
     fn start(dir: &Path) -> Node {
+        Node::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Node {
         let run = dir.join("run");
         let log = std::fs::File::create(dir.join("iscsid.log")).unwrap();
         let child = Command::new(hydra())
@@ -41,6 +45,7 @@ impl Node {
             .arg(dir.join("multipath.conf"))
             .arg("--multipath-config-dir")
             .arg(dir.join("conf.d"))
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -263,6 +268,40 @@ fn two_portals_one_map_device_mount_and_logout() {
         Response::Error { .. }
     ));
 
+    // The target restarts: both sessions reconnect under their sids and keep their
+    // paths (no logout, no new map); the checker makes them active again.
+    let names: Vec<String> = snap.paths().map(|p| p.dev.clone()).collect();
+    let mut h = h;
+    h.crash_and_restart();
+    let t = Instant::now();
+    loop {
+        let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
+            panic!("not snapshots");
+        };
+        assert_eq!(maps.len(), 1, "{maps:?}");
+        let now: Vec<(String, String, String)> = maps[0]
+            .paths()
+            .map(|p| (p.dev.clone(), p.dm_state.clone(), p.checker.clone()))
+            .collect();
+        assert_eq!(
+            now.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+            names,
+            "paths changed across a reconnect"
+        );
+        // Both sessions went down and came back (the initiator logs each reconnect).
+        let reconnected = node.log().matches("reconnected to 127.0.0.1").count() >= 2;
+        if reconnected && now.iter().all(|p| p.1 == "active" && p.2 == "ready") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "paths not reinstated after the target came back: {now:?}\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(std::fs::read_link(&mapper).unwrap(), lo);
+
     // Partition through the mapper name; mpathap1 appears when sfdisk closes it.
     let mut child = Command::new("sfdisk")
         .arg("-q")
@@ -309,6 +348,12 @@ fn two_portals_one_map_device_mount_and_logout() {
         std::fs::read_dir(dev.join("mapper")).is_ok_and(|mut d| d.next().is_none())
             && std::fs::read_dir(dev.join("disk/by-id")).is_ok_and(|mut d| d.next().is_none())
     });
+    // The daemon answers once the map's removal is complete (it holds its state
+    // meanwhile).
+    let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
+        panic!("not snapshots");
+    };
+    assert!(maps.is_empty(), "{maps:?}");
     node.wait_for("loop device detached", || {
         !String::from_utf8_lossy(&Command::new("losetup").arg("-a").output().unwrap().stdout)
             .contains(&*dir.to_string_lossy())
@@ -317,10 +362,6 @@ fn two_portals_one_map_device_mount_and_logout() {
         .unwrap()
         .contains(&*dir.join("run/fuse").to_string_lossy()));
     assert!(!dir.join("run/nbd/mpatha.sock").exists());
-    let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
-        panic!("not snapshots");
-    };
-    assert!(maps.is_empty(), "{maps:?}");
     let log = node.log();
     assert!(
         log.contains("mpatha: removed map after removing all paths"),
@@ -365,4 +406,128 @@ fn two_portals_one_map_device_mount_and_logout() {
         .unwrap()
         .contains(&*dir.to_string_lossy()));
     assert!(node.log().contains("mpatha: map flushed"), "{}", node.log());
+}
+
+fn snapshots(node: &Node) -> Vec<hydra_multipath::show::MapSnapshot> {
+    match node.ask(Request::Snapshots { map: None }) {
+        Response::Snapshots(m) => m,
+        other => panic!("not snapshots: {other:?}"),
+    }
+}
+
+/// find_multipaths strict keeps a WWID that is not in the wwids file out; `add map`
+/// makes it (named by its WWID without user_friendly_names) and remembers it;
+/// `reconfigure` with user_friendly_names on makes it again as mpatha; a bad
+/// multipath.conf is refused naming file, line and keyword, and the map stays; `multipath
+/// -F` removes it and it is not made again until `add map` (by its alias). NBD only
+/// (`--no-kernel-devices`): no dev dir links, the NBD socket follows the name.
+#[test]
+fn find_multipaths_add_map_reconfigure_flush_nbd_only() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/lun.img\n</target>\n");
+    let h = Hydra::start(&conf, |d| sparse(&d.join("lun.img"), 16 << 20));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _sweep = Sweep(dir.to_owned());
+    std::fs::create_dir_all(dir.join("iscsi")).unwrap();
+    let mp = dir.join("multipath");
+    let config = |extra: &str| {
+        std::fs::write(
+            dir.join("multipath.conf"),
+            format!(
+                "defaults {{\n\tfind_multipaths strict\n\tbindings_file {}\n\twwids_file {}\n{extra}}}\n",
+                mp.join("bindings").display(),
+                mp.join("wwids").display()
+            ),
+        )
+        .unwrap()
+    };
+    config("\tuser_friendly_names no\n");
+    let portal = format!("127.0.0.1:{}", h.ports[0]);
+    ok(adm(dir, &["-m", "discovery", "-t", "st", "-p", &portal]));
+    let mut node = Node::start_with(dir, &["--no-kernel-devices"]);
+    ok(adm(
+        dir,
+        &["-m", "node", "-T", IQN, "-p", &portal, "--login"],
+    ));
+    node.wait_for("the builder's find_multipaths verdict", || {
+        node_log(dir).contains("no map (find_multipaths strict)")
+    });
+    assert!(snapshots(&node).is_empty());
+
+    // add map by WWID (from the session's LUN list, as `show paths` has it).
+    let Response::Text(paths) = node.ask(Request::Show(mpc::Show::Paths {
+        format: Some("%w %d".into()),
+    })) else {
+        panic!("show paths");
+    };
+    let wwid = paths
+        .lines()
+        .find(|l| l.starts_with("36"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no WWID in {paths:?}"))
+        .to_string();
+    assert_eq!(
+        node.ask(Request::AddMap { map: wwid.clone() }),
+        Response::Ok
+    );
+    let maps = snapshots(&node);
+    assert_eq!(maps.len(), 1);
+    assert_eq!(maps[0].name, wwid);
+    assert!(dir.join(format!("run/nbd/{wwid}.sock")).exists());
+    assert!(
+        !dir.join("dev").exists(),
+        "links made without kernel devices"
+    );
+    assert!(std::fs::read_to_string(mp.join("wwids"))
+        .unwrap()
+        .contains(&format!("/{wwid}/")));
+
+    // reconfigure: user-friendly names now; the unused map is made again as mpatha.
+    config("\tuser_friendly_names yes\n");
+    assert_eq!(node.ask(Request::Reconfigure), Response::Ok);
+    let maps = snapshots(&node);
+    assert_eq!(maps.len(), 1, "{maps:?}");
+    assert_eq!(maps[0].name, "mpatha");
+    assert!(dir.join("run/nbd/mpatha.sock").exists());
+    assert!(!dir.join(format!("run/nbd/{wwid}.sock")).exists());
+
+    // A bad value is refused with file, line and keyword; nothing changes.
+    config("\tuser_friendly_names yes\n\tno_path_retry sometimes\n");
+    match node.ask(Request::Reconfigure) {
+        Response::Error { message, .. } => {
+            assert!(message.contains("multipath.conf line 6"), "{message}");
+            assert!(message.contains("no_path_retry"), "{message}");
+        }
+        other => panic!("bad config accepted: {other:?}"),
+    }
+    assert_eq!(snapshots(&node)[0].name, "mpatha");
+    config("\tuser_friendly_names yes\n");
+
+    // multipath -F; the map stays away (same paths) until add map by alias.
+    assert_eq!(node.ask(Request::Flush { map: None }), Response::Ok);
+    assert!(snapshots(&node).is_empty());
+    assert!(!dir.join("run/nbd/mpatha.sock").exists());
+    ok(adm(dir, &["-m", "session", "-r", "1", "--rescan"]));
+    node.wait_for("the builder passing over the flushed map", || {
+        node_log(dir).contains(&format!("{wwid}: flushed; not made again"))
+    });
+    assert!(snapshots(&node).is_empty(), "flushed map made again");
+    assert_eq!(
+        node.ask(Request::AddMap {
+            map: "mpatha".into()
+        }),
+        Response::Ok
+    );
+    assert_eq!(snapshots(&node)[0].name, "mpatha");
+    assert!(matches!(
+        node.ask(Request::AddMap {
+            map: "mpathz".into()
+        }),
+        Response::Error { .. }
+    ));
+    drop(node);
+}
+
+fn node_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("iscsid.log")).unwrap_or_default()
 }

@@ -184,7 +184,8 @@ impl Node {
         for e in self.iscsid().registry().sessions() {
             for lun in e.luns() {
                 let id = path_id(e.sid, lun.lun);
-                if used.contains(&id.0) {
+                // Only disks are paths (a controller LUN 0 has no sd device either).
+                if lun.device_type != 0 || used.contains(&id.0) {
                     continue;
                 }
                 let facts = ShowPathFacts {

@@ -250,6 +250,7 @@ impl Node {
                 continue;
             }
             if st.flushed.contains_key(&wwid) {
+                tracing::info!("{wwid}: flushed; not made again from the same paths");
                 continue;
             }
             if !self.should_multipath(st, &wwid, &cands) {
