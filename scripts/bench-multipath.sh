@@ -36,7 +36,7 @@ portal_a=$net_a.1:3260
 portal_b=$net_b.1:3260
 node=$work/node
 stor=$work/storage
-mkdir -p "$node"/{iscsi,run,dev} "$stor"
+mkdir -p "$node"/{iscsi,run,dev,conf.d} "$stor"
 holders=()
 iscsid_pid=
 
@@ -126,7 +126,7 @@ overrides {
 }
 EOF
 in_host n "$bin" iscsid -f --root "$node/iscsi" --run-dir "$node/run" --dev-dir "$node/dev" \
-    --multipath-config "$node/multipath.conf" 2>"$node/iscsid.log" &
+    --multipath-config "$node/multipath.conf" --multipath-config-dir "$node/conf.d" 2>"$node/iscsid.log" &
 iscsid_pid=$!
 for _ in $(seq 100); do [ -S "$node/run/iscsid.sock" ] && break; sleep 0.1; done
 [ -S "$node/run/iscsid.sock" ] || { cat "$node/iscsid.log" >&2; die "hydra iscsid did not start"; }

@@ -589,8 +589,20 @@ fn no_path_retry_n_fails_a_write_with_eio() {
 /// `hydra tgtadm --mode portal --op update`: the map switches and I/O moves.
 #[test]
 fn alua_standby_group_takes_over_when_states_switch() {
+    alua_takeover("standby");
+}
+
+/// The same with group 2 active/non-optimized at login (both paths usable from the
+/// start, the optimized group preferred), then made optimized while group 1 goes to
+/// standby.
+#[test]
+fn alua_non_optimized_group_takes_over_when_states_switch() {
+    alua_takeover("active/non-optimized");
+}
+
+fn alua_takeover(b_state: &str) {
     let (bed, sessions) = hydra_bed(
-        "portal-group 1 @A@\nportal-group 2 @B@ standby\n",
+        &format!("portal-group 1 @A@\nportal-group 2 @B@ {b_state}\n"),
         "    path_grouping_policy group_by_prio\n    prio alua\n    failback immediate\n    no_path_retry queue\n",
     );
     let (sa, sb) = (sid_of(&sessions, Link::A), sid_of(&sessions, Link::B));

@@ -13,7 +13,8 @@
 //! - The storage host runs the target: `hydra tgtd` with one portal per network (both
 //!   answering SendTargets), or Debian's tgtd with the same two portals.
 //! - The node host runs `hydra iscsid` (the node daemon: sessions, maps, devices) with its
-//!   iSCSI root, run directory, multipath.conf, bindings and wwids files and its device
+//!   iSCSI root, run directory, multipath.conf (and an empty conf.d), bindings and wwids
+//!   files and its device
 //!   directory (`--dev-dir`: `mapper/mpatha`, `disk/by-id/...`) all in the host's
 //!   directory, and its FUSE mounts in the host's mount namespace. A filesystem a test
 //!   mounts lives in that namespace too; the test reads and writes it through
@@ -152,7 +153,7 @@ impl Bed {
             std::fs::create_dir(&dir).expect("host dir");
             if tag == "n" {
                 // The node's iSCSI root, run directory and device directory.
-                for d in ["iscsi", "run", "dev"] {
+                for d in ["iscsi", "run", "dev", "conf.d"] {
                     std::fs::create_dir(dir.join(d)).expect("node dir");
                 }
             }
@@ -447,6 +448,9 @@ impl Bed {
             .arg(dir.join("dev"))
             .arg("--multipath-config")
             .arg(dir.join("multipath.conf"))
+            // Not the machine's /etc/multipath/conf.d.
+            .arg("--multipath-config-dir")
+            .arg(dir.join("conf.d"))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
