@@ -116,9 +116,14 @@ impl Bed {
         require_root_and_tools();
         sweep_stale();
         let k = BEDS.fetch_add(1, Ordering::Relaxed);
-        // Interface names have at most 15 characters: `hmp-<7-digit pid>-<k>sa`.
-        assert!(k < 10, "at most 10 beds per test process");
-        let name = format!("hmp-{}-{k}", std::process::id());
+        // Interface names have at most 15 characters: `hmp-<7-digit pid>-<k>sa`, so `k`
+        // is one base-36 digit.
+        const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        assert!(
+            (k as usize) < DIGITS.len(),
+            "at most 36 beds per test process"
+        );
+        let name = format!("hmp-{}-{}", std::process::id(), DIGITS[k as usize] as char);
         let a = 140 + 2 * k;
         let mut bed = Bed {
             dir: tempfile::Builder::new()
