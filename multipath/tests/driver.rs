@@ -46,6 +46,11 @@ impl Target {
     /// Start with `head` before the target (`portal-group` lines; `@PORT1@` and
     /// `@PORT2@` are the two portals' ports).
     fn start_with(head: &str) -> Target {
+        Target::start_conf(head, "")
+    }
+
+    /// Start with `head` before the target and `body` lines inside it.
+    fn start_conf(head: &str, body: &str) -> Target {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("disk.img");
         std::fs::File::create(&img).unwrap().set_len(SIZE).unwrap();
@@ -63,7 +68,7 @@ impl Target {
         std::fs::write(
             &conf,
             format!(
-                "{head}<target {IQN}>\n    backing-store {}\n    params thin_provisioning=1\n</target>\n",
+                "{head}<target {IQN}>\n    backing-store {}\n    params thin_provisioning=1\n{body}</target>\n",
                 img.display()
             ),
         )
@@ -832,5 +837,24 @@ fn a_silent_loss_on_a_session_that_holds_commands_loses_no_io() {
         s2.close().await.unwrap();
         // s1 never comes back; dropping it ends its reconnect attempts.
         drop(s1);
+    });
+}
+
+/// A write-protected LUN (`readonly 1`): the probed geometry says so, the device
+/// refuses writes without sending them, reads pass.
+#[test]
+fn a_read_only_lun_refuses_writes() {
+    let t = Target::start_conf("", "    readonly 1\n");
+    let rt = common::runtime();
+    rt.block_on(async {
+        let s1 = login(t.portals[0], NODE, 1).await;
+        let map = map_over(std::slice::from_ref(&s1), NoPathRetry::Fail).await;
+        let dev = map.device();
+        assert!(dev.read_only());
+        let w = dev.write(0, pattern(1, 4096), false).await;
+        assert_eq!(w, Err(DeviceError::ReadOnly));
+        assert_eq!(dev.read(0, 4096).await.unwrap(), vec![0u8; 4096]);
+        map.shutdown().await;
+        s1.close().await.unwrap();
     });
 }

@@ -9,13 +9,18 @@
 //! A command stuck on a path whose session went down: a fail-fast session hands it
 //! back at once; one that is not fail-fast would hold it for replacement_timeout, so
 //! the loop takes it back with [`Session::withdraw_all`] and the map sends the I/O on
-//! another path. The window this leaves is dm-multipath's after fast_io_fail_tmo: a
-//! WRITE that had reached the target may still be executed by it until the session is
-//! reinstated (the reconnect with the same ISID) or the target drops the old
-//! connection's tasks (DefaultTime2Wait + DefaultTime2Retain, RFC 7143 §6.3.5), after
-//! the same blocks were written again through another path. Linux does not wait for
-//! either before retrying on another path, and neither does hydra; a caller that
-//! cannot live with it fences with persistent reservations (PREEMPT AND ABORT).
+//! another path (at the Down event, and again at each failed check, for a dispatch
+//! that reached the session after it). `withdraw_all` takes back every command of the
+//! session, other maps' LUNs on it included: their paths are down too, and their maps
+//! move them the same way.
+//!
+//! The window this leaves is dm-multipath's after fast_io_fail_tmo: a WRITE that had
+//! reached the target may still be executed by it until the session is reinstated
+//! (the reconnect with the same ISID) or the target drops the old connection's tasks
+//! (DefaultTime2Wait + DefaultTime2Retain, RFC 7143 §6.3.5), after the same blocks
+//! were written again through another path. Linux does not wait for either before
+//! retrying on another path, and neither does hydra; a caller that cannot live with
+//! it fences with persistent reservations (PREEMPT AND ABORT).
 
 use std::collections::HashMap;
 use std::sync::Arc;
