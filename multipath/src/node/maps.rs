@@ -42,7 +42,9 @@ use tokio::sync::{Mutex, Notify};
 use super::device::{Layout, MapDevice};
 use super::NodeOptions;
 use crate::bindings::Bindings;
-use crate::config::{Config, FindMultipaths, Globals, PathFacts, PathIdentity, Settings};
+use crate::config::{
+    Config, FindMultipaths, Globals, PathFacts, PathIdentity, ReservationKey, Settings,
+};
 use crate::driver::{path_id, CheckerOptions, Geometry, MapHandle};
 use crate::map::{MapConfig, PathId, PathInfo};
 use crate::show::{DeviceFacts, MapSnapshot, PathFacts as ShowPathFacts};
@@ -356,6 +358,21 @@ impl Node {
             checker.timeout = std::time::Duration::from_secs(t.into());
         }
         let handle = MapHandle::spawn_with(cfg.clone(), geometry, checker);
+        // multipath.conf's reservation_key: paths added later are registered with it
+        // (multipathd's mpath_pr_event_handle). `reservation_key file` (the prkeys file
+        // multipathd keeps) is not read: the key is then the one the last mpathpersist
+        // REGISTER through this daemon set.
+        match settings.reservation_key.as_ref().map(|k| &k.value) {
+            Some(ReservationKey::Key { key, aptpl }) => {
+                if let Err(e) = handle.set_reservation_key(Some((*key, *aptpl))) {
+                    tracing::warn!("{alias}: {e}");
+                }
+            }
+            Some(ReservationKey::File) => tracing::info!(
+                "{alias}: reservation_key file: the prkeys file is not read; mpathpersist --register sets the key"
+            ),
+            None => {}
+        }
         tracing::info!(
             "{alias}: created map ({wwid}) {},{}, {} bytes",
             first.lun.vendor,
@@ -701,9 +718,16 @@ impl MapEntry {
         }
     }
 
-    /// Exports first (the device's users see it go), then the map's task (held I/O
-    /// fails with Shutdown).
+    /// Queueing off, exports, then the map's task (held I/O fails with Shutdown).
+    ///
+    /// Queueing goes off first, as multipath-tools' `_dm_flush_map` turns
+    /// `queue_if_no_path` off before it removes a map: taking the device down flushes it
+    /// (partx, the loop device's release), and on a map without a path that flush would
+    /// otherwise be held for ever with `no_path_retry queue`.
     async fn remove(self) -> Vec<String> {
+        if let Err(e) = self.handle.disable_queueing().await {
+            tracing::warn!("{}: {e}", self.alias);
+        }
         let notes = match self.device {
             Some(d) => d.teardown().await,
             None => Vec::new(),
