@@ -12,8 +12,10 @@
 //! - a partition (`mpathap1` with `partition_delimiter p`), ext4 on it;
 //! - no path left: `no_path_retry queue` holds a write until a link returns,
 //!   `no_path_retry 2` fails it with EIO;
-//! - ALUA: I/O on the active/optimized portal group, moving when `tgtadm --mode portal
-//!   --op update` swaps the states (counted in bytes on each network);
+//! - ALUA: I/O on the active/optimized portal group, staying there while the other
+//!   group is put in standby, moving when `tgtadm --mode portal --op update` swaps the
+//!   states (counted in bytes on each network); a group in standby already at login is
+//!   ignored for now (see its `#[ignore]`);
 //! - a map over Debian's tgtd;
 //! - `mpathpersist --out --register` registers on both I_T nexuses (READ FULL STATUS,
 //!   also read by a session of its own).
