@@ -484,3 +484,67 @@ async fn watch_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(delim: Option<&str>, alias: &str) -> Names {
+        Names {
+            alias: alias.into(),
+            wwid: "3600wwid".into(),
+            layout: Layout {
+                run_dir: "/run/x".into(),
+                dev_dir: "/d".into(),
+                partition_delimiter: delim.map(Into::into),
+                kernel_device: true,
+            },
+        }
+    }
+
+    #[test]
+    fn partitions_are_named_as_kpartx_names_them() {
+        let l = names(None, "x").layout;
+        assert_eq!(l.partition_name("mpatha", 1), "mpatha1");
+        assert_eq!(l.partition_name("mpath0", 2), "mpath0p2");
+        let l = names(Some("p"), "x").layout;
+        assert_eq!(l.partition_name("mpatha", 1), "mpathap1");
+        assert_eq!(l.nbd_socket("mpatha"), Path::new("/run/x/nbd/mpatha.sock"));
+    }
+
+    #[test]
+    fn links_of_a_disk_and_its_partitions() {
+        let n = names(Some("p"), "mpatha");
+        let parts = [PathBuf::from("/dev/loop7p1"), PathBuf::from("/dev/loop7p2")];
+        let got = wanted_links(&n, Path::new("/dev/loop7"), &parts);
+        let want: Vec<(PathBuf, PathBuf)> = [
+            ("/d/mapper/mpatha", "/dev/loop7"),
+            ("/d/disk/by-id/dm-uuid-mpath-3600wwid", "/dev/loop7"),
+            ("/d/disk/by-id/dm-name-mpatha", "/dev/loop7"),
+            ("/d/mapper/mpathap1", "/dev/loop7p1"),
+            ("/d/disk/by-id/dm-uuid-part1-mpath-3600wwid", "/dev/loop7p1"),
+            ("/d/disk/by-id/dm-name-mpathap1", "/dev/loop7p1"),
+            ("/d/mapper/mpathap2", "/dev/loop7p2"),
+            ("/d/disk/by-id/dm-uuid-part2-mpath-3600wwid", "/dev/loop7p2"),
+            ("/d/disk/by-id/dm-name-mpathap2", "/dev/loop7p2"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_link_never_replaces_a_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("mapper/mpatha");
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, b"not ours").unwrap();
+        assert!(symlink(&f, Path::new("/dev/loop7")).is_err());
+        assert_eq!(std::fs::read(&f).unwrap(), b"not ours");
+        let l = tmp.path().join("mapper/mpathb");
+        symlink(&l, Path::new("/dev/loop7")).unwrap();
+        symlink(&l, Path::new("/dev/loop8")).unwrap();
+        assert_eq!(std::fs::read_link(&l).unwrap(), Path::new("/dev/loop8"));
+    }
+}
