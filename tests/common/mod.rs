@@ -6,6 +6,7 @@
 pub mod client;
 pub mod cluster;
 pub mod dlm;
+pub mod mpbed;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
