@@ -74,6 +74,9 @@ pub enum Error {
         io: u64,
         state: &'static str,
     },
+    /// The node daemon could not start or do what it was asked (names what and why).
+    #[error("{what}: {reason}")]
+    Node { what: String, reason: String },
     /// `switchgroup` to a group the map does not have (groups count from 1).
     #[error("{map}: no path group {group} (the map has {groups})")]
     NoSuchGroup {
@@ -81,6 +84,20 @@ pub enum Error {
         group: usize,
         groups: usize,
     },
+    /// The map's driver task has stopped (shut down, or its handle's runtime ended).
+    #[error("{map}: the map is stopped")]
+    MapStopped { map: String },
+    /// A command that needs a path (PERSISTENT RESERVE, probing) found none that
+    /// answered; `last` is the last path's failure.
+    #[error("{map}: {what}: no usable path ({last})")]
+    NoUsablePath {
+        map: String,
+        what: String,
+        last: String,
+    },
+    /// Probing a LUN through a session failed (transport error or a SCSI error).
+    #[error("{what}: {reason}")]
+    Probe { what: String, reason: String },
 }
 
 impl Error {

@@ -6,6 +6,9 @@ mod dlm_tool;
 mod iscsi_perf;
 mod iscsiadm;
 mod iscsid;
+mod mpathpersist;
+mod multipath;
+mod multipathd;
 mod tgt_admin;
 mod tgtadm;
 mod tgtd;
@@ -22,6 +25,9 @@ pub const TOOLS: &[&str] = &[
     "iscsid",
     "dlm_controld",
     "dlm_tool",
+    "multipath",
+    "multipathd",
+    "mpathpersist",
 ];
 
 pub const USAGE: &str = "usage: hydra <command> [options]
@@ -35,6 +41,9 @@ commands (each also runs when hydra is invoked through a symlink of that name):
   iscsi-perf load a LUN with reads or writes through hydra's initiator (libiscsi's iscsi-perf options)
   dlm_controld the lock manager daemon on corosync (dlm_controld's options, dlm.conf)
   dlm_tool   lock manager administration and locking from the shell (dlm_tool's commands)
+  multipath  list, flush and reload the node's multipath maps (multipath's options)
+  multipathd multipathd's commands to the node daemon (show paths, show topology, ...)
+  mpathpersist persistent reservations on a multipath map (mpathpersist's options)
 
 run 'hydra <command> --help' for a command's options";
 
@@ -49,6 +58,9 @@ pub fn run(tool: &str, args: Vec<String>) -> ExitCode {
         "iscsid" => iscsid::main(args),
         "dlm_controld" => dlm_controld::main(args),
         "dlm_tool" => dlm_tool::main(args),
+        "multipath" => multipath::main(args),
+        "multipathd" => multipathd::main(args),
+        "mpathpersist" => mpathpersist::main(args),
         _ => unreachable!("TOOLS lists every tool"),
     };
     match r {

@@ -1,0 +1,533 @@
+//! The node daemon end to end: `hydra tgtd` with one target on two portals (127.0.0.1),
+//! `hydra iscsid` with a private root, run dir, dev dir and multipath.conf; iscsiadm
+//! discovery and login over both portals make one map `mpatha` with two paths
+//! (`<dev>/mapper/mpatha`, bindings and wwids files written); sfdisk on the mapper name
+//! brings `mpathap1`, mkfs.ext4 + mount + write + read back; `multipath -f` refuses
+//! while mounted; logging both sessions out removes the map, its links, its loop device
+//! and FUSE mount.
+//!
+//! Cleanup on every exit: guards unmount, stop the daemon (SIGTERM flushes the maps), and
+//! detach any loop device or lazily unmount any mount left under the test's directory.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hydra_multipath::control::{self as mpc, Multipathd, Request, Response};
+
+const IQN: &str = "iqn.2026-12.org.hydra:mp-node";
+
+/// `hydra iscsid -f` as the node daemon, SIGTERM on drop.
+struct Node {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Node {
+    fn start(dir: &Path) -> Node {
+        Node::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Node {
+        let run = dir.join("run");
+        let log = std::fs::File::create(dir.join("iscsid.log")).unwrap();
+        let child = Command::new(hydra())
+            .args(["iscsid", "-f", "--root"])
+            .arg(dir.join("iscsi"))
+            .arg("--run-dir")
+            .arg(&run)
+            .arg("--dev-dir")
+            .arg(dir.join("dev"))
+            .arg("--multipath-config")
+            .arg(dir.join("multipath.conf"))
+            .arg("--multipath-config-dir")
+            .arg(dir.join("conf.d"))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut n = Node {
+            child: Some(child),
+            dir: dir.to_owned(),
+        };
+        n.wait_for("control sockets", || {
+            run.join("iscsid.sock").exists() && run.join("multipathd.sock").exists()
+        });
+        n
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("iscsid.log")).unwrap_or_default()
+    }
+
+    /// Poll `cond` (a file appearing: the daemon's work has no event the test can
+    /// await) for at most 30 s; the daemon must stay alive meanwhile.
+    fn wait_for(&mut self, what: &str, cond: impl Fn() -> bool) {
+        let t = Instant::now();
+        while !cond() {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("iscsid exited ({st}) waiting for {what}:\n{}", self.log());
+                }
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn ask(&self, req: Request) -> Response {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sock = mpc::socket_path(&self.dir.join("run"));
+        rt.block_on(hydra_daemon::control::call::<Multipathd>(&sock, req))
+            .unwrap_or_else(|e| panic!("multipathd socket: {e}\n{}", self.log()))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c);
+        }
+    }
+}
+
+/// Last guard: whatever the daemon left under the test directory goes.
+struct Sweep(PathBuf);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        let dir = self.0.to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if m.starts_with(&dir) {
+                let _ = Command::new("umount").arg("-l").arg(m).status();
+            }
+        }
+        if let Ok(o) = Command::new("losetup").arg("-a").output() {
+            for l in String::from_utf8_lossy(&o.stdout).lines() {
+                if l.contains(&dir) {
+                    if let Some(dev) = l.split(':').next() {
+                        let _ = Command::new("losetup").arg("-d").arg(dev).status();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A mounted filesystem, unmounted on drop.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn adm(dir: &Path, args: &[&str]) -> Output {
+    run(
+        Command::new(hydra())
+            .arg("iscsiadm")
+            .args(args)
+            .env("HYDRA_ISCSI_ROOT", dir.join("iscsi"))
+            .env("HYDRA_ISCSID_RUN_DIR", dir.join("run")),
+        Duration::from_secs(60),
+    )
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn sh(cmd: &mut Command) -> String {
+    ok(run(cmd, Duration::from_secs(120)))
+}
+
+#[test]
+fn two_portals_one_map_device_mount_and_logout() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/lun.img\n</target>\n");
+    let h = Hydra::start_portals(&conf, 2, &[], |d| sparse(&d.join("lun.img"), 96 << 20));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _sweep = Sweep(dir.to_owned());
+    std::fs::create_dir_all(dir.join("iscsi")).unwrap();
+    std::fs::create_dir_all(dir.join("mnt")).unwrap();
+    let mp = dir.join("multipath");
+    std::fs::write(
+        dir.join("multipath.conf"),
+        format!(
+            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tpartition_delimiter p\n\tpolling_interval 1\n\tbindings_file {}\n\twwids_file {}\n}}\n",
+            mp.join("bindings").display(),
+            mp.join("wwids").display()
+        ),
+    )
+    .unwrap();
+    let (p0, p1) = (h.ports[0], h.ports[1]);
+    let portals = [format!("127.0.0.1:{p0}"), format!("127.0.0.1:{p1}")];
+    ok(adm(
+        dir,
+        &["-m", "discovery", "-t", "st", "-p", &portals[0]],
+    ));
+    ok(adm(
+        dir,
+        &["-m", "discovery", "-t", "st", "-p", &portals[1]],
+    ));
+
+    let mut node = Node::start(dir);
+    for p in &portals {
+        ok(adm(dir, &["-m", "node", "-T", IQN, "-p", p, "--login"]));
+    }
+    let dev = dir.join("dev");
+    let mapper = dev.join("mapper/mpatha");
+    node.wait_for("mapper/mpatha", || mapper.exists());
+
+    // One map, two paths (both sessions), through the control socket.
+    let t = Instant::now();
+    let snap = loop {
+        let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
+            panic!("not snapshots");
+        };
+        assert_eq!(maps.len(), 1, "{maps:?}");
+        if maps[0].paths().count() == 2 || t.elapsed() > Duration::from_secs(20) {
+            break maps.into_iter().next().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(snap.name, "mpatha");
+    let sids: Vec<u32> = snap.paths().map(|p| p.sid).collect();
+    assert_eq!(sids.len(), 2, "{snap:?}");
+    assert_ne!(sids[0], sids[1]);
+    assert_eq!(snap.size, 96 << 20);
+    let wwid = snap.wwid.clone();
+    let lo = std::fs::read_link(&mapper).unwrap();
+    assert!(lo.to_string_lossy().starts_with("/dev/loop"), "{lo:?}");
+    assert_eq!(
+        snap.sysfs.as_deref(),
+        lo.file_name().and_then(|f| f.to_str())
+    );
+    assert_eq!(
+        std::fs::read_link(dev.join(format!("disk/by-id/dm-uuid-mpath-{wwid}"))).unwrap(),
+        lo
+    );
+    assert!(dir.join("run/nbd/mpatha.sock").exists());
+    assert_eq!(
+        std::fs::read_to_string(mp.join("bindings"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>(),
+        [format!("mpatha {wwid}")]
+    );
+    assert!(std::fs::read_to_string(mp.join("wwids"))
+        .unwrap()
+        .contains(&format!("/{wwid}/")));
+    // The printer's layout is mp-cli's to test; here only that the daemon answers.
+    let paths = node.ask(Request::Show(mpc::Show::Paths { format: None }));
+    eprintln!("multipathd show paths: {paths:?}");
+
+    // fail path / reinstate path by hydra's path name.
+    let first = snap.paths().next().unwrap().dev.clone();
+    let state_of = |node: &Node, dev: &str| -> String {
+        let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
+            panic!("not snapshots");
+        };
+        let p = maps[0].paths().find(|p| p.dev == dev).cloned();
+        p.map(|p| p.dm_state).unwrap_or_default()
+    };
+    assert_eq!(
+        node.ask(Request::FailPath {
+            path: first.clone()
+        }),
+        Response::Ok
+    );
+    assert_eq!(state_of(&node, &first), "failed");
+    assert_eq!(
+        node.ask(Request::ReinstatePath {
+            path: first.clone()
+        }),
+        Response::Ok
+    );
+    assert_eq!(state_of(&node, &first), "active");
+    assert!(matches!(
+        node.ask(Request::FailPath {
+            path: "s99l1".into()
+        }),
+        Response::Error { .. }
+    ));
+
+    // The target restarts: both sessions reconnect under their sids and keep their
+    // paths (no logout, no new map); the checker makes them active again.
+    let names: Vec<String> = snap.paths().map(|p| p.dev.clone()).collect();
+    let mut h = h;
+    h.crash_and_restart();
+    let t = Instant::now();
+    loop {
+        let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
+            panic!("not snapshots");
+        };
+        assert_eq!(maps.len(), 1, "{maps:?}");
+        let now: Vec<(String, String, String)> = maps[0]
+            .paths()
+            .map(|p| (p.dev.clone(), p.dm_state.clone(), p.checker.clone()))
+            .collect();
+        assert_eq!(
+            now.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+            names,
+            "paths changed across a reconnect"
+        );
+        // Both sessions went down and came back (the initiator logs each reconnect).
+        let reconnected = node.log().matches("reconnected to 127.0.0.1").count() >= 2;
+        if reconnected && now.iter().all(|p| p.1 == "active" && p.2 == "ready") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "paths not reinstated after the target came back: {now:?}\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(std::fs::read_link(&mapper).unwrap(), lo);
+
+    // Partition through the mapper name; mpathap1 appears when sfdisk closes it.
+    let mut child = Command::new("sfdisk")
+        .arg("-q")
+        .arg(&mapper)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"label: dos\n,,L\n").unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success(), "sfdisk failed");
+    let part = dev.join("mapper/mpathap1");
+    node.wait_for("mapper/mpathap1", || part.exists());
+
+    sh(Command::new("mkfs.ext4").arg("-q").arg(&part));
+    let mnt = dir.join("mnt");
+    sh(Command::new("mount").arg(&part).arg(&mnt));
+    let mounted = Mounted(mnt.clone());
+    let data: Vec<u8> = (0..(8usize << 20)).map(|i| (i * 31 % 253) as u8).collect();
+    std::fs::write(mnt.join("data"), &data).unwrap();
+    sh(&mut Command::new("sync"));
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    assert!(
+        std::fs::read(mnt.join("data")).unwrap() == data,
+        "read back other bytes"
+    );
+
+    // In use: multipath -f refuses, as dm refuses to remove an open map.
+    match node.ask(Request::Flush {
+        map: Some("mpatha".into()),
+    }) {
+        Response::Error { message, .. } => assert!(message.contains("in use"), "{message}"),
+        other => panic!("flush of a mounted map: {other:?}"),
+    }
+    drop(mounted);
+
+    // Logging both sessions out removes the map and everything it made.
+    for p in &portals {
+        ok(adm(dir, &["-m", "node", "-T", IQN, "-p", p, "--logout"]));
+    }
+    node.wait_for("mapper/mpatha gone", || {
+        std::fs::symlink_metadata(&mapper).is_err()
+    });
+    node.wait_for("every link gone", || {
+        std::fs::read_dir(dev.join("mapper")).is_ok_and(|mut d| d.next().is_none())
+            && std::fs::read_dir(dev.join("disk/by-id")).is_ok_and(|mut d| d.next().is_none())
+    });
+    // The daemon answers once the map's removal is complete (it holds its state
+    // meanwhile).
+    let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
+        panic!("not snapshots");
+    };
+    assert!(maps.is_empty(), "{maps:?}");
+    node.wait_for("loop device detached", || {
+        !String::from_utf8_lossy(&Command::new("losetup").arg("-a").output().unwrap().stdout)
+            .contains(&*dir.to_string_lossy())
+    });
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&*dir.join("run/fuse").to_string_lossy()));
+    assert!(!dir.join("run/nbd/mpatha.sock").exists());
+    let log = node.log();
+    assert!(
+        log.contains("mpatha: removed map after removing all paths"),
+        "{log}"
+    );
+
+    // Logging in again makes the map again under the same name (bindings file), its
+    // partition found when it is made; the data is there.
+    for p in &portals {
+        ok(adm(dir, &["-m", "node", "-T", IQN, "-p", p, "--login"]));
+    }
+    node.wait_for("mapper/mpathap1 again", || part.exists());
+    sh(Command::new("mount").arg(&part).arg(&mnt));
+    let mounted = Mounted(mnt.clone());
+    assert!(
+        std::fs::read(mnt.join("data")).unwrap() == data,
+        "data lost"
+    );
+    drop(mounted);
+
+    // SIGTERM flushes the maps before logging out: nothing is left, exit status 0.
+    let mut child = node.child.take().unwrap();
+    signal(child.id(), "TERM");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("iscsid did not stop on SIGTERM:\n{}", node.log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", node.log());
+    assert!(std::fs::read_dir(dev.join("mapper")).is_ok_and(|mut d| d.next().is_none()));
+    assert!(
+        !String::from_utf8_lossy(&Command::new("losetup").arg("-a").output().unwrap().stdout)
+            .contains(&*dir.to_string_lossy())
+    );
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&*dir.to_string_lossy()));
+    assert!(node.log().contains("mpatha: map flushed"), "{}", node.log());
+}
+
+fn snapshots(node: &Node) -> Vec<hydra_multipath::show::MapSnapshot> {
+    match node.ask(Request::Snapshots { map: None }) {
+        Response::Snapshots(m) => m,
+        other => panic!("not snapshots: {other:?}"),
+    }
+}
+
+/// find_multipaths strict keeps a WWID that is not in the wwids file out; `add map`
+/// makes it (named by its WWID without user_friendly_names) and remembers it;
+/// `reconfigure` with user_friendly_names on makes it again as mpatha; a bad
+/// multipath.conf is refused naming file, line and keyword, and the map stays; `multipath
+/// -F` removes it and it is not made again until `add map` (by its alias). NBD only
+/// (`--no-kernel-devices`): no dev dir links, the NBD socket follows the name.
+#[test]
+fn find_multipaths_add_map_reconfigure_flush_nbd_only() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/lun.img\n</target>\n");
+    let h = Hydra::start(&conf, |d| sparse(&d.join("lun.img"), 16 << 20));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _sweep = Sweep(dir.to_owned());
+    std::fs::create_dir_all(dir.join("iscsi")).unwrap();
+    let mp = dir.join("multipath");
+    let config = |extra: &str| {
+        std::fs::write(
+            dir.join("multipath.conf"),
+            format!(
+                "defaults {{\n\tfind_multipaths strict\n\tbindings_file {}\n\twwids_file {}\n{extra}}}\n",
+                mp.join("bindings").display(),
+                mp.join("wwids").display()
+            ),
+        )
+        .unwrap()
+    };
+    config("\tuser_friendly_names no\n");
+    let portal = format!("127.0.0.1:{}", h.ports[0]);
+    ok(adm(dir, &["-m", "discovery", "-t", "st", "-p", &portal]));
+    let mut node = Node::start_with(dir, &["--no-kernel-devices"]);
+    ok(adm(
+        dir,
+        &["-m", "node", "-T", IQN, "-p", &portal, "--login"],
+    ));
+    node.wait_for("the builder's find_multipaths verdict", || {
+        node_log(dir).contains("no map (find_multipaths strict)")
+    });
+    assert!(snapshots(&node).is_empty());
+
+    // add map by WWID (from the session's LUN list, as `show paths` has it).
+    let Response::Text(paths) = node.ask(Request::Show(mpc::Show::Paths {
+        format: Some("%w %d".into()),
+    })) else {
+        panic!("show paths");
+    };
+    let wwid = paths
+        .lines()
+        .find(|l| l.starts_with("36"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no WWID in {paths:?}"))
+        .to_string();
+    assert_eq!(
+        node.ask(Request::AddMap { map: wwid.clone() }),
+        Response::Ok
+    );
+    let maps = snapshots(&node);
+    assert_eq!(maps.len(), 1);
+    assert_eq!(maps[0].name, wwid);
+    assert!(dir.join(format!("run/nbd/{wwid}.sock")).exists());
+    assert!(
+        !dir.join("dev").exists(),
+        "links made without kernel devices"
+    );
+    assert!(std::fs::read_to_string(mp.join("wwids"))
+        .unwrap()
+        .contains(&format!("/{wwid}/")));
+
+    // reconfigure: user-friendly names now; the unused map is made again as mpatha.
+    config("\tuser_friendly_names yes\n");
+    assert_eq!(node.ask(Request::Reconfigure), Response::Ok);
+    let maps = snapshots(&node);
+    assert_eq!(maps.len(), 1, "{maps:?}");
+    assert_eq!(maps[0].name, "mpatha");
+    assert!(dir.join("run/nbd/mpatha.sock").exists());
+    assert!(!dir.join(format!("run/nbd/{wwid}.sock")).exists());
+
+    // A bad value is refused with file, line and keyword; nothing changes.
+    config("\tuser_friendly_names yes\n\tno_path_retry sometimes\n");
+    match node.ask(Request::Reconfigure) {
+        Response::Error { message, .. } => {
+            assert!(message.contains("multipath.conf line 6"), "{message}");
+            assert!(message.contains("no_path_retry"), "{message}");
+        }
+        other => panic!("bad config accepted: {other:?}"),
+    }
+    assert_eq!(snapshots(&node)[0].name, "mpatha");
+    config("\tuser_friendly_names yes\n");
+
+    // multipath -F; the map stays away (same paths) until add map by alias.
+    assert_eq!(node.ask(Request::Flush { map: None }), Response::Ok);
+    assert!(snapshots(&node).is_empty());
+    assert!(!dir.join("run/nbd/mpatha.sock").exists());
+    ok(adm(dir, &["-m", "session", "-r", "1", "--rescan"]));
+    node.wait_for("the builder passing over the flushed map", || {
+        node_log(dir).contains(&format!("{wwid}: flushed; not made again"))
+    });
+    assert!(snapshots(&node).is_empty(), "flushed map made again");
+    assert_eq!(
+        node.ask(Request::AddMap {
+            map: "mpatha".into()
+        }),
+        Response::Ok
+    );
+    assert_eq!(snapshots(&node)[0].name, "mpatha");
+    assert!(matches!(
+        node.ask(Request::AddMap {
+            map: "mpathz".into()
+        }),
+        Response::Error { .. }
+    ));
+    drop(node);
+}
+
+fn node_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("iscsid.log")).unwrap_or_default()
+}
