@@ -90,8 +90,16 @@ impl Node {
             .build()
             .unwrap();
         let sock = mpc::socket_path(&self.dir.join("run"));
-        rt.block_on(hydra_daemon::control::call::<Multipathd>(&sock, req))
-            .unwrap_or_else(|e| panic!("multipathd socket: {e}\n{}", self.log()))
+        // A daemon that hangs fails the test instead of hanging it.
+        rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                hydra_daemon::control::call::<Multipathd>(&sock, req),
+            )
+            .await
+        })
+        .unwrap_or_else(|_| panic!("multipathd did not answer in 60 s\n{}", self.log()))
+        .unwrap_or_else(|e| panic!("multipathd socket: {e}\n{}", self.log()))
     }
 }
 
@@ -169,7 +177,7 @@ fn two_portals_one_map_device_mount_and_logout() {
     std::fs::write(
         dir.join("multipath.conf"),
         format!(
-            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tpartition_delimiter p\n\tpolling_interval 1\n\tbindings_file {}\n\twwids_file {}\n}}\n",
+            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tpartition_delimiter p\n\tpolling_interval 1\n\tbindings_file {}\n\twwids_file {}\n}}\n# The built-in device entry says no_path_retry 12: the map must hold I/O while\n# both sessions are logged out and in again, however slow the machine.\noverrides {{\n\tno_path_retry queue\n}}\n",
             mp.join("bindings").display(),
             mp.join("wwids").display()
         ),
@@ -335,6 +343,41 @@ fn two_portals_one_map_device_mount_and_logout() {
         Response::Error { message, .. } => assert!(message.contains("in use"), "{message}"),
         other => panic!("flush of a mounted map: {other:?}"),
     }
+
+    // Both sessions log out while mounted: the map stays (in use, queueing), and the
+    // sessions logging in again join it; the filesystem never noticed.
+    for p in &portals {
+        ok(adm(dir, &["-m", "node", "-T", IQN, "-p", p, "--logout"]));
+    }
+    node.wait_for("the in-use map kept", || {
+        node_log(dir).contains("mpatha: last path deleted, but the map is in use: kept")
+    });
+    assert_eq!(std::fs::read_link(&mapper).unwrap(), lo);
+    let maps = snapshots(&node);
+    assert_eq!((maps.len(), maps[0].paths().count()), (1, 0), "{maps:?}");
+    for p in &portals {
+        ok(adm(dir, &["-m", "node", "-T", IQN, "-p", p, "--login"]));
+    }
+    let t = Instant::now();
+    while !snapshots(&node)[0]
+        .paths()
+        .filter(|p| p.dm_state == "active")
+        .count()
+        .eq(&2)
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "new sessions did not join the kept map:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read_link(&mapper).unwrap(), lo);
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    assert!(
+        std::fs::read(mnt.join("data")).unwrap() == data,
+        "read back other bytes after the paths came back"
+    );
     drop(mounted);
 
     // Logging both sessions out removes the map and everything it made.

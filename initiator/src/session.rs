@@ -478,6 +478,15 @@ impl Core {
     /// A target's NOP-In ping (TTT set) is answered; a reply to ours needs nothing.
     fn nop_in(&mut self, n: NopIn) {
         self.update_window(n.exp_cmd_sn, n.max_cmd_sn);
+        // Its StatSN (RFC 7143 §11.19.3): a NOP-In answering our ping carries a status
+        // number of its own and the connection's StatSN advances past it; one with the
+        // reserved ITT carries the next StatSN without advancing it. Follow it as "the
+        // next is at least this" — a connection idle for many pings would otherwise
+        // take the next response for a jump, and a target that does not advance
+        // StatSN for NOP-In stays in step as well.
+        if n.stat_sn.wrapping_sub(self.exp_stat_sn) < 1 << 31 {
+            self.exp_stat_sn = n.stat_sn;
+        }
         if n.ttt != RESERVED_TAG {
             let out = NopOut {
                 immediate: true,
@@ -756,6 +765,29 @@ mod tests {
 
     use super::testing::*;
     use super::*;
+
+    /// A connection idle for ten pings, each answered with the next StatSN (hydra tgtd
+    /// and Linux LIO advance StatSN for NOP-In): the next response is no jump.
+    #[test]
+    fn nop_in_answers_advance_statsn() {
+        let mut c = core();
+        for sn in 1..=10 {
+            let n = NopIn {
+                lun: 0,
+                itt: 0x100 + sn,
+                ttt: RESERVED_TAG,
+                stat_sn: sn,
+                exp_cmd_sn: 10,
+                max_cmd_sn: 110,
+            };
+            assert!(c
+                .receive(frame(n.emit(0), Bytes::new()))
+                .unwrap()
+                .is_empty());
+        }
+        let a = c.submit(read(0));
+        assert_eq!(c.receive(data_in(a, 11)).unwrap().len(), 1);
+    }
 
     #[test]
     fn a_statsn_jump_is_a_protocol_error() {

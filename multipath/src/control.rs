@@ -124,6 +124,18 @@ impl Request {
                 },
                 4,
             ),
+            ["show", "paths", "raw", "format", ..] => show(
+                Show::PathsRaw {
+                    format: arg(4, "a format")?,
+                },
+                5,
+            ),
+            ["show", "maps", "raw", "format", ..] => show(
+                Show::MapsRaw {
+                    format: arg(4, "a format")?,
+                },
+                5,
+            ),
             ["show", "maps"] => show(Show::Maps { format: None }, 2),
             ["show", "maps", "format", ..] => show(
                 Show::Maps {
@@ -209,8 +221,8 @@ impl Request {
 }
 
 /// The commands [`Request::parse_command`] takes, for help texts.
-pub const COMMANDS: &str = "  show|list paths [format $format]
-  show|list maps|multipaths [format $format]
+pub const COMMANDS: &str = "  show|list paths [raw] [format $format]
+  show|list maps|multipaths [raw] [format $format]
   show|list maps|multipaths status|stats|topology
   show|list topology
   show|list map|multipath $map topology
@@ -233,6 +245,10 @@ pub enum Show {
     Paths { format: Option<String> },
     /// `show maps [format F]`.
     Maps { format: Option<String> },
+    /// `show paths raw format F`: no header, no padding (for scripts).
+    PathsRaw { format: String },
+    /// `show maps raw format F`.
+    MapsRaw { format: String },
     /// `show maps status`.
     MapsStatus,
     /// `show maps stats`.
@@ -595,6 +611,12 @@ mod tests {
         );
         assert_eq!(parse("show topology"), parse("show maps topology"));
         assert_eq!(
+            Request::parse_command(&["show", "maps", "raw", "format", "%n %w"]),
+            Ok(Request::Show(Show::MapsRaw {
+                format: "%n %w".into()
+            }))
+        );
+        assert_eq!(
             parse("show multipath mpatha topology"),
             Ok(Request::Show(Show::Topology {
                 map: Some("mpatha".into())
@@ -625,7 +647,7 @@ mod tests {
         );
         assert!(parse("format disk")
             .unwrap_err()
-            .starts_with("unknown command 'format disk'; commands:\n  show|list paths"));
+            .starts_with("unknown command 'format disk'; commands:\n  show|list paths [raw]"));
     }
 
     /// The protocol over a real socket, with a tiny daemon that answers `show` from one

@@ -15,10 +15,13 @@ use bytes::Bytes;
 use hydra_initiator::conn::Timeouts;
 use hydra_initiator::login::LoginConfig;
 use hydra_initiator::Session;
+use hydra_multipath::config::{Checker, Prio};
 use hydra_multipath::config::{Failback, NoPathRetry, PgPolicy, RrWeight, SelectorKind};
-use hydra_multipath::driver::{path_id, Geometry, MapHandle, PrIn, PrOutcome};
+use hydra_multipath::driver::{path_id, CheckerOptions, Geometry, MapHandle, PrIn, PrOutcome};
 use hydra_multipath::export::DeviceError;
-use hydra_multipath::map::{MapConfig, PathInfo, MAX_RETRIES};
+use hydra_multipath::map::{
+    AluaState, CheckerState, Map, MapConfig, PathId, PathInfo, MAX_RETRIES,
+};
 use hydra_proto::negotiate::LocalParams;
 use hydra_proto::scsi::pr::{InAction, OutAction, OutParams, PrType};
 
@@ -37,25 +40,42 @@ struct Target {
 
 impl Target {
     fn start() -> Target {
+        Target::start_with("")
+    }
+
+    /// Start with `head` before the target (`portal-group` lines; `@PORT1@` and
+    /// `@PORT2@` are the two portals' ports).
+    fn start_with(head: &str) -> Target {
+        Target::start_conf(head, "")
+    }
+
+    /// Start with `head` before the target and `body` lines inside it.
+    fn start_conf(head: &str, body: &str) -> Target {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("disk.img");
         std::fs::File::create(&img).unwrap().set_len(SIZE).unwrap();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
+        let (p1, p2) = (free(), free());
+        let head = head
+            .replace("@PORT1@", &p1.port().to_string())
+            .replace("@PORT2@", &p2.port().to_string());
         let conf = dir.path().join("targets.conf");
         std::fs::write(
             &conf,
             format!(
-                "<target {IQN}>\n    backing-store {}\n    params thin_provisioning=1\n</target>\n",
+                "{head}<target {IQN}>\n    backing-store {}\n    params thin_provisioning=1\n{body}</target>\n",
                 img.display()
             ),
         )
         .unwrap();
-        let control_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let control_port = free().port();
         let opts = hydra_target::daemon::DaemonOpts {
-            portals: vec!["127.0.0.1:0".parse().unwrap(); 2],
+            portals: vec![p1, p2],
             control_port,
             conf: Some(conf),
             run_dir: dir.path().join("run"),
@@ -88,23 +108,50 @@ impl Target {
         }
     }
 
+    /// `tgtadm --mode portal --op update`: portal group `tpgt`'s ALUA state.
+    async fn set_alua(&self, tpgt: u16, state: &str) {
+        let r = hydra_target::control::call(
+            &self.dir.path().join("run"),
+            self.control_port,
+            hydra_target::control::Request::PortalUpdate {
+                tpgt,
+                state: state.into(),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(r.ok, "{}", r.text);
+    }
+
     fn image(&self) -> PathBuf {
         self.dir.path().join("disk.img")
     }
 }
 
 impl Drop for Target {
+    /// Stop the daemon over its control socket; wait for it a bounded time (a test that
+    /// failed may have left sessions that keep reconnecting).
     fn drop(&mut self) {
         let (run, port) = (self.dir.path().join("run"), self.control_port);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let _ = rt.block_on(hydra_target::control::call(
-            &run,
-            port,
-            hydra_target::control::Request::SysDelete,
-        ));
+        let _ = rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                hydra_target::control::call(&run, port, hydra_target::control::Request::SysDelete),
+            )
+            .await
+        });
+        let start = Instant::now();
+        while self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            if start.elapsed() > Duration::from_secs(15) {
+                eprintln!("hydra tgtd did not stop within 15 s; leaving its thread");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -125,6 +172,10 @@ fn timeouts() -> Timeouts {
 }
 
 async fn login(addr: SocketAddr, name: &str, isid_tail: u8) -> Arc<Session> {
+    login_with(addr, name, isid_tail, timeouts()).await
+}
+
+async fn login_with(addr: SocketAddr, name: &str, isid_tail: u8, t: Timeouts) -> Arc<Session> {
     let cfg = LoginConfig {
         initiator_name: name.into(),
         target_name: Some(IQN.into()),
@@ -133,18 +184,18 @@ async fn login(addr: SocketAddr, name: &str, isid_tail: u8) -> Arc<Session> {
         chap: None,
         params: LocalParams::default(),
     };
-    Arc::new(
-        Session::login_with(addr, cfg, timeouts())
-            .await
-            .expect("login"),
-    )
+    Arc::new(Session::login_with(addr, cfg, t).await.expect("login"))
 }
 
 fn map_config(no_path_retry: NoPathRetry) -> MapConfig {
+    map_config_with(no_path_retry, PgPolicy::Multibus)
+}
+
+fn map_config_with(no_path_retry: NoPathRetry, pg_policy: PgPolicy) -> MapConfig {
     MapConfig {
         wwid: "mp-driver-test".into(),
         alias: "mpatha".into(),
-        pg_policy: PgPolicy::Multibus,
+        pg_policy,
         selector: SelectorKind::RoundRobin,
         selector_text: "round-robin 0".into(),
         rr_min_io_rq: 1,
@@ -202,21 +253,20 @@ fn usable(map: &MapHandle, rt: &tokio::runtime::Runtime) -> usize {
 }
 
 /// Wait (bounded) until `f` holds for the map.
-async fn until(
-    map: &MapHandle,
-    what: &str,
-    f: impl Fn(&hydra_multipath::map::Map) -> bool + Clone + Send + 'static,
-) {
+async fn until(map: &MapHandle, what: &str, f: impl Fn(&Map) -> bool + Clone + Send + 'static) {
     let start = Instant::now();
     loop {
         let f = f.clone();
         if map.view(move |m, _| f(m)).await.unwrap() {
             return;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "map never reached: {what}"
-        );
+        if start.elapsed() > Duration::from_secs(10) {
+            let state = map
+                .view(|m, _| format!("paths {:?}\ngroups {:?}", m.paths(), m.groups()))
+                .await
+                .unwrap();
+            panic!("map never reached: {what}\n{state}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -552,8 +602,259 @@ fn pr_register_lands_on_every_nexus() {
             panic!("READ KEYS");
         };
         assert_eq!(keys.keys, vec![key, key]);
+        // A third path (a new I_T nexus) gets the map's key when it is added.
+        let s3 = login(t.portals[1], NODE, 3).await;
+        map.add_path(path_id(3, LUN), info(3), s3.clone(), LUN)
+            .await
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            let Ok(PrIn::FullStatus(fs)) = map.pr_in(InAction::ReadFullStatus).await.unwrap()
+            else {
+                panic!("READ FULL STATUS");
+            };
+            if fs.descriptors.len() == 3 {
+                assert!(fs.descriptors.iter().all(|d| d.key == key), "{fs:?}");
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{fs:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        map.shutdown().await;
+        for s in [s1, s2, s3] {
+            s.close().await.unwrap();
+        }
+    });
+}
+
+/// The checker: prio alua groups the paths (portal group 2 in standby is a ghost in a
+/// group of its own) and I/O goes to the optimized one; when the target swaps the
+/// states, the checker sees it and the map fails over. A path failed by the operator
+/// is reinstated by the checker.
+#[test]
+fn alua_prio_groups_paths_and_follows_a_takeover() {
+    let t = Target::start_with(
+        "portal-group 1 127.0.0.1:@PORT1@\nportal-group 2 127.0.0.1:@PORT2@ standby\n",
+    );
+    let rt = common::runtime();
+    rt.block_on(async {
+        let s1 = login(t.portals[0], NODE, 1).await;
+        let s2 = login(t.portals[1], NODE, 2).await;
+        let g = Geometry::probe(&s1, LUN).await.unwrap();
+        let checker = CheckerOptions {
+            checker: Checker::Tur,
+            prio: Prio::Alua,
+            ..CheckerOptions::default()
+        };
+        let cfg = map_config_with(NoPathRetry::Queue, PgPolicy::GroupByPrio);
+        let map = MapHandle::spawn_with(cfg, g, checker);
+        let (p1, p2) = (path_id(1, LUN), path_id(2, LUN));
+        map.add_path(p1, info(1), s1.clone(), LUN).await.unwrap();
+        map.add_path(p2, info(2), s2.clone(), LUN).await.unwrap();
+        let active_is = |p: PathId| {
+            move |m: &Map| {
+                m.groups().len() == 2
+                    && m.active_group()
+                        .is_some_and(|g| m.groups()[g].paths == vec![p])
+            }
+        };
+        until(&map, "both paths checked", |m| {
+            m.paths().iter().all(|p| p.alua.is_some())
+        })
+        .await;
+        // The group of the first I/O is the best one.
+        let dev = map.device();
+        dev.write(0, pattern(5, 8192), false).await.unwrap();
+        until(&map, "two groups, the optimized one active", active_is(p1)).await;
+        let (c1, c2) = map
+            .view(move |m, _| {
+                let c = |p| m.path(p).map(|p| (p.checker, p.prio, p.alua));
+                (c(p1), c(p2))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            c1,
+            Some((CheckerState::Ready, 50, Some(AluaState::ActiveOptimized)))
+        );
+        assert_eq!(c2, Some((CheckerState::Ghost, 1, Some(AluaState::Standby))));
+        // The target swaps the groups: the map follows within a few checks.
+        t.set_alua(2, "active/optimized").await;
+        t.set_alua(1, "standby").await;
+        until(&map, "failed over to portal group 2", active_is(p2)).await;
+        assert_eq!(dev.read(0, 8192).await.unwrap(), pattern(5, 8192));
+        dev.write(8192, pattern(6, 8192), true).await.unwrap();
+        assert_eq!(file_range(&t.image(), 8192, 8192), pattern(6, 8192)[..]);
+        // fail path / reinstate by the checker.
+        map.fail_path(p2).await.unwrap();
+        assert_eq!(map.view(|m, _| m.usable_paths()).await.unwrap(), 1);
+        until(&map, "the checker reinstated the path", |m| {
+            m.usable_paths() == 2
+        })
+        .await;
         map.shutdown().await;
         s1.close().await.unwrap();
         s2.close().await.unwrap();
+    });
+}
+
+/// A map left idle: the checker's TEST UNIT READY and REPORT TARGET PORT GROUPS every
+/// 1, 2, 4 s between the sessions' 1 s pings keep both paths up (a session that did
+/// not follow the StatSN of NOP-In answers took the first check after a few idle
+/// pings for lost statuses and dropped the connection).
+#[test]
+fn an_idle_map_keeps_its_paths() {
+    let t = Target::start_with(
+        "portal-group 1 127.0.0.1:@PORT1@\nportal-group 2 127.0.0.1:@PORT2@ active/non-optimized\n",
+    );
+    let rt = common::runtime();
+    rt.block_on(async {
+        let s1 = login(t.portals[0], NODE, 1).await;
+        let s2 = login(t.portals[1], NODE, 2).await;
+        let g = Geometry::probe(&s1, LUN).await.unwrap();
+        let checker = CheckerOptions {
+            checker: Checker::Tur,
+            prio: Prio::Alua,
+            ..CheckerOptions::default()
+        };
+        let cfg = map_config_with(NoPathRetry::Queue, PgPolicy::GroupByPrio);
+        let map = MapHandle::spawn_with(cfg, g, checker);
+        map.add_path(path_id(1, LUN), info(1), s1.clone(), LUN)
+            .await
+            .unwrap();
+        map.add_path(path_id(2, LUN), info(2), s2.clone(), LUN)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let (faults, prios) = map
+            .view(|m, _| {
+                let prios: Vec<i32> = m.paths().iter().map(|p| p.prio).collect();
+                (m.stats().path_faults, prios)
+            })
+            .await
+            .unwrap();
+        assert_eq!((faults, prios), (0, vec![50, 10]));
+        assert!(s1.path_state().is_up() && s2.path_state().is_up());
+        map.shutdown().await;
+        s1.close().await.unwrap();
+        s2.close().await.unwrap();
+    });
+}
+
+/// A TCP relay to a portal that can be cut silently: the connections it carries stop
+/// moving bytes (no FIN, no RST, as a pulled cable) and new ones are dropped.
+struct Relay {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(to: SocketAddr) -> Relay {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (cut, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = l.accept().await {
+                if *rx.borrow() {
+                    continue;
+                }
+                let Ok(outbound) = tokio::net::TcpStream::connect(to).await else {
+                    continue;
+                };
+                let mut cut = rx.clone();
+                tokio::spawn(async move {
+                    let (mut a, mut b) = (inbound, outbound);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+                        _ = async { let _ = cut.wait_for(|c| *c).await; } => {
+                            // Silent: hold both sockets open, move nothing.
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                });
+            }
+        });
+        Relay { addr, cut }
+    }
+
+    fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+}
+
+/// Sessions that are not fail-fast (replacement_timeout 600 s, the commands of a lost
+/// connection are held for it): path 1 goes through a relay that is cut silently
+/// under 128 writes. The NOP-Out timeout takes the path down, the driver withdraws
+/// what the session holds, and every write lands through path 2.
+#[test]
+fn a_silent_loss_on_a_session_that_holds_commands_loses_no_io() {
+    let t = Target::start();
+    let rt = common::runtime();
+    let holding = Timeouts {
+        fail_fast: false,
+        ..timeouts()
+    };
+    rt.block_on(async {
+        let relay = Relay::start(t.portals[0]).await;
+        let s1 = login_with(relay.addr, NODE, 1, holding).await;
+        let s2 = login_with(t.portals[1], NODE, 2, holding).await;
+        let map = map_over(&[s1.clone(), s2.clone()], NoPathRetry::Queue).await;
+        let dev = map.device();
+        const N: u64 = 128;
+        const LEN: usize = 16 << 10;
+        let mut tasks = tokio::task::JoinSet::new();
+        let sem = Arc::new(tokio::sync::Semaphore::new(16));
+        for i in 0..N {
+            let (dev, sem) = (dev.clone(), sem.clone());
+            let permit = sem.acquire_owned().await.unwrap();
+            tasks.spawn(async move {
+                let r = dev
+                    .write(i * LEN as u64, pattern(2000 + i, LEN), false)
+                    .await;
+                drop(permit);
+                (i, r)
+            });
+            if i == N / 4 {
+                relay.cut();
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            let (i, r) = r.unwrap();
+            r.unwrap_or_else(|e| panic!("write {i} failed: {e}"));
+        }
+        let (faults, usable) = map
+            .view(|m, _| (m.stats().path_faults, m.usable_paths()))
+            .await
+            .unwrap();
+        assert!(faults >= 1 && usable == 1, "{faults} {usable}");
+        dev.flush().await.unwrap();
+        let mut want = Vec::new();
+        for i in 0..N {
+            want.extend_from_slice(&pattern(2000 + i, LEN));
+        }
+        assert_eq!(file_range(&t.image(), 0, want.len()), want);
+        map.shutdown().await;
+        s2.close().await.unwrap();
+        // s1 never comes back; dropping it ends its reconnect attempts.
+        drop(s1);
+    });
+}
+
+/// A write-protected LUN (`readonly 1`): the probed geometry says so, the device
+/// refuses writes without sending them, reads pass.
+#[test]
+fn a_read_only_lun_refuses_writes() {
+    let t = Target::start_conf("", "    readonly 1\n");
+    let rt = common::runtime();
+    rt.block_on(async {
+        let s1 = login(t.portals[0], NODE, 1).await;
+        let map = map_over(std::slice::from_ref(&s1), NoPathRetry::Fail).await;
+        let dev = map.device();
+        assert!(dev.read_only());
+        let w = dev.write(0, pattern(1, 4096), false).await;
+        assert_eq!(w, Err(DeviceError::ReadOnly));
+        assert_eq!(dev.read(0, 4096).await.unwrap(), vec![0u8; 4096]);
+        map.shutdown().await;
+        s1.close().await.unwrap();
     });
 }

@@ -1,21 +1,21 @@
 //! The tokio driver of one multipath map over initiator sessions: dm-multipath's
 //! data path and multipathd's checker loop around the sans-IO [`crate::map::Map`].
 //!
-//! One task per map owns the core ([`task`]); everything else talks to it over a
+//! One task per map owns the core (`task`); everything else talks to it over a
 //! channel: the block device ([`MapHandle::device`]) submits I/O, the node adds and
 //! removes paths (a session's LUN, [`MapHandle::add_path`]), operators fail,
 //! reinstate, switch groups and turn queueing off and on, printers look at the core
 //! ([`MapHandle::view`]). Per path a task forwards the session's state stream
 //! ([`hydra_initiator::Session::state`]) as [`crate::map::PathEvent`]s; per dispatch a
-//! task runs the SCSI commands on the chosen path ([`dispatch`]); per check a task
-//! runs the path checker and prioritizer ([`checker`]). Persistent reservations go
-//! down every path or one, as mpathpersist sends them ([`pr`]).
+//! task runs the SCSI commands on the chosen path (`dispatch`); per check a task
+//! runs the path checker and prioritizer (`checker`). Persistent reservations go
+//! down every path or one, as mpathpersist sends them (`pr`).
 //!
 //! Sessions under a map should be fail-fast ([`hydra_initiator::conn::Timeouts`]'s
 //! `fail_fast`): then a lost connection hands its commands back at once and the map
 //! retries them elsewhere, as open-iscsi advises for dm-multipath (a short
 //! replacement_timeout). The driver also copes with a session that is not: see
-//! [`task`] on withdrawing commands stuck on a dead path, and the window it leaves.
+//! `task` on withdrawing commands stuck on a dead path, and the window it leaves.
 
 mod checker;
 mod dispatch;
@@ -176,7 +176,25 @@ impl MapHandle {
         params: OutParams,
     ) -> Result<PrOutcome> {
         let paths = self.ask(Input::Paths).await?;
-        pr::out(&self.alias, &paths, action, rtype, &params).await
+        let r = pr::out(&self.alias, &paths, action, rtype, &params).await?;
+        if r == PrOutcome::Good
+            && matches!(
+                action,
+                OutAction::Register | OutAction::RegisterAndIgnoreExistingKey
+            )
+        {
+            // mpathpersist tells multipathd the new key (`setprkey`).
+            let key = (params.sa_key != 0).then_some((params.sa_key, params.aptpl));
+            self.set_reservation_key(key)?;
+        }
+        Ok(r)
+    }
+
+    /// The key this node registers through the map (multipath.conf's
+    /// `reservation_key`, or the prkeys file): a path added later is registered with it
+    /// too, when the key is still registered. [`MapHandle::pr_out`] REGISTER sets it.
+    pub fn set_reservation_key(&self, key: Option<(u64, bool)>) -> Result<()> {
+        self.tx.send(Input::SetKey(key)).map_err(|_| self.stopped())
     }
 
     /// PERSISTENT RESERVE IN `action` on one usable path: the decoded answer, or the

@@ -228,3 +228,37 @@ where
         }
     }
 }
+
+/// A path joined a map whose key is registered (multipathd's
+/// `mpath_pr_event_handle`): if READ KEYS through the new path still lists the key —
+/// this node was not preempted meanwhile — register it on the new I_T nexus with
+/// REGISTER AND IGNORE EXISTING KEY. Failures are logged; the path serves I/O
+/// regardless (a write on it then meets RESERVATION CONFLICT, as on Linux).
+pub(crate) async fn register_new_path(
+    map: String,
+    name: String,
+    s: Arc<Session>,
+    lun: u64,
+    key: u64,
+    aptpl: bool,
+) {
+    match retrying(|| s.read_keys(lun)).await {
+        Ok(Ok(keys)) if keys.keys.contains(&key) => {}
+        Ok(Ok(_)) => {
+            return tracing::info!(
+                "{map}: {name}: key {key:#x} is no longer registered; not registering the new path"
+            )
+        }
+        other => return tracing::warn!("{map}: {name}: READ KEYS before registering: {other:?}"),
+    }
+    let p = OutParams {
+        sa_key: key,
+        aptpl,
+        ..OutParams::default()
+    };
+    let (a, t) = (OutAction::RegisterAndIgnoreExistingKey, PrType::Unknown(0));
+    match retrying(|| s.persistent_reserve_out(lun, a, t, &p)).await {
+        Ok(Ok(())) => tracing::info!("{map}: {name}: registered key {key:#x} on the new path"),
+        other => tracing::warn!("{map}: {name}: registering key {key:#x}: {other:?}"),
+    }
+}

@@ -9,13 +9,18 @@
 //! A command stuck on a path whose session went down: a fail-fast session hands it
 //! back at once; one that is not fail-fast would hold it for replacement_timeout, so
 //! the loop takes it back with [`Session::withdraw_all`] and the map sends the I/O on
-//! another path. The window this leaves is dm-multipath's after fast_io_fail_tmo: a
-//! WRITE that had reached the target may still be executed by it until the session is
-//! reinstated (the reconnect with the same ISID) or the target drops the old
-//! connection's tasks (DefaultTime2Wait + DefaultTime2Retain, RFC 7143 §6.3.5), after
-//! the same blocks were written again through another path. Linux does not wait for
-//! either before retrying on another path, and neither does hydra; a caller that
-//! cannot live with it fences with persistent reservations (PREEMPT AND ABORT).
+//! another path (at the Down event, and again at each failed check, for a dispatch
+//! that reached the session after it). `withdraw_all` takes back every command of the
+//! session, other maps' LUNs on it included: their paths are down too, and their maps
+//! move them the same way.
+//!
+//! The window this leaves is dm-multipath's after fast_io_fail_tmo: a WRITE that had
+//! reached the target may still be executed by it until the session is reinstated
+//! (the reconnect with the same ISID) or the target drops the old connection's tasks
+//! (DefaultTime2Wait + DefaultTime2Retain, RFC 7143 §6.3.5), after the same blocks
+//! were written again through another path. Linux does not wait for either before
+//! retrying on another path, and neither does hydra; a caller that cannot live with
+//! it fences with persistent reservations (PREEMPT AND ABORT).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,6 +65,8 @@ pub(crate) enum Input {
     Run(Job),
     /// The paths for a PERSISTENT RESERVE command, usable ones first.
     Paths(oneshot::Sender<Vec<PrPath>>),
+    /// The key this node registers (and whether with APTPL), for paths added later.
+    SetKey(Option<(u64, bool)>),
     Shutdown(oneshot::Sender<()>),
     // ----- from the loop's own tasks -----
     Completed {
@@ -100,6 +107,9 @@ pub(crate) struct Task {
     ios: HashMap<IoId, Pending>,
     /// Paths being removed: failed in the map, waiting for their I/O to come back.
     removing: HashMap<PathId, Vec<oneshot::Sender<Result<()>>>>,
+    /// The map's reservation key (multipathd's `reservation_key` / prkeys file) and
+    /// APTPL: registered on each path added while it is registered on the others.
+    key: Option<(u64, bool)>,
     inside: mpsc::UnboundedSender<Input>,
 }
 
@@ -117,6 +127,7 @@ impl Task {
             links: HashMap::new(),
             ios: HashMap::new(),
             removing: HashMap::new(),
+            key: None,
             inside,
         }
     }
@@ -195,6 +206,7 @@ impl Task {
             Input::Paths(reply) => {
                 let _ = reply.send(self.pr_paths());
             }
+            Input::SetKey(key) => self.key = key,
             Input::Shutdown(reply) => return Some(reply),
             Input::Completed {
                 io,
@@ -213,8 +225,14 @@ impl Task {
                 if self.removing.contains_key(&id) || !self.links.contains_key(&id) {
                     return None;
                 }
+                let down = matches!(result, CheckResult::Down { .. });
                 if let Err(e) = self.map.handle_check(now, id, result) {
                     tracing::debug!("{e}");
+                }
+                // A dispatch that reached the session after the withdraw at its Down
+                // event is held there too: take it back at each failed check.
+                if down {
+                    self.withdraw_stuck(id);
                 }
             }
             Input::PathEvent { id, ev } => {
@@ -249,6 +267,17 @@ impl Task {
         }
         let (name, tpg) = (info.name.clone(), info.tpg);
         self.map.add_path(now, id, info)?;
+        if let Some((key, aptpl)) = self.key {
+            let (s, alias) = (session.clone(), self.alias().to_string());
+            tokio::spawn(super::pr::register_new_path(
+                alias,
+                name.clone(),
+                s,
+                lun,
+                key,
+                aptpl,
+            ));
+        }
         let watcher = tokio::spawn(watch_path(id, session.clone(), self.inside.clone()));
         self.links.insert(
             id,

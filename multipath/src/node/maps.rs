@@ -701,9 +701,16 @@ impl MapEntry {
         }
     }
 
-    /// Exports first (the device's users see it go), then the map's task (held I/O
-    /// fails with Shutdown).
+    /// Queueing off, exports, then the map's task (held I/O fails with Shutdown).
+    ///
+    /// Queueing goes off first, as multipath-tools' `_dm_flush_map` turns
+    /// `queue_if_no_path` off before it removes a map: taking the device down flushes it
+    /// (partx, the loop device's release), and on a map without a path that flush would
+    /// otherwise be held for ever with `no_path_retry queue`.
     async fn remove(self) -> Vec<String> {
+        if let Err(e) = self.handle.disable_queueing().await {
+            tracing::warn!("{}: {e}", self.alias);
+        }
         let notes = match self.device {
             Some(d) => d.teardown().await,
             None => Vec::new(),

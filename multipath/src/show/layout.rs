@@ -92,6 +92,11 @@ impl<T> Table<'_, T> {
         out
     }
 
+    /// One unpadded line per row, no header (`raw format`).
+    pub fn render_raw(&self, rows: &[&T]) -> String {
+        rows.iter().map(|r| self.row_line(&[], r)).collect()
+    }
+
     /// Header (when `with_header`) and one line per row.
     pub fn render(&self, rows: &[&T], with_header: bool) -> String {
         let widths = self.widths(rows, with_header);
@@ -174,5 +179,9 @@ mod tests {
             "num||xs\n1  ||x\n22 ||xxxxxxxxxxxxxxxxxxxxxx\n"
         );
         assert_eq!(t.render(&[&3], false), "3||xxx\n");
+        assert_eq!(
+            t.render_raw(&[&1, &22]),
+            "1||x\n22||xxxxxxxxxxxxxxxxxxxxxx\n"
+        );
     }
 }

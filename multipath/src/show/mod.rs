@@ -67,7 +67,19 @@ pub fn answer(show: &Show, maps: &[MapSnapshot], daemon: &DaemonFacts) -> Respon
                 .collect();
             paths(format.as_deref().unwrap_or(PATHS_FORMAT), &rows)
         }
+        Show::PathsRaw { format } => {
+            let rows: Vec<&PathSnapshot> = maps
+                .iter()
+                .flat_map(|m| m.paths())
+                .chain(daemon.orphans.iter())
+                .collect();
+            path_table(format).render_raw(&rows)
+        }
         Show::Maps { format } => self::maps(format.as_deref().unwrap_or(MAPS_FORMAT), maps),
+        Show::MapsRaw { format } => {
+            let rows: Vec<&MapSnapshot> = maps.iter().collect();
+            map_table(format).render_raw(&rows)
+        }
         Show::MapsStatus => self::maps(MAPS_STATUS_FORMAT, maps),
         Show::MapsStats => self::maps(MAPS_STATS_FORMAT, maps),
         Show::Topology { map: None } => topology(maps, 2, false),
@@ -113,17 +125,28 @@ pub fn find_path<'a>(
     })
 }
 
-/// `show paths [format F]`: a header, then one line per path; nothing without paths.
-pub fn paths(format: &str, rows: &[&PathSnapshot]) -> String {
-    if rows.is_empty() {
-        return String::new();
-    }
+fn path_table(format: &str) -> Table<'_, PathSnapshot> {
     Table {
         format,
         value: wildcards::path_value,
         header: wildcards::path_header,
     }
-    .render(rows, true)
+}
+
+fn map_table(format: &str) -> Table<'_, MapSnapshot> {
+    Table {
+        format,
+        value: wildcards::map_value,
+        header: wildcards::map_header,
+    }
+}
+
+/// `show paths [format F]`: a header, then one line per path; nothing without paths.
+pub fn paths(format: &str, rows: &[&PathSnapshot]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    path_table(format).render(rows, true)
 }
 
 /// `show maps [format F]`, `show maps status|stats`: a header, then one line per map;
@@ -133,12 +156,7 @@ pub fn maps(format: &str, maps: &[MapSnapshot]) -> String {
         return String::new();
     }
     let rows: Vec<&MapSnapshot> = maps.iter().collect();
-    Table {
-        format,
-        value: wildcards::map_value,
-        header: wildcards::map_header,
-    }
-    .render(&rows, true)
+    map_table(format).render(&rows, true)
 }
 
 /// `show status` (print.c `snprint_status`): paths counted by checker state, in the

@@ -279,6 +279,18 @@ fn answer_show_commands() {
         }),
         "uuid dev  dm_st  chk_st multipath\n     s1l1 active ready  mpatha\n     s2l1 failed faulty mpatha\n"
     );
+    assert_eq!(
+        text(Show::PathsRaw {
+            format: "%d %t %m".into()
+        }),
+        "s1l1 active mpatha\ns2l1 failed mpatha\n"
+    );
+    assert_eq!(
+        text(Show::MapsRaw {
+            format: "%n %d".into()
+        }),
+        "mpatha loop3\n"
+    );
     let topo = text(Show::Topology {
         map: Some("/dev/mapper/mpatha".into()),
     });
