@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::client::Session;
 use common::*;
+use hydra_multipath::control::{self as mpc, Multipathd, PrAnswer, PrInAction, Request, Response};
 
 const IQN: &str = "iqn.2026-11.org.hydra:fence";
 const CONFLICT: u8 = 0x18;
@@ -215,4 +216,209 @@ fn metadata_and_validate_all() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
+}
+
+/// `hydra iscsid -f` (the node daemon, NBD only: no loop devices needed), stopped on drop.
+struct NodeDaemon {
+    child: Option<std::process::Child>,
+    dir: std::path::PathBuf,
+}
+
+impl NodeDaemon {
+    fn start(dir: &Path) -> NodeDaemon {
+        let run_dir = dir.join("run");
+        let log = std::fs::File::create(dir.join("iscsid.log")).unwrap();
+        let child = Command::new(hydra())
+            .args(["iscsid", "-f", "--no-kernel-devices", "--root"])
+            .arg(dir.join("iscsi"))
+            .arg("--run-dir")
+            .arg(&run_dir)
+            .arg("--dev-dir")
+            .arg(dir.join("dev"))
+            .arg("--multipath-config")
+            .arg(dir.join("multipath.conf"))
+            .arg("--multipath-config-dir")
+            .arg(dir.join("conf.d"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = NodeDaemon {
+            child: Some(child),
+            dir: dir.to_owned(),
+        };
+        d.wait_for("control sockets", || {
+            run_dir.join("iscsid.sock").exists() && run_dir.join("multipathd.sock").exists()
+        });
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("iscsid.log")).unwrap_or_default()
+    }
+
+    /// Poll `cond` (the daemon's map building has no event a test can await) for at
+    /// most 30 s.
+    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
+        let t = std::time::Instant::now();
+        while !cond() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn ask(&self, req: Request) -> Response {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sock = mpc::socket_path(&self.dir.join("run"));
+        rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                hydra_daemon::control::call::<Multipathd>(&sock, req),
+            )
+            .await
+        })
+        .unwrap_or_else(|_| panic!("multipathd did not answer in 60 s\n{}", self.log()))
+        .unwrap_or_else(|e| panic!("multipathd socket: {e}\n{}", self.log()))
+    }
+
+    fn adm(&self, args: &[&str]) -> Output {
+        let o = run(
+            Command::new(hydra())
+                .arg("iscsiadm")
+                .args(args)
+                .env("HYDRA_ISCSI_ROOT", self.dir.join("iscsi"))
+                .env("HYDRA_ISCSID_RUN_DIR", self.dir.join("run")),
+            Duration::from_secs(60),
+        );
+        assert!(o.status.success(), "iscsiadm {args:?}: {}", text(&o));
+        o
+    }
+}
+
+impl Drop for NodeDaemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c);
+        }
+    }
+}
+
+/// The registrations of `key` on the map, one per I_T nexus (READ FULL STATUS).
+fn nexuses(node: &NodeDaemon, key: u64) -> usize {
+    match node.ask(Request::PrIn {
+        map: "mpatha".into(),
+        action: PrInAction::ReadFullStatus,
+    }) {
+        Response::Pr(PrAnswer::FullStatus { descriptors, .. }) => {
+            descriptors.iter().filter(|d| d.key == key).count()
+        }
+        other => panic!("read full status: {other:?}\n{}", node.log()),
+    }
+}
+
+/// A node daemon's map over two portals as one node (key registered on both paths),
+/// an iSCSI URL as the other: each fences the other through its kind of device.
+#[test]
+fn map_of_the_node_daemon_registers_every_path() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/disk.img\n</target>\n");
+    let h = Hydra::start_portals(&conf, 2, &[], |d| sparse(&d.join("disk.img"), 16 << 20));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("iscsi")).unwrap();
+    let mp = dir.join("multipath");
+    std::fs::write(
+        dir.join("multipath.conf"),
+        format!(
+            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tbindings_file {}\n\twwids_file {}\n}}\n",
+            mp.join("bindings").display(),
+            mp.join("wwids").display()
+        ),
+    )
+    .unwrap();
+    let portals = [
+        format!("127.0.0.1:{}", h.ports[0]),
+        format!("127.0.0.1:{}", h.ports[1]),
+    ];
+    let node = NodeDaemon::start(dir);
+    for p in &portals {
+        node.adm(&["-m", "discovery", "-t", "st", "-p", p]);
+        node.adm(&["-m", "node", "-T", IQN, "-p", p, "--login"]);
+    }
+    node.wait_for("map mpatha with two paths", || {
+        match node.ask(Request::Snapshots { map: None }) {
+            Response::Snapshots(m) => m.len() == 1 && m[0].paths().count() == 2,
+            _ => false,
+        }
+    });
+    let map = dir.join("dev/mapper/mpatha");
+    let map = map.to_str().unwrap();
+    let (run_dir, dev_dir) = (dir.join("run"), dir.join("dev"));
+    let via_map = |args: &[&str]| {
+        let mut a = vec![
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+            "--dev-dir",
+            dev_dir.to_str().unwrap(),
+            "-d",
+            map,
+        ];
+        a.extend_from_slice(args);
+        agent(dir, "m", &a)
+    };
+    let url = h.url(IQN, 1);
+
+    // Unfence through the map: the key on both paths (two I_T nexuses).
+    let o = via_map(&["-o", "on", "-k", "a1"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o), node.log());
+    assert_eq!(nexuses(&node, 0xa1), 2);
+    let o = agent(dir, "u", &["-o", "on", "-k", "b2", "-d", &url]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // The URL node fences the map node: gone from both paths.
+    let o = agent(dir, "u", &["-o", "off", "-k", "a1", "-d", &url]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(nexuses(&node, 0xa1), 0);
+    let o = via_map(&["-o", "status"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // The map node unfences again and fences the URL node through the map.
+    let o = via_map(&["-o", "on", "-k", "a1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = via_map(&["-o", "off", "-k", "b2"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o), node.log());
+    let o = agent(dir, "u", &["-o", "status"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(nexuses(&node, 0xa1), 2);
+    let o = via_map(&["-o", "status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // A map the daemon does not have is named.
+    let other = dir.join("dev/mapper/mpathq");
+    let o = agent(
+        dir,
+        "m",
+        &[
+            "-o",
+            "status",
+            "-k",
+            "a1",
+            "-d",
+            other.to_str().unwrap(),
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+            "--dev-dir",
+            dev_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("mpathq"), "{}", text(&o));
+    drop(node);
 }
