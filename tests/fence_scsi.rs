@@ -98,6 +98,13 @@ fn on_on_off_fences_the_victim() {
         format!("{url}\n")
     );
 
+    // monitor: key and device files there, devices answer; a node never unfenced fails.
+    let o = agent(dir.path(), "a", &["-o", "monitor"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = agent(dir.path(), "c", &["-o", "monitor", "-d", &url]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("fence_scsi.key"), "{}", text(&o));
+
     // Node b writes through the I_T nexus it registered: allowed under WERO.
     let mut b = Session::login(h.port, IQN, &initiator("b"), AGENT_ISID).unwrap();
     b.command_past_ua(1, &[0, 0, 0, 0, 0, 0], &[], 0).unwrap();
