@@ -3,6 +3,7 @@
 mod args;
 mod dlm_controld;
 mod dlm_tool;
+mod fence_scsi;
 mod iscsi_perf;
 mod iscsiadm;
 mod iscsid;
@@ -28,6 +29,8 @@ pub const TOOLS: &[&str] = &[
     "multipath",
     "multipathd",
     "mpathpersist",
+    "fence_scsi",
+    "fence_scsi_check",
 ];
 
 pub const USAGE: &str = "usage: hydra <command> [options]
@@ -44,6 +47,8 @@ commands (each also runs when hydra is invoked through a symlink of that name):
   multipath  list, flush and reload the node's multipath maps (multipath's options)
   multipathd multipathd's commands to the node daemon (show paths, show topology, ...)
   mpathpersist persistent reservations on a multipath map (mpathpersist's options)
+  fence_scsi the fence_scsi fence agent: SCSI-3 PR fencing of maps and iSCSI LUNs
+  fence_scsi_check fence_scsi's watchdog check (exit 2 when this node's key is gone)
 
 run 'hydra <command> --help' for a command's options";
 
@@ -61,6 +66,8 @@ pub fn run(tool: &str, args: Vec<String>) -> ExitCode {
         "multipath" => multipath::main(args),
         "multipathd" => multipathd::main(args),
         "mpathpersist" => mpathpersist::main(args),
+        "fence_scsi" => fence_scsi::main(args),
+        "fence_scsi_check" => fence_scsi::check(args),
         _ => unreachable!("TOOLS lists every tool"),
     };
     match r {

@@ -1,0 +1,10 @@
+//! hydra-cluster: the node side's cluster operations, over the node daemon (multipath
+//! maps), direct iSCSI sessions and corosync.
+//!
+//! - [`fence`]: `hydra fence_scsi`, the fence-agents `fence_scsi` agent (SCSI-3
+//!   persistent reservations; dlm.md §3.1, §3.2).
+
+pub mod error;
+pub mod fence;
+
+pub use error::{Error, Result};
