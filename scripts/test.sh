@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 # Module dependencies point one way in every crate.
-for crate in proto target initiator daemon multipath dlm-core dlm; do
+for crate in proto target initiator daemon multipath dlm-core dlm cluster; do
     python3 .ci/import-cycles.py "$crate/src"
 done
 cargo test --workspace --all-targets 2>&1

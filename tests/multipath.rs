@@ -14,8 +14,8 @@
 //!   `no_path_retry 2` fails it with EIO;
 //! - ALUA: I/O on the active/optimized portal group, staying there while the other
 //!   group is put in standby, moving when `tgtadm --mode portal --op update` swaps the
-//!   states (counted in bytes on each network); a group in standby already at login is
-//!   ignored for now (see its `#[ignore]`);
+//!   states (counted in bytes on each network), also with the group in standby already
+//!   at login (its path joins the map as a ghost though READ CAPACITY is refused there);
 //! - a map over Debian's tgtd;
 //! - `mpathpersist --out --register` registers on both I_T nexuses (READ FULL STATUS,
 //!   also read by a session of its own).
@@ -590,9 +590,6 @@ fn no_path_retry_n_fails_a_write_with_eio() {
 /// prioritizer puts the optimized group first and I/O goes there. Swap the states with
 /// `hydra tgtadm --mode portal --op update`: the map switches and I/O moves.
 #[test]
-#[ignore = "node (mp-node): a path whose LUN scan could not read the capacity (READ \
-            CAPACITY refused on a standby port group, NOT READY 04/0B) is never added to \
-            its map (node/maps.rs skips blocks == 0), so the standby path is missing"]
 fn alua_standby_group_takes_over_when_states_switch() {
     alua_takeover("standby");
 }

@@ -31,6 +31,7 @@ pub mod driver;
 pub mod export;
 pub mod map;
 pub mod node;
+pub mod persist;
 pub mod show;
 pub mod wwids;
 

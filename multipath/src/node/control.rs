@@ -43,7 +43,7 @@ impl Node {
                     config: crate::config::print::print_config(&st.config),
                     orphans: self.orphans(&maps),
                 };
-                show::answer(&s, &maps, &daemon)
+                Response::shown(show::answer(&s, &maps, &daemon))
             }
             Request::Snapshots { map } => {
                 let st = self.state().await;

@@ -205,7 +205,11 @@ impl Node {
                 let Some(wwid) = lun.wwid.clone() else {
                     continue;
                 };
-                if lun.device_type != 0 || lun.blocks == 0 || lun.block_size == 0 {
+                // A disk whose capacity the scan could not read still is a path: a port
+                // in ALUA standby refuses READ CAPACITY (SPC-4 §5.15.2.4.4), and
+                // multipathd keeps such paths in the map as `ghost`. Only a map's first
+                // path must know the size (see create_map).
+                if lun.device_type != 0 {
                     continue;
                 }
                 by_wwid.entry(wwid).or_default().push(Candidate {
@@ -324,7 +328,15 @@ impl Node {
     }
 
     async fn create_map(&self, st: &mut State, wwid: &str, cands: &[Candidate]) -> Result<()> {
-        let first = &cands[0];
+        // The map takes its size from a path that could read it; with none (every port
+        // in standby) it waits for one.
+        let Some(first) = cands
+            .iter()
+            .find(|c| c.lun.blocks != 0 && c.lun.block_size != 0)
+        else {
+            tracing::info!("{wwid}: no path reports a capacity yet (ALUA standby?): no map");
+            return Ok(());
+        };
         let id = PathIdentity {
             wwid,
             vendor: &first.lun.vendor,
@@ -424,13 +436,14 @@ impl Node {
             if m.paths.contains_key(&c.id) {
                 continue;
             }
-            if c.lun.blocks * u64::from(c.lun.block_size) != m.geometry.size && m.geometry.size != 0
-            {
+            let size = c.lun.blocks * u64::from(c.lun.block_size);
+            // A size of 0 is unknown (a standby port), not different.
+            if size != 0 && size != m.geometry.size && m.geometry.size != 0 {
                 tracing::warn!(
                     "{}: {}: size {} differs from the map's {}; not added",
                     m.alias,
                     path_name(c.entry.sid, c.lun.lun),
-                    c.lun.blocks * u64::from(c.lun.block_size),
+                    size,
                     m.geometry.size
                 );
                 continue;

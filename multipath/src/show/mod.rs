@@ -31,8 +31,34 @@ pub use snapshot::{
 };
 pub use topology::{topology, without_checkers};
 
-use crate::control::{Response, Show};
 use layout::Table;
+use serde::{Deserialize, Serialize};
+
+/// The `show` commands (multipathd.8 "Commands").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Show {
+    /// `show paths [format F]`.
+    Paths { format: Option<String> },
+    /// `show maps [format F]`.
+    Maps { format: Option<String> },
+    /// `show paths raw format F`: no header, no padding (for scripts).
+    PathsRaw { format: String },
+    /// `show maps raw format F`.
+    MapsRaw { format: String },
+    /// `show maps status`.
+    MapsStatus,
+    /// `show maps stats`.
+    MapsStats,
+    /// `show topology` / `show maps topology` (None), `show map M topology` (Some).
+    Topology { map: Option<String> },
+    /// `show status`.
+    Status,
+    /// `show config`.
+    Config,
+    /// `show wildcards`.
+    Wildcards,
+}
 
 /// `show paths`' default format (print.c `PRINT_PATH_CHECKER`).
 pub const PATHS_FORMAT: &str = "%i %d %D %p %t %T %o %C";
@@ -56,8 +82,8 @@ pub struct DaemonFacts {
 }
 
 /// The daemon's answer to a `show` command over `maps` (in the order the daemon keeps
-/// them).
-pub fn answer(show: &Show, maps: &[MapSnapshot], daemon: &DaemonFacts) -> Response {
+/// them): the text, or why the command fails (multipathd's `fail`).
+pub fn answer(show: &Show, maps: &[MapSnapshot], daemon: &DaemonFacts) -> Result<String, String> {
     let text = match show {
         Show::Paths { format } => {
             let rows: Vec<&PathSnapshot> = maps
@@ -85,18 +111,13 @@ pub fn answer(show: &Show, maps: &[MapSnapshot], daemon: &DaemonFacts) -> Respon
         Show::Topology { map: None } => topology(maps, 2, false),
         Show::Topology { map: Some(name) } => match find(maps, name) {
             Some(m) => topology(std::slice::from_ref(m), 2, false),
-            None => {
-                return Response::Error {
-                    code: 1,
-                    message: format!("{name}: invalid map name"),
-                }
-            }
+            None => return Err(format!("{name}: invalid map name")),
         },
         Show::Status => status(maps, daemon),
         Show::Config => daemon.config.clone(),
         Show::Wildcards => wildcards::list(),
     };
-    Response::Text(text)
+    Ok(text)
 }
 
 /// The map `name` names: its alias, WWID or serving device (as multipathd's `map $map`

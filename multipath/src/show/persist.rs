@@ -2,7 +2,7 @@
 //! (multipath-tools `mpathpersist/main.c`, `mpath_print_buf_read*`), and the lines it
 //! prints when a PERSISTENT RESERVE OUT fails.
 
-use crate::control::{pr_status, PrAnswer, PrCapabilities, PrRegistration};
+use crate::persist::{pr_status, PrAnswer, PrCapabilities, PrRegistration};
 
 /// mpathpersist's names of the reservation types (SPC-4 Table 168), by TYPE.
 fn type_name(t: u8) -> String {

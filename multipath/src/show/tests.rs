@@ -264,10 +264,7 @@ fn answer_show_commands() {
         config: "defaults {\n}\n".into(),
         orphans: vec![],
     };
-    let text = |s: Show| match answer(&s, &maps, &d) {
-        Response::Text(t) => t,
-        other => panic!("{other:?}"),
-    };
+    let text = |s: Show| answer(&s, &maps, &d).unwrap();
     assert_eq!(
         text(Show::Status),
         "path checker states:\ndown                1\nup                  1\n\npaths: 2\nbusy: False\n"
@@ -312,10 +309,7 @@ fn answer_show_commands() {
             &maps,
             &d
         ),
-        Response::Error {
-            code: 1,
-            message: "nope: invalid map name".into()
-        }
+        Err("nope: invalid map name".to_string())
     );
     let (m, p) = find_path(&maps, "2:0:0:1").unwrap();
     assert_eq!((m.name.as_str(), p.dev.as_str()), ("mpatha", "s2l1"));
