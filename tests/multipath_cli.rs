@@ -41,7 +41,7 @@ const SNAPSHOT: &str = r#"{"name":"mpatha","wwid":"360000000000000000e0000000001
 /// The stand-in daemon's answers.
 async fn answer(req: Request, maps: Vec<MapSnapshot>) -> Response {
     match req {
-        Request::Show(s) => show::answer(&s, &maps, &DaemonFacts::default()),
+        Request::Show(s) => Response::shown(show::answer(&s, &maps, &DaemonFacts::default())),
         Request::Snapshots { map: None } => Response::Snapshots(maps),
         Request::Snapshots { map: Some(m) } => {
             Response::Snapshots(show::find(&maps, &m).into_iter().cloned().collect())
