@@ -279,11 +279,21 @@ async fn teardown_kernel(mut k: Kernel, alias: &str, notes: &mut Vec<String>) {
     k.watch.abort();
     let _ = (&mut k.watch).await;
     let fuse = k.fuse.take();
-    let lo = match Arc::try_unwrap(k.lo) {
-        Ok(lo) => lo,
-        Err(_) => {
-            notes.push("loop device still referenced; left attached".into());
-            return;
+    // A partition re-read the watch started may still run on the blocking pool with its
+    // own reference (aborting the watch does not stop a blocking task): wait for it.
+    let mut lo = k.lo;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lo = loop {
+        match Arc::try_unwrap(lo) {
+            Ok(lo) => break lo,
+            Err(still) if tokio::time::Instant::now() < deadline => {
+                lo = still;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(_) => {
+                notes.push("loop device still referenced; left attached".into());
+                return;
+            }
         }
     };
     let dev = lo.path().to_owned();
