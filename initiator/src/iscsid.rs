@@ -2,16 +2,17 @@
 //! the database at each login (so `iscsiadm -o update` applies to the next one), logs in
 //! the `node.startup = automatic` records when it starts, keeps every session in the
 //! [`Registry`] that `iscsiadm -m session` and the multipath layer read, and answers
-//! `hydra iscsiadm` on a unix socket in its run directory ([`crate::ipc`]). [`start`] and
-//! [`Started::serve`] are the whole daemon; run directory, pid file, control socket and
-//! the draining stop are [`hydra_daemon`]'s.
+//! `hydra iscsiadm` on a unix socket in its run directory ([`crate::ipc`]). The process
+//! around it (run directory, pid file, both control sockets, the draining stop, and the
+//! multipath maps over these sessions) is the node daemon, `hydra_multipath::node`: this
+//! library stays free of maps and devices.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hydra_daemon::{control as ctl, PidFile, Shutdown, Signals};
+use hydra_daemon::control as ctl;
 
 use crate::conn::Session;
 use crate::ipc::{Iscsid, Negotiated, Request, Response, SessionInfo};
@@ -28,10 +29,6 @@ pub const SOCKET: &str = "iscsid.sock";
 
 /// The pid file's name in the run directory (locked while the daemon runs).
 pub const PID_FILE: &str = "iscsid.pid";
-
-/// How long control clients get to finish a request (a login in progress) once the
-/// daemon stops; the sessions they made are then logged out with the others.
-const DRAIN: Duration = Duration::from_secs(10);
 
 /// Default database root, as Debian's open-iscsi.
 pub fn default_root() -> PathBuf {
@@ -333,75 +330,6 @@ impl Daemon {
         for e in self.registry.sessions() {
             let _ = self.logout(e.sid).await;
         }
-    }
-}
-
-/// A daemon whose database is open, pid file locked and control socket bound.
-pub struct Started {
-    daemon: Arc<Daemon>,
-    listener: ctl::Listener,
-    signals: Signals,
-    root: PathBuf,
-    /// Last, so that it is removed after the socket.
-    _pid_file: PidFile,
-}
-
-/// Everything that can fail at start-up: the database at `root` (initiator name,
-/// iscsid.conf), the run directory, a second daemon on it, the control socket
-/// (owner-only: it hands out CHAP secrets).
-pub async fn start(root: &Path, run_dir: &Path) -> crate::Result<Started> {
-    let daemon = Daemon::open(root)?;
-    hydra_daemon::run_dir::create(run_dir)?;
-    let pid_file = PidFile::acquire(&run_dir.join(PID_FILE), "hydra iscsid")?;
-    let signals = Signals::new()?;
-    let listener = ctl::bind(&run_dir.join(SOCKET), Some(0o600))?;
-    Ok(Started {
-        daemon,
-        listener,
-        signals,
-        root: root.to_path_buf(),
-        _pid_file: pid_file,
-    })
-}
-
-impl Started {
-    pub fn daemon(&self) -> &Arc<Daemon> {
-        &self.daemon
-    }
-
-    /// Log in the automatic records, serve `hydra iscsiadm` until SIGTERM/SIGINT, then
-    /// let requests in progress finish and log every session out.
-    pub async fn serve(self) {
-        let Started {
-            daemon,
-            listener,
-            mut signals,
-            root,
-            _pid_file,
-        } = self;
-        tracing::info!(
-            "iscsid: initiator {}, records under {}, control socket {}",
-            daemon.initiator_name(),
-            root.display(),
-            listener.path().display()
-        );
-        tokio::spawn(daemon.clone().login_automatic());
-        let shutdown = Shutdown::new();
-        let d = daemon.clone();
-        tokio::spawn(ctl::serve::<Iscsid, _, _>(
-            listener,
-            shutdown.subscribe(),
-            move |req| {
-                let d = d.clone();
-                async move { d.handle(req).await }
-            },
-        ));
-        let sig = signals.recv().await;
-        tracing::info!("iscsid: {sig}: stopping; logging out every session");
-        if !shutdown.drain(DRAIN).await {
-            tracing::warn!("iscsid: requests still running after {DRAIN:?}; stopping anyway");
-        }
-        daemon.logout_all().await;
     }
 }
 
