@@ -2,7 +2,9 @@
 //! (tests/common/cluster.rs), the daemon started in it with `-f`, and clients speaking
 //! the socket protocol with raw frames (hydra_dlm::wire): join, EX lock granted, a
 //! second client's EX with NOQUEUE refused with EAGAIN, unlock; a client sending garbage
-//! is disconnected and nobody else notices; a client that goes away loses its locks;
+//! is disconnected and nobody else notices; a client that goes away loses its locks (and
+//! a request queued behind them, marked to be answered with its completion, gets its
+//! reply only with the grant);
 //! dlm_tool's queries answer; a second daemon on the same run directory is refused;
 //! SIGTERM is ignored while a lockspace exists and ends the daemon once none does,
 //! answering what its clients had sent first and removing its socket and pid file.
@@ -21,7 +23,7 @@ use common::{hydra, signal, text};
 use hydra_dlm::api::{Callback, ClientFrame, DaemonFrame, Errno, Query, Request};
 use hydra_dlm::flags::{Flags, Status};
 use hydra_dlm::mode::Mode;
-use hydra_dlm::wire::{put_frame, take_frame};
+use hydra_dlm::wire::{put_frame, take_frame, REPLY_WITH_COMPLETION};
 
 const LS: &str = "test";
 
@@ -112,9 +114,27 @@ fn one_node_locks_over_the_socket() {
         "ENOENT for an unknown lockspace"
     );
 
-    // B goes away: its lock goes with it, and A's EX, queued behind it, is granted.
+    // B goes away: its lock goes with it, and A's EX, queued behind it, is granted. A
+    // asks for the reply with the completion (REPLY_WITH_COMPLETION): while the request
+    // waits behind B's lock nothing is answered, then both come together.
+    let req = 4 | REPLY_WITH_COMPLETION;
+    a.send(&ClientFrame::Call {
+        req,
+        request: lock(b"res", Mode::EX, 0),
+    });
+    assert!(a.pump(), "the daemon closed A's connection");
+    assert!(
+        a.frames.is_empty(),
+        "answered before the grant: {:?}",
+        a.frames
+    );
     drop(b);
-    let lk_a = a.call(4, lock(b"res", Mode::EX, 0)).expect("lock accepted");
+    let lk_a = a
+        .wait("reply", |f| match f {
+            DaemonFrame::Reply { req: r, result } if *r == req => Some(result.clone()),
+            _ => None,
+        })
+        .expect("lock accepted");
     a.expect_completion(lk_a, Status::Granted, Some(Mode::EX));
 
     // SIGTERM is ignored while a lockspace exists, as dlm_controld does.

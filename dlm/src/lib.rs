@@ -16,6 +16,7 @@ pub mod corosync;
 pub mod daemon;
 pub mod error;
 pub mod fence;
+mod fxhash;
 mod outbox;
 mod socket;
 pub mod wire;

@@ -3,13 +3,13 @@
 //! No I/O here: the reader task feeds it frames under a mutex; the frames it wants sent
 //! (releases of locks nobody holds a handle to) come back in `out`.
 
-use std::collections::HashMap;
-
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Callback, ClientFrame, DaemonFrame, Errno, Request};
 use crate::flags::Flags;
+use crate::fxhash::FxHashMap;
 
+use super::completions;
 use super::{Blocked, Completion, EINPROGRESS, EPROTO};
 
 /// Where a lock's blocking callbacks go (libdlm's bast routine and astarg).
@@ -37,12 +37,12 @@ pub(super) enum Pending {
 /// A new lock as the reply made it: its id and its completions.
 pub(super) struct NewLock {
     pub lkid: u32,
-    pub completions: mpsc::UnboundedReceiver<Completion>,
+    pub completions: completions::Receiver,
 }
 
 struct Route {
     /// `None` once the handle is gone: its callbacks are dropped until the lock ends.
-    completions: Option<mpsc::UnboundedSender<Completion>>,
+    completions: Option<completions::Sender>,
     basts: Option<BastSender>,
 }
 
@@ -51,13 +51,13 @@ type Key = (String, u32);
 #[derive(Default)]
 pub(super) struct Demux {
     next_req: u64,
-    pending: HashMap<u64, Pending>,
-    routes: HashMap<Key, Route>,
+    pending: FxHashMap<u64, Pending>,
+    routes: FxHashMap<Key, Route>,
     /// Callbacks for lkids no reply has named yet. The daemon queues a lock's first
     /// completion before the reply that carries its lkid when the grant is immediate
     /// (lockspace.rs `request` pushes the callback, then the reply; an adopted orphan
     /// and a down-conversion do the same), so these wait for that reply.
-    early: HashMap<Key, Vec<Callback>>,
+    early: FxHashMap<Key, Vec<Callback>>,
     /// New-lock calls without a reply yet. With none, an unknown lkid's callback
     /// cannot belong to a reply still to come, and `early` is emptied.
     new_locks: usize,
@@ -67,11 +67,16 @@ pub(super) struct Demux {
 impl Demux {
     /// Give a call its `req`, or the reason the connection is gone.
     pub fn register(&mut self, p: Pending) -> Result<u64, Errno> {
+        self.register_with(p, 0)
+    }
+
+    /// [`Demux::register`] with `bits` set in the `req` (`REPLY_WITH_COMPLETION`).
+    pub fn register_with(&mut self, p: Pending, bits: u64) -> Result<u64, Errno> {
         if let Some(e) = &self.closed {
             return Err(e.clone());
         }
         self.next_req += 1;
-        let req = self.next_req;
+        let req = self.next_req | bits;
         if matches!(p, Pending::NewLock { .. }) {
             self.new_locks += 1;
         }
@@ -172,7 +177,7 @@ impl Demux {
                     }
                 };
                 let key = (ls, lkid);
-                let (ctx, crx) = mpsc::unbounded_channel();
+                let (ctx, crx) = completions::queue();
                 let mut route = Route {
                     completions: Some(ctx),
                     basts,
@@ -271,9 +276,9 @@ fn deliver(ls: &str, route: &mut Route, cb: Callback) -> bool {
             ..
         } => {
             if let Some(tx) = &route.completions {
-                // A send fails only when the handle is being dropped right now; its
-                // Drop abandons the lock.
-                let _ = tx.send(Completion {
+                // A handle being dropped right now does not take it; its Drop abandons
+                // the lock.
+                tx.send(Completion {
                     status,
                     mode,
                     sbflags,

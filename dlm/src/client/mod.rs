@@ -21,6 +21,7 @@
 //! libdlm process exits). Dropping one [`Lock`] handle releases that lock
 //! ([`Lock::detach`] keeps it held instead).
 
+mod completions;
 mod demux;
 mod io;
 #[cfg(test)]
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::api::{ClientFrame, Errno, Query, Request, SOCKET_NAME};
 use crate::flags::libc_errno::{EINPROGRESS, ENOENT, ENOTCONN};
@@ -39,6 +40,7 @@ use crate::membership::NodeId;
 use crate::mode::Mode;
 use crate::resource::Lvb;
 use crate::socket::Socket;
+use crate::wire::REPLY_WITH_COMPLETION;
 use crate::{Error, Result};
 
 pub use demux::BastSender;
@@ -163,9 +165,18 @@ impl Client {
 
     /// A call whose reply is all there is to it.
     async fn call(&self, request: Request) -> Result<u32, Errno> {
+        self.call_with(request, 0).await
+    }
+
+    /// [`Client::call`] with `bits` in its `req` (`REPLY_WITH_COMPLETION`).
+    async fn call_with(&self, request: Request, bits: u64) -> Result<u32, Errno> {
         check_names(&request)?;
         let (tx, rx) = oneshot::channel();
-        let req = self.inner.shared.demux().register(Pending::Call(tx))?;
+        let req = self
+            .inner
+            .shared
+            .demux()
+            .register_with(Pending::Call(tx), bits)?;
         self.send(ClientFrame::Call { req, request })?;
         rx.await.map_err(|_| self.lost())?
     }
@@ -218,6 +229,22 @@ impl Client {
         lvb: Option<Lvb>,
         basts: Option<BastSender>,
     ) -> Result<Lock, Errno> {
+        self.lock_with(ls, name, mode, flags, lvb, basts, 0).await
+    }
+
+    /// [`Client::lock`] with `bits` in the call's `req`: with `REPLY_WITH_COMPLETION`
+    /// it returns when the first completion has come too.
+    #[allow(clippy::too_many_arguments)]
+    async fn lock_with(
+        &self,
+        ls: &str,
+        name: &[u8],
+        mode: Mode,
+        flags: Flags,
+        lvb: Option<Lvb>,
+        basts: Option<BastSender>,
+        bits: u64,
+    ) -> Result<Lock, Errno> {
         if flags.has(Flags::CONVERT) {
             return Err(Errno::new(
                 crate::flags::libc_errno::EINVAL,
@@ -228,11 +255,14 @@ impl Client {
         check_name("resource name", name, crate::RESNAME_MAXLEN)?;
         let bast = basts.is_some();
         let (tx, rx) = oneshot::channel();
-        let req = self.inner.shared.demux().register(Pending::NewLock {
-            ls: ls.to_string(),
-            basts,
-            tx,
-        })?;
+        let req = self.inner.shared.demux().register_with(
+            Pending::NewLock {
+                ls: ls.to_string(),
+                basts,
+                tx,
+            },
+            bits,
+        )?;
         // From here the request may be accepted; if this future is dropped before it
         // returns the handle, the guard releases whatever lock the daemon made.
         let mut guard = ReplyGuard {
@@ -274,6 +304,12 @@ impl Client {
     /// `dlm_ls_lock_wait`-like: request a lock and wait for its first completion. The
     /// lock handle comes back whatever the status; with EAGAIN (NOQUEUE, not granted)
     /// the lock has already ended.
+    ///
+    /// The daemon answers the call together with the completion (one wake-up, see
+    /// `wire::REPLY_WITH_COMPLETION`), so until then this call has no lkid to cancel:
+    /// dropping the future releases the lock only once its completion comes (a request
+    /// queued behind a holder stays queued until granted). To give up on a wait, use
+    /// [`Client::lock`] and [`Lock::cancel`].
     pub async fn lock_wait(
         &self,
         ls: &str,
@@ -283,7 +319,10 @@ impl Client {
         lvb: Option<Lvb>,
         basts: Option<BastSender>,
     ) -> Result<(Lock, Completion), Errno> {
-        let mut lock = self.lock(ls, name, mode, flags, lvb, basts).await?;
+        // Only one wake-up when the grant comes later than the acceptance.
+        let mut lock = self
+            .lock_with(ls, name, mode, flags, lvb, basts, REPLY_WITH_COMPLETION)
+            .await?;
         let c = lock.completion().await?;
         Ok((lock, c))
     }
@@ -333,7 +372,7 @@ pub struct Lock {
     name: Vec<u8>,
     lkid: u32,
     bast: bool,
-    completions: mpsc::UnboundedReceiver<Completion>,
+    completions: completions::Receiver,
     mode: Option<Mode>,
     ended: bool,
     detached: bool,
@@ -455,7 +494,20 @@ impl Lock {
     /// `dlm_ls_unlock_wait`: unlock and wait for the lock to end. Completions still due
     /// from earlier calls are skipped; the last one is returned.
     pub async fn unlock_wait(&mut self, lvb: Option<Lvb>) -> Result<Completion, Errno> {
-        self.unlock(lvb).await?;
+        // A plain unlock that is accepted always ends in a completion (EUNLOCK): the
+        // reply may wait for it, so this wakes once.
+        let flags = if lvb.is_some() { Flags::VALBLK } else { 0 };
+        self.client
+            .call_with(
+                Request::Unlock {
+                    ls: self.ls.clone(),
+                    lkid: self.lkid,
+                    flags: Flags(flags),
+                    lvb,
+                },
+                REPLY_WITH_COMPLETION,
+            )
+            .await?;
         loop {
             let c = self.completion().await?;
             if c.mode.is_none() {

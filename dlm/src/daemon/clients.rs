@@ -13,7 +13,6 @@
 //! taking connections, each reader hands on the whole frames its client had sent and ends,
 //! and the daemon writes the replies to them before it closes the connections.
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +25,7 @@ use hydra_daemon::Stop;
 
 use crate::api::{ClientFrame, ClientId, DaemonFrame, SOCKET_NAME};
 use crate::error::{Error, Result};
+use crate::fxhash::FxHashMap;
 
 use crate::outbox::{Outbox, OutboxError};
 use crate::socket::Socket;
@@ -63,7 +63,7 @@ pub struct Clients {
     /// `None` once the daemon stops taking clients.
     listener: Option<UnixListener>,
     path: PathBuf,
-    conns: HashMap<ClientId, Client>,
+    conns: FxHashMap<ClientId, Client>,
     /// Clients with frames in their batch.
     dirty: Vec<ClientId>,
     /// Client ids are never reused; 0 is never given out.
@@ -94,7 +94,7 @@ impl Clients {
         Ok(Clients {
             listener: Some(listener),
             path,
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             dirty: Vec::new(),
             next: 1,
             events,

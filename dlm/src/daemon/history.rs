@@ -281,11 +281,21 @@ impl History {
     /// started ones; lockspaces that are gone are forgotten. Returns debug-log lines for
     /// lockspaces whose wait changed.
     pub fn after(&mut self, node: &Node) -> Vec<String> {
-        self.lockspaces
-            .retain(|name, _| node.lockspaces.contains_key(name));
+        // Called after every input: with the lockspaces unchanged (the usual case) the
+        // names are neither searched for nor copied.
+        if self.lockspaces.len() != node.lockspaces.len()
+            || !self.lockspaces.keys().eq(node.lockspaces.keys())
+        {
+            self.lockspaces
+                .retain(|name, _| node.lockspaces.contains_key(name));
+            for name in node.lockspaces.keys() {
+                if !self.lockspaces.contains_key(name) {
+                    self.lockspaces.insert(name.clone(), LsHistory::default());
+                }
+            }
+        }
         let mut lines = Vec::new();
-        for (name, ls) in &node.lockspaces {
-            let h = self.lockspaces.entry(name.clone()).or_default();
+        for ((name, ls), h) in node.lockspaces.iter().zip(self.lockspaces.values_mut()) {
             let wait = wait_of(node, ls);
             if ls.running() {
                 if let Some(done) = h.next.take() {

@@ -49,16 +49,19 @@ use hydra_daemon::{Shutdown, Signals};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::api::Callback;
 use crate::api::{ClientFrame, ClientId, DaemonFrame, Errno, Query, Request};
 use crate::config::Config;
 use crate::corosync::{Corosync, Events};
 use crate::error::{Error, Result};
 use crate::flags::libc_errno::{ENOTCONN, ESHUTDOWN};
+use crate::flags::Flags;
+use crate::fxhash::FxHashMap;
 use crate::io::{Input, Output};
 use crate::membership::{lockspace_group, ClusterEvent, Confchg, NodeId, DAEMON_GROUP};
 use crate::message::{DaemonCpg, LsCpg};
 use crate::node::{CoreConfig, Node};
-use crate::wire::{Wire, MAX_FRAME};
+use crate::wire::{Wire, MAX_FRAME, REPLY_WITH_COMPLETION};
 
 use clients::{ClientEvent, Clients};
 use cpg::CpgOp;
@@ -149,6 +152,16 @@ pub struct Daemon {
     shutdown: Shutdown,
     /// A stop is under way: no new lockspace is joined.
     stopping: bool,
+    /// Calls sent with `REPLY_WITH_COMPLETION` and not answered yet, by (client, req):
+    /// the lkid an Unlock names (0 for a new lock, whose lkid is in the reply).
+    with_completion: FxHashMap<(ClientId, u64), u32>,
+    /// Their accepting replies, held until the lock's next completion goes to the
+    /// client, by (client, lkid): (req, the reply's value). Keyed without the
+    /// lockspace: a completion of the same lkid in another lockspace of the same client
+    /// only sends a reply early, which is always correct.
+    held: FxHashMap<(ClientId, u32), (u64, u32)>,
+    /// (client, lkid) of the completions sent by the outputs being carried out.
+    completed: Vec<(ClientId, u32)>,
     /// Last of all, so it is removed after the socket.
     _pidfile: PidFile,
 }
@@ -235,6 +248,9 @@ impl Daemon {
             signals,
             shutdown: Shutdown::new(),
             stopping: false,
+            with_completion: FxHashMap::default(),
+            held: FxHashMap::default(),
+            completed: Vec::new(),
             _pidfile: pidfile,
         })
     }
@@ -458,11 +474,27 @@ impl Daemon {
                         .send(client, DaemonFrame::Reply { req, result });
                     self.settle();
                 }
-                ClientFrame::Call { req, request } => self.input(Input::Client {
-                    client,
-                    req,
-                    request,
-                }),
+                ClientFrame::Call { req, request } => {
+                    // Only a Lock, or an Unlock that is not a CANCEL (which may find
+                    // nothing to cancel), always has a completion to come; any other
+                    // call is answered at once, marked or not.
+                    if req & REPLY_WITH_COMPLETION != 0 {
+                        match &request {
+                            Request::Lock { lkid, .. } => {
+                                self.with_completion.insert((client, req), *lkid);
+                            }
+                            Request::Unlock { lkid, flags, .. } if !flags.has(Flags::CANCEL) => {
+                                self.with_completion.insert((client, req), *lkid);
+                            }
+                            _ => {}
+                        }
+                    }
+                    self.input(Input::Client {
+                        client,
+                        req,
+                        request,
+                    })
+                }
                 ClientFrame::Query { req, query } => {
                     let result = self.query(query);
                     self.clients.send(client, DaemonFrame::Text { req, result });
@@ -474,6 +506,7 @@ impl Daemon {
                     self.log.line(format!("client {client}: {e}"));
                 }
                 if self.clients.remove(client) {
+                    self.forget_held(client);
                     self.input(Input::ClientGone(client));
                 }
             }
@@ -592,6 +625,7 @@ impl Daemon {
                 clients::CLIENT_QUEUE_BYTES
             ));
             self.clients.remove(client);
+            self.forget_held(client);
             self.inputs.push_back(Input::ClientGone(client));
         }
     }
@@ -638,7 +672,35 @@ impl Daemon {
         }
     }
 
+    /// A client went: its held replies and marked calls with it.
+    fn forget_held(&mut self, client: ClientId) {
+        if !self.with_completion.is_empty() || !self.held.is_empty() {
+            self.with_completion.retain(|(c, _), _| *c != client);
+            self.held.retain(|(c, _), _| *c != client);
+        }
+    }
+
+    /// An answer to a call: one marked `REPLY_WITH_COMPLETION` and accepted waits for
+    /// the lock's next completion, unless that went out already (an immediate grant
+    /// comes out before its reply).
+    fn reply(&mut self, client: ClientId, req: u64, result: std::result::Result<u32, Errno>) {
+        if req & REPLY_WITH_COMPLETION != 0 {
+            if let Some(named) = self.with_completion.remove(&(client, req)) {
+                if let Ok(v) = result {
+                    let lkid = if named == 0 { v } else { named };
+                    if !self.completed.contains(&(client, lkid)) {
+                        self.held.insert((client, lkid), (req, v));
+                        return;
+                    }
+                }
+            }
+        }
+        self.clients
+            .send(client, DaemonFrame::Reply { req, result });
+    }
+
     fn execute(&mut self, out: Vec<Output>) {
+        self.completed.clear();
         for o in out {
             match o {
                 Output::Send { to, msg } if to == self.node.me => {
@@ -678,10 +740,18 @@ impl Daemon {
                     client,
                     req,
                     result,
-                } => self
-                    .clients
-                    .send(client, DaemonFrame::Reply { req, result }),
+                } => self.reply(client, req, result),
                 Output::Callback { client, ls, cb } => {
+                    if let Callback::Completion { lkid, .. } = &cb {
+                        if !self.with_completion.is_empty() || !self.held.is_empty() {
+                            if let Some((req, v)) = self.held.remove(&(client, *lkid)) {
+                                let result = Ok(v);
+                                self.clients
+                                    .send(client, DaemonFrame::Reply { req, result });
+                            }
+                            self.completed.push((client, *lkid));
+                        }
+                    }
                     self.clients.send(client, DaemonFrame::Callback { ls, cb })
                 }
                 Output::Fence { node } => {

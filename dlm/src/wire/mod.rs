@@ -85,6 +85,14 @@ pub fn take_frame<T: Wire>(buf: &[u8]) -> Result<Option<(T, usize)>> {
 /// misread each other's lock traffic.
 pub const PROTOCOL: u16 = 2;
 
+/// A bit of a client call's `req` (the client numbers its calls from 1 and never comes
+/// near it): "answer this Lock or Unlock together with the lock's next completion". A
+/// caller that waits for the completion anyway (`lock_wait`, `unlock_wait`) then wakes
+/// once per call instead of twice when the completion comes later than the acceptance
+/// (a remote master: the acceptance at once, the grant a round trip later). The daemon
+/// echoes `req` as it came; a refused call is answered at once as always.
+pub const REPLY_WITH_COMPLETION: u64 = 1 << 63;
+
 /// What one daemon sends another over their TCP link (port 21064): first a Hello naming
 /// the sender's corosync node id and its [`PROTOCOL`], then lock traffic.
 #[derive(Clone, Debug, PartialEq, Eq)]
