@@ -372,7 +372,10 @@ impl Node {
             if self.fenced_members.contains(n) {
                 continue;
             }
-            if why.needs_fencing() && !self.fencing.get(n).is_some_and(|f| f.uncovered) {
+            // Already being fenced: the same failure seen in another group (a daemon's
+            // lockspaces and the daemons' group report its going separately, in no set
+            // order), or the fencing itself. dlm_controld: "already needs fencing".
+            if why.needs_fencing() && !self.fencing.contains_key(n) {
                 // A daemon gone while its node stays in the ring (procdown) is in the
                 // ring we know: nothing newer to wait for.
                 let ring = match why {

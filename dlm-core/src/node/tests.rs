@@ -1,5 +1,6 @@
-//! The stateful-merge rule (dlm_controld's `receive_protocol` and `daemon_fence_work`):
-//! who judges a merge, and who fences whom.
+//! The daemons' group rules: the stateful merge (dlm_controld's `receive_protocol` and
+//! `daemon_fence_work`: who judges a merge, and who fences whom), and one fencing per
+//! failure.
 
 use super::{side_wins, CoreConfig, Node};
 use crate::io::{Input, Output};
@@ -141,4 +142,40 @@ fn without_quorum_kept_the_largest_side_fences() {
     hello(&mut n, 4, true, 4);
     let out = hello(&mut n, 5, true, 5);
     assert_eq!(fence_starts(&out), vec![1, 4, 5]);
+}
+
+/// A daemon killed while its node stays up leaves its lockspaces' groups and the daemons'
+/// group separately: the second report, while the agents run, is the same failure, and
+/// a success ends the fencing (tests/dlm_cluster.rs saw the node fenced twice).
+#[test]
+fn one_failure_seen_in_two_groups_is_fenced_once() {
+    let mut n = Node::new(1, CoreConfig::default());
+    quorum(&mut n, &[1, 2, 3], 3, 1);
+    daemon_change(&mut n, &[1, 2, 3], &[1, 2, 3], &[]);
+    for m in 1..=3 {
+        hello(&mut n, m, false, m);
+    }
+    let ls = Confchg {
+        group: "dlm:ls:x".to_string(),
+        members: vec![1, 2],
+        joined: vec![],
+        left: vec![(3, LeaveReason::ProcDown)],
+    };
+    let out = n.handle(Input::Confchg(ls), 200);
+    assert_eq!(fence_starts(&out), vec![3]);
+    let msg = DaemonCpg::FenceStart { node: 3 };
+    n.handle(Input::DaemonCpg { from: 1, msg }, 201);
+    let daemons = Confchg {
+        group: DAEMON_GROUP.to_string(),
+        members: vec![1, 2],
+        joined: vec![],
+        left: vec![(3, LeaveReason::ProcDown)],
+    };
+    n.handle(Input::Confchg(daemons), 202);
+    assert_eq!(n.fencing[&3].failures, 1);
+    n.handle(Input::FenceDone { node: 3, ok: true }, 300);
+    let msg = DaemonCpg::FenceResult { node: 3, ok: true };
+    let out = n.handle(Input::DaemonCpg { from: 1, msg }, 301);
+    assert!(n.fencing.is_empty(), "{:?}", n.fencing);
+    assert!(fence_starts(&out).is_empty());
 }
