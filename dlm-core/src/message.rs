@@ -172,8 +172,10 @@ pub enum DaemonCpg {
     /// says Hello without state is taken in cleanly: it is no longer waited for by
     /// startup fencing, and an earlier failure of it counts as fenced (a daemon whose
     /// predecessor died with lock state does not start until the node is fenced or
-    /// rebooted). Two stateful daemons meeting by a merge are a stateful merge;
-    /// `side` (the lowest node of the sender and the members it had taken in, that is,
-    /// of the partition it was in) lets every member agree which side fences the others.
+    /// rebooted). Two daemons whose Hellos answering the same change both say
+    /// `stateful` are a stateful merge (both judge the pair on these two Hellos); `side`
+    /// (the lowest node of the sender and the members it had taken in, that is, of the
+    /// partition it was in) groups the merged members by partition when no side kept
+    /// quorum and the largest one fences the others.
     Hello { stateful: bool, side: NodeId },
 }

@@ -103,12 +103,31 @@ pub struct Node {
     /// "clean daemon members").
     pub clean: BTreeMap<NodeId, bool>,
     /// Daemon members met by a stateful merge (both sides ran lockspaces apart), with
-    /// the side they were on (the lowest node of it). Never taken in: the largest side
-    /// fences the others, and no lockspace recovers with them.
+    /// the side their judged Hello named (the lowest node of their partition). Never
+    /// taken in: they are fenced (`merge_allows_fencing`), and no lockspace recovers
+    /// with them.
     pub merged: BTreeMap<NodeId, NodeId>,
     /// A stateful merge holds this node's fencing (it is on the smaller side): logged
     /// once per wait.
     merge_wait: bool,
+    /// Whether this daemon's first Hello delivered since the daemons' group last took in
+    /// members said it ran lockspaces. Whether a newcomer and this daemon ran lockspaces apart
+    /// is judged on the two Hellos as CPG delivered them, not on this daemon's state of
+    /// the moment, so that both judge the pair alike: a daemon that became stateful
+    /// between its Hello and the newcomer's would call a merge the newcomer (having seen
+    /// a stateless Hello) never sees, and neither side would fence the other.
+    announced: Option<bool>,
+    /// First Hellos of newcomers delivered before this daemon's own: (stateful, side,
+    /// stateful said in a later Hello), judged once this daemon's own is delivered.
+    unjudged: BTreeMap<NodeId, (bool, NodeId, bool)>,
+    /// Bumped each time the cluster becomes quorate: a quorate spell is named by it.
+    quorate_spell: u64,
+    /// Daemon members that left the group while this node was quorate, with the spell
+    /// they left in. Still in that spell when such a node comes back stateful, this node
+    /// kept quorum all the while it was gone: the node ran lockspaces in a partition
+    /// without quorum, and is the one to go (dlm_controld's `daemon_rem_time` against
+    /// `cluster_quorate_monotime` in `receive_protocol`).
+    left_while_quorate: BTreeMap<NodeId, u64>,
     /// The last time a node joined the daemon group or the cluster (dlm_controld's
     /// `fence_delay_begin`). Startup fencing, and the fencing of a node that left the
     /// ring and is back in it, wait until post_join_delay has passed since: a node whose
@@ -148,6 +167,10 @@ impl Node {
             clean: BTreeMap::new(),
             merged: BTreeMap::new(),
             merge_wait: false,
+            announced: None,
+            unjudged: BTreeMap::new(),
+            quorate_spell: 0,
+            left_while_quorate: BTreeMap::new(),
             fence_delay_from: 0,
             fenced_members: BTreeSet::new(),
             starting: BTreeSet::new(),
@@ -194,6 +217,9 @@ impl Node {
                 }
                 if q.members.iter().any(|m| !self.quorum_members.contains(m)) {
                     self.fence_delay_from = now;
+                }
+                if q.quorate && !self.quorate {
+                    self.quorate_spell += 1;
                 }
                 self.quorate = q.quorate;
                 self.quorum_ring = q.ring_seq;
@@ -346,7 +372,10 @@ impl Node {
             if self.fenced_members.contains(n) {
                 continue;
             }
-            if why.needs_fencing() && !self.fencing.get(n).is_some_and(|f| f.uncovered) {
+            // Already being fenced: the same failure seen in another group (a daemon's
+            // lockspaces and the daemons' group report its going separately, in no set
+            // order), or the fencing itself. dlm_controld: "already needs fencing".
+            if why.needs_fencing() && !self.fencing.contains_key(n) {
                 // A daemon gone while its node stays in the ring (procdown) is in the
                 // ring we know: nothing newer to wait for.
                 let ring = match why {
@@ -364,6 +393,12 @@ impl Node {
     fn daemon_confchg(&mut self, c: Confchg, out: &mut Vec<Output>) {
         for (n, _) in &c.left {
             self.clean.remove(n);
+            self.unjudged.remove(n);
+            if self.quorate {
+                self.left_while_quorate.insert(*n, self.quorate_spell);
+            } else {
+                self.left_while_quorate.remove(n);
+            }
             self.merged.remove(n);
             // Kept until it joins again: its lockspaces' confchgs may come later.
             if self.fenced_members.contains(n) {
@@ -381,6 +416,9 @@ impl Node {
             // holds lock state (dlm_controld's send_protocol on `joined_list`).
             out.push(self.say_hello());
             self.fence_delay_from = self.now;
+            // The Hellos answering this change are judged against the one this daemon
+            // sends now (the first of its own delivered after the change).
+            self.announced = None;
         }
         if c.joined.contains(&self.me) {
             self.begin_startup(&c.members, out);
@@ -517,12 +555,24 @@ impl Node {
     /// A member's Hello (dlm_controld's `receive_protocol`). The first since it joined
     /// takes it in as a clean member, unless both it and this daemon ran lockspaces
     /// apart: a stateful merge. A clean member no longer waits for startup fencing, and
-    /// counts as fenced (dlm_controld's `is_clean_daemon_member`).
+    /// counts as fenced (dlm_controld's `is_clean_daemon_member`). "This daemon ran
+    /// lockspaces" is what its own first Hello after the change said (`announced`), so
+    /// a newcomer's Hello delivered before that one waits for it: every pair is judged
+    /// on the same two Hellos, in CPG order, by both its members.
     fn hello(&mut self, from: NodeId, stateful: bool, side: NodeId, out: &mut Vec<Output>) {
-        if from == self.me
-            || !self.daemon_members.contains(&from)
-            || self.merged.contains_key(&from)
-        {
+        if from == self.me {
+            if self.announced.is_none() {
+                self.announced = Some(stateful);
+                for (m, (first, side, later)) in std::mem::take(&mut self.unjudged) {
+                    self.judge(m, first, side, out);
+                    if let Some(known) = self.clean.get_mut(&m) {
+                        *known |= later;
+                    }
+                }
+            }
+            return;
+        }
+        if !self.daemon_members.contains(&from) || self.merged.contains_key(&from) {
             return;
         }
         if let Some(known) = self.clean.get_mut(&from) {
@@ -530,7 +580,20 @@ impl Node {
             *known |= stateful;
             return;
         }
-        if stateful && self.stateful {
+        if self.announced.is_none() {
+            // Judged when this daemon's own Hello is delivered.
+            let e = self.unjudged.entry(from).or_insert((stateful, side, false));
+            e.2 |= stateful;
+            return;
+        }
+        self.judge(from, stateful, side, out);
+    }
+
+    /// A newcomer's first Hello against this daemon's own (`announced`): taken in as a
+    /// clean member, unless both ran lockspaces apart.
+    fn judge(&mut self, from: NodeId, stateful: bool, side: NodeId, out: &mut Vec<Output>) {
+        let mine = self.announced == Some(true);
+        if stateful && mine {
             self.merged.insert(from, side);
             out.push(Output::Log(format!(
                 "daemon node {from} stateful merge: it ran lockspaces apart from this \
@@ -551,74 +614,122 @@ impl Node {
         }
     }
 
-    /// Whether this daemon may fence while stateful-merged members are in the group
-    /// (dlm_controld's `daemon_fence_work`): only once every member said Hello, and only
-    /// on the largest side (on a tie, the one with the lowest node), which fences the
-    /// merged ones; the other sides wait to be fenced. dlm_controld lets the side that
-    /// kept quorum kick the others and waits for an admin when no side has more clean
-    /// members than merged ones (three partitions or more); the sides in the Hellos let
-    /// every member pick the same winner instead.
+    /// Whether this daemon may fence while stateful-merged members are in the group,
+    /// and the merged members it fences (dlm_controld's two stateful-merge rules):
+    /// - a member that was gone while this node kept quorum ran lockspaces without
+    ///   quorum: this node fences it at once (`receive_protocol` kicks such a node);
+    /// - otherwise (no side kept quorum: an even split), one side acts, once every
+    ///   member said Hello (`daemon_fence_work`'s `kick_stateful_merge_members`, see
+    ///   `larger_side_kicks`).
+    ///
+    /// Both rules rest on what every member sees alike (its own quorum history, Hellos
+    /// judged in pairs in CPG order): a side id a daemon computes at the moment would
+    /// change as members come and go. Every other member does no fencing until the
+    /// merged members are gone, as dlm_controld waits "to clear merge".
     fn merge_allows_fencing(&mut self, out: &mut Vec<Output>) -> bool {
-        let merged: Vec<(NodeId, NodeId)> = self
+        let merged: Vec<NodeId> = self
             .daemon_members
             .iter()
-            .filter_map(|m| self.merged.get(m).map(|side| (*m, *side)))
+            .copied()
+            .filter(|m| self.merged.contains_key(m))
             .collect();
         if merged.is_empty() {
             self.merge_wait = false;
             return true;
         }
-        let is_clean = |m: &NodeId| *m == self.me || self.clean.contains_key(m);
+        let kept: Vec<NodeId> = merged
+            .iter()
+            .copied()
+            .filter(|m| self.kept_quorum_without(*m))
+            .collect();
+        let victims = if !kept.is_empty() {
+            kept
+        } else if self.larger_side_kicks(&merged, out) {
+            merged
+        } else {
+            return false;
+        };
+        self.merge_wait = false;
+        for m in victims {
+            self.fence_merged(m, out);
+        }
+        true
+    }
+
+    /// Whether this node was quorate when `m` left the daemons' group and has stayed
+    /// so since (dlm_controld: `cluster_quorate && cluster_quorate_monotime <
+    /// node->daemon_rem_time`).
+    fn kept_quorum_without(&self, m: NodeId) -> bool {
+        self.quorate && self.left_while_quorate.get(&m) == Some(&self.quorate_spell)
+    }
+
+    /// No side kept quorum (an even split). dlm_controld lets the lowest daemon member
+    /// kick the merged ones if it counts `clean >= merged`; but the lowest member may be
+    /// a fresh daemon that sees no merge at all, and then nobody acts. So the largest
+    /// side acts (on a tie, the one with the lowest node), once no member is unheard.
+    /// Each side is counted as its members and the others see it: this node and the
+    /// members it had taken in that ran lockspaces (its partition), and the merged
+    /// members grouped by the side their judged Hello named. A fresh daemon is clean to
+    /// every side and counts for none. Exactly one side is the largest, so exactly one
+    /// acts; with three sides or more too, as long as their members agree on who they
+    /// had taken in (if not, a side looks smaller to itself than to others).
+    fn larger_side_kicks(&mut self, merged: &[NodeId], out: &mut Vec<Output>) -> bool {
+        let heard =
+            |m: &NodeId| *m == self.me || self.clean.contains_key(m) || self.merged.contains_key(m);
+        let part = self.daemon_members.iter().filter(|m| !heard(m)).count();
         let ours: Vec<NodeId> = self
             .daemon_members
             .iter()
             .copied()
-            .filter(|m| is_clean(m))
+            .filter(|m| *m == self.me || self.clean.get(m) == Some(&true))
             .collect();
-        let clean = ours.len();
-        let part = self.daemon_members.len() - clean - merged.len();
-        let mut sides: BTreeMap<NodeId, usize> = BTreeMap::new();
-        for (_, side) in &merged {
-            *sides.entry(*side).or_default() += 1;
-        }
-        let our_side = ours.first().copied().unwrap_or(self.me);
-        let larger = sides
-            .iter()
-            .all(|(side, n)| clean > *n || clean == *n && our_side < *side);
-        let merged: Vec<NodeId> = merged.into_iter().map(|(m, _)| m).collect();
-        if part > 0 || !larger {
-            if !self.merge_wait {
-                self.merge_wait = true;
-                out.push(Output::Log(format!(
-                    "stateful merge: members {merged:?} ran lockspaces apart; {clean} clean, \
-                     {part} not heard yet: {}",
-                    if part > 0 {
-                        "waiting for their Hello"
-                    } else {
-                        "the other side fences this one"
-                    }
-                )));
-            }
-            return false;
-        }
-        self.merge_wait = false;
-        // dlm_controld kicks them out of the cluster; hydra fences them, as it would
-        // after their partition anyway.
-        let actors = ours;
+        let mut sides: BTreeMap<NodeId, Vec<NodeId>> = BTreeMap::new();
         for m in merged {
-            match self.fencing.get_mut(&m) {
-                // Found a stateful merge: no Hello left to wait for.
-                Some(need) => need.ring = 0,
-                None if self.config.enable_fencing => {
-                    out.push(Output::Log(format!(
-                        "stateful merge: fencing node {m} (it ran lockspaces apart)"
-                    )));
-                    self.need_fencing(m, &actors, 0);
+            sides.entry(self.merged[m]).or_default().push(*m);
+        }
+        if part == 0 && sides.values().all(|theirs| side_wins(&ours, theirs)) {
+            return true;
+        }
+        if !self.merge_wait {
+            self.merge_wait = true;
+            out.push(Output::Log(format!(
+                "stateful merge: wait to clear merge {} ours {} part {part}: {}",
+                merged.len(),
+                ours.len(),
+                if part > 0 {
+                    "waiting for their Hello"
+                } else {
+                    "the other side fences this one"
                 }
-                None => {}
+            )));
+        }
+        false
+    }
+
+    /// Fences a stateful-merged member (dlm_controld kicks it out of the cluster; hydra
+    /// fences it, as it would have after the partition). This node runs the agents
+    /// itself: the others that judge alike do too, and the first FenceStart delivered
+    /// wins, as for startup fencing.
+    fn fence_merged(&mut self, m: NodeId, out: &mut Vec<Output>) {
+        if self.fenced_members.contains(&m) || !self.config.enable_fencing {
+            return;
+        }
+        let me = self.me;
+        match self.fencing.get_mut(&m) {
+            // No Hello left to wait for: the merge is found.
+            Some(need) => {
+                need.ring = 0;
+                if need.started_by.is_none() {
+                    need.actors = vec![me];
+                }
+            }
+            None => {
+                out.push(Output::Log(format!(
+                    "stateful merge: fencing node {m} (it ran lockspaces apart)"
+                )));
+                self.need_fencing(m, &[me], 0);
             }
         }
-        true
     }
 
     /// After every input: run fencing if this node is the actor, and let lockspaces
@@ -692,3 +803,14 @@ impl Node {
         }
     }
 }
+
+/// Whether a side of a stateful merge beats another: the larger one, or on a tie the one
+/// with the lowest node. Both sides compute it from the same two sets, seen from either
+/// end, so exactly one of two sides wins.
+pub(crate) fn side_wins(ours: &[NodeId], theirs: &[NodeId]) -> bool {
+    let low = |s: &[NodeId]| s.iter().min().copied().unwrap_or(NodeId::MAX);
+    ours.len() > theirs.len() || ours.len() == theirs.len() && low(ours) < low(theirs)
+}
+
+#[cfg(test)]
+mod tests;
