@@ -7,6 +7,7 @@ pub mod client;
 pub mod cluster;
 pub mod dlm;
 pub mod mpbed;
+pub mod netns;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
