@@ -446,19 +446,8 @@ impl Bed {
         )
         .expect("multipath.conf");
         let log = std::fs::File::create(dir.join("iscsid.log")).expect("iscsid.log");
-        let child = self
-            .command(Host::Node, hydra())
-            .args(["iscsid", "-f", "--root"])
-            .arg(dir.join("iscsi"))
-            .arg("--run-dir")
-            .arg(dir.join("run"))
-            .arg("--dev-dir")
-            .arg(dir.join("dev"))
-            .arg("--multipath-config")
-            .arg(dir.join("multipath.conf"))
-            // Not the machine's /etc/multipath/conf.d.
-            .arg("--multipath-config-dir")
-            .arg(dir.join("conf.d"))
+        let mut cmd = self.command(Host::Node, hydra());
+        let child = super::node_daemon::iscsid_args(&mut cmd, &dir)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
