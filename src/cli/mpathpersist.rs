@@ -253,7 +253,6 @@ fn needs_type(a: PrOutAction) -> bool {
 }
 
 pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
-    let status = |s: i32| ExitCode::from(s.clamp(0, 255) as u8);
     let (cmd, run_dir) = match parse_args(&args) {
         Ok(x) => x,
         Err(e) => {
@@ -279,14 +278,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
                 eprintln!("Persistent Reserve IN command failed");
                 Ok(status(code))
             }
-            Ok(other) => {
-                eprintln!("unexpected answer {other:?}");
-                Ok(status(pr_status::OTHER))
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                Ok(status(pr_status::DMMP_ERROR))
-            }
+            r => Ok(no_answer(r)),
         },
         Cmd::Out(req) => {
             if let Request::PrOut(o) = &req {
@@ -301,15 +293,28 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
                     print!("{}", persist::pr_out_failed(code));
                     Ok(status(code))
                 }
-                Ok(other) => {
-                    eprintln!("unexpected answer {other:?}");
-                    Ok(status(pr_status::OTHER))
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    Ok(status(pr_status::DMMP_ERROR))
-                }
+                r => Ok(no_answer(r)),
             }
+        }
+    }
+}
+
+/// mpathpersist's exit status `s` (MPATH_PR_* codes, 0 to 255).
+fn status(s: i32) -> ExitCode {
+    ExitCode::from(s.clamp(0, 255) as u8)
+}
+
+/// The exit status when the daemon answered neither with the command's answer nor
+/// with its refusal: an unexpected answer, or none (no daemon, socket error).
+fn no_answer(r: Result<Response, String>) -> ExitCode {
+    match r {
+        Err(e) => {
+            eprintln!("{e}");
+            status(pr_status::DMMP_ERROR)
+        }
+        Ok(other) => {
+            eprintln!("unexpected answer {other:?}");
+            status(pr_status::OTHER)
         }
     }
 }
