@@ -12,8 +12,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::client::Session;
+use common::node_daemon::NodeDaemon;
 use common::*;
-use hydra_multipath::control::{self as mpc, Multipathd, PrAnswer, PrInAction, Request, Response};
+use hydra_multipath::control::{PrAnswer, PrInAction, Request, Response};
 
 const IQN: &str = "iqn.2026-11.org.hydra:fence";
 const CONFLICT: u8 = 0x18;
@@ -225,99 +226,6 @@ fn metadata_and_validate_all() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-/// `hydra iscsid -f` (the node daemon, NBD only: no loop devices needed), stopped on drop.
-struct NodeDaemon {
-    child: Option<std::process::Child>,
-    dir: std::path::PathBuf,
-}
-
-impl NodeDaemon {
-    fn start(dir: &Path) -> NodeDaemon {
-        let run_dir = dir.join("run");
-        let log = std::fs::File::create(dir.join("iscsid.log")).unwrap();
-        let child = Command::new(hydra())
-            .args(["iscsid", "-f", "--no-kernel-devices", "--root"])
-            .arg(dir.join("iscsi"))
-            .arg("--run-dir")
-            .arg(&run_dir)
-            .arg("--dev-dir")
-            .arg(dir.join("dev"))
-            .arg("--multipath-config")
-            .arg(dir.join("multipath.conf"))
-            .arg("--multipath-config-dir")
-            .arg(dir.join("conf.d"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = NodeDaemon {
-            child: Some(child),
-            dir: dir.to_owned(),
-        };
-        d.wait_for("control sockets", || {
-            run_dir.join("iscsid.sock").exists() && run_dir.join("multipathd.sock").exists()
-        });
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("iscsid.log")).unwrap_or_default()
-    }
-
-    /// Poll `cond` (the daemon's map building has no event a test can await) for at
-    /// most 30 s.
-    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
-        let t = std::time::Instant::now();
-        while !cond() {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn ask(&self, req: Request) -> Response {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sock = mpc::socket_path(&self.dir.join("run"));
-        rt.block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                hydra_daemon::control::call::<Multipathd>(&sock, req),
-            )
-            .await
-        })
-        .unwrap_or_else(|_| panic!("multipathd did not answer in 60 s\n{}", self.log()))
-        .unwrap_or_else(|e| panic!("multipathd socket: {e}\n{}", self.log()))
-    }
-
-    fn adm(&self, args: &[&str]) -> Output {
-        let o = run(
-            Command::new(hydra())
-                .arg("iscsiadm")
-                .args(args)
-                .env("HYDRA_ISCSI_ROOT", self.dir.join("iscsi"))
-                .env("HYDRA_ISCSID_RUN_DIR", self.dir.join("run")),
-            Duration::from_secs(60),
-        );
-        assert!(o.status.success(), "iscsiadm {args:?}: {}", text(&o));
-        o
-    }
-}
-
-impl Drop for NodeDaemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            stop(&mut c);
-        }
-    }
-}
-
 /// The registrations of `key` on the map, one per I_T nexus (READ FULL STATUS).
 fn nexuses(node: &NodeDaemon, key: u64) -> usize {
     match node.ask(Request::PrIn {
@@ -354,7 +262,7 @@ fn map_of_the_node_daemon_registers_every_path() {
         format!("127.0.0.1:{}", h.ports[0]),
         format!("127.0.0.1:{}", h.ports[1]),
     ];
-    let node = NodeDaemon::start(dir);
+    let node = NodeDaemon::start(dir, &["--no-kernel-devices"]);
     for p in &portals {
         node.adm(&["-m", "discovery", "-t", "st", "-p", p]);
         node.adm(&["-m", "node", "-T", IQN, "-p", p, "--login"]);

@@ -8,9 +8,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
+use common::node_daemon::{self, NodeDaemon};
 use hydra_daemon::control;
 use hydra_daemon::Shutdown;
 use hydra_multipath::control::{
@@ -343,15 +344,6 @@ fn no_daemon_is_named() {
     assert_eq!(rc, 1);
 }
 
-/// `hydra iscsid -f` with NBD-only maps, SIGTERM on drop.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        common::stop(&mut self.0);
-    }
-}
-
 const IQN: &str = "iqn.2026-12.org.hydra:mp-cli";
 
 #[test]
@@ -375,14 +367,7 @@ fn against_the_node_daemon() {
     )
     .unwrap();
     let adm = |args: &[&str]| {
-        let o = common::run(
-            Command::new(hydra())
-                .arg("iscsiadm")
-                .args(args)
-                .env("HYDRA_ISCSI_ROOT", dir.join("iscsi"))
-                .env("HYDRA_ISCSID_RUN_DIR", &run_dir),
-            Duration::from_secs(60),
-        );
+        let o = node_daemon::adm(dir, args);
         assert!(o.status.success(), "{}", common::text(&o));
     };
     let portals = [
@@ -392,48 +377,12 @@ fn against_the_node_daemon() {
     for p in &portals {
         adm(&["-m", "discovery", "-t", "st", "-p", p]);
     }
-    let log = std::fs::File::create(dir.join("iscsid.log")).unwrap();
-    let mut node = Node(
-        Command::new(hydra())
-            .args(["iscsid", "-f", "--no-kernel-devices", "--root"])
-            .arg(dir.join("iscsi"))
-            .arg("--run-dir")
-            .arg(&run_dir)
-            .arg("--dev-dir")
-            .arg(dir.join("dev"))
-            .arg("--multipath-config")
-            .arg(dir.join("multipath.conf"))
-            .arg("--multipath-config-dir")
-            .arg(dir.join("conf.d"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let node_log = || std::fs::read_to_string(dir.join("iscsid.log")).unwrap_or_default();
-    // Poll: the daemon's sockets, then its map, have no event a test can await.
-    let wait = |node: &mut Node, what: &str, cond: &dyn Fn() -> bool| {
-        let t = Instant::now();
-        while !cond() {
-            if let Ok(Some(st)) = node.0.try_wait() {
-                panic!("iscsid exited ({st}) waiting for {what}:\n{}", node_log());
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}:\n{}",
-                node_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    wait(&mut node, "the multipathd socket", &|| {
-        run_dir.join("multipathd.sock").exists()
-    });
+    let node = NodeDaemon::start(dir, &["--no-kernel-devices"]);
     for p in &portals {
         adm(&["-m", "node", "-T", IQN, "-p", p, "--login"]);
     }
     let ll = || tool(&run_dir, &["multipath", "-ll"]);
-    wait(&mut node, "mpatha with two ready paths", &|| {
+    node.wait_for("mpatha with two ready paths", || {
         ll().0.matches(" active ready running").count() == 2
     });
 
@@ -563,7 +512,7 @@ fn against_the_node_daemon() {
         tool(&run_dir, &["multipath", "-f", "mpatha"]).2,
         0,
         "{}",
-        node_log()
+        node.log()
     );
     assert_eq!(tool(&run_dir, &["multipath", "-ll"]).0, "");
     for p in &portals {

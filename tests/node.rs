@@ -12,104 +12,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::node_daemon::{adm, NodeDaemon};
 use common::*;
-use hydra_multipath::control::{self as mpc, Multipathd, Request, Response};
+use hydra_multipath::control::{self as mpc, Request, Response};
 
 const IQN: &str = "iqn.2026-12.org.hydra:mp-node";
-
-/// `hydra iscsid -f` as the node daemon, SIGTERM on drop.
-struct Node {
-    child: Option<Child>,
-    dir: PathBuf,
-}
-
-impl Node {
-    fn start(dir: &Path) -> Node {
-        Node::start_with(dir, &[])
-    }
-
-    fn start_with(dir: &Path, extra: &[&str]) -> Node {
-        let run = dir.join("run");
-        let log = std::fs::File::create(dir.join("iscsid.log")).unwrap();
-        let child = Command::new(hydra())
-            .args(["iscsid", "-f", "--root"])
-            .arg(dir.join("iscsi"))
-            .arg("--run-dir")
-            .arg(&run)
-            .arg("--dev-dir")
-            .arg(dir.join("dev"))
-            .arg("--multipath-config")
-            .arg(dir.join("multipath.conf"))
-            .arg("--multipath-config-dir")
-            .arg(dir.join("conf.d"))
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut n = Node {
-            child: Some(child),
-            dir: dir.to_owned(),
-        };
-        n.wait_for("control sockets", || {
-            run.join("iscsid.sock").exists() && run.join("multipathd.sock").exists()
-        });
-        n
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("iscsid.log")).unwrap_or_default()
-    }
-
-    /// Poll `cond` (a file appearing: the daemon's work has no event the test can
-    /// await) for at most 30 s; the daemon must stay alive meanwhile.
-    fn wait_for(&mut self, what: &str, cond: impl Fn() -> bool) {
-        let t = Instant::now();
-        while !cond() {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("iscsid exited ({st}) waiting for {what}:\n{}", self.log());
-                }
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn ask(&self, req: Request) -> Response {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sock = mpc::socket_path(&self.dir.join("run"));
-        // A daemon that hangs fails the test instead of hanging it.
-        rt.block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                hydra_daemon::control::call::<Multipathd>(&sock, req),
-            )
-            .await
-        })
-        .unwrap_or_else(|_| panic!("multipathd did not answer in 60 s\n{}", self.log()))
-        .unwrap_or_else(|e| panic!("multipathd socket: {e}\n{}", self.log()))
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            stop(&mut c);
-        }
-    }
-}
 
 /// Last guard: whatever the daemon left under the test directory goes.
 struct Sweep(PathBuf);
@@ -142,17 +52,6 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
-}
-
-fn adm(dir: &Path, args: &[&str]) -> Output {
-    run(
-        Command::new(hydra())
-            .arg("iscsiadm")
-            .args(args)
-            .env("HYDRA_ISCSI_ROOT", dir.join("iscsi"))
-            .env("HYDRA_ISCSID_RUN_DIR", dir.join("run")),
-        Duration::from_secs(60),
-    )
 }
 
 fn ok(o: Output) -> String {
@@ -194,7 +93,7 @@ fn two_portals_one_map_device_mount_and_logout() {
         &["-m", "discovery", "-t", "st", "-p", &portals[1]],
     ));
 
-    let mut node = Node::start(dir);
+    let mut node = NodeDaemon::start(dir, &[]);
     for p in &portals {
         ok(adm(dir, &["-m", "node", "-T", IQN, "-p", p, "--login"]));
     }
@@ -248,7 +147,7 @@ fn two_portals_one_map_device_mount_and_logout() {
 
     // fail path / reinstate path by hydra's path name.
     let first = snap.paths().next().unwrap().dev.clone();
-    let state_of = |node: &Node, dev: &str| -> String {
+    let state_of = |node: &NodeDaemon, dev: &str| -> String {
         let Response::Snapshots(maps) = node.ask(Request::Snapshots { map: None }) else {
             panic!("not snapshots");
         };
@@ -426,7 +325,7 @@ fn two_portals_one_map_device_mount_and_logout() {
     drop(mounted);
 
     // SIGTERM flushes the maps before logging out: nothing is left, exit status 0.
-    let mut child = node.child.take().unwrap();
+    let mut child = node.child.get_mut().take().unwrap();
     signal(child.id(), "TERM");
     let t = Instant::now();
     let status = loop {
@@ -451,7 +350,7 @@ fn two_portals_one_map_device_mount_and_logout() {
     assert!(node.log().contains("mpatha: map flushed"), "{}", node.log());
 }
 
-fn snapshots(node: &Node) -> Vec<hydra_multipath::show::MapSnapshot> {
+fn snapshots(node: &NodeDaemon) -> Vec<hydra_multipath::show::MapSnapshot> {
     match node.ask(Request::Snapshots { map: None }) {
         Response::Snapshots(m) => m,
         other => panic!("not snapshots: {other:?}"),
@@ -487,7 +386,7 @@ fn find_multipaths_add_map_reconfigure_flush_nbd_only() {
     config("\tuser_friendly_names no\n");
     let portal = format!("127.0.0.1:{}", h.ports[0]);
     ok(adm(dir, &["-m", "discovery", "-t", "st", "-p", &portal]));
-    let mut node = Node::start_with(dir, &["--no-kernel-devices"]);
+    let node = NodeDaemon::start(dir, &["--no-kernel-devices"]);
     ok(adm(
         dir,
         &["-m", "node", "-T", IQN, "-p", &portal, "--login"],

@@ -226,6 +226,29 @@ async fn map_over(sessions: &[Arc<Session>], npr: NoPathRetry) -> MapHandle {
     map
 }
 
+/// A map over sessions 1 and 2 to the target's first two portals (paths
+/// `path_id(1|2, LUN)`), with the TUR checker, prio alua and group_by_prio, and
+/// no_path_retry queue.
+async fn alua_map(t: &Target) -> (Arc<Session>, Arc<Session>, MapHandle) {
+    let s1 = login(t.portals[0], NODE, 1).await;
+    let s2 = login(t.portals[1], NODE, 2).await;
+    let g = Geometry::probe(&s1, LUN).await.unwrap();
+    let checker = CheckerOptions {
+        checker: Checker::Tur,
+        prio: Prio::Alua,
+        ..CheckerOptions::default()
+    };
+    let cfg = map_config_with(NoPathRetry::Queue, PgPolicy::GroupByPrio);
+    let map = MapHandle::spawn_with(cfg, g, checker);
+    map.add_path(path_id(1, LUN), info(1), s1.clone(), LUN)
+        .await
+        .unwrap();
+    map.add_path(path_id(2, LUN), info(2), s2.clone(), LUN)
+        .await
+        .unwrap();
+    (s1, s2, map)
+}
+
 /// Deterministic pseudo-random bytes (xorshift), different per `seed`.
 fn pattern(seed: u64, len: usize) -> Bytes {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -638,19 +661,8 @@ fn alua_prio_groups_paths_and_follows_a_takeover() {
     );
     let rt = common::runtime();
     rt.block_on(async {
-        let s1 = login(t.portals[0], NODE, 1).await;
-        let s2 = login(t.portals[1], NODE, 2).await;
-        let g = Geometry::probe(&s1, LUN).await.unwrap();
-        let checker = CheckerOptions {
-            checker: Checker::Tur,
-            prio: Prio::Alua,
-            ..CheckerOptions::default()
-        };
-        let cfg = map_config_with(NoPathRetry::Queue, PgPolicy::GroupByPrio);
-        let map = MapHandle::spawn_with(cfg, g, checker);
+        let (s1, s2, map) = alua_map(&t).await;
         let (p1, p2) = (path_id(1, LUN), path_id(2, LUN));
-        map.add_path(p1, info(1), s1.clone(), LUN).await.unwrap();
-        map.add_path(p2, info(2), s2.clone(), LUN).await.unwrap();
         let active_is = |p: PathId| {
             move |m: &Map| {
                 m.groups().len() == 2
@@ -709,22 +721,7 @@ fn an_idle_map_keeps_its_paths() {
     );
     let rt = common::runtime();
     rt.block_on(async {
-        let s1 = login(t.portals[0], NODE, 1).await;
-        let s2 = login(t.portals[1], NODE, 2).await;
-        let g = Geometry::probe(&s1, LUN).await.unwrap();
-        let checker = CheckerOptions {
-            checker: Checker::Tur,
-            prio: Prio::Alua,
-            ..CheckerOptions::default()
-        };
-        let cfg = map_config_with(NoPathRetry::Queue, PgPolicy::GroupByPrio);
-        let map = MapHandle::spawn_with(cfg, g, checker);
-        map.add_path(path_id(1, LUN), info(1), s1.clone(), LUN)
-            .await
-            .unwrap();
-        map.add_path(path_id(2, LUN), info(2), s2.clone(), LUN)
-            .await
-            .unwrap();
+        let (s1, s2, map) = alua_map(&t).await;
         tokio::time::sleep(Duration::from_secs(8)).await;
         let (faults, prios) = map
             .view(|m, _| {

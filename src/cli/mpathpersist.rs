@@ -17,7 +17,7 @@ use hydra_multipath::control::{
 };
 use hydra_multipath::show::persist;
 
-use super::args::{parse, Spec};
+use super::args::{parse, Parsed, Spec};
 
 const fn flag(short: char, long: &'static str) -> Spec {
     Spec {
@@ -122,6 +122,15 @@ fn map_name(dev: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
+/// The actions of `table` whose long option was given.
+fn chosen<A: Copy>(p: &Parsed, table: &[(&str, A)]) -> Vec<A> {
+    table
+        .iter()
+        .filter(|(l, _)| p.has(l))
+        .map(|&(_, a)| a)
+        .collect()
+}
+
 pub(super) fn parse_args(args: &[String]) -> Result<(Cmd, Option<PathBuf>), String> {
     if args.is_empty() {
         return Err("No parameter used".into());
@@ -138,37 +147,34 @@ pub(super) fn parse_args(args: &[String]) -> Result<(Cmd, Option<PathBuf>), Stri
             ));
         }
     }
-    if let Some(v) = p.value("verbose") {
-        v.parse::<u32>()
-            .map_err(|_| "bad argument to '--verbose'".to_string())?;
+    // Accepted and checked, but with no effect here.
+    for number in ["verbose", "alloc-length"] {
+        if let Some(v) = p.value(number) {
+            v.parse::<u32>()
+                .map_err(|_| format!("bad argument to '--{number}'"))?;
+        }
     }
-    if let Some(v) = p.value("alloc-length") {
-        v.parse::<u32>()
-            .map_err(|_| "bad argument to '--alloc-length'".to_string())?;
-    }
-    let ins: Vec<PrInAction> = [
-        ("read-keys", PrInAction::ReadKeys),
-        ("read-reservation", PrInAction::ReadReservation),
-        ("report-capabilities", PrInAction::ReportCapabilities),
-        ("read-full-status", PrInAction::ReadFullStatus),
-    ]
-    .into_iter()
-    .filter(|(l, _)| p.has(l))
-    .map(|(_, a)| a)
-    .collect();
-    let outs: Vec<PrOutAction> = [
-        ("register", PrOutAction::Register),
-        ("register-ignore", PrOutAction::RegisterIgnore),
-        ("reserve", PrOutAction::Reserve),
-        ("release", PrOutAction::Release),
-        ("clear", PrOutAction::Clear),
-        ("preempt", PrOutAction::Preempt),
-        ("preempt-abort", PrOutAction::PreemptAbort),
-    ]
-    .into_iter()
-    .filter(|(l, _)| p.has(l))
-    .map(|(_, a)| a)
-    .collect();
+    let ins: Vec<PrInAction> = chosen(
+        &p,
+        &[
+            ("read-keys", PrInAction::ReadKeys),
+            ("read-reservation", PrInAction::ReadReservation),
+            ("report-capabilities", PrInAction::ReportCapabilities),
+            ("read-full-status", PrInAction::ReadFullStatus),
+        ],
+    );
+    let outs: Vec<PrOutAction> = chosen(
+        &p,
+        &[
+            ("register", PrOutAction::Register),
+            ("register-ignore", PrOutAction::RegisterIgnore),
+            ("reserve", PrOutAction::Reserve),
+            ("release", PrOutAction::Release),
+            ("clear", PrOutAction::Clear),
+            ("preempt", PrOutAction::Preempt),
+            ("preempt-abort", PrOutAction::PreemptAbort),
+        ],
+    );
     let device = match (p.value("device"), p.positional.as_slice()) {
         (Some(d), []) => Some(d.to_string()),
         (None, [d]) => Some(d.clone()),
@@ -247,7 +253,6 @@ fn needs_type(a: PrOutAction) -> bool {
 }
 
 pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
-    let status = |s: i32| ExitCode::from(s.clamp(0, 255) as u8);
     let (cmd, run_dir) = match parse_args(&args) {
         Ok(x) => x,
         Err(e) => {
@@ -273,14 +278,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
                 eprintln!("Persistent Reserve IN command failed");
                 Ok(status(code))
             }
-            Ok(other) => {
-                eprintln!("unexpected answer {other:?}");
-                Ok(status(pr_status::OTHER))
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                Ok(status(pr_status::DMMP_ERROR))
-            }
+            r => Ok(no_answer(r)),
         },
         Cmd::Out(req) => {
             if let Request::PrOut(o) = &req {
@@ -295,15 +293,28 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
                     print!("{}", persist::pr_out_failed(code));
                     Ok(status(code))
                 }
-                Ok(other) => {
-                    eprintln!("unexpected answer {other:?}");
-                    Ok(status(pr_status::OTHER))
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    Ok(status(pr_status::DMMP_ERROR))
-                }
+                r => Ok(no_answer(r)),
             }
+        }
+    }
+}
+
+/// mpathpersist's exit status `s` (MPATH_PR_* codes, 0 to 255).
+fn status(s: i32) -> ExitCode {
+    ExitCode::from(s.clamp(0, 255) as u8)
+}
+
+/// The exit status when the daemon answered neither with the command's answer nor
+/// with its refusal: an unexpected answer, or none (no daemon, socket error).
+fn no_answer(r: Result<Response, String>) -> ExitCode {
+    match r {
+        Err(e) => {
+            eprintln!("{e}");
+            status(pr_status::DMMP_ERROR)
+        }
+        Ok(other) => {
+            eprintln!("unexpected answer {other:?}");
+            status(pr_status::OTHER)
         }
     }
 }

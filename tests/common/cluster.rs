@@ -24,12 +24,14 @@
 //! run deletes namespaces and links left by a test process that no longer exists.
 
 use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use super::netns::{
+    self, check_ifname, command, disable_ipv6, ip, kill_netns_processes, quiet_ip, start_holder,
+};
 use super::{run, text};
 
 /// corosync's token timeout (corosync.conf(5) `totem.token`): short, so that a cut or a
@@ -88,7 +90,7 @@ impl Cluster {
     pub fn hosts(n: usize) -> Cluster {
         assert!((1..=9).contains(&n), "1 to 9 hosts");
         require_tools();
-        sweep_stale();
+        netns::sweep_stale("hyd-");
         let k = CLUSTERS.fetch_add(1, Ordering::Relaxed);
         let mut cluster = Cluster {
             name: format!("hyd-{}-{k}", std::process::id()),
@@ -236,7 +238,11 @@ impl Cluster {
         ip(&format!("netns add {}", host.netns));
         self.hosts.push(host);
         self.plug(i);
-        let holder = start_holder(&self.host(i).netns);
+        let holder = start_holder(
+            &self.host(i).netns,
+            "mount -t tmpfs -o mode=0755,size=16m hyd-run /run && \
+             mount -t tmpfs -o mode=1777,size=64m hyd-shm /dev/shm",
+        );
         self.hosts[i - 1].holder = Some(holder);
     }
 
@@ -359,60 +365,6 @@ impl Drop for Cluster {
     }
 }
 
-/// The holder of a host's mount namespace: inside the network namespace, a new mount
-/// namespace (private, so nothing propagates back) with tmpfs on /run and /dev/shm.
-fn start_holder(netns: &str) -> Child {
-    let mut holder = command("ip")
-        .args(["netns", "exec", netns])
-        .args(["unshare", "--mount", "--propagation", "private", "sh", "-c"])
-        .arg(
-            "mount -t tmpfs -o mode=0755,size=16m hyd-run /run && \
-             mount -t tmpfs -o mode=1777,size=64m hyd-shm /dev/shm && \
-             exec sleep infinity",
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the namespace holder");
-    // It is ready once the shell has become `sleep`, i.e. after both mounts.
-    let start = Instant::now();
-    loop {
-        if let Some(status) = holder.try_wait().expect("wait") {
-            let err = holder
-                .wait_with_output()
-                .map(|o| text(&o))
-                .unwrap_or_default();
-            panic!("{netns}: the namespace holder exited ({status}): {err}");
-        }
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", holder.id()));
-        if comm.map(|c| c.trim() == "sleep").unwrap_or(false) {
-            return holder;
-        }
-        assert!(
-            start.elapsed() < SETTLE,
-            "{netns}: the namespace holder did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A command whose process gets SIGKILL when the test process dies, so that a killed
-/// test leaves no corosync behind (prctl(2) PR_SET_PDEATHSIG; kept across exec).
-fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd
-}
-
 /// `Nodes: N` of `corosync-quorumtool -s`.
 fn node_count(status: &str) -> Option<usize> {
     status
@@ -422,125 +374,17 @@ fn node_count(status: &str) -> Option<usize> {
 }
 
 fn require_tools() {
-    for tool in [
-        "corosync",
-        "corosync-quorumtool",
-        "ip",
-        "nsenter",
-        "unshare",
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} is not installed: scripts/setup.sh installs corosync and iproute2"
-        );
-    }
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    let euid = unsafe { libc::geteuid() };
-    assert!(
-        euid == 0,
-        "multi-host tests make network namespaces and need root"
+    netns::require_root_and_tools(
+        &[
+            "corosync",
+            "corosync-quorumtool",
+            "ip",
+            "nsenter",
+            "unshare",
+        ],
+        "scripts/setup.sh installs corosync and iproute2",
+        "multi-host tests make network namespaces and need root",
     );
-}
-
-/// Delete namespaces, links and directories of this bed left by test processes that no
-/// longer exist (a test killed before its Drop ran).
-fn sweep_stale() {
-    for entry in std::fs::read_dir(std::env::temp_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if entry.file_name().to_str().is_some_and(is_stale) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-    let netns = text(&run(
-        Command::new("ip").args(["netns", "list"]),
-        Duration::from_secs(10),
-    ));
-    for name in netns.lines().filter_map(|l| l.split_whitespace().next()) {
-        if is_stale(name) {
-            kill_netns_processes(name);
-            quiet_ip(&format!("netns del {name}"));
-        }
-    }
-    let links = text(&run(
-        Command::new("ip").args(["-o", "link", "show"]),
-        Duration::from_secs(10),
-    ));
-    for line in links.lines() {
-        // "7: hyd-123-0v1@if2: <BROADCAST,..."
-        let Some(name) = line.split(": ").nth(1) else {
-            continue;
-        };
-        let name = name.split('@').next().unwrap_or(name);
-        if is_stale(name) {
-            quiet_ip(&format!("link del {name}"));
-        }
-    }
-}
-
-/// `hyd-<pid>-...` of a process that is gone.
-fn is_stale(name: &str) -> bool {
-    let Some(pid) = name
-        .strip_prefix("hyd-")
-        .and_then(|rest| rest.split('-').next())
-        .and_then(|pid| pid.parse::<u32>().ok())
-    else {
-        return false;
-    };
-    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn kill_netns_processes(netns: &str) {
-    let out = Command::new("ip").args(["netns", "pids", netns]).output();
-    let pids = out.map(|o| text(&o)).unwrap_or_default();
-    for pid in pids
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-    {
-        // SAFETY: kill(2) with a pid read from the namespace; no memory involved.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
-    }
-}
-
-fn disable_ipv6(ifname: &str) {
-    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
-    // Without IPv6 in the kernel there is nothing to disable.
-    if Path::new(&path).exists() {
-        std::fs::write(&path, "1").unwrap_or_else(|e| panic!("{path}: {e}"));
-    }
-}
-
-/// Interface names have at most 15 characters (IFNAMSIZ).
-fn check_ifname(name: &str) {
-    assert!(name.len() <= 15, "interface name {name} is too long");
-}
-
-/// `ip ARGS` (words split on blanks; none of this bed's names has one).
-fn ip(args: &str) {
-    let out = run(
-        Command::new("ip").args(args.split_whitespace()),
-        Duration::from_secs(10),
-    );
-    assert!(out.status.success(), "ip {args}: {}", text(&out));
-}
-
-/// `ip` for cleanup: failures are reported, never a panic inside Drop.
-fn quiet_ip(args: &str) {
-    match Command::new("ip").args(args.split_whitespace()).output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => eprintln!("cleanup: ip {args}: {}", text(&out).trim()),
-        Err(e) => eprintln!("cleanup: ip {args}: {e}"),
-    }
 }
 
 /// Move the calling thread (only it) into the network namespace at `path`: sockets it

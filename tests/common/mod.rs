@@ -7,6 +7,8 @@ pub mod client;
 pub mod cluster;
 pub mod dlm;
 pub mod mpbed;
+pub mod netns;
+pub mod node_daemon;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -31,12 +31,15 @@
 //! a later run removes what a killed test process left (names carry its pid).
 
 use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+pub use super::netns::command;
+use super::netns::{
+    self, check_ifname, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip, start_holder,
+};
 use super::{hydra, run, text};
 
 /// Beds made by this test process so far (their `k`).
@@ -187,7 +190,7 @@ impl Bed {
                 ip(&format!("-n {netns} addr add {addr}/24 dev {eth}"));
                 ip(&format!("-n {netns} link set {eth} up"));
             }
-            let holder = start_holder(&netns);
+            let holder = start_holder(&netns, "mount -t tmpfs -o mode=0755,size=16m hmp-run /run");
             bed.hosts.last_mut().unwrap().holder = Some(holder);
         }
         bed
@@ -443,19 +446,8 @@ impl Bed {
         )
         .expect("multipath.conf");
         let log = std::fs::File::create(dir.join("iscsid.log")).expect("iscsid.log");
-        let child = self
-            .command(Host::Node, hydra())
-            .args(["iscsid", "-f", "--root"])
-            .arg(dir.join("iscsi"))
-            .arg("--run-dir")
-            .arg(dir.join("run"))
-            .arg("--dev-dir")
-            .arg(dir.join("dev"))
-            .arg("--multipath-config")
-            .arg(dir.join("multipath.conf"))
-            // Not the machine's /etc/multipath/conf.d.
-            .arg("--multipath-config-dir")
-            .arg(dir.join("conf.d"))
+        let mut cmd = self.command(Host::Node, hydra());
+        let child = super::node_daemon::iscsid_args(&mut cmd, &dir)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -947,79 +939,20 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The namespace holder: inside the network namespace, a private mount namespace with
-/// a tmpfs on /run.
-fn start_holder(netns: &str) -> Child {
-    let mut holder = command("ip")
-        .args(["netns", "exec", netns])
-        .args(["unshare", "--mount", "--propagation", "private", "sh", "-c"])
-        .arg("mount -t tmpfs -o mode=0755,size=16m hmp-run /run && exec sleep infinity")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the namespace holder");
-    let start = Instant::now();
-    loop {
-        if let Some(status) = holder.try_wait().expect("wait") {
-            let err = holder
-                .wait_with_output()
-                .map(|o| text(&o))
-                .unwrap_or_default();
-            panic!("{netns}: the namespace holder exited ({status}): {err}");
-        }
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", holder.id()));
-        if comm.map(|c| c.trim() == "sleep").unwrap_or(false) {
-            return holder;
-        }
-        assert!(
-            start.elapsed() < SETTLE,
-            "{netns}: the namespace holder did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A command whose process gets SIGKILL when the thread that spawned it dies
-/// (prctl(2) PR_SET_PDEATHSIG, kept across exec): a killed test leaves no daemon.
-pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd
-}
-
 fn require_root_and_tools() {
-    for tool in [
-        "ip",
-        "nsenter",
-        "unshare",
-        "losetup",
-        "mkfs.ext4",
-        "sfdisk",
-        "mount",
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} is not installed: scripts/setup.sh installs it"
-        );
-    }
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    let euid = unsafe { libc::geteuid() };
-    assert!(euid == 0, "multipath beds make namespaces and need root");
+    netns::require_root_and_tools(
+        &[
+            "ip",
+            "nsenter",
+            "unshare",
+            "losetup",
+            "mkfs.ext4",
+            "sfdisk",
+            "mount",
+        ],
+        "scripts/setup.sh installs it",
+        "multipath beds make namespaces and need root",
+    );
 }
 
 /// Detach loop devices whose backing file `stale` selects (the path as attached).
@@ -1052,87 +985,7 @@ fn sweep_stale() {
     detach_loops(|back| {
         back.strip_prefix(tmp.to_str().unwrap_or("/tmp"))
             .map(|r| r.trim_start_matches('/'))
-            .is_some_and(is_stale)
+            .is_some_and(|r| is_stale("hmp-", r))
     });
-    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
-        if entry.file_name().to_str().is_some_and(is_stale) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-    let netns = text(&run(
-        Command::new("ip").args(["netns", "list"]),
-        Duration::from_secs(10),
-    ));
-    for name in netns.lines().filter_map(|l| l.split_whitespace().next()) {
-        if is_stale(name) {
-            kill_netns_processes(name);
-            quiet_ip(&format!("netns del {name}"));
-        }
-    }
-    let links = text(&run(
-        Command::new("ip").args(["-o", "link", "show"]),
-        Duration::from_secs(10),
-    ));
-    for line in links.lines() {
-        let Some(name) = line.split(": ").nth(1) else {
-            continue;
-        };
-        let name = name.split('@').next().unwrap_or(name);
-        if is_stale(name) {
-            quiet_ip(&format!("link del {name}"));
-        }
-    }
-}
-
-/// `hmp-<pid>-...` of a process that is gone.
-fn is_stale(name: &str) -> bool {
-    let Some(pid) = name
-        .strip_prefix("hmp-")
-        .and_then(|rest| rest.split('-').next())
-        .and_then(|pid| pid.parse::<u32>().ok())
-    else {
-        return false;
-    };
-    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn kill_netns_processes(netns: &str) {
-    let out = Command::new("ip").args(["netns", "pids", netns]).output();
-    let pids = out.map(|o| text(&o)).unwrap_or_default();
-    for pid in pids
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-    {
-        // SAFETY: kill(2) with a pid read from the namespace; no memory involved.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
-    }
-}
-
-fn disable_ipv6(ifname: &str) {
-    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
-    if Path::new(&path).exists() {
-        std::fs::write(&path, "1").unwrap_or_else(|e| panic!("{path}: {e}"));
-    }
-}
-
-fn check_ifname(name: &str) {
-    assert!(name.len() <= 15, "interface name {name} is too long");
-}
-
-fn ip(args: &str) {
-    let out = run(
-        Command::new("ip").args(args.split_whitespace()),
-        Duration::from_secs(10),
-    );
-    assert!(out.status.success(), "ip {args}: {}", text(&out));
-}
-
-fn quiet_ip(args: &str) {
-    match Command::new("ip").args(args.split_whitespace()).output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => eprintln!("cleanup: ip {args}: {}", text(&out).trim()),
-        Err(e) => eprintln!("cleanup: ip {args}: {e}"),
-    }
+    netns::sweep_stale("hmp-");
 }

@@ -212,6 +212,14 @@ impl Lockspace {
         Ok(lkid)
     }
 
+    /// `client`'s lock `lkid`; ENOENT for a lock that is not there or not its own.
+    fn client_lock(&mut self, client: ClientId, lkid: u32) -> Result<&mut PLock, Errno> {
+        self.locks
+            .get_mut(&lkid)
+            .filter(|l| l.client == Some(client))
+            .ok_or_else(|| Errno::new(ENOENT, format!("no lock {lkid:#x} of this client")))
+    }
+
     fn new_lkid(&mut self) -> u32 {
         loop {
             let id = self.next_lkid;
@@ -265,13 +273,7 @@ impl Lockspace {
         now: u64,
         out: &mut Vec<Output>,
     ) -> Result<u32, Errno> {
-        let Some(l) = self
-            .locks
-            .get_mut(&lkid)
-            .filter(|l| l.client == Some(client))
-        else {
-            return bad(ENOENT, format!("no lock {lkid:#x} of this client"));
-        };
+        let l = self.client_lock(client, lkid)?;
         if l.op.is_some() || l.grmode.is_none() {
             return bad(EBUSY, "the lock is being locked, converted or unlocked");
         }
@@ -324,13 +326,7 @@ impl Lockspace {
         if let Err(why) = flags.check_unlock() {
             return bad(EINVAL, why);
         }
-        let Some(l) = self
-            .locks
-            .get_mut(&lkid)
-            .filter(|l| l.client == Some(client))
-        else {
-            return bad(ENOENT, format!("no lock {lkid:#x} of this client"));
-        };
+        let l = self.client_lock(client, lkid)?;
         if l.op == Some(Op::Unlock) {
             return bad(EINPROGRESS, "already being unlocked");
         }
