@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use fuser::{
     BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, WriteFlags,
 };
 use tokio::runtime::Handle;
@@ -49,6 +49,9 @@ const TTL: Duration = Duration::from_secs(3600);
 /// Largest write the kernel sends in one request (FUSE's limit is 1 MiB with
 /// max_pages; fuser clamps what the kernel does not allow).
 const MAX_WRITE: u32 = 1 << 20;
+/// Requests in flight between the kernel and this file (FUSE's max_background): above
+/// the loop device's queue depth (its nr_requests, 128) so that FUSE is not the limit.
+const MAX_BACKGROUND: u16 = 256;
 /// The largest range one fallocate turns into one device call (a device call takes a
 /// 32-bit length).
 const MAX_ZERO_CHUNK: u64 = 1 << 30;
@@ -225,6 +228,18 @@ impl BlockFile {
 impl Filesystem for BlockFile {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
+        // The loop device submits direct I/O asynchronously (kiocb with a completion);
+        // without FUSE_ASYNC_DIO the kernel turns each such request synchronous
+        // (fs/fuse/file.c fuse_direct_IO: `io->async = fc->async_dio`), so loop's worker
+        // waits for every request before sending the next: one I/O in flight per map
+        // whatever the queue depth above. Async direct I/O requests count as background
+        // requests, capped by max_background (fuser's default 16), so that goes up to
+        // the deepest queue a map is driven with.
+        if config.add_capabilities(InitFlags::FUSE_ASYNC_DIO).is_err() {
+            tracing::warn!("FUSE: the kernel has no async direct I/O; one request at a time");
+        }
+        let _ = config.set_max_background(MAX_BACKGROUND);
+        let _ = config.set_congestion_threshold(MAX_BACKGROUND * 3 / 4);
         Ok(())
     }
 
