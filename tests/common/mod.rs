@@ -350,6 +350,17 @@ impl Tgtd {
             .spawn()
             .expect("spawn tgtd");
         wait_port(port, &mut child, "tgtd");
+        // tgtd listens on its portal before its control socket takes connections; a
+        // tgtadm sent in between fails ("failed to send request hdr … not connected").
+        let socket = format!("/var/run/tgtd/socket.{control_port}");
+        let t = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "tgtd made no control socket {socket}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Tgtd {
             child,
             port,
