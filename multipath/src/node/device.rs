@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::export::fuse::FuseExport;
@@ -75,6 +76,9 @@ struct Kernel {
     lo: Arc<LoopDevice>,
     links: Arc<Mutex<Vec<PathBuf>>>,
     watch: JoinHandle<()>,
+    /// Asks the watch to end after the partition re-read it may be running, so that its
+    /// reference to the loop device is gone when teardown detaches it.
+    stop_watch: Option<oneshot::Sender<()>>,
 }
 
 /// One map's exports. [`MapDevice::teardown`] removes them; dropping it without does
@@ -178,8 +182,15 @@ impl MapDevice {
             layout: self.layout.clone(),
         };
         // The watch first, so that no close is missed between the first scan and it.
+        let (stop_watch, stop) = oneshot::channel();
         let watch = match watch_closes(lo.path()) {
-            Ok(fd) => tokio::spawn(watch_loop(fd, lo.clone(), names.clone(), links.clone())),
+            Ok(fd) => tokio::spawn(watch_loop(
+                fd,
+                lo.clone(),
+                names.clone(),
+                links.clone(),
+                stop,
+            )),
             Err(e) => {
                 tracing::warn!(
                     "{}: no inotify watch on {} ({e}); partitions are read again only on reconfigure",
@@ -207,6 +218,7 @@ impl MapDevice {
             lo,
             links,
             watch,
+            stop_watch: Some(stop_watch),
         })
     }
 
@@ -276,24 +288,19 @@ async fn teardown_kernel(mut k: Kernel, alias: &str, notes: &mut Vec<String>) {
     for l in k.links.lock().expect("lock").drain(..) {
         let _ = std::fs::remove_file(&l);
     }
-    k.watch.abort();
+    // Not abort: a partition re-read the watch started runs on the blocking pool with
+    // its own reference to the loop device, and aborting the watch would not stop it.
+    // Asked to stop, the watch ends once that re-read is done.
+    if let Some(stop) = k.stop_watch.take() {
+        let _ = stop.send(());
+    }
     let _ = (&mut k.watch).await;
     let fuse = k.fuse.take();
-    // A partition re-read the watch started may still run on the blocking pool with its
-    // own reference (aborting the watch does not stop a blocking task): wait for it.
-    let mut lo = k.lo;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let lo = loop {
-        match Arc::try_unwrap(lo) {
-            Ok(lo) => break lo,
-            Err(still) if tokio::time::Instant::now() < deadline => {
-                lo = still;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(_) => {
-                notes.push("loop device still referenced; left attached".into());
-                return;
-            }
+    let lo = match Arc::try_unwrap(k.lo) {
+        Ok(lo) => lo,
+        Err(_) => {
+            notes.push("loop device still referenced; left attached".into());
+            return;
         }
     };
     let dev = lo.path().to_owned();
@@ -466,10 +473,15 @@ async fn watch_loop(
     lo: Arc<LoopDevice>,
     names: Names,
     links: Arc<Mutex<Vec<PathBuf>>>,
+    mut stop: oneshot::Receiver<()>,
 ) {
     let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
     loop {
-        let Ok(mut ready) = fd.readable().await else {
+        let readable = tokio::select! {
+            r = fd.readable() => r,
+            _ = &mut stop => return,
+        };
+        let Ok(mut ready) = readable else {
             return;
         };
         let mut closes = 0;
