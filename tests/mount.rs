@@ -9,7 +9,8 @@
 //! - rw mount → `--status` lists it with EX; the lock outlives the command as an orphan
 //!   (pid 0 in lockdump) in a lockspace that stays joined;
 //! - a second mount of the same filesystem is refused naming the holder (node 1), and
-//!   `-o lockwait=2` gives up after 2 s with nothing left;
+//!   `-o lockwait=2` gives up after 2 s, `-o lockwait` is cancelled by SIGTERM, with
+//!   nothing left;
 //! - umount releases (no lock in lockdump); a ro mount takes PR;
 //! - another key preempts ours (`fence_scsi -o off`): refused, "this node is fenced";
 //! - `-a` with an `x-hydra` fstab entry by UUID=; `umount` while dlm_controld is
@@ -224,6 +225,20 @@ impl Bed<'_> {
     }
 }
 
+/// Wait for a spawned command (at most `limit`: then it is killed and the test fails).
+fn finish(mut child: Child, limit: Duration) -> Output {
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!("did not end within {limit:?}: {}", text(&o));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn refused(o: &Output, want: &str) {
     assert_eq!(o.status.code(), Some(1), "{}", text(o));
     assert!(text(o).contains(want), "want '{want}' in: {}", text(o));
@@ -436,6 +451,31 @@ fn mount_under_the_lock_and_the_key() {
     assert!(t.elapsed() >= Duration::from_secs(2));
     assert!(!b.mounted("m2"));
     assert_eq!(b.locks().lines().count(), 1, "{}", b.locks());
+
+    // lockwait without SECS: queued until a signal cancels it, nothing left of it.
+    let mut c = cluster.command(1, hydra());
+    c.arg("mount");
+    b.with_paths(&mut c);
+    let waiter = c
+        .args(["--state-dir", state2, "-o", "lockwait", &map, &m2])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while b.locks().lines().count() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "not queued: {}",
+            b.locks()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(waiter.id(), "TERM");
+    let o = finish(waiter, Duration::from_secs(60));
+    refused(&o, "SIGTERM while waiting for the EX request");
+    assert_eq!(b.locks().lines().count(), 1, "{}", b.locks());
+    assert!(!b.mounted("m2"));
 
     // umount releases.
     ok(&b.umount(&[&m1]));
