@@ -15,7 +15,8 @@
 //! - another key preempts ours (`fence_scsi -o off`): refused, "this node is fenced";
 //! - `-a` with an `x-hydra` fstab entry by UUID=; `umount` while dlm_controld is
 //!   stopped (SIGSTOP, as stuck) unmounts, says the lock was not released in time, and
-//!   a second `umount` releases it; `mount.hydra` as argv0.
+//!   a second `umount` releases it; `mount.hydra` as argv0; a partition of the map
+//!   (the key check finds the map of its disk).
 //!
 //! After each refusal: no lock, no mount, no record. Everything the test makes goes
 //! with the cluster (namespaces, processes); mounts in the host's mount namespace are
@@ -34,6 +35,8 @@ use common::*;
 
 const IQN: &str = "iqn.2026-12.org.hydra:mount";
 const UUID: &str = "5d1e2c7a-0f4b-4c5e-9a8d-6b7c8d9e0f12";
+/// The filesystem on the map's partition.
+const UUID2: &str = "7e2f3d8b-1a5c-4d6f-8b9e-0c1d2e3f4a5b";
 
 /// The node daemon in the host; on drop first every mount under the test directory in
 /// the host's mount namespace goes (lazily), then the daemon (SIGTERM: it removes its
@@ -322,7 +325,7 @@ fn mount_under_the_lock_and_the_key() {
     std::fs::write(
         nd.join("multipath.conf"),
         format!(
-            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tbindings_file {}\n\twwids_file {}\n}}\n",
+            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tpartition_delimiter p\n\tbindings_file {}\n\twwids_file {}\n}}\n",
             mp.join("bindings").display(),
             mp.join("wwids").display()
         ),
@@ -424,7 +427,7 @@ fn mount_under_the_lock_and_the_key() {
     );
     let ok_w = b
         .cluster
-        .exec(1, &["sh", "-c", &format!("echo one > {m1}/f && sync")]);
+        .exec(1, &["sh", "-c", &format!("echo one > {m1}/f && sync {m1}/f")]);
     assert!(ok_w.status.success(), "{}", text(&ok_w));
 
     // Another mount of the same filesystem: this node's record refuses it first; with
@@ -555,6 +558,34 @@ fn mount_under_the_lock_and_the_key() {
     assert!(b.mounted("m2"));
     ok(&b.umount(&[&m2]));
     b.nothing_left("mount.hydra");
+
+    // A partition of the map: the key check finds the map of its disk.
+    let mut sfdisk = cluster
+        .command(1, "sfdisk")
+        .args(["-q", &map])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(sfdisk.stdin.as_mut().unwrap(), b"label: dos\n,,L\n").unwrap();
+    drop(sfdisk.stdin.take());
+    assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
+    let part = nd.join("dev/mapper/mpathap1");
+    let part = part.to_str().unwrap();
+    let t = Instant::now();
+    while std::fs::metadata(part).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(30), "no {part}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = b
+        .cluster
+        .exec(1, &["mkfs.ext4", "-q", "-F", "-U", UUID2, part]);
+    assert!(o.status.success(), "mkfs.ext4: {}", text(&o));
+    ok(&b.mount(&[part, &m1]));
+    let st = b.status();
+    assert!(st.contains(part) && st.contains(UUID2), "{st}");
+    ok(&b.umount(&[&m1]));
+    b.nothing_left("partition");
 
     assert!(dlm.running(), "{}", dlm.output());
     drop(node);
