@@ -140,6 +140,38 @@ fn on_on_off_fences_the_victim() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("Already OFF"), "{}", text(&o));
 
+    // The fenced node may not fence back: its key is gone and it does not put it back
+    // (fence_scsi.py registers its own key first, which would undo the fence).
+    let o = agent(dir.path(), "b", &["-o", "off", "-k", "aaaa", "-d", &url]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("this node has been fenced"),
+        "{}",
+        text(&o)
+    );
+
+    // A survivor whose agent speaks through a new nexus (another ISID, as after a
+    // re-login) registers its key there, then fences.
+    let o = agent(dir.path(), "c", &["-o", "on", "-k", "cccc", "-d", &url]);
+    assert_eq!(o.status.code(), Some(0), "on c: {}", text(&o));
+    let o = agent(
+        dir.path(),
+        "a",
+        &[
+            "-o",
+            "off",
+            "-k",
+            "cccc",
+            "-d",
+            &url,
+            "--isid",
+            "400068796674",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "off c: {}{}", text(&o), h.log());
+    let o = agent(dir.path(), "c", &["-o", "status"]);
+    assert_eq!(o.status.code(), Some(2), "c fenced: {}", text(&o));
+
     // Status with the recorded key and devices (stdin, as the watchdog check has it).
     let store_b = dir.path().join("b/fence_scsi");
     let o = agent_stdin(&format!(

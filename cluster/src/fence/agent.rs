@@ -7,9 +7,18 @@
 //!   one exists; record the device.
 //! - `off PLUG`: our key from the key file; refuse when it is the victim's ("You can
 //!   not fence yourself"). Nothing to do when the victim's key is on no device
-//!   ("Already OFF"). Otherwise register our key again first (a re-login brings a new
-//!   ISID, a new I_T nexus: fence-agents #517/#558), PREEMPT AND ABORT the victim's key,
-//!   then verify on every device that the key is gone and a reservation remains.
+//!   ("Already OFF"). Otherwise PREEMPT AND ABORT the victim's key; only when that meets
+//!   RESERVATION CONFLICT and our own key is still registered on the device (our nexus
+//!   is new: a re-login brings a new ISID, fence-agents #517/#558) register our key on
+//!   it and preempt again. Then verify on every device that the key is gone and a
+//!   reservation remains.
+//!
+//!   fence_scsi.py registers its own key before every preempt. That lets a node that
+//!   has itself been fenced put its key back and preempt the node that fenced it: in a
+//!   two-node cluster whose link is cut both sides fence, and the loser would undo the
+//!   winner's fence after the winner had taken over the disk. Here a node whose key is
+//!   gone refuses to fence ("this node has been fenced"): of two racing nodes exactly
+//!   one wins, whichever preempts first.
 //! - `status`: 0 when the key is registered on a device, 2 when not (with no key or
 //!   plug given: this node's recorded key and devices, the `fence_scsi_check` watchdog
 //!   contract), 1 when a device cannot be asked.
@@ -311,14 +320,13 @@ async fn off_devices(
         return Ok(0);
     }
     for (d, holds) in devs.iter().zip(&holding) {
-        // Our own registration first: the nexus this run speaks through may be new.
-        d.register_ignore(own, false).await?;
-        if *holds {
-            if let Err(e) = d.preempt_abort(own, victim, WERO).await {
-                r.out.stderr.push(e.to_string());
-            } else {
-                r.debug(format!("{}: key {victim} preempted and aborted", d.name()));
-            }
+        if !*holds {
+            continue;
+        }
+        if let Err(e) = preempt(r, d.as_ref(), own, victim).await {
+            r.out.stderr.push(e.to_string());
+        } else {
+            r.debug(format!("{}: key {victim} preempted and aborted", d.name()));
         }
     }
     let mut failed = 0;
@@ -344,6 +352,32 @@ async fn off_devices(
     }
     r.say("Success: Powered OFF");
     Ok(0)
+}
+
+/// PREEMPT AND ABORT `victim` with `own`. A RESERVATION CONFLICT means the nexus we
+/// speak through is not registered: when `own` is still registered on the device (a
+/// new I_T nexus after a re-login) register it there and try once more; when it is
+/// not, this node has been fenced itself and must not fence (see the module doc).
+async fn preempt(r: &mut Run<'_>, d: &dyn PrDevice, own: Key, victim: Key) -> Result<()> {
+    let first = match d.preempt_abort(own, victim, WERO).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    if !d.read_keys().await?.contains(&own.0) {
+        return Err(Error::device(
+            d.name(),
+            format!(
+                "this node's key {own} is not registered: this node has been fenced \
+                 and may not fence others (unfence it with -o on first)"
+            ),
+        ));
+    }
+    r.debug(format!(
+        "{}: {first}; key {own} registered on another nexus: registering it on this one",
+        d.name()
+    ));
+    d.register_ignore(own, false).await?;
+    d.preempt_abort(own, victim, WERO).await
 }
 
 /// Is `key` registered on any of the devices.
