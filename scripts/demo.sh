@@ -291,33 +291,47 @@ detach_loops() { # FILE
     done <"$1"
 }
 
-# Everything of HOST: its mounts, daemons (node daemon last: it flushes its map and logs
-# out), other processes by pid, and the namespace holder.
-stop_host() { # HOST
-    local h=$1 k p
+# Everything of HOST: its mounts, daemons (the node daemon last: it flushes its map and
+# logs out), other processes by pid, and the namespace holder. `crash` (a reboot) kills
+# the cluster stack before it unmounts, with plain umount; otherwise hydra umount
+# releases the lock first.
+stop_host() { # HOST [crash]
+    local h=$1 how=${2:-clean} k p
     alive "${HOLDER[$h]:-}" || return 0
     if [[ $h == node* ]]; then
-        for k in "${!PID[@]}"; do
-            [[ $k == "$h".http || $k == "$h".mountwait ]] && { kill -KILL "${PID[$k]}" 2>/dev/null; wait "${PID[$k]}" 2>/dev/null; unset "PID[$k]"; }
+        for k in http mountwait; do
+            [ -n "${PID[$h.$k]:-}" ] || continue
+            kill -KILL "${PID[$h.$k]}" 2>/dev/null
+            wait "${PID[$h.$k]}" 2>/dev/null
+            unset "PID[$h.$k]"
         done
-        if in_host "$h" mountpoint -q /srv/www; then
+        if [ "$how" = clean ] && in_host "$h" mountpoint -q /srv/www; then
             timeout 30 nsenter --target="${HOLDER[$h]}" --net --mount -- \
-                env PATH="$S/bin:$PATH" hydra umount /srv/www >/dev/null 2>&1 ||
-                in_host "$h" umount /srv/www 2>/dev/null || in_host "$h" umount -l /srv/www
+                env PATH="$S/bin:$PATH" hydra umount --dlm-timeout 10 /srv/www >/dev/null 2>&1
         fi
         # dlm_controld keeps running while it has lockspaces (SIGTERM is ignored then),
-        # and its fence agents run in groups of their own: everything but the node daemon
-        # and the holder goes at once.
+        # and its fence agents run in process groups of their own: everything but the
+        # node daemon and the holder goes at once.
         for p in $(ip netns pids "$P-$h" 2>/dev/null); do
             [ "$p" = "${PID[$h.iscsid]:-}" ] || [ "$p" = "${HOLDER[$h]}" ] || kill -KILL "$p" 2>/dev/null
         done
         for k in corosync dlm_controld; do
-            [ -n "${PID[$h.$k]:-}" ] && { wait "${PID[$h.$k]}" 2>/dev/null; unset "PID[$h.$k]"; }
+            [ -n "${PID[$h.$k]:-}" ] || continue
+            wait "${PID[$h.$k]}" 2>/dev/null
+            unset "PID[$h.$k]"
         done
-        [ -n "${PID[$h.iscsid]:-}" ] && { stop_pid "${PID[$h.iscsid]}" 20; unset "PID[$h.iscsid]"; }
+        if in_host "$h" mountpoint -q /srv/www; then
+            in_host "$h" umount /srv/www 2>/dev/null || in_host "$h" umount -l /srv/www
+        fi
+        if [ -n "${PID[$h.iscsid]:-}" ]; then
+            stop_pid "${PID[$h.iscsid]}" 20
+            unset "PID[$h.iscsid]"
+        fi
     else
         for k in "${!PID[@]}"; do
-            [[ $k == "$h".* ]] && { stop_pid "${PID[$k]}" 20; unset "PID[$k]"; }
+            [[ $k == "$h".* ]] || continue
+            stop_pid "${PID[$k]}" 20
+            unset "PID[$k]"
         done
     fi
     for p in $(ip netns pids "$P-$h" 2>/dev/null); do
@@ -634,7 +648,7 @@ step "node1 is fenced: its writes are refused; it reboots" "$S/node1/iscsid.log"
 run_refused node1 "echo 'a late write' > /srv/www/late.html && sync -f /srv/www"
 run_refused node1 "hydra fence_scsi_check"
 note "(fence_scsi_check's watchdog reboots a node whose key is gone; here its processes go, its mounts, and its /run)"
-stop_host node1
+stop_host node1 crash
 
 step "node1 comes back and unfences" "$S/node1/iscsid.log" "$S/node1/corosync.log" "$S/node1/dlm_controld.log"
 machine "ip link set $P-n1-c up"
