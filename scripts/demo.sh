@@ -81,7 +81,8 @@ done
 PYTHON=$(command -v python3)
 ip netns list >/dev/null 2>&1 || need "'ip netns' does not work here: network namespaces are needed"
 
-# One demo at a time (a lock on this script: nothing to leave behind).
+# One demo at a time (a lock on this script: nothing to leave behind). Daemons do not
+# inherit it (9<&-), so a killed run's leftovers do not hold it.
 exec 9<"$0"
 flock -n 9 || need "another scripts/demo.sh is running"
 
@@ -204,7 +205,7 @@ wait_for() { # HOST SECS WHAT LINE
 # Start a daemon in HOST: LINE runs in the background, its output in LOG.
 daemon() { # HOST NAME LOG LINE
     nsenter --target="${HOLDER[$1]}" --net --mount -- \
-        env PATH="$S/bin:$PATH" HYDRA_ISCSI_ROOT="$S/$1/iscsi" sh -c "exec $4" </dev/null >>"$3" 2>&1 &
+        env PATH="$S/bin:$PATH" HYDRA_ISCSI_ROOT="$S/$1/iscsi" sh -c "exec $4" </dev/null >>"$3" 2>&1 9<&- &
     PID[$1.$2]=$!
 }
 
@@ -262,7 +263,7 @@ boot_holder() { # HOST
         ;;
     esac
     ip netns exec "$P-$h" unshare --mount --propagation private \
-        sh -c "$mounts && exec sleep infinity" </dev/null >"$S/$h.holder.log" 2>&1 &
+        sh -c "$mounts && exec sleep infinity" </dev/null >"$S/$h.holder.log" 2>&1 9<&- &
     pid=$!
     for ((i = 0; i < 100; i++)); do
         [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ] && break
@@ -281,14 +282,35 @@ loop_id() { # DEVICE
 
 # Detach the loop devices listed in FILE (by loop_id) that still serve the same file:
 # the node daemons detach their own when they stop, so these are what a killed one left.
+# One that stays (a filesystem on it still waits for the dead FUSE server) has its FUSE
+# connection aborted (fusectl; BACK-MAJ:MIN's minor is the connection's number).
 detach_loops() { # FILE
-    local dev majmin ino
+    local dev majmin ino i
     [ -e "$1" ] || return 0
     while read -r dev majmin ino; do
         [ -n "$dev" ] && [ "$(loop_id "$dev")" = "$dev $majmin $ino" ] || continue
         echo "cleanup: detaching $dev (a node daemon did not)" >&2
         losetup -d "$dev" 2>/dev/null
+        for ((i = 0; i < 20; i++)); do
+            [ "$(loop_id "$dev")" = "$dev $majmin $ino" ] || continue 2
+            sleep 0.1
+        done
+        abort_fuse "${majmin#*:}"
+        losetup -d "$dev" 2>/dev/null
     done <"$1"
+}
+
+abort_fuse() { # CONNECTION
+    local c=/sys/fs/fuse/connections mounted=0
+    if ! mountpoint -q $c; then
+        mount -t fusectl fusectl $c 2>/dev/null && mounted=1
+    fi
+    if [ -e "$c/$1/abort" ]; then
+        echo "cleanup: aborting FUSE connection $1 (its server is gone)" >&2
+        echo 1 >"$c/$1/abort"
+        sleep 0.5
+    fi
+    [ $mounted -eq 1 ] && umount $c
 }
 
 # Everything of HOST: its mounts, daemons (the node daemon last: it flushes its map and
@@ -369,18 +391,29 @@ cleanup() {
     exit $rc
 }
 
-# What a killed earlier run left: namespaces, links, its state directory and the loop
-# devices of its node daemons (listed in the state directory).
+# What a killed earlier run left: its hosts are stopped as at the end of a run (their
+# holders and node daemons found by what they run), then its namespaces, links, state
+# directory and the loop devices of its node daemons (listed in the state directory).
 sweep_stale() {
-    local found=0 d
+    local found=0 d h p
     if ip netns list 2>/dev/null | grep -q "^$P-"; then found=1; fi
     for d in /tmp/hdm-demo.*; do [ -d "$d" ] && found=1; done
     [ $found -eq 1 ] || return 0
     echo "demo.sh: removing what an earlier run that was killed left behind"
+    for h in node1 node2 client storage; do
+        for p in $(ip netns pids "$P-$h" 2>/dev/null); do
+            case "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" in
+            "sleep infinity ") HOLDER[$h]=$p ;;
+            *" iscsid -f "*) PID[$h.iscsid]=$p ;;
+            esac
+        done
+        [ -n "${HOLDER[$h]:-}" ] && stop_host "$h" crash
+    done
     remove_names
     for d in /tmp/hdm-demo.*; do detach_loops "$d/loops"; done
     rm -rf /tmp/hdm-demo.*
     [ -d /dev/mapper ] && [ -z "$(ls -A /dev/mapper)" ] && rmdir /dev/mapper 2>/dev/null
+    PID=()
     return 0
 }
 
