@@ -26,6 +26,8 @@
 #
 # Usage: sudo scripts/demo.sh            (runs scripts/setup.sh, builds, runs)
 #        HYDRA=path/to/hydra scripts/demo.sh   (that binary; no setup, no build)
+#        HYDRA_DEMO_LOGS=DIR ...         (keep the daemons' logs and the configuration
+#                                          files in DIR; everything else still goes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -163,24 +165,36 @@ in_host() { # HOST PROGRAM ARGS...
 # Print `HOST# LINE` and run LINE (a shell command line) there, with its output; it
 # must succeed (at most SECS seconds, default 60).
 run() { # HOST LINE [SECS]
-    local out rc
+    local out rc t0
+    t0=$(now)
     printf '%s%s#%s %s\n' "$B" "$1" "$N" "$2"
     out=$(timeout "${3:-60}" nsenter --target="${HOLDER[$1]}" --net --mount -- \
         env PATH="$S/bin:$PATH" HYDRA_ISCSI_ROOT="$S/$1/iscsi" sh -c "$2" 2>&1)
     rc=$?
     [ -n "$out" ] && printf '%s\n' "$out"
+    slow "$t0"
     LAST=$out
     [ $rc -eq 0 ] || fail "'$2' on $1 exited $rc"
 }
 
+# A command that took more than 5 s says so.
+slow() { # T0
+    local d
+    d=$(secs "$1" "$(now)")
+    awk -v d="$d" 'BEGIN { exit !(d > 5) }' && printf '(%s s)\n' "$d"
+    return 0
+}
+
 # As run, and it must fail (exit 1): a refusal the transcript shows.
 run_refused() { # HOST LINE
-    local out rc
+    local out rc t0
+    t0=$(now)
     printf '%s%s#%s %s\n' "$B" "$1" "$N" "$2"
     out=$(timeout 60 nsenter --target="${HOLDER[$1]}" --net --mount -- \
         env PATH="$S/bin:$PATH" HYDRA_ISCSI_ROOT="$S/$1/iscsi" sh -c "$2" 2>&1)
     rc=$?
     [ -n "$out" ] && printf '%s\n' "$out"
+    slow "$t0"
     printf '(exit %s)\n' "$rc"
     LAST=$out
     [ $rc -ne 0 ] || fail "'$2' on $1 succeeded; it should have been refused"
@@ -387,6 +401,12 @@ cleanup() {
     detach_loops "$S/loops"
     remove_names
     [ $MADE_MAPPER -eq 1 ] && rmdir /dev/mapper 2>/dev/null
+    if [ -n "${HYDRA_DEMO_LOGS:-}" ]; then
+        mkdir -p "$HYDRA_DEMO_LOGS" &&
+            (cd "$S" && find . \( -name '*.log' -o -name '*.out' -o -name '*.conf' \) \
+                -exec cp --parents {} "$HYDRA_DEMO_LOGS" \;) &&
+            echo "demo.sh: logs and configuration kept in $HYDRA_DEMO_LOGS"
+    fi
     rm -rf "$S"
     exit $rc
 }
