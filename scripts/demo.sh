@@ -8,7 +8,9 @@
 #   client   fetches the web page the cluster serves.
 #
 # Each host is a network namespace (names hdm-*) with a private mount namespace (its
-# own tmpfs on /run, /dev/shm, /srv and /dev/mapper), joined by four bridges:
+# own tmpfs on /run, /dev/shm and /srv; a node's /dev/mapper is its
+# /run/hydra-dev/mapper, where its node daemon makes the maps' names), joined by four
+# bridges:
 #   10.200.240.0/24  storage network A (portal 10.200.240.1)
 #   10.200.241.0/24  storage network B (portal 10.200.241.1)
 #   10.200.242.0/24  cluster network (corosync, dlm)
@@ -80,7 +82,6 @@ for tool in ip nsenter unshare losetup mount umount sfdisk mkfs.ext4 fsck.ext4 p
     *) need "$tool is not installed (apt-get install $tool)" ;;
     esac
 done
-PYTHON=$(command -v python3)
 ip netns list >/dev/null 2>&1 || need "'ip netns' does not work here: network namespaces are needed"
 
 # One demo at a time (a lock on this script: nothing to leave behind). Daemons do not
@@ -216,8 +217,10 @@ wait_for() { # HOST SECS WHAT LINE
     done
 }
 
-# Start a daemon in HOST: LINE runs in the background, its output in LOG.
+# Start a daemon in HOST, shown as `HOST# LINE &`: LINE runs in the background, its
+# output in LOG.
 daemon() { # HOST NAME LOG LINE
+    printf '%s%s#%s %s &\n' "$B" "$1" "$N" "$4"
     nsenter --target="${HOLDER[$1]}" --net --mount -- \
         env PATH="$S/bin:$PATH" HYDRA_ISCSI_ROOT="$S/$1/iscsi" sh -c "exec $4" </dev/null >>"$3" 2>&1 9<&- &
     PID[$1.$2]=$!
@@ -444,7 +447,7 @@ write_storage_conf() {
     mkdir -p "$d/state"
     truncate -s 256M "$d/www.img"
     cat >"$d/targets.conf" <<EOF
-# tgt's targets.conf (examples/targets.conf is the same for a real machine)
+# tgt's targets.conf (examples/cluster/targets.conf is the same for real machines)
 default-driver iscsi
 # CHAP for discovery sessions (the SendTargets answer lists the target's portals)
 incomingdiscoveryuser $DISC_USER $DISC_PASS
@@ -572,7 +575,7 @@ wait_dlm() { # NODE
 
 http_start() { # NODE
     daemon "$1" http "$S/$1/http.log" \
-        "$PYTHON -m http.server 80 --bind $(addr "$1" p) --directory /srv/www"
+        "python3 -m http.server 80 --bind $(addr "$1" p) --directory /srv/www"
     wait_for client 20 "$1's web server" "curl -sf -o /dev/null http://$(addr "$1" p)/"
 }
 
@@ -616,13 +619,14 @@ daemon storage tgtd "$S/storage/tgtd.log" \
     "hydra tgtd -f --iscsi portal=$(addr storage a):3260,portal=$(addr storage b):3260 --conf $S/storage/targets.conf --state-dir $S/storage/state"
 wait_for storage 30 "hydra tgtd's control socket" "[ -S /run/hydra-tgtd/socket.0 ]"
 run storage "cat $S/storage/targets.conf"
-run storage "hydra tgt-admin -s | head -n 40"
+run storage "hydra tgt-admin -s"
 
 step "nodes: hydra iscsid" "$S/node1/iscsid.log" "$S/node2/iscsid.log"
 for h in node1 node2; do
     write_node_conf "$h"
     start_iscsid "$h"
 done
+note "(each node's /dev/mapper is its own: /run/hydra-dev/mapper, bound there in its mount namespace)"
 run node1 "cat \$HYDRA_ISCSI_ROOT/iscsid.conf"
 
 step "discovery on both networks" "$S/storage/tgtd.log"
@@ -672,7 +676,6 @@ PAGE=$LAST
 
 step "node2 is refused, then queues" "$S/node2/dlm_controld.log"
 run_refused node2 "hydra mount /dev/mapper/mpathap1 /srv/www"
-printf '%snode2#%s hydra mount -o lockwait /dev/mapper/mpathap1 /srv/www &\n' "$B" "$N"
 daemon node2 mountwait "$S/node2/mount.log" "hydra mount -o lockwait /dev/mapper/mpathap1 /srv/www"
 
 step "node1's cluster link is cut: node2 fences it and mounts" "$S/node2/dlm_controld.log" \
