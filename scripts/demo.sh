@@ -83,6 +83,7 @@ for tool in ip nsenter unshare losetup mount umount sfdisk mkfs.ext4 fsck.ext4 p
     esac
 done
 ip netns list >/dev/null 2>&1 || need "'ip netns' does not work here: network namespaces are needed"
+[ -d /srv ] || need "/srv is missing: each node mounts a tmpfs there (in its own namespace) for /srv/www"
 
 # One demo at a time (a lock on this script: nothing to leave behind). Daemons do not
 # inherit it (9<&-), so a killed run's leftovers do not hold it.
