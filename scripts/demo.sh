@@ -660,6 +660,8 @@ run node1 "hydra mpathpersist --in --read-keys /dev/mapper/mpatha"
 run node1 "hydra mpathpersist --in --read-reservation /dev/mapper/mpatha"
 
 step "partition and filesystem (once, on node1)" "$S/node1/iscsid.log"
+# sfdisk ends with sync(2), which writes back every filesystem of the machine: on a
+# busy test machine it may wait for others' (seen: 20-30 s).
 run node1 "printf 'label: dos\n,,L\n' | sfdisk --quiet /dev/mapper/mpatha"
 wait_for node1 30 "/dev/mapper/mpathap1" "[ -b /dev/mapper/mpathap1 ]"
 run node1 "mkfs.ext4 -q -L www /dev/mapper/mpathap1"
@@ -669,7 +671,7 @@ run node2 "ls /dev/mapper"
 
 step "node1 mounts and serves" "$S/node1/dlm_controld.log" "$S/node1/http.log"
 run node1 "hydra mount /dev/mapper/mpathap1 /srv/www"
-run node1 "echo '<h1>hello from the shared disk</h1> written by node1 at $(date -u +%H:%M:%S)' > /srv/www/index.html && sync"
+run node1 "echo '<h1>hello from the shared disk</h1> written by node1 at $(date -u +%H:%M:%S)' > /srv/www/index.html && sync /srv/www/index.html"
 run node1 "hydra mount --status"
 http_start node1
 run client "curl -s http://$(addr node1 p)/"
@@ -702,7 +704,8 @@ run client "curl -s http://$(addr node2 p)/"
 note "(the same page)"
 
 step "node1 is fenced: its writes are refused; it reboots" "$S/node1/iscsid.log"
-run_refused node1 "echo 'a late write' > /srv/www/late.html && sync -f /srv/www"
+run_refused node1 "echo 'a late write' > /srv/www/late.html && sync /srv/www/late.html"
+note "(Invalid exchange is EBADE: the target answered RESERVATION CONFLICT, as Linux reports it)"
 run_refused node1 "hydra fence_scsi_check"
 note "(fence_scsi_check's watchdog reboots a node whose key is gone; here its processes go, its mounts, and its /run)"
 stop_host node1 crash
