@@ -20,7 +20,10 @@ command -v qemu-io >/dev/null 2>&1 || need+=(qemu-utils)
 command -v nbdfuse >/dev/null 2>&1 || need+=(libnbd-bin)
 command -v fio >/dev/null 2>&1 || need+=(fio)
 command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
-for dev in libcorosync-common-dev libcpg-dev libquorum-dev libvotequorum-dev libcfg-dev libcmap-dev; do
+# hydra mount probes devices with libblkid through the libblkid-rs binding, whose
+# bindgen build needs libblkid's headers and libclang; mkfs.ext4 for its tests.
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
+for dev in libcorosync-common-dev libcpg-dev libquorum-dev libvotequorum-dev libcfg-dev libcmap-dev libblkid-dev libclang-dev; do
     dpkg -s "$dev" >/dev/null 2>&1 || need+=("$dev")
 done
 if [ "${#need[@]}" -gt 0 ]; then

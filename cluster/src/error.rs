@@ -18,6 +18,10 @@ pub enum Error {
     /// The action ran but its result did not verify (fence_scsi's "Failed to verify").
     #[error("{0}")]
     Failed(String),
+    /// `hydra mount` will not go on: another node holds the lock, no filesystem, no
+    /// lock manager, this node is fenced. Says why and what to do.
+    #[error("{0}")]
+    Refused(String),
     /// Files and processes.
     #[error("{context}: {source}")]
     Io {

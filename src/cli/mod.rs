@@ -7,6 +7,7 @@ mod fence_scsi;
 mod iscsi_perf;
 mod iscsiadm;
 mod iscsid;
+mod mount;
 mod mpathpersist;
 mod multipath;
 mod multipathd;
@@ -31,6 +32,10 @@ pub const TOOLS: &[&str] = &[
     "mpathpersist",
     "fence_scsi",
     "fence_scsi_check",
+    "mount",
+    "umount",
+    "mount.hydra",
+    "umount.hydra",
 ];
 
 pub const USAGE: &str = "usage: hydra <command> [options]
@@ -49,6 +54,8 @@ commands (each also runs when hydra is invoked through a symlink of that name):
   mpathpersist persistent reservations on a multipath map (mpathpersist's options)
   fence_scsi the fence_scsi fence agent: SCSI-3 PR fencing of maps and iSCSI LUNs
   fence_scsi_check fence_scsi's watchdog check (exit 2 when this node's key is gone)
+  mount      mount a shared filesystem under its cluster lock (checks this node's PR key)
+  umount     unmount it and release the lock (mount.hydra, umount.hydra: helper names)
 
 run 'hydra <command> --help' for a command's options";
 
@@ -68,6 +75,8 @@ pub fn run(tool: &str, args: Vec<String>) -> ExitCode {
         "mpathpersist" => mpathpersist::main(args),
         "fence_scsi" => fence_scsi::main(args),
         "fence_scsi_check" => fence_scsi::check(args),
+        "mount" | "mount.hydra" => Ok(mount::main(tool, args)),
+        "umount" | "umount.hydra" => Ok(mount::umount(tool, args)),
         _ => unreachable!("TOOLS lists every tool"),
     };
     match r {

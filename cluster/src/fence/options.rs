@@ -197,8 +197,9 @@ pub struct Options {
 }
 
 impl Options {
-    /// The defaults before any option.
-    fn defaults() -> Options {
+    /// The defaults before any option (also what `hydra mount` starts from to open a
+    /// map for its key check).
+    pub fn defaults() -> Options {
         Options {
             action: Action::Off,
             plug: None,
