@@ -62,7 +62,7 @@ impl IoOp {
         }
     }
 
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             IoOp::Read { .. } => "READ(16)",
             IoOp::Write { .. } => "WRITE(16)",

@@ -110,6 +110,9 @@ pub(crate) struct Task {
     /// The map's reservation key (multipathd's `reservation_key` / prkeys file) and
     /// APTPL: registered on each path added while it is registered on the others.
     key: Option<(u64, bool)>,
+    /// A command met RESERVATION CONFLICT since the key was last set: the node has
+    /// been told (logged once) that its registration is gone.
+    conflict_seen: bool,
     inside: mpsc::UnboundedSender<Input>,
 }
 
@@ -128,8 +131,30 @@ impl Task {
             ios: HashMap::new(),
             removing: HashMap::new(),
             key: None,
+            conflict_seen: false,
             inside,
         }
+    }
+
+    /// The first RESERVATION CONFLICT after the key was set: under a Registrants Only
+    /// reservation that means this node's key has been preempted, i.e. another node
+    /// fenced it (fence_scsi). It fails at once, on no other path (it is the LUN's
+    /// answer, not the path's); say so once, loudly.
+    fn conflict_seen(&mut self, io: IoId) {
+        if std::mem::replace(&mut self.conflict_seen, true) {
+            return;
+        }
+        let key = match self.key {
+            Some((k, _)) => format!("{k:#x}"),
+            None => "(none set)".into(),
+        };
+        let what = self.ios.get(&io).map(|p| p.op.name()).unwrap_or("command");
+        tracing::error!(
+            "{}: {what}: RESERVATION CONFLICT: this node's key {key} is not registered on \
+             the LUN: it has been fenced (or never unfenced); I/O that needs a \
+             registration fails until `fence_scsi -o on` registers it again",
+            self.alias()
+        );
     }
 
     fn alias(&self) -> &str {
@@ -206,13 +231,19 @@ impl Task {
             Input::Paths(reply) => {
                 let _ = reply.send(self.pr_paths());
             }
-            Input::SetKey(key) => self.key = key,
+            Input::SetKey(key) => {
+                self.key = key;
+                self.conflict_seen = false;
+            }
             Input::Shutdown(reply) => return Some(reply),
             Input::Completed {
                 io,
                 outcome,
                 answer,
             } => {
+                if matches!(answer, Err(DeviceError::ReservationConflict)) {
+                    self.conflict_seen(io);
+                }
                 if let Some(p) = self.ios.get_mut(&io) {
                     p.answer = Some(answer);
                 }
