@@ -224,6 +224,22 @@ impl<'a> Fs<'a> {
         assert!(!self.is_mounted(i), "node {i}: still mounted");
     }
 
+    /// Unmount in node `i` while it is cut off: hydra umount with a short lock manager
+    /// timeout (the lock cannot be released while the node's lockspace is stopped), or
+    /// umount(8); not asserted.
+    fn umount_cut_off(&mut self, i: usize) -> Output {
+        let b = self.bed;
+        if self.hydra_mount {
+            let mut c = b.command(i, hydra());
+            c.arg("umount");
+            path_options(&mut c, b, i);
+            c.args(["--dlm-timeout", "5"]).arg(b.mnt(i));
+            run(&mut c, LIMIT)
+        } else {
+            b.exec(i, &["umount", b.mnt(i).to_str().unwrap()])
+        }
+    }
+
     /// The stand-in's holder of node `i` ends (SIGTERM: dlm_tool passes it on to the
     /// command and unlocks).
     fn release_stand_in(&mut self, i: usize) {
@@ -285,8 +301,9 @@ fn record(k: u64, nonce: u64) -> Vec<u8> {
 struct Writes {
     /// Records whose fsync succeeded (acknowledged), in order.
     acked: Vec<u64>,
-    /// Failed records: (number, error, how long the write+fsync took).
-    failed: Vec<(u64, String, Duration)>,
+    /// Failed records: (number, error, when the write started and how long the
+    /// write+fsync took, both from the writer's start).
+    failed: Vec<(u64, String, Duration, Duration)>,
     /// The longest write+fsync.
     longest: Duration,
 }
@@ -294,7 +311,13 @@ struct Writes {
 /// Node 1's writer: appends a record to `file`, fsyncs, again, until `stop`; logs what
 /// was acknowledged. After the first failure it goes on (every later record must fail
 /// too), a little slower.
-fn writer(file: PathBuf, nonce: u64, stop: Arc<AtomicBool>, log: Arc<Mutex<Writes>>) {
+fn writer(
+    file: PathBuf,
+    nonce: u64,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Writes>>,
+) {
     let mut k = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
@@ -311,7 +334,9 @@ fn writer(file: PathBuf, nonce: u64, stop: Arc<AtomicBool>, log: Arc<Mutex<Write
         w.longest = w.longest.max(took);
         match res {
             Ok(()) => w.acked.push(k),
-            Err(e) => w.failed.push((k, e.to_string(), took)),
+            Err(e) => w
+                .failed
+                .push((k, e.to_string(), t.duration_since(epoch), took)),
         }
         let failing = !w.failed.is_empty();
         drop(w);
@@ -496,9 +521,10 @@ fn takeover(n: usize) -> Timings {
     let records = bed.node_path(1, bed.mnt(1).join("records"));
     let stop = Arc::new(AtomicBool::new(false));
     let writes = Arc::new(Mutex::new(Writes::default()));
+    let epoch = Instant::now();
     let writer_thread = {
         let (records, stop, writes) = (records.clone(), stop.clone(), writes.clone());
-        std::thread::spawn(move || writer(records, nonce, stop, writes))
+        std::thread::spawn(move || writer(records, nonce, epoch, stop, writes))
     };
     let t = Instant::now();
     while writes.lock().unwrap().acked.len() < 20 {
@@ -643,11 +669,17 @@ fn takeover(n: usize) -> Timings {
     assert_eq!(joined, Some(true), "node 1's writer hangs");
     let w = std::mem::take(&mut *writes.lock().unwrap());
     eprintln!(
-        "node 1: {} records acknowledged, {} failed (first: {:?}), longest write+fsync {:?}",
+        "node 1: {} records acknowledged, {} failed, longest write+fsync {:?}; the cut \
+         {:?} after the writer's start; failures (record, error, start, took): {:?}",
         w.acked.len(),
         w.failed.len(),
-        w.failed.first(),
-        w.longest
+        w.longest,
+        cut.duration_since(epoch),
+        w.failed
+    );
+    eprintln!(
+        "--- node 1's iscsid log (tail) ---\n{}",
+        tail(&bed.node_log(1), 25)
     );
     assert!(w.longest < LIMIT, "a write+fsync took {:?}", w.longest);
     let first_fail = w.failed[0].0;
@@ -727,10 +759,12 @@ fn takeover(n: usize) -> Timings {
     );
 
     // Node 1 unmounts (ext4 may refuse: then lazily); still no marker on the disk.
+    // hydra umount unmounts, then cannot release the lock: node 1's lockspace is
+    // stopped (it waits to fence node 2) — the record stays for a later `hydra umount`.
     let mnt1 = bed.mnt(1);
-    let o = bed.exec(1, &["umount", mnt1.to_str().unwrap()]);
+    let o = fs.umount_cut_off(1);
     eprintln!("node 1's umount: {} {}", o.status, text(&o).trim());
-    if !o.status.success() {
+    if fs.is_mounted(1) {
         bed.exec_ok(1, &["umount", "-l", mnt1.to_str().unwrap()]);
     }
     assert!(!fs.is_mounted(1), "node 1 still mounted");
@@ -807,6 +841,17 @@ fn come_back(bed: &SanBed, fs: &mut Fs, img: &Path, marker: &str) {
         locks.display()
     );
     std::fs::remove_file(&locks).unwrap();
+    if fs.hydra_mount {
+        // hydra mount's record of node 1's mount goes too: with no lock manager running,
+        // its locks went with it (`hydra umount` says so and removes the record).
+        let mut c = bed.command(1, hydra());
+        c.arg("umount");
+        path_options(&mut c, bed, 1);
+        c.arg(bed.mnt(1));
+        let o = run(&mut c, LIMIT);
+        eprintln!("node 1's second hydra umount: {}", text(&o).trim());
+        assert!(o.status.success(), "hydra umount: {}", text(&o));
+    }
     bed.wait_for("node 2's mount lockspace recovered without node 1", || {
         let o = bed.dlm_tool(2, &["ls", LOCKSPACE]);
         let s = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -854,6 +899,7 @@ fn come_back(bed: &SanBed, fs: &mut Fs, img: &Path, marker: &str) {
     // Node 1: refused as fenced until it unfences.
     if fs.hydra_mount {
         let refusal = fs.mount_refused(1);
+        eprintln!("node 1's mount refused: {}", refusal.trim());
         assert!(refusal.contains("fenced"), "refused as fenced: {refusal}");
     }
     let o = bed.fence_agent(1, &["-o", "on", "-n", &bed.cluster_addr(1).to_string()]);
