@@ -629,6 +629,23 @@ fn takeover(n: usize) -> Timings {
     );
     let status = String::from_utf8_lossy(&bed.dlm_tool(2, &["status"]).stdout).into_owned();
     eprintln!("node 2's dlm_tool status:\n{status}");
+    // `node 1 X add A rem R fail F fence T at 2 WALLTIME`: not a member, fenced (T >= F)
+    // by node 2.
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("node 1 "))
+        .unwrap_or_else(|| panic!("no node 1 in dlm_tool status:\n{status}"));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let num = |k: &str| {
+        w.iter()
+            .position(|x| *x == k)
+            .and_then(|i| w.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {k} in '{line}'"))
+    };
+    assert_eq!(w[2], "X", "node 1 not a member: {line}");
+    assert!(num("fence") >= num("fail") && num("fail") > 0, "{line}");
+    assert_eq!(num("at"), 2, "fenced by node 2: {line}");
     let o = bed.fence_agent(2, &["-o", "list-status"]);
     let listing = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
@@ -790,8 +807,10 @@ fn come_back(bed: &SanBed, fs: &mut Fs, img: &Path, marker: &str) {
     bed.heal(1);
     bed.wait_members(2, n);
     bed.wait_members(1, n);
-    // What the DLM makes of it, for the record.
-    std::thread::sleep(Duration::from_secs(3));
+    // Node 2's daemon finds node 1's a stateful merge (both ran the lockspace apart).
+    bed.wait_for("node 2's daemon judging node 1's return", || {
+        bed.dlm_output(2).contains("daemon node 1 stateful merge")
+    });
     for i in [1, 2] {
         let s = bed.dlm_tool(i, &["status"]);
         let l = bed.dlm_tool(i, &["ls"]);
