@@ -8,7 +8,7 @@ use hydra_dlm::client::Lock;
 use hydra_dlm::mode::Mode;
 
 use super::fstab::{self, Spec};
-use super::lock::{Acquired, Dlm, Holder};
+use super::lock::{Acquired, Dlm, Holder, Interrupt};
 use super::options::MountOptions;
 use super::probe::{self, Probed};
 use super::state::{self, Record};
@@ -84,6 +84,7 @@ fn held_by(uuid: &str, want: Mode, holder: Option<&Holder>) -> String {
 
 /// `hydra mount`: see [`super`] for the steps. Returns the record of the new mount.
 pub async fn mount(req: &Request, paths: &Paths) -> Result<Record> {
+    let mut intr = Interrupt::catch()?;
     let device = absolute(&req.device);
     let dname = device.display().to_string();
     let dir = std::fs::canonicalize(&req.dir)
@@ -139,7 +140,10 @@ pub async fn mount(req: &Request, paths: &Paths) -> Result<Record> {
     } else {
         Mode::EX
     };
-    let mut lock = match dlm.acquire(&uuid, mode, req.options.lockwait).await? {
+    let mut lock = match dlm
+        .acquire(&uuid, mode, req.options.lockwait, &mut intr)
+        .await?
+    {
         Acquired::Granted(l) => l,
         Acquired::Busy(h) => {
             return Err(Error::Refused(format!(

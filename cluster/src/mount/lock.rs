@@ -101,6 +101,38 @@ pub enum Acquired {
     TimedOut(Duration, Option<Holder>),
 }
 
+/// SIGINT, SIGTERM and SIGHUP, caught from the start of `hydra mount`: while it queues
+/// for the lock they cancel the request (nothing is left held); once the lock is
+/// granted they no longer end the process, so that it is never killed between the
+/// grant and its record or mount (a PERSISTENT lock left without either would stay
+/// held with nothing to release it).
+pub struct Interrupt {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    pub fn catch() -> Result<Interrupt> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let s = |k| signal(k).map_err(|e| Error::io("installing a signal handler", e));
+        Ok(Interrupt {
+            int: s(SignalKind::interrupt())?,
+            term: s(SignalKind::terminate())?,
+            hup: s(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next signal's name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
+
 /// A connection to this node's dlm_controld. Every call but a lockwait has a time limit:
 /// a lock manager stuck in recovery makes a step fail saying so, never hang.
 pub struct Dlm {
@@ -176,12 +208,14 @@ impl Dlm {
             .ok_or_else(|| Error::Failed(format!("no our_nodeid in the daemon's status: {text}")))
     }
 
-    /// Request `mode` on `uuid` (PERSISTENT; NOQUEUE unless `wait`).
+    /// Request `mode` on `uuid` (PERSISTENT; NOQUEUE unless `wait`). A signal while
+    /// queued cancels the request.
     pub async fn acquire(
         &self,
         uuid: &str,
         mode: Mode,
         wait: Option<LockWait>,
+        intr: &mut Interrupt,
     ) -> Result<Acquired> {
         let what = format!("the {mode} request on {uuid}");
         let mut flags = Flags::PERSISTENT;
@@ -195,21 +229,39 @@ impl Dlm {
                     .lock(LOCKSPACE, uuid.as_bytes(), mode, Flags(flags), None, None),
             )
             .await?;
-        let first = match wait {
+        let deadline = match wait {
+            None => None,
+            Some(LockWait::Forever) => Some(Duration::from_secs(u32::MAX as u64)),
+            Some(LockWait::For(t)) => Some(t),
+        };
+        let first = match deadline {
             None => self.step(&what, lock.completion()).await?,
-            Some(LockWait::Forever) => lock
-                .completion()
-                .await
-                .map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
-            Some(LockWait::For(t)) => match tokio::time::timeout(t, lock.completion()).await {
-                Ok(c) => c.map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
-                Err(_) => {
-                    // Cancel at the deadline; a grant that won the race still counts.
-                    self.step(&format!("cancelling {what}"), lock.cancel())
-                        .await?;
-                    self.step(&what, lock.completion()).await?
+            Some(t) => {
+                let waited = tokio::select! {
+                    c = lock.completion() => Ok(c),
+                    _ = tokio::time::sleep(t) => Err(None),
+                    s = intr.recv() => Err(Some(s)),
+                };
+                match waited {
+                    Ok(c) => c.map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
+                    Err(signal) => {
+                        // Cancel; a grant that won the race still counts at the
+                        // deadline, and is given back after a signal.
+                        self.step(&format!("cancelling {what}"), lock.cancel())
+                            .await?;
+                        let c = self.step(&what, lock.completion()).await?;
+                        if let Some(s) = signal {
+                            if c.granted() {
+                                self.release(lock).await?;
+                            }
+                            return Err(Error::Refused(format!(
+                                "{s} while waiting for {what}: cancelled, nothing is held"
+                            )));
+                        }
+                        c
+                    }
                 }
-            },
+            }
         };
         match first.status {
             Status::Granted => Ok(Acquired::Granted(lock)),
