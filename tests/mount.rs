@@ -425,9 +425,10 @@ fn mount_under_the_lock_and_the_key() {
         locks.contains(" gr EX ") && locks.contains(" pid 0 ") && locks.contains(UUID),
         "an orphan EX lock: {locks}"
     );
-    let ok_w = b
-        .cluster
-        .exec(1, &["sh", "-c", &format!("echo one > {m1}/f && sync {m1}/f")]);
+    let ok_w = b.cluster.exec(
+        1,
+        &["sh", "-c", &format!("echo one > {m1}/f && sync {m1}/f")],
+    );
     assert!(ok_w.status.success(), "{}", text(&ok_w));
 
     // Another mount of the same filesystem: this node's record refuses it first; with
