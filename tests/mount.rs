@@ -425,6 +425,17 @@ fn mount_under_the_lock_and_the_key() {
         locks.contains(" gr EX ") && locks.contains(" pid 0 ") && locks.contains(UUID),
         "an orphan EX lock: {locks}"
     );
+    // The lockspace stayed joined after its last client (hydra mount) exited.
+    let mut c = cluster.command(1, hydra());
+    c.args(["dlm_tool", "--run-dir"])
+        .arg(&b.dlm_run)
+        .args(["ls", "hydra_mount"]);
+    let o = run(&mut c, Duration::from_secs(30));
+    assert!(
+        o.status.success() && text(&o).contains("hydra_mount"),
+        "dlm_tool ls: {}",
+        text(&o)
+    );
     let ok_w = b.cluster.exec(
         1,
         &["sh", "-c", &format!("echo one > {m1}/f && sync {m1}/f")],

@@ -204,6 +204,21 @@ async fn holding(
     if !req.options.nofence {
         key::check(&rec.device, paths).await?;
     }
+    // The probe ran before the lock, perhaps long before (lockwait) while another node
+    // wrote: drop what it and anyone else cached, and check the filesystem is still
+    // the one the lock is named after before mount(2) reads it.
+    sys::flush_buffers(&rec.device)?;
+    let now = probe::probe(&rec.device)?;
+    if now.uuid != rec.uuid || now.fstype != rec.fstype {
+        return Err(Error::Refused(format!(
+            "{} changed while waiting for its lock: it now holds {} {} (was {} {})",
+            rec.device.display(),
+            now.fstype,
+            now.uuid,
+            rec.fstype,
+            rec.uuid
+        )));
+    }
     state::write(&paths.state_dir, rec)?;
     let m = sys::mount(
         &rec.device,

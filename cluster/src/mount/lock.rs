@@ -222,57 +222,69 @@ impl Dlm {
         if wait.is_none() {
             flags |= Flags::NOQUEUE;
         }
-        let mut lock = self
-            .step(
-                &what,
-                self.client
-                    .lock(LOCKSPACE, uuid.as_bytes(), mode, Flags(flags), None, None),
-            )
-            .await?;
-        let deadline = match wait {
-            None => None,
-            Some(LockWait::Forever) => Some(Duration::from_secs(u32::MAX as u64)),
-            Some(LockWait::For(t)) => Some(t),
+        let request = self
+            .client
+            .lock(LOCKSPACE, uuid.as_bytes(), mode, Flags(flags), None, None);
+        let Some(wait) = wait else {
+            // NOQUEUE: the answer comes at once, unless the lock manager is stuck.
+            let mut lock = self.step(&what, request).await?;
+            let first = self.step(&what, lock.completion()).await?;
+            return match first.status {
+                Status::Granted => Ok(Acquired::Granted(lock)),
+                Status::Again => Ok(Acquired::Busy(self.read_holder(uuid).await?)),
+                s => Err(Error::Failed(format!("{what}: not granted ({})", s.name()))),
+            };
         };
-        let first = match deadline {
-            None => self.step(&what, lock.completion()).await?,
-            Some(t) => {
-                let waited = tokio::select! {
-                    c = lock.completion() => Ok(c),
-                    _ = tokio::time::sleep(t) => Err(None),
-                    s = intr.recv() => Err(Some(s)),
-                };
-                match waited {
-                    Ok(c) => c.map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
-                    Err(signal) => {
-                        // Cancel; a grant that won the race still counts at the
-                        // deadline, and is given back after a signal.
-                        self.step(&format!("cancelling {what}"), lock.cancel())
-                            .await?;
-                        let c = self.step(&what, lock.completion()).await?;
-                        if let Some(s) = signal {
-                            if c.granted() {
-                                self.release(lock).await?;
-                            }
-                            return Err(Error::Refused(format!(
-                                "{s} while waiting for {what}: cancelled, nothing is held"
-                            )));
-                        }
-                        c
+        // Queued: the deadline (or none) covers the request's acceptance too, which a
+        // lock manager in recovery holds back until the recovery is done.
+        let (limit, end) = match wait {
+            LockWait::Forever => (Duration::ZERO, None),
+            LockWait::For(t) => (t, Some(tokio::time::Instant::now() + t)),
+        };
+        let deadline = async {
+            match end {
+                Some(end) => tokio::time::sleep_until(end).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        let interrupted = |s: &str| {
+            Err(Error::Refused(format!(
+                "{s} while waiting for {what}: cancelled, nothing is held"
+            )))
+        };
+        // Dropped before the daemon's answer, the request is released when it comes
+        // (and with the connection when this process exits).
+        let mut lock = tokio::select! {
+            r = request => r.map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
+            _ = &mut deadline => return Ok(Acquired::TimedOut(limit, None)),
+            s = intr.recv() => return interrupted(s),
+        };
+        let waited = tokio::select! {
+            c = lock.completion() => Ok(c),
+            _ = &mut deadline => Err(None),
+            s = intr.recv() => Err(Some(s)),
+        };
+        let first = match waited {
+            Ok(c) => c.map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
+            Err(signal) => {
+                // Cancel; a grant that won the race still counts at the deadline, and
+                // is given back after a signal.
+                self.step(&format!("cancelling {what}"), lock.cancel())
+                    .await?;
+                let c = self.step(&what, lock.completion()).await?;
+                if let Some(s) = signal {
+                    if c.granted() {
+                        self.release(lock).await?;
                     }
+                    return interrupted(s);
                 }
+                c
             }
         };
         match first.status {
             Status::Granted => Ok(Acquired::Granted(lock)),
-            Status::Again => Ok(Acquired::Busy(self.read_holder(uuid).await?)),
-            Status::Cancel => {
-                let t = match wait {
-                    Some(LockWait::For(t)) => t,
-                    _ => Duration::ZERO,
-                };
-                Ok(Acquired::TimedOut(t, self.read_holder(uuid).await?))
-            }
+            Status::Cancel => Ok(Acquired::TimedOut(limit, self.read_holder(uuid).await?)),
             s => Err(Error::Failed(format!("{what}: not granted ({})", s.name()))),
         }
     }
