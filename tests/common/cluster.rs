@@ -36,7 +36,7 @@ use super::{run, text};
 
 /// corosync's token timeout (corosync.conf(5) `totem.token`): short, so that a cut or a
 /// crash is noticed within seconds.
-const TOKEN_MS: u32 = 1000;
+pub const TOKEN_MS: u32 = 1000;
 
 /// How long a host may take to reach a membership or to answer over IPC.
 const SETTLE: Duration = Duration::from_secs(60);
@@ -265,45 +265,10 @@ impl Cluster {
         ip(&format!("-n {netns} link set eth0 up"));
     }
 
-    /// Host `i`'s corosync.conf (corosync.conf(5), votequorum(5)): knet, corosync 3's
-    /// default transport, without crypto as the hosts share one machine; the log and
-    /// state_dir in the host's directory.
+    /// Host `i`'s corosync.conf ([`corosync_conf`]), in its directory.
     fn write_config(&self, i: usize) {
-        let dir = self.host(i).dir.display();
-        let nodes: String = (1..=self.hosts.len())
-            .map(|n| {
-                let addr = self.addr(n);
-                format!("    node {{\n        nodeid: {n}\n        ring0_addr: {addr}\n    }}\n")
-            })
-            .collect();
-        let conf = format!(
-            "\
-totem {{
-    version: 2
-    cluster_name: {name}
-    transport: knet
-    token: {TOKEN_MS}
-    crypto_cipher: none
-    crypto_hash: none
-}}
-nodelist {{
-{nodes}}}
-quorum {{
-    provider: corosync_votequorum
-}}
-system {{
-    state_dir: {dir}
-}}
-logging {{
-    to_logfile: yes
-    logfile: {dir}/corosync.log
-    to_stderr: no
-    to_syslog: no
-    timestamp: on
-}}
-",
-            name = self.name
-        );
+        let addrs: Vec<Ipv4Addr> = (1..=self.hosts.len()).map(|n| self.addr(n)).collect();
+        let conf = corosync_conf(&self.name, &addrs, &self.host(i).dir, false);
         std::fs::write(self.host(i).dir.join("corosync.conf"), conf).expect("corosync.conf");
     }
 
@@ -363,6 +328,52 @@ impl Drop for Cluster {
             quiet_ip(&format!("link del {}", self.name));
         }
     }
+}
+
+/// A host's corosync.conf (corosync.conf(5), votequorum(5)) for the cluster `name` whose
+/// node `i` (1-based, its node id) has ring0 address `addrs[i - 1]`: knet, corosync 3's
+/// default transport, without crypto as the hosts share one machine; token [`TOKEN_MS`];
+/// the log and state_dir in `dir`. `two_node` sets votequorum's `two_node: 1` (a
+/// two-node cluster stays quorate when one node is gone: the classic two-node setup,
+/// where fencing decides which node goes on).
+pub fn corosync_conf(name: &str, addrs: &[Ipv4Addr], dir: &Path, two_node: bool) -> String {
+    let dir = dir.display();
+    let nodes: String = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            let n = i + 1;
+            format!("    node {{\n        nodeid: {n}\n        ring0_addr: {addr}\n    }}\n")
+        })
+        .collect();
+    let two_node = if two_node { "    two_node: 1\n" } else { "" };
+    format!(
+        "\
+totem {{
+    version: 2
+    cluster_name: {name}
+    transport: knet
+    token: {TOKEN_MS}
+    crypto_cipher: none
+    crypto_hash: none
+}}
+nodelist {{
+{nodes}}}
+quorum {{
+    provider: corosync_votequorum
+{two_node}}}
+system {{
+    state_dir: {dir}
+}}
+logging {{
+    to_logfile: yes
+    logfile: {dir}/corosync.log
+    to_stderr: no
+    to_syslog: no
+    timestamp: on
+}}
+"
+    )
 }
 
 /// `Nodes: N` of `corosync-quorumtool -s`.

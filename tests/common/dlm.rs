@@ -22,7 +22,13 @@ impl DlmDaemon {
     /// Start the daemon on host `i` with `conf`; returns once its socket takes
     /// connections (the file appears at bind(2), a moment before listen(2)).
     pub fn start(cluster: &Cluster, i: usize, conf: &Path) -> DlmDaemon {
-        let dir = cluster.dir(i);
+        Self::spawn(cluster.command(i, hydra()), cluster.dir(i), conf)
+    }
+
+    /// Start the daemon with `cmd` (`hydra`, in the host's namespaces), its run
+    /// directory and output in `dir`, with `conf`; returns once its socket takes
+    /// connections.
+    pub fn spawn(mut cmd: std::process::Command, dir: &Path, conf: &Path) -> DlmDaemon {
         let run = dir.join("run");
         let out = dir.join("dlm_controld.out");
         let file = std::fs::OpenOptions::new()
@@ -30,8 +36,7 @@ impl DlmDaemon {
             .append(true)
             .open(&out)
             .unwrap();
-        let child = cluster
-            .command(i, hydra())
+        let child = cmd
             .args(["dlm_controld", "-f", "--run-dir"])
             .arg(&run)
             .arg("--config")

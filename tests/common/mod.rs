@@ -9,6 +9,7 @@ pub mod dlm;
 pub mod mpbed;
 pub mod netns;
 pub mod node_daemon;
+pub mod sanbed;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
