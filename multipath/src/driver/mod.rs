@@ -306,6 +306,10 @@ impl BlockDevice for MapDevice {
             // Writes that completed before this call set the flag before it: cleared
             // here, a write after it sets it again for the next flush.
             if !self.unflushed.swap(false, Ordering::SeqCst) {
+                // Nothing to send; a map that is gone still says so.
+                if self.tx.is_closed() {
+                    return Err(DeviceError::Shutdown);
+                }
                 return Ok(());
             }
             let r = self.submit(IoOp::Flush).await.map(|_| ());
