@@ -23,7 +23,7 @@
 //!
 //! - [`options`]: `-o` → mount(2) flags, data and hydra's options (sans-IO).
 //! - [`fstab`]: `-a`'s fstab entries marked `x-hydra` (sans-IO).
-//! - [`probe`]: libblkid.
+//! - [`probe`]: TYPE and UUID from libblkid.
 //! - [`lock`]: the DLM lock and the holder record.
 //! - [`key`]: the PR key check.
 //! - [`state`]: the records in the state directory.

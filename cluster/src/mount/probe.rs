@@ -20,8 +20,16 @@ pub struct Probed {
     pub label: Option<String>,
 }
 
+/// The values of a signature libblkid found.
+struct Found {
+    fstype: String,
+    uuid: Option<String>,
+    label: Option<String>,
+    usage: Option<String>,
+}
+
 /// What libblkid sees on `dev`: `Ok(None)` when it finds no signature at all.
-fn values(dev: &Path) -> Result<Option<(String, Option<String>, Option<String>, Option<String>)>> {
+fn values(dev: &Path) -> Result<Option<Found>> {
     let name = dev.display().to_string();
     let lib = |e: libblkid_rs::BlkidErr| Error::device(&name, format!("libblkid: {e}"));
     let mut p = BlkidProbe::new_from_filename(dev)
@@ -50,14 +58,25 @@ fn values(dev: &Path) -> Result<Option<(String, Option<String>, Option<String>, 
             .map(|v| v.trim_end_matches('\0').to_string())
             .filter(|v| !v.is_empty())
     };
-    Ok(get("TYPE").map(|t| (t, get("UUID"), get("LABEL"), get("USAGE"))))
+    Ok(get("TYPE").map(|fstype| Found {
+        fstype,
+        uuid: get("UUID"),
+        label: get("LABEL"),
+        usage: get("USAGE"),
+    }))
 }
 
 /// Probe `dev` for a filesystem; refuses "no filesystem on DEV" (nothing there, or a
 /// signature that is not a filesystem: LVM, RAID, LUKS) and a filesystem without UUID.
 pub fn probe(dev: &Path) -> Result<Probed> {
     let name = dev.display();
-    let Some((fstype, uuid, label, usage)) = values(dev)? else {
+    let Some(Found {
+        fstype,
+        uuid,
+        label,
+        usage,
+    }) = values(dev)?
+    else {
         return Err(Error::Refused(format!("no filesystem on {name}")));
     };
     if usage.as_deref().is_some_and(|u| u != "filesystem") {

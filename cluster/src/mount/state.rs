@@ -14,8 +14,8 @@
 //! ```
 //!
 //! `hydra umount` finds the lock's name and mode here; `hydra mount --status` lists the
-//! records whose mount is still there. Values escape `\` and newlines as mountinfo does
-//! (`\134`, `\012`). Encoding and decoding are sans-IO.
+//! records whose mount is still there. Values escape `\`, newlines and carriage returns
+//! in mountinfo's octal way (`\134`, `\012`, `\015`). Encoding and decoding are sans-IO.
 
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,9 @@ pub struct Record {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\134").replace('\n', "\\012")
+    s.replace('\\', "\\134")
+        .replace('\n', "\\012")
+        .replace('\r', "\\015")
 }
 
 impl Record {
