@@ -200,9 +200,28 @@ async fn holding(
     if !req.options.nofence {
         key::check(&rec.device, paths).await?;
     }
+    // The lock may have taken long (lockwait), and DEVICE may be a link that moved
+    // meanwhile: a restarted node daemon makes its map again on a new loop device.
+    // mount(2) must mount the device that was recorded (else `hydra umount` finds the
+    // record's device not mounted and releases the lock of a mounted filesystem, and
+    // another node mounts it too: seen in the fault-injection run), so it mounts the
+    // device node DEVICE names now, checked to be that one. Blocks cached before the
+    // grant (the probe's, read while another node still wrote) are dropped again.
+    let node = std::fs::canonicalize(&rec.device)
+        .map_err(|e| Error::device(&rec.device.display().to_string(), e))?;
+    let now = sys::block_dev(&node)?;
+    if Some(now) != rec.dev {
+        return Err(Error::Refused(format!(
+            "{} is now {} ({now}), not the device probed before the lock was granted ({}): the map was made again meanwhile; mount again",
+            rec.device.display(),
+            node.display(),
+            rec.dev.map(|d| d.to_string()).unwrap_or_default()
+        )));
+    }
+    sys::flush_buffers(&node)?;
     state::write(&paths.state_dir, rec)?;
     let m = sys::mount(
-        &rec.device,
+        &node,
         &rec.dir,
         &rec.fstype,
         req.options.flags,
