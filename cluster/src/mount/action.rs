@@ -276,7 +276,23 @@ fn find_record(target: &Path, paths: &Paths) -> Result<Record> {
 pub async fn umount(target: &Path, paths: &Paths) -> Result<Unmounted> {
     let r = find_record(target, paths)?;
     let mut out = Unmounted::default();
-    if is_mounted(&r, &sys::mounts()?) {
+    let mounts = sys::mounts()?;
+    if let Some(m) = mounts
+        .iter()
+        .find(|m| m.dir == r.dir && !is_mounted(&r, std::slice::from_ref(m)))
+    {
+        // Not the recorded device, yet a filesystem there: the lock must stay until
+        // it is gone (releasing it would let another node mount under a writer).
+        return Err(Error::Refused(format!(
+            "{} has {} mounted, not the recorded {} ({}): the {} lock stays held; unmount it first",
+            r.dir.display(),
+            m.source,
+            r.device.display(),
+            r.dev.map(|d| d.to_string()).unwrap_or_default(),
+            r.mode
+        )));
+    }
+    if is_mounted(&r, &mounts) {
         sys::umount(&r.dir).map_err(|e| {
             Error::Failed(format!(
                 "{e}: the filesystem stays mounted and its {} lock held",
