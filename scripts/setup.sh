@@ -11,6 +11,8 @@ command -v tgtd >/dev/null 2>&1 || need+=(tgt)
 command -v iscsi-test-cu >/dev/null 2>&1 || need+=(libiscsi-bin)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# scripts/demo.sh fetches the page its cluster serves.
+command -v curl >/dev/null 2>&1 || need+=(curl)
 # bench-target.sh watches the Data-In sizes Debian's tgtd really sends.
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v corosync >/dev/null 2>&1 || need+=(corosync)

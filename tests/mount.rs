@@ -9,12 +9,14 @@
 //! - rw mount → `--status` lists it with EX; the lock outlives the command as an orphan
 //!   (pid 0 in lockdump) in a lockspace that stays joined;
 //! - a second mount of the same filesystem is refused naming the holder (node 1), and
-//!   `-o lockwait=2` gives up after 2 s with nothing left;
+//!   `-o lockwait=2` gives up after 2 s, `-o lockwait` is cancelled by SIGTERM, with
+//!   nothing left;
 //! - umount releases (no lock in lockdump); a ro mount takes PR;
 //! - another key preempts ours (`fence_scsi -o off`): refused, "this node is fenced";
 //! - `-a` with an `x-hydra` fstab entry by UUID=; `umount` while dlm_controld is
 //!   stopped (SIGSTOP, as stuck) unmounts, says the lock was not released in time, and
-//!   a second `umount` releases it; `mount.hydra` as argv0.
+//!   a second `umount` releases it; `mount.hydra` as argv0; a partition of the map
+//!   (the key check finds the map of its disk).
 //!
 //! After each refusal: no lock, no mount, no record. Everything the test makes goes
 //! with the cluster (namespaces, processes); mounts in the host's mount namespace are
@@ -33,6 +35,8 @@ use common::*;
 
 const IQN: &str = "iqn.2026-12.org.hydra:mount";
 const UUID: &str = "5d1e2c7a-0f4b-4c5e-9a8d-6b7c8d9e0f12";
+/// The filesystem on the map's partition.
+const UUID2: &str = "7e2f3d8b-1a5c-4d6f-8b9e-0c1d2e3f4a5b";
 
 /// The node daemon in the host; on drop first every mount under the test directory in
 /// the host's mount namespace goes (lazily), then the daemon (SIGTERM: it removes its
@@ -224,6 +228,20 @@ impl Bed<'_> {
     }
 }
 
+/// Wait for a spawned command (at most `limit`: then it is killed and the test fails).
+fn finish(mut child: Child, limit: Duration) -> Output {
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!("did not end within {limit:?}: {}", text(&o));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn refused(o: &Output, want: &str) {
     assert_eq!(o.status.code(), Some(1), "{}", text(o));
     assert!(text(o).contains(want), "want '{want}' in: {}", text(o));
@@ -307,7 +325,7 @@ fn mount_under_the_lock_and_the_key() {
     std::fs::write(
         nd.join("multipath.conf"),
         format!(
-            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tbindings_file {}\n\twwids_file {}\n}}\n",
+            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tpartition_delimiter p\n\tbindings_file {}\n\twwids_file {}\n}}\n",
             mp.join("bindings").display(),
             mp.join("wwids").display()
         ),
@@ -407,9 +425,21 @@ fn mount_under_the_lock_and_the_key() {
         locks.contains(" gr EX ") && locks.contains(" pid 0 ") && locks.contains(UUID),
         "an orphan EX lock: {locks}"
     );
-    let ok_w = b
-        .cluster
-        .exec(1, &["sh", "-c", &format!("echo one > {m1}/f && sync")]);
+    // The lockspace stayed joined after its last client (hydra mount) exited.
+    let mut c = cluster.command(1, hydra());
+    c.args(["dlm_tool", "--run-dir"])
+        .arg(&b.dlm_run)
+        .args(["ls", "hydra_mount"]);
+    let o = run(&mut c, Duration::from_secs(30));
+    assert!(
+        o.status.success() && text(&o).contains("hydra_mount"),
+        "dlm_tool ls: {}",
+        text(&o)
+    );
+    let ok_w = b.cluster.exec(
+        1,
+        &["sh", "-c", &format!("echo one > {m1}/f && sync {m1}/f")],
+    );
     assert!(ok_w.status.success(), "{}", text(&ok_w));
 
     // Another mount of the same filesystem: this node's record refuses it first; with
@@ -436,6 +466,31 @@ fn mount_under_the_lock_and_the_key() {
     assert!(t.elapsed() >= Duration::from_secs(2));
     assert!(!b.mounted("m2"));
     assert_eq!(b.locks().lines().count(), 1, "{}", b.locks());
+
+    // lockwait without SECS: queued until a signal cancels it, nothing left of it.
+    let mut c = cluster.command(1, hydra());
+    c.arg("mount");
+    b.with_paths(&mut c);
+    let waiter = c
+        .args(["--state-dir", state2, "-o", "lockwait", &map, &m2])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while b.locks().lines().count() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "not queued: {}",
+            b.locks()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(waiter.id(), "TERM");
+    let o = finish(waiter, Duration::from_secs(60));
+    refused(&o, "SIGTERM while waiting for the EX request");
+    assert_eq!(b.locks().lines().count(), 1, "{}", b.locks());
+    assert!(!b.mounted("m2"));
 
     // umount releases.
     ok(&b.umount(&[&m1]));
@@ -515,6 +570,34 @@ fn mount_under_the_lock_and_the_key() {
     assert!(b.mounted("m2"));
     ok(&b.umount(&[&m2]));
     b.nothing_left("mount.hydra");
+
+    // A partition of the map: the key check finds the map of its disk.
+    let mut sfdisk = cluster
+        .command(1, "sfdisk")
+        .args(["-q", &map])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(sfdisk.stdin.as_mut().unwrap(), b"label: dos\n,,L\n").unwrap();
+    drop(sfdisk.stdin.take());
+    assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
+    let part = nd.join("dev/mapper/mpathap1");
+    let part = part.to_str().unwrap();
+    let t = Instant::now();
+    while std::fs::metadata(part).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(30), "no {part}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = b
+        .cluster
+        .exec(1, &["mkfs.ext4", "-q", "-F", "-U", UUID2, part]);
+    assert!(o.status.success(), "mkfs.ext4: {}", text(&o));
+    ok(&b.mount(&[part, &m1]));
+    let st = b.status();
+    assert!(st.contains(part) && st.contains(UUID2), "{st}");
+    ok(&b.umount(&[&m1]));
+    b.nothing_left("partition");
 
     assert!(dlm.running(), "{}", dlm.output());
     drop(node);

@@ -532,9 +532,16 @@ fn reservation_conflict_returns_at_once() {
         let s2 = login(t.portals[1], NODE, 2).await;
         let map = map_over(&[s1.clone(), s2.clone()], NoPathRetry::Queue).await;
         let dev = map.device();
+        // Nothing written yet: a flush (every close(2) of the loop device fsyncs) has
+        // nothing to make durable and sends no SYNCHRONIZE CACHE, which this nexus
+        // would be refused (SPC-4 Table 65).
+        dev.flush().await.unwrap();
         let start = Instant::now();
         let r = dev.write(0, pattern(3, 4096), false).await;
         assert_eq!(r, Err(DeviceError::ReservationConflict));
+        // After a write the flush goes to the LUN, and is refused the same way.
+        assert_eq!(dev.flush().await, Err(DeviceError::ReservationConflict));
+        assert_eq!(dev.flush().await, Err(DeviceError::ReservationConflict));
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "{:?}",

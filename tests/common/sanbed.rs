@@ -7,7 +7,8 @@
 //!   no other bed of this repository uses. A test process may make several beds (k).
 //! - The storage host `hsn-<pid>-<k>-s`: `eth0` on net A and `eth1` on net B (address
 //!   .100 on each), running `hydra tgtd` with one target, one LUN backed by a file of
-//!   the bed's directory on the machine's disk, portals on both storage networks.
+//!   the bed's directory (in /var/tmp: on the machine's disk), portals on both storage
+//!   networks.
 //! - Node `i` (`hsn-<pid>-<k>-<i>`): `eth0` on net A and `eth1` on net B (10.200.X.i),
 //!   `eth2` on the cluster network (10.200.C.i); IPv6 off, no default route. Its own
 //!   mount namespace with tmpfs on /run (corosync's pid file) and /dev/shm (libqb's
@@ -55,6 +56,10 @@ static BEDS: AtomicU8 = AtomicU8::new(0);
 const FIRST_NET: u8 = 200;
 /// 10.200.200.0/24 up to 10.200.229.0/24: ten beds of three networks.
 const MAX_BEDS: u8 = 10;
+
+/// Where beds keep their directories: on the machine's disk (/tmp may be a tmpfs), so
+/// that the LUN's backing file is a file on a disk, as a storage host's would be.
+const BED_ROOT: &str = "/var/tmp";
 
 /// hydra tgtd's control port in the storage host.
 const CONTROL_PORT: &str = "11";
@@ -185,7 +190,7 @@ impl SanBed {
         let mut bed = SanBed {
             dir: tempfile::Builder::new()
                 .prefix(&format!("{name}-"))
-                .tempdir()
+                .tempdir_in(BED_ROOT)
                 .expect("temp dir"),
             name,
             nets: [c, c + 1, c + 2],
@@ -1059,13 +1064,22 @@ pub fn loop_devices() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Remove what beds of test processes that no longer exist left behind.
+/// Remove what beds of test processes that no longer exist left behind: loop devices
+/// on their files, their directories, namespaces and links.
 fn sweep_stale() {
-    let tmp = std::env::temp_dir();
     detach_loops(|back| {
-        back.strip_prefix(tmp.to_str().unwrap_or("/tmp"))
+        back.strip_prefix(BED_ROOT)
             .map(|r| r.trim_start_matches('/'))
             .is_some_and(|r| is_stale("hsn-", r))
     });
+    for entry in std::fs::read_dir(BED_ROOT).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| is_stale("hsn-", n))
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     netns::sweep_stale("hsn-");
 }

@@ -8,7 +8,7 @@ use hydra_dlm::client::Lock;
 use hydra_dlm::mode::Mode;
 
 use super::fstab::{self, Spec};
-use super::lock::{Acquired, Dlm, Holder};
+use super::lock::{Acquired, Dlm, Holder, Interrupt};
 use super::options::MountOptions;
 use super::probe::{self, Probed};
 use super::state::{self, Record};
@@ -84,6 +84,7 @@ fn held_by(uuid: &str, want: Mode, holder: Option<&Holder>) -> String {
 
 /// `hydra mount`: see [`super`] for the steps. Returns the record of the new mount.
 pub async fn mount(req: &Request, paths: &Paths) -> Result<Record> {
+    let mut intr = Interrupt::catch()?;
     let device = absolute(&req.device);
     let dname = device.display().to_string();
     let dir = std::fs::canonicalize(&req.dir)
@@ -139,7 +140,10 @@ pub async fn mount(req: &Request, paths: &Paths) -> Result<Record> {
     } else {
         Mode::EX
     };
-    let mut lock = match dlm.acquire(&uuid, mode, req.options.lockwait).await? {
+    let mut lock = match dlm
+        .acquire(&uuid, mode, req.options.lockwait, &mut intr)
+        .await?
+    {
         Acquired::Granted(l) => l,
         Acquired::Busy(h) => {
             return Err(Error::Refused(format!(
@@ -205,20 +209,33 @@ async fn holding(
     // mount(2) must mount the device that was recorded (else `hydra umount` finds the
     // record's device not mounted and releases the lock of a mounted filesystem, and
     // another node mounts it too: seen in the fault-injection run), so it mounts the
-    // device node DEVICE names now, checked to be that one. Blocks cached before the
-    // grant (the probe's, read while another node still wrote) are dropped again.
+    // device node DEVICE names now, checked to be that one.
     let node = std::fs::canonicalize(&rec.device)
         .map_err(|e| Error::device(&rec.device.display().to_string(), e))?;
-    let now = sys::block_dev(&node)?;
-    if Some(now) != rec.dev {
+    let dev = sys::block_dev(&node)?;
+    if Some(dev) != rec.dev {
         return Err(Error::Refused(format!(
-            "{} is now {} ({now}), not the device probed before the lock was granted ({}): the map was made again meanwhile; mount again",
+            "{} is now {} ({dev}), not the device probed before the lock was granted ({}): the map was made again meanwhile; mount again",
             rec.device.display(),
             node.display(),
             rec.dev.map(|d| d.to_string()).unwrap_or_default()
         )));
     }
+    // The probe ran before the lock, perhaps long before (lockwait) while another node
+    // wrote: drop what it and anyone else cached, and check the filesystem is still
+    // the one the lock is named after before mount(2) reads it.
     sys::flush_buffers(&node)?;
+    let now = probe::probe(&node)?;
+    if now.uuid != rec.uuid || now.fstype != rec.fstype {
+        return Err(Error::Refused(format!(
+            "{} changed while waiting for its lock: it now holds {} {} (was {} {})",
+            rec.device.display(),
+            now.fstype,
+            now.uuid,
+            rec.fstype,
+            rec.uuid
+        )));
+    }
     state::write(&paths.state_dir, rec)?;
     let m = sys::mount(
         &node,

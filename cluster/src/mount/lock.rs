@@ -101,6 +101,38 @@ pub enum Acquired {
     TimedOut(Duration, Option<Holder>),
 }
 
+/// SIGINT, SIGTERM and SIGHUP, caught from the start of `hydra mount`: while it queues
+/// for the lock they cancel the request (nothing is left held); once the lock is
+/// granted they no longer end the process, so that it is never killed between the
+/// grant and its record or mount (a PERSISTENT lock left without either would stay
+/// held with nothing to release it).
+pub struct Interrupt {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    pub fn catch() -> Result<Interrupt> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let s = |k| signal(k).map_err(|e| Error::io("installing a signal handler", e));
+        Ok(Interrupt {
+            int: s(SignalKind::interrupt())?,
+            term: s(SignalKind::terminate())?,
+            hup: s(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next signal's name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
+
 /// A connection to this node's dlm_controld. Every call but a lockwait has a time limit:
 /// a lock manager stuck in recovery makes a step fail saying so, never hang.
 pub struct Dlm {
@@ -176,51 +208,83 @@ impl Dlm {
             .ok_or_else(|| Error::Failed(format!("no our_nodeid in the daemon's status: {text}")))
     }
 
-    /// Request `mode` on `uuid` (PERSISTENT; NOQUEUE unless `wait`).
+    /// Request `mode` on `uuid` (PERSISTENT; NOQUEUE unless `wait`). A signal while
+    /// queued cancels the request.
     pub async fn acquire(
         &self,
         uuid: &str,
         mode: Mode,
         wait: Option<LockWait>,
+        intr: &mut Interrupt,
     ) -> Result<Acquired> {
         let what = format!("the {mode} request on {uuid}");
         let mut flags = Flags::PERSISTENT;
         if wait.is_none() {
             flags |= Flags::NOQUEUE;
         }
-        let mut lock = self
-            .step(
-                &what,
-                self.client
-                    .lock(LOCKSPACE, uuid.as_bytes(), mode, Flags(flags), None, None),
-            )
-            .await?;
-        let first = match wait {
-            None => self.step(&what, lock.completion()).await?,
-            Some(LockWait::Forever) => lock
-                .completion()
-                .await
-                .map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
-            Some(LockWait::For(t)) => match tokio::time::timeout(t, lock.completion()).await {
-                Ok(c) => c.map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
-                Err(_) => {
-                    // Cancel at the deadline; a grant that won the race still counts.
-                    self.step(&format!("cancelling {what}"), lock.cancel())
-                        .await?;
-                    self.step(&what, lock.completion()).await?
+        let request = self
+            .client
+            .lock(LOCKSPACE, uuid.as_bytes(), mode, Flags(flags), None, None);
+        let Some(wait) = wait else {
+            // NOQUEUE: the answer comes at once, unless the lock manager is stuck.
+            let mut lock = self.step(&what, request).await?;
+            let first = self.step(&what, lock.completion()).await?;
+            return match first.status {
+                Status::Granted => Ok(Acquired::Granted(lock)),
+                Status::Again => Ok(Acquired::Busy(self.read_holder(uuid).await?)),
+                s => Err(Error::Failed(format!("{what}: not granted ({})", s.name()))),
+            };
+        };
+        // Queued: the deadline (or none) covers the request's acceptance too, which a
+        // lock manager in recovery holds back until the recovery is done.
+        let (limit, end) = match wait {
+            LockWait::Forever => (Duration::ZERO, None),
+            LockWait::For(t) => (t, Some(tokio::time::Instant::now() + t)),
+        };
+        let deadline = async {
+            match end {
+                Some(end) => tokio::time::sleep_until(end).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        let interrupted = |s: &str| {
+            Err(Error::Refused(format!(
+                "{s} while waiting for {what}: cancelled, nothing is held"
+            )))
+        };
+        // Dropped before the daemon's answer, the request is released when it comes
+        // (and with the connection when this process exits).
+        let mut lock = tokio::select! {
+            r = request => r.map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
+            _ = &mut deadline => return Ok(Acquired::TimedOut(limit, None)),
+            s = intr.recv() => return interrupted(s),
+        };
+        let waited = tokio::select! {
+            c = lock.completion() => Ok(c),
+            _ = &mut deadline => Err(None),
+            s = intr.recv() => Err(Some(s)),
+        };
+        let first = match waited {
+            Ok(c) => c.map_err(|e| Error::Failed(format!("{what}: {}", describe(&e))))?,
+            Err(signal) => {
+                // Cancel; a grant that won the race still counts at the deadline, and
+                // is given back after a signal.
+                self.step(&format!("cancelling {what}"), lock.cancel())
+                    .await?;
+                let c = self.step(&what, lock.completion()).await?;
+                if let Some(s) = signal {
+                    if c.granted() {
+                        self.release(lock).await?;
+                    }
+                    return interrupted(s);
                 }
-            },
+                c
+            }
         };
         match first.status {
             Status::Granted => Ok(Acquired::Granted(lock)),
-            Status::Again => Ok(Acquired::Busy(self.read_holder(uuid).await?)),
-            Status::Cancel => {
-                let t = match wait {
-                    Some(LockWait::For(t)) => t,
-                    _ => Duration::ZERO,
-                };
-                Ok(Acquired::TimedOut(t, self.read_holder(uuid).await?))
-            }
+            Status::Cancel => Ok(Acquired::TimedOut(limit, self.read_holder(uuid).await?)),
             s => Err(Error::Failed(format!("{what}: not granted ({})", s.name()))),
         }
     }

@@ -23,6 +23,7 @@ mod geometry;
 mod pr;
 mod task;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,6 +69,7 @@ impl MapHandle {
             alias: alias.clone(),
             tx: tx.clone(),
             geometry,
+            unflushed: AtomicBool::new(false),
         });
         MapHandle { alias, tx, device }
     }
@@ -221,6 +223,13 @@ struct MapDevice {
     alias: Arc<str>,
     tx: mpsc::UnboundedSender<Input>,
     geometry: Geometry,
+    /// A write (or trim, write-zeroes) was submitted since the last flush was sent: a
+    /// flush without one has nothing to make durable and sends no SYNCHRONIZE CACHE.
+    /// That matters beyond the round trip: under a Write Exclusive reservation
+    /// SYNCHRONIZE CACHE from an unregistered I_T nexus is a RESERVATION CONFLICT
+    /// (SPC-4 Table 65), and every close(2) of the loop device fsyncs the file, so a
+    /// node not (yet) unfenced would fail even a partition table read (partx).
+    unflushed: AtomicBool,
 }
 
 impl MapDevice {
@@ -285,6 +294,7 @@ impl BlockDevice for MapDevice {
             if data.is_empty() {
                 return Ok(());
             }
+            self.unflushed.store(true, Ordering::SeqCst);
             self.submit(IoOp::Write { offset, data, fua })
                 .await
                 .map(|_| ())
@@ -292,7 +302,18 @@ impl BlockDevice for MapDevice {
     }
 
     fn flush(&self) -> IoFuture<'_, ()> {
-        Box::pin(async move { self.submit(IoOp::Flush).await.map(|_| ()) })
+        Box::pin(async move {
+            // Writes that completed before this call set the flag before it: cleared
+            // here, a write after it sets it again for the next flush.
+            if !self.unflushed.swap(false, Ordering::SeqCst) {
+                return Ok(());
+            }
+            let r = self.submit(IoOp::Flush).await.map(|_| ());
+            if r.is_err() {
+                self.unflushed.store(true, Ordering::SeqCst);
+            }
+            r
+        })
     }
 
     fn trim(&self, offset: u64, len: u32) -> IoFuture<'_, ()> {
@@ -301,6 +322,7 @@ impl BlockDevice for MapDevice {
             if len == 0 {
                 return Ok(());
             }
+            self.unflushed.store(true, Ordering::SeqCst);
             self.submit(IoOp::Trim { offset, len }).await.map(|_| ())
         })
     }
@@ -311,6 +333,7 @@ impl BlockDevice for MapDevice {
             if len == 0 {
                 return Ok(());
             }
+            self.unflushed.store(true, Ordering::SeqCst);
             self.submit(IoOp::WriteZeroes {
                 offset,
                 len,
