@@ -167,7 +167,17 @@ pub async fn mount(req: &Request, paths: &Paths) -> Result<Record> {
         mode,
         dev: Some(devt),
     };
-    match holding(&dlm, &mut lock, &rec, req, paths).await {
+    // Recorded as soon as it is granted: the lock is PERSISTENT, so if a later step
+    // fails and the lock manager does not answer the unlock either (stuck in
+    // recovery), the lock outlives this command as an orphan, and only a record lets
+    // `hydra umount` release it. Without one it was held for good and every later
+    // mount refused (seen in the fault-injection run, seed 14).
+    let recorded = state::write(&paths.state_dir, &rec);
+    let held = match recorded {
+        Ok(()) => holding(&dlm, &mut lock, &rec, req, paths).await,
+        Err(e) => Err(e),
+    };
+    match held {
         Ok(()) => {
             // The command exits; the PERSISTENT lock stays as this node's orphan.
             lock.detach();
@@ -176,15 +186,18 @@ pub async fn mount(req: &Request, paths: &Paths) -> Result<Record> {
         Err(e) => {
             if let Err(u) = dlm.release(lock).await {
                 return Err(Error::Failed(format!(
-                    "{e}; and the lock was not released: {u}"
+                    "{e}; and the lock was not released: {u}; `hydra umount {}` releases it",
+                    rec.dir.display()
                 )));
             }
+            let _ = state::remove(&paths.state_dir, &rec.uuid);
             Err(e)
         }
     }
 }
 
-/// The steps under the lock; an error here releases it.
+/// The steps under the lock (the record is written); an error here releases the lock
+/// and removes the record.
 async fn holding(
     dlm: &Dlm,
     lock: &mut Lock,
@@ -236,19 +249,13 @@ async fn holding(
             rec.uuid
         )));
     }
-    state::write(&paths.state_dir, rec)?;
-    let m = sys::mount(
+    sys::mount(
         &node,
         &rec.dir,
         &rec.fstype,
         req.options.flags,
         &req.options.data,
-    );
-    if let Err(e) = m {
-        let _ = state::remove(&paths.state_dir, &rec.uuid);
-        return Err(e);
-    }
-    Ok(())
+    )
 }
 
 /// What `hydra umount` did besides unmounting.
