@@ -604,6 +604,21 @@ fn takeover(n: usize) -> Timings {
         tail(&bed.node_log(1), 25)
     );
     assert!(w.longest < LIMIT, "a write+fsync took {:?}", w.longest);
+    // The fence costs node 1 its writes, not its paths: a write running at the target
+    // when it was preempted ends with TASK ABORTED (TAS = 1) and is refused on retry,
+    // rather than timing out (30 s) and failing a healthy path. The node daemon says
+    // once that its key is gone.
+    let log1 = bed.node_log(1);
+    assert!(
+        !log1.contains("failing path"),
+        "the fence failed a path of node 1:\n{}",
+        tail(&log1, 40)
+    );
+    assert!(
+        log1.contains("it has been fenced"),
+        "node 1's daemon does not say it is fenced:\n{}",
+        tail(&log1, 40)
+    );
     let first_fail = w.failed[0].0;
     assert!(
         w.acked.iter().all(|k| *k < first_fail),
@@ -702,19 +717,43 @@ fn takeover(n: usize) -> Timings {
     timings
 }
 
-/// Node 1 is healed onto the cluster network; its dlm_controld has to be restarted
-/// (see inside). Then node 1's mount is refused while node 2 holds the lock; node 2
-/// unmounts; fsck -n is clean; node 1's mount is refused because it is fenced; `hydra
-/// fence_scsi -o on` unfences it; it mounts and finds the records.
+/// Node 1 is healed onto the cluster network: node 2 removes it from the cluster (its
+/// corosync exits), recovers without it, and node 1 "reboots" its cluster stack. Then
+/// node 1's mount is refused while node 2 holds the lock; node 2 unmounts; fsck -n is
+/// clean; node 1's mount is refused because it is fenced; `hydra fence_scsi -o on`
+/// unfences it; it mounts and finds the records.
 fn come_back(bed: &SanBed, fs: &Fs, img: &Path, marker: &str) {
     let n = bed.nodes();
     bed.heal(1);
-    bed.wait_members(2, n);
-    bed.wait_members(1, n);
-    // Node 2's daemon finds node 1's a stateful merge (both ran the lockspace apart).
-    bed.wait_for("node 2's daemon judging node 1's return", || {
-        bed.dlm_output(2).contains("daemon node 1 stateful merge")
+    // Node 1's dlm_controld ran the lockspace apart from node 2's: back on the ring it
+    // is a stateful merge, which node 2 answers as dlm_controld does
+    // (kick_node_from_cluster): corosync_cfg_kill_node makes node 1's corosync exit,
+    // and it is fenced (again: "Already OFF"). No lockspace could recover with node 1
+    // in it, and node 1's daemon would never leave by itself: with two nodes it still
+    // waits to fence node 2, which it may not (its own key is gone).
+    bed.wait_for("node 2 removing node 1 from the cluster", || {
+        bed.dlm_output(2)
+            .contains("stateful merge: removing node 1 from the cluster")
     });
+    let t = Instant::now();
+    while bed.corosync_running(1) {
+        assert!(
+            t.elapsed() < LIMIT,
+            "node 1's corosync did not exit\n--- node 2's dlm_controld (tail) ---\n{}\n{}",
+            tail(&bed.dlm_output(2), 40),
+            (1..=n)
+                .map(|i| format!(
+                    "--- node {i}'s corosync.log (tail) ---\n{}\n",
+                    tail(
+                        &std::fs::read_to_string(bed.node_dir(i).join("corosync.log"))
+                            .unwrap_or_default(),
+                        25
+                    )
+                ))
+                .collect::<String>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for i in [1, 2] {
         let s = bed.dlm_tool(i, &["status"]);
         let l = bed.dlm_tool(i, &["ls"]);
@@ -732,9 +771,9 @@ fn come_back(bed: &SanBed, fs: &Fs, img: &Path, marker: &str) {
         "--- node 2's dlm_controld (tail) ---\n{}",
         tail(&bed.dlm_output(2), 40)
     );
-    // Node 2 keeps its key whatever node 1's daemon tries: with two nodes, node 1's
-    // daemon (quorate alone under two_node) has been trying to fence node 2 since the
-    // cut, and fails, as its own key is gone.
+    // Node 2 keeps its key whatever node 1's daemon tried: with two nodes, node 1's
+    // daemon (quorate alone under two_node) tried to fence node 2 since the cut, and
+    // failed, as its own key is gone.
     let o = bed.fence_agent(2, &["-o", "status"]);
     assert_eq!(o.status.code(), Some(0), "node 2's status: {}", text(&o));
     if n == 2 {
@@ -745,17 +784,20 @@ fn come_back(bed: &SanBed, fs: &Fs, img: &Path, marker: &str) {
             tail(&out, 40)
         );
     }
+    // Node 2's lockspace recovers without node 1, by itself.
+    bed.wait_for("node 2's mount lockspace recovered without node 1", || {
+        let o = bed.dlm_tool(2, &["ls", LOCKSPACE]);
+        let s = String::from_utf8_lossy(&o.stdout).into_owned();
+        let members = s.lines().find_map(|l| l.strip_prefix("members"));
+        members.is_some_and(|m| !m.split_whitespace().any(|w| w == "1"))
+            && !s.contains("new status")
+    });
 
-    // Node 1's dlm_controld ran lockspaces apart from node 2's: back on the ring it is a
-    // stateful merge, which node 2 answers by fencing node 1 (again: "Already OFF"), and
-    // node 2's lockspace stops in recovery waiting for node 1's daemon, which cannot
-    // take part (its lockspace still waits to fence node 2). As after any fence_scsi
-    // fence, node 1's cluster stack must go ("a manual reboot is required"): its
-    // dlm_controld is stopped, which lets node 2's lockspace recover without it. The
-    // daemon refuses to start again while the file saying its predecessor ended holding
-    // lockspaces is there (its clients might still be in their critical sections);
-    // with node 1's filesystem unmounted and its lock holders gone, the operator (this
-    // test) removes it, as a reboot would (the run directory is a tmpfs).
+    // Node 1's cluster stack restarts, as after a reboot. Its dlm_controld ended with
+    // corosync, holding lockspaces: it refuses to start again while the file saying so
+    // is there (its clients might still be in their critical sections); with node 1's
+    // filesystem unmounted and its lock holders gone, the operator (this test) removes
+    // it, as a reboot would (the run directory is a tmpfs).
     bed.kill_dlm(1);
     let locks = bed.dlm_run_dir(1).join("dlm_controld.locks");
     assert!(
@@ -769,13 +811,9 @@ fn come_back(bed: &SanBed, fs: &Fs, img: &Path, marker: &str) {
     let o = run(&mut fs.umount_cmd(1, &[]), LIMIT);
     eprintln!("node 1's second hydra umount: {}", text(&o).trim());
     assert!(o.status.success(), "hydra umount: {}", text(&o));
-    bed.wait_for("node 2's mount lockspace recovered without node 1", || {
-        let o = bed.dlm_tool(2, &["ls", LOCKSPACE]);
-        let s = String::from_utf8_lossy(&o.stdout).into_owned();
-        let members = s.lines().find_map(|l| l.strip_prefix("members"));
-        members.is_some_and(|m| !m.split_whitespace().any(|w| w == "1"))
-            && !s.contains("new status")
-    });
+    bed.start_corosync(1);
+    bed.wait_members(1, n);
+    bed.wait_members(2, n);
     // It comes back without unfencing at start (no `unfence` line), so that node 1 is
     // still fenced and its refusal can be seen; with the line, the start itself would
     // unfence it, as a rebooted node's does.

@@ -75,5 +75,12 @@ pub enum Output {
     Fence {
         node: NodeId,
     },
+    /// Have corosync remove `node` from the cluster (`corosync_cfg_kill_node`, which
+    /// makes corosync on that node exit): a member met by a stateful merge, which no
+    /// lockspace can recover with and whose own daemon may be stuck (dlm_controld's
+    /// `kick_node_from_cluster`). No answer.
+    Kick {
+        node: NodeId,
+    },
     Log(String),
 }

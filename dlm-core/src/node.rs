@@ -107,6 +107,8 @@ pub struct Node {
     /// taken in: they are fenced (`merge_allows_fencing`), and no lockspace recovers
     /// with them.
     pub merged: BTreeMap<NodeId, NodeId>,
+    /// Merged members this daemon asked corosync to remove (once per join).
+    kicked: BTreeSet<NodeId>,
     /// A stateful merge holds this node's fencing (it is on the smaller side): logged
     /// once per wait.
     merge_wait: bool,
@@ -166,6 +168,7 @@ impl Node {
             stateful: false,
             clean: BTreeMap::new(),
             merged: BTreeMap::new(),
+            kicked: BTreeSet::new(),
             merge_wait: false,
             announced: None,
             unjudged: BTreeMap::new(),
@@ -400,6 +403,7 @@ impl Node {
                 self.left_while_quorate.remove(n);
             }
             self.merged.remove(n);
+            self.kicked.remove(n);
             // Kept until it joins again: its lockspaces' confchgs may come later.
             if self.fenced_members.contains(n) {
                 out.push(Output::Log(format!(
@@ -652,6 +656,13 @@ impl Node {
         self.merge_wait = false;
         for m in victims {
             self.fence_merged(m, out);
+            // Only a fenced member is removed: of two sides that both judge themselves
+            // the ones to act (two_node keeps both quorate; a side's count can be
+            // wrong), the one whose fencing failed — because it was fenced itself —
+            // must not be the one that removes the other.
+            if self.fenced_members.contains(&m) {
+                self.kick(m, out);
+            }
         }
         true
     }
@@ -704,6 +715,22 @@ impl Node {
             )));
         }
         false
+    }
+
+    /// Removes a stateful-merged member from the cluster once it is fenced, once
+    /// (dlm_controld's `kick_node_from_cluster`): no lockspace recovers
+    /// while it is a member, and its daemon may never leave by itself — a node fenced
+    /// through its storage (fence_scsi) keeps running and, after a partition, waits to
+    /// fence the other side, which it may not. Its corosync exits; it comes back by
+    /// starting again (a reboot, or the watchdog's).
+    fn kick(&mut self, m: NodeId, out: &mut Vec<Output>) {
+        if !self.kicked.insert(m) {
+            return;
+        }
+        out.push(Output::Log(format!(
+            "stateful merge: removing node {m} from the cluster (corosync_cfg_kill_node)"
+        )));
+        out.push(Output::Kick { node: m });
     }
 
     /// Fences a stateful-merged member (dlm_controld kicks it out of the cluster; hydra

@@ -68,6 +68,9 @@ enum Ev {
     DaemonRestart(NodeId, u32),
     /// Start corosync again after it was killed, if the node was not powered off since.
     CorosyncRestart(NodeId, u32),
+    /// Another node's daemon had corosync remove this node from the cluster, if it is
+    /// still the same power-on.
+    Kicked(NodeId, u32),
     /// Reconnect a node whose ring formed apart at boot.
     Heal(NodeId),
     /// The operator power-cycles a node whose daemon refuses to start, if it is still
@@ -574,6 +577,13 @@ impl Sim {
                         },
                     );
                 }
+                Output::Kick { node } => {
+                    // corosync_cfg_kill_node: the victim's corosync exits a moment later
+                    // (if it is still the same power-on); modelled as its kill -9.
+                    let power = self.nodes[&node].power;
+                    let delay = 5 + self.rng.below(100);
+                    self.at(delay, Ev::Kicked(node, power));
+                }
                 Output::Log(l) => self.log.push(format!("{} n{id}: {l}", self.now)),
             }
         }
@@ -906,6 +916,11 @@ impl Sim {
                     self.at(0, Ev::Membership);
                     let d = 100 + self.rng.below(2000);
                     self.at(d, Ev::DaemonRestart(id, power));
+                }
+            }
+            Ev::Kicked(id, power) => {
+                if self.nodes[&id].power == power {
+                    self.corosync_crash(id);
                 }
             }
             Ev::Heal(id) => self.heal(id),

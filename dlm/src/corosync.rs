@@ -32,7 +32,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use rust_corosync::{cmap, cpg, quorum, CsError, DispatchFlags, TrackFlags};
+use rust_corosync::{cfg, cmap, cpg, quorum, CsError, DispatchFlags, TrackFlags};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{mpsc, Mutex};
@@ -115,6 +115,40 @@ impl Corosync {
 
     /// Join a CPG group. The first event of the group is a [`Confchg`] whose members
     /// include this node.
+    /// `corosync_cfg_kill_node`: corosync on `node` exits, and so the node leaves the
+    /// cluster (dlm_controld's `kick_node_from_cluster`, for a stateful merge). A cfg
+    /// connection of its own, for this one call.
+    /// Right after a merge corosync is still synchronising and answers
+    /// CS_ERR_TRY_AGAIN: asked again, as the other calls are ([`call`]).
+    pub async fn kill_node(&self, node: NodeId, reason: String) -> Result<()> {
+        let give_up = Instant::now() + TRY_AGAIN_LIMIT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let why = reason.clone();
+            let answer = blocking("corosync_cfg_kill_node", move || {
+                let callbacks = cfg::Callbacks {
+                    corosync_cfg_shutdown_callback_fn: None,
+                };
+                let h = match cfg::initialize(&callbacks) {
+                    Ok(h) => h,
+                    Err(e) => return Ok(Err(("corosync_cfg_initialize", e))),
+                };
+                let r = cfg::kill_node(&h, rust_corosync::NodeId::from(node), &why);
+                let _ = cfg::finalize(&h);
+                Ok(r.map_err(|e| ("corosync_cfg_kill_node", e)))
+            })
+            .await?;
+            match answer {
+                Err((_, CsError::CsErrTryAgain)) if Instant::now() < give_up => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err((call, e)) => return Err(corosync_error(call, e)),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
     pub async fn join(&self, group: &str) -> Result<()> {
         let conn = Arc::new(Mutex::new(blocking("cpg", open_cpg).await?));
         {

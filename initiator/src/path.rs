@@ -5,6 +5,7 @@
 use std::fmt;
 
 use hydra_proto::pdu::LoginStatus;
+use hydra_proto::scsi::status;
 use tokio::time::Instant;
 
 /// The state of a session's connection, as a `tokio::sync::watch` value. A watcher
@@ -85,12 +86,6 @@ pub enum Verdict {
     /// The request or the medium failed; the same on every path, so it goes back to
     /// the caller (`blk_path_error` is false).
     Target,
-}
-
-/// SCSI status codes (SAM-5 §5.3).
-mod status {
-    pub use hydra_proto::scsi::status::*;
-    pub const TASK_ABORTED: u8 = 0x40;
 }
 
 /// Classify a SCSI status and its sense (key, ASC, ASCQ) the way Linux does before

@@ -126,7 +126,8 @@ struct NsHost {
 /// What runs on a node.
 #[derive(Default)]
 struct NodeProcs {
-    corosync: Option<Child>,
+    /// In a cell, as `dlm`: a test restarts it through a shared bed.
+    corosync: RefCell<Option<Child>>,
     iscsid: Option<Child>,
     /// In a cell: a test restarts it while it lends the bed out.
     dlm: RefCell<Option<DlmDaemon>>,
@@ -567,7 +568,7 @@ impl SanBed {
     // ---- corosync ----
 
     /// Node `i`'s corosync.conf and corosync.
-    pub fn start_corosync(&mut self, i: usize) {
+    pub fn start_corosync(&self, i: usize) {
         let dir = self.node_dir(i).to_path_buf();
         let addrs: Vec<Ipv4Addr> = (1..=self.nodes()).map(|n| self.cluster_addr(n)).collect();
         let conf = corosync_conf(&self.name, &addrs, &dir, self.nodes() == 2);
@@ -587,7 +588,23 @@ impl SanBed {
             .stderr(out)
             .spawn()
             .expect("spawn corosync");
-        self.nodes[i - 1].corosync = Some(child);
+        let old = self.nodes[i - 1].corosync.replace(Some(child));
+        if let Some(mut c) = old {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether node `i`'s corosync process is still running (not exited, not a zombie).
+    pub fn corosync_running(&self, i: usize) -> bool {
+        let cell = self.nodes[i - 1].corosync.borrow();
+        let Some(c) = cell.as_ref() else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{}/stat", c.id()))
+            .ok()
+            .and_then(|st| st.rsplit_once(") ").map(|(_, r)| !r.starts_with('Z')))
+            .unwrap_or(false)
     }
 
     /// Wait until node `i`'s corosync sees `count` nodes.

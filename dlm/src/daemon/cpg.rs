@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::corosync::Corosync;
+use crate::membership::NodeId;
 
 use super::log::DebugLog;
 use super::Event;
@@ -23,6 +24,9 @@ pub enum CpgOp {
     Mcast(String, Vec<u8>),
     /// Answered once every request before it is done.
     Flush(oneshot::Sender<()>),
+    /// corosync_cfg_kill_node (a stateful-merged member): corosync requests too, so
+    /// they go the same way; after the multicasts before it.
+    Kick(NodeId),
 }
 
 /// Start the task; it runs until the sender is dropped. A failed join is reported as
@@ -63,6 +67,13 @@ pub fn spawn(
                 }
                 CpgOp::Flush(done) => {
                     let _ = done.send(());
+                }
+                CpgOp::Kick(node) => {
+                    let reason = format!("dlm_controld: node {node} merged with lockspace state");
+                    match corosync.kill_node(node, reason).await {
+                        Ok(()) => log.line(format!("corosync_cfg_kill_node {node} done")),
+                        Err(e) => log.line(format!("corosync_cfg_kill_node {node} failed: {e}")),
+                    }
                 }
                 CpgOp::Mcast(group, data) => {
                     if let Err(e) = corosync.mcast(&group, &data).await {

@@ -763,6 +763,9 @@ impl Daemon {
                     };
                     self.fencing.request(node, fail_time);
                 }
+                Output::Kick { node } => {
+                    let _ = self.cpg.send(CpgOp::Kick(node));
+                }
                 Output::Log(line) => self.log.line(line),
             }
         }

@@ -24,6 +24,8 @@ pub mod status {
     pub const BUSY: u8 = 0x08;
     pub const RESERVATION_CONFLICT: u8 = 0x18;
     pub const TASK_SET_FULL: u8 = 0x28;
+    /// A task ended by another I_T nexus (TAS = 1, SAM-5 §5.6).
+    pub const TASK_ABORTED: u8 = 0x40;
 }
 
 /// Define the `op` constants (for `match` patterns on CDB bytes) and the [`Opcode`]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hydra_proto::bhs::{Bhs, BHS_LEN};
 use hydra_proto::negotiate::{SessionParams, SessionType};
 use hydra_proto::pdu::*;
-use hydra_proto::scsi::{decode_lun, Sense};
+use hydra_proto::scsi::{decode_lun, status, Sense};
 use hydra_proto::text;
 
 use super::discovery;
@@ -464,14 +464,29 @@ impl Session {
         let Some(task) = self.tasks.remove(&itt) else {
             return;
         };
-        // Aborted by a TMF, or by a PREEMPT AND ABORT of this nexus while it ran (SPC-4
-        // §5.13.11.2.5): no status, as for any aborted task with TAS = 0.
+        // Aborted by this nexus's own TMF: no status, the TMF response covers it.
+        if task.aborted {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.tmf_task_gone(itt);
+            return;
+        }
+        // Aborted by another nexus's PREEMPT AND ABORT while it ran (SPC-4
+        // §5.13.11.2.5). The Control mode page says TAS = 1 (as LIO does), so the task
+        // ends with TASK ABORTED (SAM-5 §5.6) rather than silently: the fenced initiator
+        // learns at once, retries, and meets RESERVATION CONFLICT, instead of waiting
+        // for its command timeout (30 s) and failing a healthy path.
         let preempted = task
             .lun
             .as_ref()
             .is_some_and(|l| l.preempted_since(&self.nexus, task.abort_epoch));
-        if task.aborted || preempted {
-            self.in_flight = self.in_flight.saturating_sub(1);
+        if preempted {
+            let aborted = ScsiOutcome {
+                status: status::TASK_ABORTED,
+                sense: Vec::new(),
+                data_in: Bytes::new(),
+                data_out_len: None,
+            };
+            self.finish(task.cmd, aborted);
             self.tmf_task_gone(itt);
             return;
         }

@@ -1,5 +1,5 @@
 //! MODE SENSE and MODE SELECT, 6 and 10 byte forms (SPC-4 §6.11-6.14, SBC-3 §6.4):
-//! disconnect-reconnect (02h), caching (08h, WCE changeable), control (0Ah) and
+//! disconnect-reconnect (02h), caching (08h, WCE changeable), control (0Ah: D_SENSE, TAS) and
 //! informational exceptions (1Ch) pages, short and long block descriptors.
 
 use std::sync::atomic::Ordering;
@@ -44,6 +44,11 @@ fn page(lun: &Lun, d: &Disk, code: u8, pc: Pc) -> Vec<u8> {
             p[1] = 10;
             if pc != Pc::Changeable && lun.sense_format == SenseFormat::Descriptor {
                 p[2] = 0x04; // D_SENSE
+            }
+            if pc != Pc::Changeable {
+                // TAS (SPC-4 §7.5.8): commands aborted by another I_T nexus end with
+                // TASK ABORTED status (iscsi/session.rs, PREEMPT AND ABORT).
+                p[5] = 0x40;
             }
             p
         }
