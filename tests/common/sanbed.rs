@@ -759,11 +759,6 @@ impl SanBed {
         }
     }
 
-    /// Whether node `i`'s corosync runs.
-    pub fn corosync_running(&mut self, i: usize) -> bool {
-        running(&mut self.nodes[i - 1].corosync)
-    }
-
     /// Whether node `i`'s dlm_controld runs.
     pub fn dlm_running(&self, i: usize) -> bool {
         self.nodes[i - 1]
