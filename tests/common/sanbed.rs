@@ -476,6 +476,13 @@ impl SanBed {
         ip(&format!("link set {} up", self.veth(i, Net::Cluster)));
     }
 
+    /// Take node `i`'s link on `net` down or up on the bridge side (a storage path cut
+    /// and healed, for nets A and B).
+    pub fn set_link(&self, i: usize, net: Net, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ip(&format!("link set {} {state}", self.veth(i, net)));
+    }
+
     fn veth(&self, i: usize, net: Net) -> &str {
         self.host(i)
             .veths
@@ -493,6 +500,31 @@ impl SanBed {
         let dir = self.storage_dir().to_path_buf();
         let img = self.backing_file();
         super::sparse(&img, LUN_SIZE);
+        self.spawn_target(&dir, &img);
+    }
+
+    /// Start hydra tgtd again on the LUN it has (after [`SanBed::kill_target`]): the
+    /// backing file and the state directory (APTPL reservations) as they are.
+    pub fn restart_target(&mut self) {
+        let dir = self.storage_dir().to_path_buf();
+        let img = self.backing_file();
+        self.spawn_target(&dir, &img);
+    }
+
+    /// SIGKILL hydra tgtd (as a crash).
+    pub fn kill_target(&mut self) {
+        if let Some(mut t) = self.target.take() {
+            let _ = t.kill();
+            let _ = t.wait();
+        }
+    }
+
+    /// Whether hydra tgtd runs (it was started and has not exited).
+    pub fn target_running(&mut self) -> bool {
+        running(&mut self.target)
+    }
+
+    fn spawn_target(&mut self, dir: &Path, img: &Path) {
         std::fs::write(
             dir.join("targets.conf"),
             format!(
@@ -501,7 +533,7 @@ impl SanBed {
             ),
         )
         .expect("targets.conf");
-        let log = std::fs::File::create(dir.join("target.log")).expect("target.log");
+        let log = append(&dir.join("target.log"));
         let iscsi = format!(
             "portal={},portal={}",
             self.portal(Net::A),
@@ -621,7 +653,7 @@ impl SanBed {
             ),
         )
         .expect("multipath.conf");
-        let log = std::fs::File::create(dir.join("iscsid.log")).expect("iscsid.log");
+        let log = append(&dir.join("iscsid.log"));
         let mut cmd = self.command(i, hydra());
         let child = super::node_daemon::iscsid_args(&mut cmd, &dir)
             .env("RUST_LOG", "info")
@@ -703,6 +735,37 @@ impl SanBed {
         let _ = child.kill();
         let _ = child.wait();
         false
+    }
+
+    /// SIGKILL node `i`'s node daemon (as a crash): its map's kernel device fails, its
+    /// FUSE file's mount is left dead and its loop device attached.
+    pub fn kill_node_daemon(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i - 1].iscsid.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether node `i`'s node daemon runs.
+    pub fn node_daemon_running(&mut self, i: usize) -> bool {
+        running(&mut self.nodes[i - 1].iscsid)
+    }
+
+    /// SIGKILL node `i`'s corosync (as a crash).
+    pub fn kill_corosync(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i - 1].corosync.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether node `i`'s dlm_controld runs.
+    pub fn dlm_running(&self, i: usize) -> bool {
+        self.nodes[i - 1]
+            .dlm
+            .borrow_mut()
+            .as_mut()
+            .is_some_and(DlmDaemon::running)
     }
 
     // ---- the DLM ----
@@ -910,6 +973,21 @@ impl Drop for SanBed {
             quiet_ip(&format!("link del {br}"));
         }
     }
+}
+
+/// A log file opened for appending (a restarted daemon goes on in its predecessor's).
+fn append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Whether a started process still runs.
+fn running(c: &mut Option<Child>) -> bool {
+    c.as_mut()
+        .is_some_and(|c| c.try_wait().ok().flatten().is_none())
 }
 
 /// Node `i`'s dlm.conf (dlm.conf(5)): fencing through `hydra fence_scsi` on the node's

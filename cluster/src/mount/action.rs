@@ -167,7 +167,17 @@ pub async fn mount(req: &Request, paths: &Paths) -> Result<Record> {
         mode,
         dev: Some(devt),
     };
-    match holding(&dlm, &mut lock, &rec, req, paths).await {
+    // Recorded as soon as it is granted: the lock is PERSISTENT, so if a later step
+    // fails and the lock manager does not answer the unlock either (stuck in
+    // recovery), the lock outlives this command as an orphan, and only a record lets
+    // `hydra umount` release it. Without one it was held for good and every later
+    // mount refused (seen in the fault-injection run, seed 14).
+    let recorded = state::write(&paths.state_dir, &rec);
+    let held = match recorded {
+        Ok(()) => holding(&dlm, &mut lock, &rec, req, paths).await,
+        Err(e) => Err(e),
+    };
+    match held {
         Ok(()) => {
             // The command exits; the PERSISTENT lock stays as this node's orphan.
             lock.detach();
@@ -176,15 +186,18 @@ pub async fn mount(req: &Request, paths: &Paths) -> Result<Record> {
         Err(e) => {
             if let Err(u) = dlm.release(lock).await {
                 return Err(Error::Failed(format!(
-                    "{e}; and the lock was not released: {u}"
+                    "{e}; and the lock was not released: {u}; `hydra umount {}` releases it",
+                    rec.dir.display()
                 )));
             }
+            let _ = state::remove(&paths.state_dir, &rec.uuid);
             Err(e)
         }
     }
 }
 
-/// The steps under the lock; an error here releases it.
+/// The steps under the lock (the record is written); an error here releases the lock
+/// and removes the record.
 async fn holding(
     dlm: &Dlm,
     lock: &mut Lock,
@@ -204,11 +217,28 @@ async fn holding(
     if !req.options.nofence {
         key::check(&rec.device, paths).await?;
     }
+    // The lock may have taken long (lockwait), and DEVICE may be a link that moved
+    // meanwhile: a restarted node daemon makes its map again on a new loop device.
+    // mount(2) must mount the device that was recorded (else `hydra umount` finds the
+    // record's device not mounted and releases the lock of a mounted filesystem, and
+    // another node mounts it too: seen in the fault-injection run), so it mounts the
+    // device node DEVICE names now, checked to be that one.
+    let node = std::fs::canonicalize(&rec.device)
+        .map_err(|e| Error::device(&rec.device.display().to_string(), e))?;
+    let dev = sys::block_dev(&node)?;
+    if Some(dev) != rec.dev {
+        return Err(Error::Refused(format!(
+            "{} is now {} ({dev}), not the device probed before the lock was granted ({}): the map was made again meanwhile; mount again",
+            rec.device.display(),
+            node.display(),
+            rec.dev.map(|d| d.to_string()).unwrap_or_default()
+        )));
+    }
     // The probe ran before the lock, perhaps long before (lockwait) while another node
     // wrote: drop what it and anyone else cached, and check the filesystem is still
     // the one the lock is named after before mount(2) reads it.
-    sys::flush_buffers(&rec.device)?;
-    let now = probe::probe(&rec.device)?;
+    sys::flush_buffers(&node)?;
+    let now = probe::probe(&node)?;
     if now.uuid != rec.uuid || now.fstype != rec.fstype {
         return Err(Error::Refused(format!(
             "{} changed while waiting for its lock: it now holds {} {} (was {} {})",
@@ -219,19 +249,13 @@ async fn holding(
             rec.uuid
         )));
     }
-    state::write(&paths.state_dir, rec)?;
-    let m = sys::mount(
-        &rec.device,
+    sys::mount(
+        &node,
         &rec.dir,
         &rec.fstype,
         req.options.flags,
         &req.options.data,
-    );
-    if let Err(e) = m {
-        let _ = state::remove(&paths.state_dir, &rec.uuid);
-        return Err(e);
-    }
-    Ok(())
+    )
 }
 
 /// What `hydra umount` did besides unmounting.
@@ -276,7 +300,23 @@ fn find_record(target: &Path, paths: &Paths) -> Result<Record> {
 pub async fn umount(target: &Path, paths: &Paths) -> Result<Unmounted> {
     let r = find_record(target, paths)?;
     let mut out = Unmounted::default();
-    if is_mounted(&r, &sys::mounts()?) {
+    let mounts = sys::mounts()?;
+    if let Some(m) = mounts
+        .iter()
+        .find(|m| m.dir == r.dir && !is_mounted(&r, std::slice::from_ref(m)))
+    {
+        // Not the recorded device, yet a filesystem there: the lock must stay until
+        // it is gone (releasing it would let another node mount under a writer).
+        return Err(Error::Refused(format!(
+            "{} has {} mounted, not the recorded {} ({}): the {} lock stays held; unmount it first",
+            r.dir.display(),
+            m.source,
+            r.device.display(),
+            r.dev.map(|d| d.to_string()).unwrap_or_default(),
+            r.mode
+        )));
+    }
+    if is_mounted(&r, &mounts) {
         sys::umount(&r.dir).map_err(|e| {
             Error::Failed(format!(
                 "{e}: the filesystem stays mounted and its {} lock held",

@@ -9,14 +9,18 @@
 //! 4. the DLM lock ([`lock`]): lockspace `hydra_mount`, resource = the UUID, EX for
 //!    read-write, PR for `-o ro`, PERSISTENT, NOQUEUE unless `-o lockwait[=SECS]`;
 //!    refused: name the holder from the value block record.
-//! 5. the PR key check ([`key`]): this node's fence_scsi key is registered on the map;
-//!    refuse "this node is fenced" (`-o nofence` skips it).
-//! 6. the record ([`state`]), written before mount(2) so that a crash between leaves
-//!    something `hydra umount` can release; then mount(2) ([`sys`]).
+//! 5. the record ([`state`]), written as soon as the lock is granted, so that a crash
+//!    or a lock manager that stops answering leaves something `hydra umount` can
+//!    release (the lock is PERSISTENT: it outlives this command).
+//! 6. the holder record in the value block (EX); the PR key check ([`key`]): this
+//!    node's fence_scsi key is registered on the map; refuse "this node is fenced"
+//!    (`-o nofence` skips it); BLKFLSBUF and the probe again on the device node
+//!    DEVICE names, which must be the one probed; mount(2) ([`sys`]) of that node.
 //! 7. the lock is detached: the command exits, the PERSISTENT lock stays as an orphan
 //!    owned by this node.
 //!
-//! Any failure after the lock unlocks it and removes the record: nothing is left.
+//! Any failure after the lock unlocks it and removes the record: nothing is left; if
+//! the unlock fails too, the record stays and the message says `hydra umount`.
 //! `hydra umount DIR|DEVICE`: umount(2), then adopt the orphan (LKF_ORPHAN) and unlock
 //! it, remove the record. Every DLM step has a time limit, so a lock manager stuck in
 //! recovery makes umount say so rather than hang (the unmount itself has happened).
