@@ -290,6 +290,20 @@ async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // An agent must not outlive a daemon that is killed (kill_on_drop and the group
+    // kill need the daemon to run): one left behind fenced a healthy node after the
+    // node's new daemon had unfenced it (fault-injection run, seed 3; a delay= sleep
+    // was still running). PR_SET_PDEATHSIG fires when the spawning thread ends, and the
+    // daemon spawns on its runtime thread, which lives as long as the process.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let started = Instant::now();
     let mut child = spawn(&mut cmd)
         .await
