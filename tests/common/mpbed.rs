@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 
 pub use super::netns::command;
 use super::netns::{
-    self, check_ifname, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip, start_holder,
+    self, check_ifname, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip, run_quiet,
+    start_holder,
 };
 use super::{hydra, run, text};
 
@@ -682,37 +683,8 @@ impl Bed {
     /// after 20 s); whether it succeeded.
     fn exec_quiet(&self, h: Host, args: &[&str]) -> bool {
         let mut cmd = self.command(h, args[0]);
-        cmd.args(&args[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let Ok(mut child) = cmd.spawn() else {
-            return false;
-        };
-        let start = Instant::now();
-        loop {
-            match child.try_wait() {
-                Ok(Some(st)) => {
-                    if !st.success() {
-                        let err = child
-                            .wait_with_output()
-                            .map(|o| text(&o))
-                            .unwrap_or_default();
-                        eprintln!("cleanup: {args:?}: {st}: {}", err.trim());
-                    }
-                    return st.success();
-                }
-                Ok(None) if start.elapsed() < Duration::from_secs(20) => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    eprintln!("cleanup: {args:?} hangs; killed");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return false;
-                }
-            }
-        }
+        cmd.args(&args[1..]);
+        run_quiet(&mut cmd, &format!("{args:?}"))
     }
 
     fn print_logs(&self) {

@@ -181,3 +181,38 @@ pub fn quiet_ip(args: &str) {
         Err(e) => eprintln!("cleanup: ip {args}: {e}"),
     }
 }
+
+/// Run `cmd` for cleanup (`what` names it in messages): never panics, also not on a
+/// hang (killed after 20 s); whether it succeeded.
+pub fn run_quiet(cmd: &mut Command, what: &str) -> bool {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let Ok(mut child) = cmd.spawn() else {
+        return false;
+    };
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                if !st.success() {
+                    let err = child
+                        .wait_with_output()
+                        .map(|o| text(&o))
+                        .unwrap_or_default();
+                    eprintln!("cleanup: {what}: {st}: {}", err.trim());
+                }
+                return st.success();
+            }
+            Ok(None) if start.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => {
+                eprintln!("cleanup: {what} hangs; killed");
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}

@@ -45,7 +45,7 @@ use super::dlm::DlmDaemon;
 use super::mpbed::{tail, Topology};
 use super::netns::{
     self, check_ifname, command, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip,
-    start_holder,
+    run_quiet, start_holder,
 };
 use super::{hydra, run, text};
 
@@ -865,37 +865,8 @@ impl SanBed {
     /// after 20 s); whether it succeeded.
     fn exec_quiet(&self, i: usize, args: &[&str]) -> bool {
         let mut cmd = self.command(i, args[0]);
-        cmd.args(&args[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let Ok(mut child) = cmd.spawn() else {
-            return false;
-        };
-        let start = Instant::now();
-        loop {
-            match child.try_wait() {
-                Ok(Some(st)) => {
-                    if !st.success() {
-                        let err = child
-                            .wait_with_output()
-                            .map(|o| text(&o))
-                            .unwrap_or_default();
-                        eprintln!("cleanup: node {i}: {args:?}: {st}: {}", err.trim());
-                    }
-                    return st.success();
-                }
-                Ok(None) if start.elapsed() < Duration::from_secs(20) => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    eprintln!("cleanup: node {i}: {args:?} hangs; killed");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return false;
-                }
-            }
-        }
+        cmd.args(&args[1..]);
+        run_quiet(&mut cmd, &format!("node {i}: {args:?}"))
     }
 
     /// The tails of every daemon's log, for a failing test.
