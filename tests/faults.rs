@@ -896,6 +896,14 @@ impl Run {
         }
         self.kill_dlm_and_agents(i);
         let _ = std::fs::remove_file(self.bed.dlm_run_dir(i).join("dlm_controld.locks"));
+        // The whole cluster stack restarts, as after a reboot: corosync too. A fenced
+        // node that merged back is removed from the cluster by the other node's
+        // dlm_controld (corosync_cfg_kill_node) a moment after the merge; a daemon
+        // started on the old corosync would die with it.
+        self.bed.kill_corosync(i);
+        self.bed.start_corosync(i);
+        self.bed.wait_members(i, 2);
+        self.bed.wait_members(3 - i, 2);
         self.bed.start_dlm(i);
         self.bed.wait_unfenced(i);
         workers.set(&self.bed, i, "unfence", true);

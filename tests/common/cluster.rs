@@ -274,21 +274,7 @@ impl Cluster {
 
     fn start_corosync(&mut self, i: usize) {
         let dir = self.host(i).dir.clone();
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("corosync.out"))
-            .expect("corosync.out");
-        let child = self
-            .command(i, "corosync")
-            .arg("-f")
-            .arg("-c")
-            .arg(dir.join("corosync.conf"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn corosync");
+        let child = spawn_corosync(self.command(i, "corosync"), &dir);
         self.hosts[i - 1].corosync = Some(child);
     }
 
@@ -407,4 +393,22 @@ pub fn enter_net(path: &str) {
     // SAFETY: a valid namespace descriptor; setns touches no memory of ours.
     let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+}
+
+/// `corosync -f -c DIR/corosync.conf` through `cmd` (a host's command for `corosync`),
+/// its output appended to DIR/corosync.out.
+pub fn spawn_corosync(mut cmd: Command, dir: &Path) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("corosync.out"))
+        .expect("corosync.out");
+    cmd.arg("-f")
+        .arg("-c")
+        .arg(dir.join("corosync.conf"))
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn corosync")
 }

@@ -40,7 +40,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use super::cluster::corosync_conf;
+use super::cluster::{corosync_conf, spawn_corosync};
 use super::dlm::DlmDaemon;
 use super::mpbed::{tail, Topology};
 use super::netns::{
@@ -573,21 +573,7 @@ impl SanBed {
         let addrs: Vec<Ipv4Addr> = (1..=self.nodes()).map(|n| self.cluster_addr(n)).collect();
         let conf = corosync_conf(&self.name, &addrs, &dir, self.nodes() == 2);
         std::fs::write(dir.join("corosync.conf"), conf).expect("corosync.conf");
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("corosync.out"))
-            .expect("corosync.out");
-        let child = self
-            .command(i, "corosync")
-            .arg("-f")
-            .arg("-c")
-            .arg(dir.join("corosync.conf"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn corosync");
+        let child = spawn_corosync(self.command(i, "corosync"), &dir);
         let old = self.nodes[i - 1].corosync.replace(Some(child));
         if let Some(mut c) = old {
             let _ = c.kill();
