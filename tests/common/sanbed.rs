@@ -573,12 +573,16 @@ impl SanBed {
         let addrs: Vec<Ipv4Addr> = (1..=self.nodes()).map(|n| self.cluster_addr(n)).collect();
         let conf = corosync_conf(&self.name, &addrs, &dir, self.nodes() == 2);
         std::fs::write(dir.join("corosync.conf"), conf).expect("corosync.conf");
-        let child = spawn_corosync(self.command(i, "corosync"), &dir);
-        let old = self.nodes[i - 1].corosync.replace(Some(child));
-        if let Some(mut c) = old {
+        if let Some(mut c) = self.nodes[i - 1].corosync.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A killed corosync leaves its libqb IPC rings in /dev/shm (a reboot empties
+        // it); over many restarts they fill the host's tmpfs and the next corosync
+        // cannot serve IPC ("shm connection FAILED: No space left on device").
+        self.exec_quiet(i, &["sh", "-c", "rm -f /dev/shm/qb-*"]);
+        let child = spawn_corosync(self.command(i, "corosync"), &dir);
+        *self.nodes[i - 1].corosync.borrow_mut() = Some(child);
     }
 
     /// Whether node `i`'s corosync process is still running (not exited, not a zombie).
