@@ -74,11 +74,15 @@ impl Holder {
         let nodeid = u32::from_be_bytes(b[8..12].try_into().expect("4 bytes"));
         let name = &b[NAME_AT..];
         let end = name.iter().position(|c| *c == 0).unwrap_or(name.len());
-        Some(Holder {
-            nodeid,
-            mode,
-            name: String::from_utf8_lossy(&name[..end]).into_owned(),
-        })
+        // Bytes that are not UTF-8 become U+FFFD (3 bytes each): cut what that makes
+        // to what a record holds, so that a decoded holder encodes to the same record.
+        let mut name = String::from_utf8_lossy(&name[..end]).into_owned();
+        let mut n = name.len().min(NAME_LEN);
+        while !name.is_char_boundary(n) {
+            n -= 1;
+        }
+        name.truncate(n);
+        Some(Holder { nodeid, mode, name })
     }
 }
 
