@@ -48,7 +48,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::mpbed::tail;
-use common::sanbed::{loop_devices, Net, SanBed, MAP};
+use common::sanbed::{check_nothing_left, loop_devices, Net, SanBed, MAP};
 use common::{hydra, run, text};
 
 /// The worker script, written into the bed's directory.
@@ -1214,30 +1214,6 @@ fn run_seed(seed: u64, rounds: u32) -> Stats {
     drop(r);
     check_nothing_left(&name, &root);
     stats
-}
-
-/// No link or namespace of the bed's name, no loop device on its files, no mount on its
-/// directories, the directory gone.
-fn check_nothing_left(name: &str, dir: &Path) {
-    let links = text(&run(
-        Command::new("ip").args(["-o", "link", "show"]),
-        Duration::from_secs(10),
-    ));
-    assert!(!links.contains(name), "links of {name} left:\n{links}");
-    let ns = text(&run(
-        Command::new("ip").args(["netns", "list"]),
-        Duration::from_secs(10),
-    ));
-    assert!(!ns.contains(name), "namespaces of {name} left:\n{ns}");
-    let d = dir.to_str().expect("utf-8 path");
-    let loops: Vec<_> = loop_devices()
-        .into_iter()
-        .filter(|(_, b)| b.starts_with(d))
-        .collect();
-    assert!(loops.is_empty(), "loop devices left: {loops:?}");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    assert!(!mounts.contains(d), "mounts left:\n{mounts}");
-    assert!(!dir.exists(), "{d} left");
 }
 
 fn seeds_and_rounds() -> (Vec<u64>, u32) {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::TOKEN_MS;
 use common::mpbed::tail;
-use common::sanbed::{loop_devices, SanBed, MAP};
+use common::sanbed::{check_nothing_left, loop_devices, SanBed, MAP};
 use common::{hydra, run, text};
 
 /// The lockspace of `hydra mount` (MOUNT-PLAN.md).
@@ -964,27 +964,6 @@ fn bench_fence_scsi_off() {
 #[test]
 fn bed_cleans_up_after_itself() {
     let _one = serial();
-    let check = |name: &str, dir: &Path| {
-        let links = text(&run(
-            Command::new("ip").args(["-o", "link", "show"]),
-            Duration::from_secs(10),
-        ));
-        assert!(!links.contains(name), "links of {name} left:\n{links}");
-        let ns = text(&run(
-            Command::new("ip").args(["netns", "list"]),
-            Duration::from_secs(10),
-        ));
-        assert!(!ns.contains(name), "namespaces of {name} left:\n{ns}");
-        let dir = dir.to_str().unwrap();
-        let loops: Vec<_> = loop_devices()
-            .into_iter()
-            .filter(|(_, b)| b.starts_with(dir))
-            .collect();
-        assert!(loops.is_empty(), "loop devices left: {loops:?}");
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains(dir), "mounts left:\n{mounts}");
-        assert!(!Path::new(dir).exists(), "{dir} left");
-    };
     // A bed with a mounted filesystem, dropped normally.
     let (name, dir) = {
         let bed = SanBed::start(2);
@@ -1000,7 +979,7 @@ fn bed_cleans_up_after_itself() {
         );
         (bed.name().to_string(), bed.dir().to_path_buf())
     };
-    check(&name, &dir);
+    check_nothing_left(&name, &dir);
     // And when the test panics with the filesystem mounted.
     let (tx, rx) = mpsc::channel();
     let r = std::thread::spawn(move || {
@@ -1018,5 +997,5 @@ fn bed_cleans_up_after_itself() {
     .join();
     assert!(r.is_err());
     let (name, dir) = rx.recv().unwrap();
-    check(&name, &dir);
+    check_nothing_left(&name, &dir);
 }

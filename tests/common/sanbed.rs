@@ -1056,3 +1056,27 @@ fn sweep_stale() {
     }
     netns::sweep_stale("hsn-");
 }
+
+/// No link or namespace of the bed's name, no loop device on its files, no mount on its
+/// directories, the directory gone.
+pub fn check_nothing_left(name: &str, dir: &Path) {
+    let links = text(&run(
+        Command::new("ip").args(["-o", "link", "show"]),
+        Duration::from_secs(10),
+    ));
+    assert!(!links.contains(name), "links of {name} left:\n{links}");
+    let ns = text(&run(
+        Command::new("ip").args(["netns", "list"]),
+        Duration::from_secs(10),
+    ));
+    assert!(!ns.contains(name), "namespaces of {name} left:\n{ns}");
+    let d = dir.to_str().expect("utf-8 path");
+    let loops: Vec<_> = loop_devices()
+        .into_iter()
+        .filter(|(_, b)| b.starts_with(d))
+        .collect();
+    assert!(loops.is_empty(), "loop devices left: {loops:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mounts.contains(d), "mounts left:\n{mounts}");
+    assert!(!dir.exists(), "{d} left");
+}
