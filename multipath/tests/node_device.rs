@@ -106,7 +106,11 @@ fn map_device_stack_partitions_mount_teardown() {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success(), "sfdisk failed");
     let part = dev.join("mapper/mpathap1");
-    wait_for("mapper/mpathap1", || part.exists());
+    // The link alone is not enough: a re-read the watch started on an earlier close
+    // can add the partition between sfdisk's write and its own BLKRRPART, which drops
+    // it again until the re-read for sfdisk's close adds it back (`udevadm settle` is
+    // the classic answer to the same race). Openable means it is there now.
+    wait_for("mapper/mpathap1", || std::fs::File::open(&part).is_ok());
     assert!(dev
         .join(format!("disk/by-id/dm-uuid-part1-mpath-{wwid}"))
         .exists());
