@@ -506,6 +506,8 @@ struct Stats {
     conflicts: usize,
     restarts: BTreeMap<&'static str, u32>,
     settle_max: Duration,
+    /// The most a node's /dev/shm held at a round's check (libqb's IPC rings), KiB.
+    shm_max_kib: u64,
 }
 
 /// The checks on the quiet disk (both nodes unmounted): every acknowledged record
@@ -746,6 +748,22 @@ fn members(bed: &SanBed, i: usize) -> Option<usize> {
         .lines()
         .find_map(|l| l.trim().strip_prefix("Nodes:"))
         .and_then(|n| n.trim().parse().ok())
+}
+
+/// A node's /dev/shm is a 64 MiB tmpfs (tests/common/sanbed.rs); a settled node's
+/// clients (dlm_controld's five corosync connections, three 1 MiB rings each) hold
+/// about 17 MiB of it (seed 2: at most 17,568 KiB).
+const SHM_SIZE_KIB: u64 = 64 * 1024;
+const SHM_LIMIT_KIB: u64 = SHM_SIZE_KIB * 3 / 4;
+
+/// KiB used in node `i`'s /dev/shm.
+fn shm_used_kib(bed: &SanBed, i: usize) -> u64 {
+    let o = bed.exec(i, &["df", "-k", "--output=used", "/dev/shm"]);
+    text(&o)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("node {i}: df /dev/shm: {}", text(&o)))
 }
 
 /// `fence_scsi -o status` of node `i` as itself: Some(true) when its key is gone.
@@ -1121,6 +1139,15 @@ impl Run {
         }
         check_disk(&self.bed, &mut self.stats, when);
         for i in 1..=2 {
+            let used = shm_used_kib(&self.bed, i);
+            self.stats.shm_max_kib = self.stats.shm_max_kib.max(used);
+            assert!(
+                used < SHM_LIMIT_KIB,
+                "{when}: node {i}'s /dev/shm holds {used} KiB of {SHM_SIZE_KIB}: corosync IPC \
+                 rings are leaking (the next client would be refused with ENOSPC)"
+            );
+        }
+        for i in 1..=2 {
             workers.resume(&self.bed, i);
         }
     }
@@ -1255,6 +1282,7 @@ fn seeded_faults_lose_no_acknowledged_record() {
         total.torn += s.torn;
         total.conflicts += s.conflicts;
         total.settle_max = total.settle_max.max(s.settle_max);
+        total.shm_max_kib = total.shm_max_kib.max(s.shm_max_kib);
         for (k, v) in s.faults {
             *total.faults.entry(k).or_default() += v;
         }
@@ -1284,6 +1312,7 @@ fn seeded_faults_lose_no_acknowledged_record() {
         "fault-stat longest-settle-ms {}",
         total.settle_max.as_millis()
     );
+    println!("fault-stat most-dev-shm-kib {}", total.shm_max_kib);
 }
 
 #[test]

@@ -579,8 +579,9 @@ impl SanBed {
         }
         // A killed corosync leaves its libqb IPC rings in /dev/shm (a reboot empties
         // it); over many restarts they fill the host's tmpfs and the next corosync
-        // cannot serve IPC ("shm connection FAILED: No space left on device").
-        self.exec_quiet(i, &["sh", "-c", "rm -f /dev/shm/qb-*"]);
+        // cannot serve IPC ("shm connection FAILED: No space left on device"). libqb 2
+        // keeps each connection's rings in a directory, /dev/shm/qb-<server>-<client>-…/.
+        self.exec_quiet(i, &["sh", "-c", "rm -rf /dev/shm/qb-*"]);
         let child = spawn_corosync(self.command(i, "corosync"), &dir);
         *self.nodes[i - 1].corosync.borrow_mut() = Some(child);
     }
