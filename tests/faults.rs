@@ -751,7 +751,7 @@ fn members(bed: &SanBed, i: usize) -> Option<usize> {
 }
 
 /// A node's /dev/shm is a 64 MiB tmpfs (tests/common/sanbed.rs); a settled node's
-/// clients (dlm_controld's five corosync connections, three 1 MiB rings each) hold
+/// clients (libqb rings of dlm_controld's corosync connections and the probes) hold
 /// about 17 MiB of it (seed 2: at most 17,568 KiB).
 const SHM_SIZE_KIB: u64 = 64 * 1024;
 const SHM_LIMIT_KIB: u64 = SHM_SIZE_KIB * 3 / 4;
