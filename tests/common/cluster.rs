@@ -29,10 +29,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use super::netns::{
-    self, check_ifname, command, disable_ipv6, ip, kill_netns_processes, quiet_ip, start_holder,
-};
-use super::{run, text};
+use super::netns::{self, check_ifname, disable_ipv6, ip, kill_netns_processes, quiet_ip, Holder};
+use super::text;
 
 /// corosync's token timeout (corosync.conf(5) `totem.token`): short, so that a cut or a
 /// crash is noticed within seconds.
@@ -59,7 +57,7 @@ struct Host {
     veth: String,
     addr: Ipv4Addr,
     dir: PathBuf,
-    holder: Option<Child>,
+    holder: Option<Holder>,
     corosync: Option<Child>,
 }
 
@@ -115,8 +113,7 @@ impl Cluster {
 
     /// Host `i`'s network namespace as a path for setns(2) ([`enter_net`]).
     pub fn netns_path(&self, i: usize) -> String {
-        let holder = self.host(i).holder.as_ref().expect("host is up").id();
-        format!("/proc/{holder}/ns/net")
+        self.holder(i).netns_path()
     }
 
     /// Host `i`'s address.
@@ -132,19 +129,16 @@ impl Cluster {
     /// A command that runs `program` inside host `i`'s network and mount namespaces. It
     /// gets SIGKILL if the test process dies.
     pub fn command(&self, i: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let holder = self.host(i).holder.as_ref().expect("host is up").id();
-        let mut cmd = command("nsenter");
-        cmd.arg(format!("--target={holder}"))
-            .args(["--net", "--mount", "--"])
-            .arg(program);
-        cmd
+        self.holder(i).command(program)
     }
 
-    /// Run a program in host `i` to completion (at most 30 s).
+    /// Run a program in host `i` to completion (at most 60 s).
     pub fn exec(&self, i: usize, args: &[&str]) -> Output {
-        let mut cmd = self.command(i, args[0]);
-        cmd.args(&args[1..]);
-        run(&mut cmd, Duration::from_secs(30))
+        self.holder(i).exec(args)
+    }
+
+    fn holder(&self, i: usize) -> &Holder {
+        self.host(i).holder.as_ref().expect("host is up")
     }
 
     /// Cut host `i` off the bridge (its link goes down on the bridge side).
@@ -238,7 +232,7 @@ impl Cluster {
         ip(&format!("netns add {}", host.netns));
         self.hosts.push(host);
         self.plug(i);
-        let holder = start_holder(
+        let holder = Holder::start(
             &self.host(i).netns,
             "mount -t tmpfs -o mode=0755,size=16m hyd-run /run && \
              mount -t tmpfs -o mode=1777,size=64m hyd-shm /dev/shm",
@@ -297,13 +291,11 @@ impl Drop for Cluster {
             self.print_logs();
         }
         for host in &mut self.hosts {
-            for mut child in [host.corosync.take(), host.holder.take()]
-                .into_iter()
-                .flatten()
-            {
-                let _ = child.kill();
-                let _ = child.wait();
+            if let Some(mut c) = host.corosync.take() {
+                let _ = c.kill();
+                let _ = c.wait();
             }
+            host.holder.take();
             // Anything else a test started in the host and left running.
             kill_netns_processes(&host.netns);
             // Deleting one end of a veth deletes the pair.

@@ -36,10 +36,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-pub use super::netns::command;
 use super::netns::{
-    self, check_ifname, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip, run_quiet,
-    start_holder,
+    self, check_ifname, detach_loops, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip,
+    run_quiet, Holder,
 };
 use super::{hydra, run, text};
 
@@ -98,7 +97,7 @@ struct NsHost {
     /// The machine-side ends of the host's veths, in link order.
     veths: Vec<String>,
     dir: PathBuf,
-    holder: Option<Child>,
+    holder: Option<Holder>,
 }
 
 pub struct Bed {
@@ -191,7 +190,7 @@ impl Bed {
                 ip(&format!("-n {netns} addr add {addr}/24 dev {eth}"));
                 ip(&format!("-n {netns} link set {eth} up"));
             }
-            let holder = start_holder(&netns, "mount -t tmpfs -o mode=0755,size=16m hmp-run /run");
+            let holder = Holder::start(&netns, "mount -t tmpfs -o mode=0755,size=16m hmp-run /run");
             bed.hosts.last_mut().unwrap().holder = Some(holder);
         }
         bed
@@ -237,38 +236,26 @@ impl Bed {
 
     /// A host's network namespace as a path for setns(2) (`cluster::enter_net`).
     pub fn netns_path(&self, h: Host) -> String {
-        format!("/proc/{}/ns/net", self.holder_pid(h))
+        self.holder(h).netns_path()
     }
 
-    fn holder_pid(&self, h: Host) -> u32 {
-        self.hosts[h.index()]
-            .holder
-            .as_ref()
-            .expect("host is up")
-            .id()
+    fn holder(&self, h: Host) -> &Holder {
+        self.hosts[h.index()].holder.as_ref().expect("host is up")
     }
 
     /// A path in the node host's mount namespace, as this process can open it.
     pub fn node_path(&self, p: impl AsRef<Path>) -> PathBuf {
-        let p = p.as_ref();
-        let rel = p.strip_prefix("/").unwrap_or(p);
-        PathBuf::from(format!("/proc/{}/root", self.holder_pid(Host::Node))).join(rel)
+        self.holder(Host::Node).path(p)
     }
 
     /// A command that runs `program` in a host's network and mount namespaces.
     pub fn command(&self, h: Host, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = command("nsenter");
-        cmd.arg(format!("--target={}", self.holder_pid(h)))
-            .args(["--net", "--mount", "--"])
-            .arg(program);
-        cmd
+        self.holder(h).command(program)
     }
 
     /// Run a program in a host to completion (at most 60 s).
     pub fn exec(&self, h: Host, args: &[&str]) -> Output {
-        let mut cmd = self.command(h, args[0]);
-        cmd.args(&args[1..]);
-        run(&mut cmd, Duration::from_secs(60))
+        self.holder(h).exec(args)
     }
 
     /// As [`Bed::exec`], and it must succeed; its stdout.
@@ -725,10 +712,7 @@ impl Drop for Bed {
             }
         }
         for host in &mut self.hosts {
-            if let Some(mut holder) = host.holder.take() {
-                let _ = holder.kill();
-                let _ = holder.wait();
-            }
+            host.holder.take();
             kill_netns_processes(&host.netns);
             for v in &host.veths {
                 quiet_ip(&format!("link del {v}"));
@@ -925,30 +909,6 @@ fn require_root_and_tools() {
         "scripts/setup.sh installs it",
         "multipath beds make namespaces and need root",
     );
-}
-
-/// Detach loop devices whose backing file `stale` selects (the path as attached).
-fn detach_loops(stale: impl Fn(&str) -> bool) {
-    let Ok(out) = Command::new("losetup")
-        .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
-        .output()
-    else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some((dev, back)) = line.trim().split_once(char::is_whitespace) else {
-            continue;
-        };
-        if stale(back.trim()) {
-            eprintln!("cleanup: detaching {dev} (backing file {})", back.trim());
-            let _ = Command::new("partx").args(["-d", dev]).output();
-            match Command::new("losetup").args(["-d", dev]).output() {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => eprintln!("cleanup: losetup -d {dev}: {}", text(&o).trim()),
-                Err(e) => eprintln!("cleanup: losetup -d {dev}: {e}"),
-            }
-        }
-    }
 }
 
 /// Remove what beds of test processes that no longer exist left behind.

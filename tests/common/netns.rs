@@ -1,12 +1,13 @@
-//! What the namespace beds ([`super::cluster`], [`super::mpbed`]) share: the `ip` calls
-//! that build and tear down bridges, veths and network namespaces, the `sleep` process
-//! that holds a host's namespaces, and the sweep of what a killed test process left.
+//! What the namespace beds ([`super::cluster`], [`super::mpbed`], [`super::sanbed`])
+//! share: the `ip` calls that build and tear down bridges, veths and network namespaces,
+//! the [`Holder`] of a host's namespaces (and running programs in them), and the sweep
+//! of what a killed test process left (namespaces, links, loop devices).
 //! Every name a bed makes starts with its prefix and the test process's pid
 //! (`<prefix><pid>-...`), which is how a later run knows what is stale.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{run, text};
@@ -30,10 +31,70 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     cmd
 }
 
-/// The holder of a host's mount namespace: inside the network namespace `netns`, a new
-/// mount namespace (private, so nothing propagates back) in which the shell commands
-/// `mounts` run before it becomes `sleep`.
-pub fn start_holder(netns: &str, mounts: &str) -> Child {
+/// How long [`Holder::exec`] lets a program run.
+const EXEC_LIMIT: Duration = Duration::from_secs(60);
+
+/// A host's namespaces, held by a `sleep` process: inside the network namespace `netns`,
+/// a mount namespace of its own (private, so nothing propagates back). Programs run in
+/// them through nsenter. Dropping it kills the holder.
+pub struct Holder(Child);
+
+impl Holder {
+    /// The holder, once the shell commands `mounts` (tmpfs on /run, ...) have run in
+    /// its new mount namespace.
+    pub fn start(netns: &str, mounts: &str) -> Holder {
+        Holder(start_holder(netns, mounts))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The host's network namespace as a path for setns(2).
+    pub fn netns_path(&self) -> String {
+        format!("/proc/{}/ns/net", self.pid())
+    }
+
+    /// A path in the host's mount namespace, as this process can open it.
+    pub fn path(&self, p: impl AsRef<Path>) -> PathBuf {
+        let p = p.as_ref();
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        PathBuf::from(format!("/proc/{}/root", self.pid())).join(rel)
+    }
+
+    /// The host's mount table (mounts(5)).
+    pub fn mount_table(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/mounts", self.pid())).unwrap_or_default()
+    }
+
+    /// A command that runs `program` in the host's network and mount namespaces. It gets
+    /// SIGKILL if the test thread dies.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = command("nsenter");
+        cmd.arg(format!("--target={}", self.pid()))
+            .args(["--net", "--mount", "--"])
+            .arg(program);
+        cmd
+    }
+
+    /// Run a program in the host to completion (at most [`EXEC_LIMIT`]).
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args[0]);
+        cmd.args(&args[1..]);
+        run(&mut cmd, EXEC_LIMIT)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `sleep` that holds a host's namespaces (see [`Holder`]), started once `mounts`
+/// ran; a holder that exits first fails the test with what it printed.
+fn start_holder(netns: &str, mounts: &str) -> Child {
     let mut holder = command("ip")
         .args(["netns", "exec", netns])
         .args(["unshare", "--mount", "--propagation", "private", "sh", "-c"])
@@ -215,4 +276,36 @@ pub fn run_quiet(cmd: &mut Command, what: &str) -> bool {
             }
         }
     }
+}
+
+/// Detach loop devices whose backing file `stale` selects (the path as attached).
+pub fn detach_loops(stale: impl Fn(&str) -> bool) {
+    for (dev, back) in loop_devices() {
+        if stale(&back) {
+            eprintln!("cleanup: detaching {dev} (backing file {back})");
+            let _ = Command::new("partx").args(["-d", &dev]).output();
+            match Command::new("losetup").args(["-d", &dev]).output() {
+                Ok(o) if o.status.success() => {}
+                Ok(o) => eprintln!("cleanup: losetup -d {dev}: {}", text(&o).trim()),
+                Err(e) => eprintln!("cleanup: losetup -d {dev}: {e}"),
+            }
+        }
+    }
+}
+
+/// Every attached loop device with its backing file.
+pub fn loop_devices() -> Vec<(String, String)> {
+    let Ok(out) = Command::new("losetup")
+        .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (dev, back) = l.trim().split_once(char::is_whitespace)?;
+            Some((dev.to_string(), back.trim().to_string()))
+        })
+        .collect()
 }

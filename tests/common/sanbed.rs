@@ -43,9 +43,10 @@ use std::time::{Duration, Instant};
 use super::cluster::{corosync_conf, spawn_corosync};
 use super::dlm::DlmDaemon;
 use super::mpbed::{tail, Topology};
+pub use super::netns::loop_devices;
 use super::netns::{
-    self, check_ifname, command, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip,
-    run_quiet, start_holder,
+    self, check_ifname, detach_loops, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip,
+    run_quiet, Holder,
 };
 use super::{hydra, run, text};
 
@@ -120,7 +121,7 @@ struct NsHost {
     /// The machine-side ends of the host's veths, with their network.
     veths: Vec<(Net, String)>,
     dir: PathBuf,
-    holder: Option<Child>,
+    holder: Option<Holder>,
 }
 
 /// What runs on a node.
@@ -269,7 +270,7 @@ impl SanBed {
             ip(&format!("-n {netns} addr add {addr}/24 dev eth{e}"));
             ip(&format!("-n {netns} link set eth{e} up"));
         }
-        let holder = start_holder(
+        let holder = Holder::start(
             &netns,
             "mount -t tmpfs -o mode=0755,size=16m hsn-run /run && \
              mount -t tmpfs -o mode=1777,size=64m hsn-shm /dev/shm",
@@ -372,9 +373,7 @@ impl SanBed {
 
     /// A path in node `i`'s mount namespace, as this process can open it.
     pub fn node_path(&self, i: usize, p: impl AsRef<Path>) -> PathBuf {
-        let p = p.as_ref();
-        let rel = p.strip_prefix("/").unwrap_or(p);
-        PathBuf::from(format!("/proc/{}/root", self.holder_pid(i))).join(rel)
+        self.holder(i).path(p)
     }
 
     fn host(&self, i: usize) -> &NsHost {
@@ -382,8 +381,8 @@ impl SanBed {
         &self.hosts[i]
     }
 
-    fn holder_pid(&self, h: usize) -> u32 {
-        self.hosts[h].holder.as_ref().expect("host is up").id()
+    fn holder(&self, h: usize) -> &Holder {
+        self.hosts[h].holder.as_ref().expect("host is up")
     }
 
     // ---- running things in a host ----
@@ -391,18 +390,12 @@ impl SanBed {
     /// A command that runs `program` in node `i`'s network and mount namespaces (0: the
     /// storage host). It gets SIGKILL if the test thread dies.
     pub fn command(&self, i: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = command("nsenter");
-        cmd.arg(format!("--target={}", self.holder_pid(i)))
-            .args(["--net", "--mount", "--"])
-            .arg(program);
-        cmd
+        self.holder(i).command(program)
     }
 
     /// Run a program in node `i` (0: the storage host) to completion (at most 60 s).
     pub fn exec(&self, i: usize, args: &[&str]) -> Output {
-        let mut cmd = self.command(i, args[0]);
-        cmd.args(&args[1..]);
-        run(&mut cmd, Duration::from_secs(60))
+        self.holder(i).exec(args)
     }
 
     /// As [`SanBed::exec`], and it must succeed; its stdout.
@@ -813,7 +806,7 @@ impl SanBed {
         let Some(h) = self.hosts.get(i).and_then(|h| h.holder.as_ref()) else {
             return Vec::new();
         };
-        let table = std::fs::read_to_string(format!("/proc/{}/mounts", h.id())).unwrap_or_default();
+        let table = h.mount_table();
         let root = self.dir().to_str().unwrap_or("-").to_string();
         table
             .lines()
@@ -920,10 +913,7 @@ impl Drop for SanBed {
             }
         }
         for host in &mut self.hosts {
-            if let Some(mut holder) = host.holder.take() {
-                let _ = holder.kill();
-                let _ = holder.wait();
-            }
+            host.holder.take();
             kill_netns_processes(&host.netns);
             // Deleting one end of a veth deletes the pair.
             for (_, v) in &host.veths {
@@ -1005,37 +995,6 @@ fn require_root_and_tools() {
         "scripts/setup.sh installs it",
         "the shared-storage bed makes namespaces and need root",
     );
-}
-
-/// Detach loop devices whose backing file `stale` selects (the path as attached).
-pub fn detach_loops(stale: impl Fn(&str) -> bool) {
-    for (dev, back) in loop_devices() {
-        if stale(&back) {
-            eprintln!("cleanup: detaching {dev} (backing file {back})");
-            match Command::new("losetup").args(["-d", &dev]).output() {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => eprintln!("cleanup: losetup -d {dev}: {}", text(&o).trim()),
-                Err(e) => eprintln!("cleanup: losetup -d {dev}: {e}"),
-            }
-        }
-    }
-}
-
-/// Every attached loop device with its backing file.
-pub fn loop_devices() -> Vec<(String, String)> {
-    let Ok(out) = Command::new("losetup")
-        .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
-        .output()
-    else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (dev, back) = l.trim().split_once(char::is_whitespace)?;
-            Some((dev.to_string(), back.trim().to_string()))
-        })
-        .collect()
 }
 
 /// Remove what beds of test processes that no longer exist left behind: loop devices
