@@ -505,3 +505,166 @@ fn login_refused_on_reconnect_is_reported() {
         ready(&s).await;
     });
 }
+
+/// WRITE(10) of 8 blocks at LBA 0, every byte `fill`.
+fn write_cmd(fill: u8) -> hydra_initiator::session::Command {
+    hydra_initiator::session::Command {
+        lun: 1,
+        cdb: vec![0x2a, 0, 0, 0, 0, 0, 0, 0, 8, 0],
+        data_out: bytes::Bytes::from(vec![fill; 4096]),
+        read_len: 0,
+    }
+}
+
+/// The first 4 KiB of a file.
+fn head(path: &std::path::Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut b = vec![0; 4096];
+    std::fs::File::open(path)
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    b
+}
+
+/// A WRITE sent into a silent cut and handed back with a path error (for a multipath
+/// layer to send on another path) must never reach the target later through the lost
+/// connection: the connection is reset when it is declared dead, so the kernel does
+/// not retransmit its unsent bytes once the link is back. Here the WRITE (0xAA) goes
+/// into the cut; the block is then written with newer data (0xBB) as through another
+/// path; the target refuses the session's logins while the link comes back (its
+/// address unbound), so no reinstatement can end the old connection first. The block
+/// must still hold 0xBB after the retransmission timer has fired for long enough.
+/// Found by the fault run (seed 9 round 5: another node's acknowledged records were
+/// overwritten by such a stale write).
+#[test]
+fn a_write_handed_back_never_reaches_the_target_later() {
+    let cluster = Cluster::hosts(2);
+    let dir = cluster.dir(1).to_path_buf();
+    let img = dir.join("a.img");
+    sparse(&img, 32 << 20);
+    let portal = SocketAddr::from((cluster.addr(1), 3260));
+    let node = cluster.addr(2);
+    // A second address, never used, so that unbinding the node leaves a list that
+    // admits nobody.
+    let other = std::net::Ipv4Addr::new(10, 200, 255, 254);
+    std::fs::write(
+        dir.join("targets.conf"),
+        format!(
+            "<target {IQN}>\n    backing-store {}\n    initiator-address {node}\n    \
+             initiator-address {other}\n</target>\n",
+            img.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("target.log")).unwrap();
+    let mut tgtd = cluster
+        .command(1, hydra())
+        .args(["tgtd", "-f", "--iscsi", &format!("portal={portal}")])
+        .args(["-C", "11", "--run-dir"])
+        .arg(dir.join("run"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--conf")
+        .arg(dir.join("targets.conf"))
+        .env("RUST_LOG", "info")
+        .stderr(log)
+        .spawn()
+        .expect("spawn hydra tgtd");
+    let tgtadm = |op: &str| {
+        let o = run(
+            std::process::Command::new(hydra())
+                .args(["tgtadm", "-C", "11", "--run-dir"])
+                .arg(dir.join("run"))
+                .args(["--lld", "iscsi", "--mode", "target", "--op", op])
+                .args(["--tid", "1", "--initiator-address", &node.to_string()]),
+            Duration::from_secs(30),
+        );
+        assert!(o.status.success(), "tgtadm {op}: {}", text(&o));
+    };
+    let host2 = cluster.netns_path(2);
+    // SAFETY: gettid(2) cannot fail and touches no memory.
+    let root = format!("/proc/self/task/{}/ns/net", unsafe { libc::gettid() });
+    let result = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            enter_net(&host2);
+            let in_root = |f: &dyn Fn()| {
+                enter_net(&root);
+                f();
+                enter_net(&host2);
+            };
+            rt().block_on(async {
+                let started = Instant::now();
+                let s = loop {
+                    match Session::login_with(portal, cfg(), fail_fast()).await {
+                        Ok(s) => break Arc::new(s),
+                        Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                            eprintln!("login: {e}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => panic!("hydra tgtd in host 1 did not answer: {e}"),
+                    }
+                };
+                let mut st = s.state();
+                ready(&s).await;
+                in_root(&|| cluster.cut(1));
+                let stale = {
+                    let s = s.clone();
+                    tokio::spawn(async move { s.execute(write_cmd(0xaa)).await })
+                };
+                wait_state(&mut st, Duration::from_secs(20), |s| !s.is_up()).await;
+                all_path_failed(vec![stale], DownReason::NopTimeout).await;
+                // Nothing of the lost connection is left in the node to send later.
+                let ss = run(
+                    std::process::Command::new("ss")
+                        .args(["-tnH", "state", "established", "dst"])
+                        .arg(portal.to_string()),
+                    Duration::from_secs(10),
+                );
+                let open = String::from_utf8_lossy(&ss.stdout);
+                assert!(
+                    open.trim().is_empty(),
+                    "the lost connection is still open after its commands were handed back:\n{open}"
+                );
+                // The newer data, as written through another path; no login is let in.
+                in_root(&|| tgtadm("unbind"));
+                {
+                    use std::io::{Seek, Write};
+                    let mut f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+                    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+                    f.write_all(&[0xbb; 4096]).unwrap();
+                    f.sync_all().unwrap();
+                }
+                in_root(&|| cluster.heal(1));
+                // TCP's retransmission timer doubles from 200 ms: a stale segment of
+                // the cut connection would come within 0.2 + 0.4 + ... + 6.4 s.
+                let healed = Instant::now();
+                while healed.elapsed() < Duration::from_secs(14) {
+                    assert!(
+                        head(&img).iter().all(|b| *b == 0xbb),
+                        "the WRITE handed back reached the target {:?} after the heal",
+                        healed.elapsed()
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                in_root(&|| tgtadm("bind"));
+                wait_state(&mut st, Duration::from_secs(30), |s| s.is_up()).await;
+                ready(&s).await;
+                let r = s.execute(read_cmd()).await.unwrap();
+                assert_eq!(r.status, 0);
+                assert!(r.data.iter().all(|b| *b == 0xbb));
+                s.close().await.unwrap();
+            });
+        })
+        .join()
+    });
+    let _ = tgtd.kill();
+    let _ = tgtd.wait();
+    if let Err(panic) = result {
+        eprintln!(
+            "--- target log ---\n{}",
+            std::fs::read_to_string(dir.join("target.log")).unwrap_or_default()
+        );
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -228,6 +228,12 @@ pub(crate) async fn connect(
             .await
             .map_err(|e| Error::io(format!("connect to {addr}"), e))?;
         let _ = stream.set_nodelay(true);
+        // Every close resets (RST) and drops unsent bytes, also the kernel's close
+        // when this process dies: what was not delivered before a connection is given
+        // up must never arrive later (see `drive`). A logout ends with nothing unsent.
+        stream
+            .set_zero_linger()
+            .map_err(|e| Error::io(format!("SO_LINGER on the connection to {addr}"), e))?;
         let mut random = [0u8; 32];
         getrandom::getrandom(&mut random).map_err(|e| Error::Auth(format!("random: {e}")))?;
         let mut login = Login::new(cfg.clone(), random);
@@ -324,16 +330,18 @@ impl Session {
     /// terminate every task of the old session before the new one runs (RFC 7143
     /// §6.3.5).
     ///
-    /// The hazard: until that reinstatement, or the target's own cleanup when the
-    /// failed connection's state times out (after DefaultTime2Wait +
-    /// DefaultTime2Retain: implicit termination of tasks, RFC 7143 §11.14.5 case b,
-    /// transition M1 of §8.2.2), a withdrawn WRITE that
-    /// reached the target may still be executed — after the same blocks were written
-    /// again through another path. Linux has the same window when dm-multipath retries
-    /// after fast_io_fail. [`Error::PathFailed`]'s `sent` says which commands went on
-    /// the wire: one not sent is safe to send elsewhere, and for a sent WRITE the
-    /// careful caller waits for this session to be Up again (reinstated) or for the
-    /// target's timeout before it trusts an overlapping write elsewhere.
+    /// No command comes back before the connection is reset (RST, SO_LINGER 0): the
+    /// bytes the target's TCP had not acknowledged are dropped by our kernel, so a
+    /// withdrawn WRITE cannot arrive later, once a cut link heals, over what was
+    /// written meanwhile through another path (Linux's iSCSI closes with a FIN after
+    /// the queued data, which leaves that window open). What the target did receive
+    /// it ran at once, unless it still waits for that command's data (R2T) or for an
+    /// earlier CmdSN, neither of which can come now; the reinstatement at the next
+    /// login, or the target's own cleanup when the failed connection's state times
+    /// out (DefaultTime2Wait + DefaultTime2Retain, RFC 7143 §11.14.5 case b, transition
+    /// M1 of §8.2.2), ends those. The one case left is a command the target holds in
+    /// a stalled backing store. [`Error::PathFailed`]'s `sent` says which commands
+    /// went on the wire.
     pub async fn withdraw_all(&self) -> Result<usize> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -594,6 +602,11 @@ enum Ended {
 struct Lost {
     reason: DownReason,
     error: Error,
+    /// Commands to hand back only once the connection is reset (see [`drive`]):
+    /// withdrawn ones that went on the wire, with their error...
+    withdrawn: Vec<Held>,
+    /// ... and the ITTs of commands past their timeout, which fail then.
+    timed_out: Vec<u32>,
 }
 
 impl From<Error> for Lost {
@@ -604,13 +617,18 @@ impl From<Error> for Lost {
             Error::Io { .. } | Error::Closed => DownReason::Reset,
             _ => DownReason::Protocol,
         };
-        Lost { reason, error }
+        Lost::because(reason)(error)
     }
 }
 
 impl Lost {
     fn because(reason: DownReason) -> impl FnOnce(Error) -> Lost {
-        move |error| Lost { reason, error }
+        move |error| Lost {
+            reason,
+            error,
+            withdrawn: Vec::new(),
+            timed_out: Vec::new(),
+        }
     }
 
     /// A write that failed: a socket error is a reset; a write that made no progress
@@ -687,14 +705,29 @@ async fn drive(
             t,
             addr,
         );
-        let lost = match run.await {
+        let mut lost = match run.await {
             Ended::Done => {
                 link.set(None, PathState::LoggedOut);
                 return;
             }
             Ended::Failed(lost) => lost,
         };
+        // Reset the connection before a single command goes back: with SO_LINGER 0
+        // (see `connect`) the close sends RST and the kernel drops what the target has
+        // not acknowledged. Closed normally, or kept until the reconnect, its unsent
+        // bytes would be retransmitted once a silent cut heals and the target would
+        // run a WRITE that the caller meanwhile sent on another path, over whatever
+        // was written there since (the fault run's seed 9 lost records that way).
+        drop(stream);
         let down = Instant::now();
+        for itt in std::mem::take(&mut lost.timed_out) {
+            fail_timed_out(&mut waiting, itt, "dropping the connection", down);
+        }
+        fail_path(
+            std::mem::take(&mut lost.withdrawn),
+            addr,
+            DownReason::Withdrawn,
+        );
         tracing::warn!(
             "connection to {addr} lost ({}): {}; reconnecting",
             lost.reason,
@@ -866,15 +899,19 @@ async fn run(
                                 Request::Withdraw(reply) => {
                                     let held = take_outstanding(core, waiting);
                                     let (n, any_sent) = (held.len(), held.iter().any(|h| h.sent));
-                                    fail_path(held, addr, DownReason::Withdrawn);
                                     let _ = reply.send(n);
                                     if any_sent {
-                                        // Sent commands end with the connection; see
+                                        // Sent commands end with the connection, and go
+                                        // back only once it is reset; see
                                         // Session::withdraw_all.
-                                        return Err(Lost::because(DownReason::Withdrawn)(
+                                        let mut lost = Lost::because(DownReason::Withdrawn)(
                                             Error::Protocol(format!("{n} command(s) withdrawn")),
-                                        ));
+                                        );
+                                        lost.withdrawn = held;
+                                        return Err(lost);
                                     }
+                                    // None reached the socket: nothing to take back.
+                                    fail_path(held, addr, DownReason::Withdrawn);
                                     break;
                                 }
                             }
@@ -940,21 +977,17 @@ async fn run(
             }
             Ended::Done
         }
-        Err(lost) => {
+        Err(mut lost) => {
             if let Some(l) = logout {
                 // Logging out: the connection going away is the end either way.
                 let _ = l.send(Ok(()));
                 return Ended::Done;
             }
             // Commands already past their timeout are not sent again on the next
-            // connection: they fail here, ended by the drop (the target's reinstatement
-            // of the session at login ends whatever it still holds, RFC 7143 §6.3.5).
-            let now = Instant::now();
-            let mut timed_out: Vec<u32> = recovery.cmds.keys().copied().collect();
-            timed_out.sort_unstable();
-            for itt in timed_out {
-                fail_timed_out(waiting, itt, "dropping the connection", now);
-            }
+            // connection: they fail once it is reset (the target's reinstatement of
+            // the session at login ends whatever it still holds, RFC 7143 §6.3.5).
+            lost.timed_out = recovery.cmds.keys().copied().collect();
+            lost.timed_out.sort_unstable();
             Ended::Failed(lost)
         }
     }
