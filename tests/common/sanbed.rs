@@ -37,7 +37,7 @@ use std::cell::RefCell;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::cluster::{corosync_conf, spawn_corosync};
@@ -50,8 +50,10 @@ use super::netns::{
 };
 use super::{hydra, run, text};
 
-/// Beds made by this test process so far (their `k`).
-static BEDS: AtomicU8 = AtomicU8::new(0);
+/// The slots (`k`) of this test process's live beds, one bit each: a dropped bed's
+/// names and networks are gone, so its slot serves the next bed (the fault run makes
+/// one bed per seed, many more than ten).
+static SLOTS: Mutex<u16> = Mutex::new(0);
 
 /// The first subnet's third octet; a bed uses three from here on.
 const FIRST_NET: u8 = 200;
@@ -137,6 +139,8 @@ struct NodeProcs {
 pub struct SanBed {
     /// `hsn-<pid>-<k>`: the prefix of every name of the bed.
     name: String,
+    /// `k`, its bit in [`SLOTS`].
+    slot: u8,
     /// Third octets of the cluster network, net A, net B.
     nets: [u8; 3],
     bridges: Vec<String>,
@@ -184,8 +188,14 @@ impl SanBed {
         assert!((2..=3).contains(&n), "2 or 3 nodes");
         require_root_and_tools();
         sweep_stale();
-        let k = BEDS.fetch_add(1, Ordering::Relaxed);
-        assert!(k < MAX_BEDS, "at most {MAX_BEDS} beds per test process");
+        let k = {
+            let mut used = SLOTS.lock().unwrap_or_else(|p| p.into_inner());
+            let k = (0..MAX_BEDS)
+                .find(|k| *used & (1 << k) == 0)
+                .unwrap_or_else(|| panic!("at most {MAX_BEDS} beds at once per test process"));
+            *used |= 1 << k;
+            k
+        };
         // Interface names have at most 15 characters: `hsn-<7-digit pid>-<k>1c`.
         let name = format!("hsn-{}-{k}", std::process::id());
         let c = FIRST_NET + 3 * k;
@@ -195,6 +205,7 @@ impl SanBed {
                 .tempdir_in(BED_ROOT)
                 .expect("temp dir"),
             name,
+            slot: k,
             nets: [c, c + 1, c + 2],
             bridges: Vec::new(),
             hosts: Vec::new(),
@@ -924,6 +935,8 @@ impl Drop for SanBed {
         for br in &self.bridges {
             quiet_ip(&format!("link del {br}"));
         }
+        let mut used = SLOTS.lock().unwrap_or_else(|p| p.into_inner());
+        *used &= !(1 << self.slot);
     }
 }
 
