@@ -333,8 +333,7 @@ impl Session {
     /// No command comes back before the connection is reset (RST, SO_LINGER 0): the
     /// bytes the target's TCP had not acknowledged are dropped by our kernel, so a
     /// withdrawn WRITE cannot arrive later, once a cut link heals, over what was
-    /// written meanwhile through another path (Linux's iSCSI closes with a FIN after
-    /// the queued data, which leaves that window open). What the target did receive
+    /// written meanwhile through another path. What the target did receive
     /// it ran at once, unless it still waits for that command's data (R2T) or for an
     /// earlier CmdSN, neither of which can come now; the reinstatement at the next
     /// login, or the target's own cleanup when the failed connection's state times
