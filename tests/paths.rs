@@ -287,29 +287,100 @@ fn withdraw_all_hands_back_stuck_commands() {
 #[test]
 fn silent_loss_is_a_nop_timeout_and_heals() {
     silent_loss("hydra tgtd", |cluster, dir, portal| {
-        std::fs::write(
-            dir.join("targets.conf"),
-            format!(
-                "<target {IQN}>\n    backing-store {}\n</target>\n",
-                dir.join("a.img").display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("target.log")).unwrap();
-        cluster
-            .command(1, hydra())
-            .args(["tgtd", "-f", "--iscsi", &format!("portal={portal}")])
-            .args(["-C", "11", "--run-dir"])
-            .arg(dir.join("run"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--conf")
-            .arg(dir.join("targets.conf"))
-            .env("RUST_LOG", "info")
-            .stderr(log)
-            .spawn()
-            .expect("spawn hydra tgtd")
+        hydra_tgtd_in_host1(cluster, dir, portal, "")
     });
+}
+
+/// hydra tgtd in host 1 on `portal`, control port 11, its files in `dir`, exporting
+/// `dir/a.img` as LUN 1 of [`IQN`] with the `acl` lines (none: open to all).
+fn hydra_tgtd_in_host1(
+    cluster: &Cluster,
+    dir: &std::path::Path,
+    portal: SocketAddr,
+    acl: &str,
+) -> std::process::Child {
+    std::fs::write(
+        dir.join("targets.conf"),
+        format!(
+            "<target {IQN}>\n    backing-store {}\n{acl}</target>\n",
+            dir.join("a.img").display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("target.log")).unwrap();
+    spawn_hydra_tgtd(
+        cluster.command(1, hydra()),
+        &format!("portal={portal}"),
+        "11",
+        dir,
+        log,
+    )
+}
+
+/// From a thread moved into a host's network namespace: run something in the
+/// machine's own namespace (the cut and heal run `ip` there), then come back.
+struct InRoot {
+    root: String,
+    host: String,
+}
+
+impl InRoot {
+    fn run(&self, f: impl FnOnce()) {
+        enter_net(&self.root);
+        f();
+        enter_net(&self.host);
+    }
+}
+
+/// Run `body` on a thread in host 2's network namespace, with a session logged in to
+/// `portal` (retried for 30 s while the target starts) and an [`InRoot`]. Then stop
+/// `target` and, on a failure, show its log from `dir`.
+fn in_host2<F>(
+    cluster: &Cluster,
+    what: &str,
+    portal: SocketAddr,
+    mut target: std::process::Child,
+    dir: &std::path::Path,
+    body: impl FnOnce(Arc<Session>, InRoot) -> F + Send,
+) where
+    F: std::future::Future<Output = ()>,
+{
+    let host2 = cluster.netns_path(2);
+    // SAFETY: gettid(2) cannot fail and touches no memory.
+    let root = format!("/proc/self/task/{}/ns/net", unsafe { libc::gettid() });
+    let result = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            enter_net(&host2);
+            let in_root = InRoot {
+                root,
+                host: host2.clone(),
+            };
+            rt().block_on(async {
+                let started = Instant::now();
+                let s = loop {
+                    match Session::login_with(portal, cfg(), fail_fast()).await {
+                        Ok(s) => break Arc::new(s),
+                        Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                            eprintln!("login: {e}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Err(e) => panic!("{what} in host 1 did not answer: {e}"),
+                    }
+                };
+                body(s, in_root).await;
+            });
+        })
+        .join()
+    });
+    let _ = target.kill();
+    let _ = target.wait();
+    if let Err(panic) = result {
+        eprintln!(
+            "--- {what} log ---\n{}",
+            std::fs::read_to_string(dir.join("target.log")).unwrap_or_default()
+        );
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// The same against Debian's tgtd in host 1 (its control socket in the host's own
@@ -360,88 +431,53 @@ fn silent_loss(
     let dir = cluster.dir(1).to_path_buf();
     sparse(&dir.join("a.img"), 32 << 20);
     let portal = SocketAddr::from((cluster.addr(1), 3260));
-    let mut tgtd = start(&cluster, &dir, portal);
-    let host2 = cluster.netns_path(2);
-    // The session lives on a thread moved into host 2's namespace; the cut and heal run
-    // `ip` from the machine's own namespace, which this thread keeps while it waits.
-    // SAFETY: gettid(2) cannot fail and touches no memory.
-    let root = format!("/proc/self/task/{}/ns/net", unsafe { libc::gettid() });
-    let result = std::thread::scope(|sc| {
-        sc.spawn(|| {
-            enter_net(&host2);
-            let in_root = |f: &dyn Fn()| {
-                enter_net(&root);
-                f();
-                enter_net(&host2);
-            };
-            rt().block_on(async {
-                let started = Instant::now();
-                let s = loop {
-                    match Session::login_with(portal, cfg(), fail_fast()).await {
-                        Ok(s) => break Arc::new(s),
-                        Err(e) if started.elapsed() < Duration::from_secs(30) => {
-                            eprintln!("login: {e}");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                        Err(e) => panic!("{what} in host 1 did not answer: {e}"),
-                    }
-                };
-                let mut st = s.state();
-                ready(&s).await;
-                let before = match s.path_state() {
-                    PathState::Up { since } => since,
-                    other => panic!("{other:?}"),
-                };
-                in_root(&|| cluster.cut(1));
-                let cut = Instant::now();
-                let inflight = reads(&s, 8);
-                let down = wait_state(&mut st, Duration::from_secs(20), |s| !s.is_up()).await;
-                let took = cut.elapsed();
-                eprintln!("{what}, silent loss: Down {took:?} after the cut: {down:?}");
-                assert!(
-                    matches!(
-                        down,
-                        PathState::Down {
-                            reason: DownReason::NopTimeout,
-                            ..
-                        }
-                    ),
-                    "{down:?}"
-                );
-                // Not before a ping went unanswered for noop_out_timeout; within
-                // interval + timeout of the last answer (before the cut) + slack.
-                assert!(took >= Duration::from_millis(900), "{took:?}");
-                assert!(took < Duration::from_secs(2 + 3), "{took:?}");
-                all_path_failed(inflight, DownReason::NopTimeout).await;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                assert!(!s.path_state().is_up(), "up while cut");
-                in_root(&|| cluster.heal(1));
-                let healed = Instant::now();
-                let up = wait_state(&mut st, Duration::from_secs(30), |s| s.is_up()).await;
-                eprintln!(
-                    "{what}, silent loss: Up {:?} after the heal: {up:?}",
-                    healed.elapsed()
-                );
-                match up {
-                    PathState::Up { since } => assert!(since > before),
-                    other => panic!("{other:?}"),
+    let tgtd = start(&cluster, &dir, portal);
+    let c = &cluster;
+    in_host2(c, what, portal, tgtd, &dir, |s, in_root| async move {
+        let mut st = s.state();
+        ready(&s).await;
+        let before = match s.path_state() {
+            PathState::Up { since } => since,
+            other => panic!("{other:?}"),
+        };
+        in_root.run(|| c.cut(1));
+        let cut = Instant::now();
+        let inflight = reads(&s, 8);
+        let down = wait_state(&mut st, Duration::from_secs(20), |s| !s.is_up()).await;
+        let took = cut.elapsed();
+        eprintln!("{what}, silent loss: Down {took:?} after the cut: {down:?}");
+        assert!(
+            matches!(
+                down,
+                PathState::Down {
+                    reason: DownReason::NopTimeout,
+                    ..
                 }
-                ready(&s).await;
-                assert_eq!(s.execute(read_cmd()).await.unwrap().status, 0);
-                s.close().await.unwrap();
-            });
-        })
-        .join()
-    });
-    let _ = tgtd.kill();
-    let _ = tgtd.wait();
-    if let Err(panic) = result {
-        eprintln!(
-            "--- {what} log ---\n{}",
-            std::fs::read_to_string(dir.join("target.log")).unwrap_or_default()
+            ),
+            "{down:?}"
         );
-        std::panic::resume_unwind(panic);
-    }
+        // Not before a ping went unanswered for noop_out_timeout; within
+        // interval + timeout of the last answer (before the cut) + slack.
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        assert!(took < Duration::from_secs(2 + 3), "{took:?}");
+        all_path_failed(inflight, DownReason::NopTimeout).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!s.path_state().is_up(), "up while cut");
+        in_root.run(|| c.heal(1));
+        let healed = Instant::now();
+        let up = wait_state(&mut st, Duration::from_secs(30), |s| s.is_up()).await;
+        eprintln!(
+            "{what}, silent loss: Up {:?} after the heal: {up:?}",
+            healed.elapsed()
+        );
+        match up {
+            PathState::Up { since } => assert!(since > before),
+            other => panic!("{other:?}"),
+        }
+        ready(&s).await;
+        assert_eq!(s.execute(read_cmd()).await.unwrap().status, 0);
+        s.close().await.unwrap();
+    });
 }
 
 /// A login refused on reconnect is the reason the path stays down: Debian's tgtd drops
@@ -548,29 +584,8 @@ fn a_write_handed_back_never_reaches_the_target_later() {
     // A second address, never used, so that unbinding the node leaves a list that
     // admits nobody.
     let other = std::net::Ipv4Addr::new(10, 200, 255, 254);
-    std::fs::write(
-        dir.join("targets.conf"),
-        format!(
-            "<target {IQN}>\n    backing-store {}\n    initiator-address {node}\n    \
-             initiator-address {other}\n</target>\n",
-            img.display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("target.log")).unwrap();
-    let mut tgtd = cluster
-        .command(1, hydra())
-        .args(["tgtd", "-f", "--iscsi", &format!("portal={portal}")])
-        .args(["-C", "11", "--run-dir"])
-        .arg(dir.join("run"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--conf")
-        .arg(dir.join("targets.conf"))
-        .env("RUST_LOG", "info")
-        .stderr(log)
-        .spawn()
-        .expect("spawn hydra tgtd");
+    let acl = format!("    initiator-address {node}\n    initiator-address {other}\n");
+    let tgtd = hydra_tgtd_in_host1(&cluster, &dir, portal, &acl);
     let tgtadm = |op: &str| {
         let o = run(
             std::process::Command::new(hydra())
@@ -582,89 +597,63 @@ fn a_write_handed_back_never_reaches_the_target_later() {
         );
         assert!(o.status.success(), "tgtadm {op}: {}", text(&o));
     };
-    let host2 = cluster.netns_path(2);
-    // SAFETY: gettid(2) cannot fail and touches no memory.
-    let root = format!("/proc/self/task/{}/ns/net", unsafe { libc::gettid() });
-    let result = std::thread::scope(|sc| {
-        sc.spawn(|| {
-            enter_net(&host2);
-            let in_root = |f: &dyn Fn()| {
-                enter_net(&root);
-                f();
-                enter_net(&host2);
+    let (c, img, tgtadm) = (&cluster, &img, &tgtadm);
+    in_host2(
+        c,
+        "hydra tgtd",
+        portal,
+        tgtd,
+        &dir,
+        |s, in_root| async move {
+            let mut st = s.state();
+            ready(&s).await;
+            in_root.run(|| c.cut(1));
+            let stale = {
+                let s = s.clone();
+                tokio::spawn(async move { s.execute(write_cmd(0xaa)).await })
             };
-            rt().block_on(async {
-                let started = Instant::now();
-                let s = loop {
-                    match Session::login_with(portal, cfg(), fail_fast()).await {
-                        Ok(s) => break Arc::new(s),
-                        Err(e) if started.elapsed() < Duration::from_secs(30) => {
-                            eprintln!("login: {e}");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                        Err(e) => panic!("hydra tgtd in host 1 did not answer: {e}"),
-                    }
-                };
-                let mut st = s.state();
-                ready(&s).await;
-                in_root(&|| cluster.cut(1));
-                let stale = {
-                    let s = s.clone();
-                    tokio::spawn(async move { s.execute(write_cmd(0xaa)).await })
-                };
-                wait_state(&mut st, Duration::from_secs(20), |s| !s.is_up()).await;
-                all_path_failed(vec![stale], DownReason::NopTimeout).await;
-                // Nothing of the lost connection is left in the node to send later.
-                let ss = run(
-                    std::process::Command::new("ss")
-                        .args(["-tnH", "state", "established", "dst"])
-                        .arg(portal.to_string()),
-                    Duration::from_secs(10),
-                );
-                let open = String::from_utf8_lossy(&ss.stdout);
+            wait_state(&mut st, Duration::from_secs(20), |s| !s.is_up()).await;
+            all_path_failed(vec![stale], DownReason::NopTimeout).await;
+            // Nothing of the lost connection is left in the node to send later.
+            let ss = run(
+                std::process::Command::new("ss")
+                    .args(["-tnH", "state", "established", "dst"])
+                    .arg(portal.to_string()),
+                Duration::from_secs(10),
+            );
+            let open = String::from_utf8_lossy(&ss.stdout);
+            assert!(
+                open.trim().is_empty(),
+                "the lost connection is still open after its commands were handed back:\n{open}"
+            );
+            // The newer data, as written through another path; no login is let in.
+            in_root.run(|| tgtadm("unbind"));
+            {
+                use std::io::{Seek, Write};
+                let mut f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+                f.seek(std::io::SeekFrom::Start(0)).unwrap();
+                f.write_all(&[0xbb; 4096]).unwrap();
+                f.sync_all().unwrap();
+            }
+            in_root.run(|| c.heal(1));
+            // TCP's retransmission timer doubles from 200 ms: a stale segment of the cut
+            // connection would come within 0.2 + 0.4 + ... + 6.4 s.
+            let healed = Instant::now();
+            while healed.elapsed() < Duration::from_secs(14) {
                 assert!(
-                    open.trim().is_empty(),
-                    "the lost connection is still open after its commands were handed back:\n{open}"
+                    head(img).iter().all(|b| *b == 0xbb),
+                    "the WRITE handed back reached the target {:?} after the heal",
+                    healed.elapsed()
                 );
-                // The newer data, as written through another path; no login is let in.
-                in_root(&|| tgtadm("unbind"));
-                {
-                    use std::io::{Seek, Write};
-                    let mut f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
-                    f.seek(std::io::SeekFrom::Start(0)).unwrap();
-                    f.write_all(&[0xbb; 4096]).unwrap();
-                    f.sync_all().unwrap();
-                }
-                in_root(&|| cluster.heal(1));
-                // TCP's retransmission timer doubles from 200 ms: a stale segment of
-                // the cut connection would come within 0.2 + 0.4 + ... + 6.4 s.
-                let healed = Instant::now();
-                while healed.elapsed() < Duration::from_secs(14) {
-                    assert!(
-                        head(&img).iter().all(|b| *b == 0xbb),
-                        "the WRITE handed back reached the target {:?} after the heal",
-                        healed.elapsed()
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                in_root(&|| tgtadm("bind"));
-                wait_state(&mut st, Duration::from_secs(30), |s| s.is_up()).await;
-                ready(&s).await;
-                let r = s.execute(read_cmd()).await.unwrap();
-                assert_eq!(r.status, 0);
-                assert!(r.data.iter().all(|b| *b == 0xbb));
-                s.close().await.unwrap();
-            });
-        })
-        .join()
-    });
-    let _ = tgtd.kill();
-    let _ = tgtd.wait();
-    if let Err(panic) = result {
-        eprintln!(
-            "--- target log ---\n{}",
-            std::fs::read_to_string(dir.join("target.log")).unwrap_or_default()
-        );
-        std::panic::resume_unwind(panic);
-    }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            in_root.run(|| tgtadm("bind"));
+            wait_state(&mut st, Duration::from_secs(30), |s| s.is_up()).await;
+            ready(&s).await;
+            let r = s.execute(read_cmd()).await.unwrap();
+            assert_eq!(r.status, 0);
+            assert!(r.data.iter().all(|b| *b == 0xbb));
+            s.close().await.unwrap();
+        },
+    );
 }

@@ -473,3 +473,29 @@ pub fn sparse(path: &Path, size: u64) {
     let f = std::fs::File::create(path).unwrap();
     f.set_len(size).unwrap();
 }
+
+/// Start `hydra tgtd` in the foreground through `cmd` (a command for the hydra binary,
+/// e.g. in a namespace host): portals `iscsi` (tgtd's `--iscsi portal=...` value),
+/// control port `control`, its run and state directories and targets.conf in `dir`,
+/// its log (info) to `log`.
+pub fn spawn_hydra_tgtd(
+    mut cmd: Command,
+    iscsi: &str,
+    control: &str,
+    dir: &Path,
+    log: std::fs::File,
+) -> Child {
+    cmd.args(["tgtd", "-f", "--iscsi", iscsi, "-C", control])
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--conf")
+        .arg(dir.join("targets.conf"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn hydra tgtd")
+}

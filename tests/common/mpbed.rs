@@ -40,7 +40,7 @@ use super::netns::{
     self, check_ifname, detach_loops, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip,
     run_quiet, Holder,
 };
-use super::{hydra, run, text};
+use super::{hydra, run, spawn_hydra_tgtd, text};
 
 /// Beds made by this test process so far (their `k`).
 static BEDS: AtomicU8 = AtomicU8::new(0);
@@ -314,21 +314,13 @@ impl Bed {
             self.portal(Link::A),
             self.portal(Link::B)
         );
-        let child = self
-            .command(Host::Storage, hydra())
-            .args(["tgtd", "-f", "--iscsi", &iscsi, "-C", CONTROL_PORT])
-            .arg("--run-dir")
-            .arg(dir.join("run"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--conf")
-            .arg(dir.join("targets.conf"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn hydra tgtd");
+        let child = spawn_hydra_tgtd(
+            self.command(Host::Storage, hydra()),
+            &iscsi,
+            CONTROL_PORT,
+            &dir,
+            log,
+        );
         self.target = Some(child);
         self.target_is_hydra = true;
         // The portals listen before --conf is loaded; the control socket comes last.

@@ -48,7 +48,7 @@ use super::netns::{
     self, check_ifname, detach_loops, disable_ipv6, ip, is_stale, kill_netns_processes, quiet_ip,
     run_quiet, Holder,
 };
-use super::{hydra, run, text};
+use super::{hydra, run, spawn_hydra_tgtd, text};
 
 /// The slots (`k`) of this test process's live beds, one bit each: a dropped bed's
 /// names and networks are gone, so its slot serves the next bed (the fault run makes
@@ -543,21 +543,7 @@ impl SanBed {
             self.portal(Net::A),
             self.portal(Net::B)
         );
-        let child = self
-            .command(0, hydra())
-            .args(["tgtd", "-f", "--iscsi", &iscsi, "-C", CONTROL_PORT])
-            .arg("--run-dir")
-            .arg(dir.join("run"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--conf")
-            .arg(dir.join("targets.conf"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn hydra tgtd");
+        let child = spawn_hydra_tgtd(self.command(0, hydra()), &iscsi, CONTROL_PORT, &dir, log);
         self.target = Some(child);
         // The portals listen before --conf is loaded; the control socket comes last.
         let sock = dir.join("run").join(format!("socket.{CONTROL_PORT}"));
