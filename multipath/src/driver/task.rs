@@ -194,6 +194,10 @@ impl Task {
             let Some(input) = input else { continue };
             if let Some(done) = self.input(input) {
                 self.stop();
+                // Closed before the answer: whoever saw `shutdown` return finds the
+                // channel closed (a flush with nothing to send reports Shutdown by it),
+                // not open until this task's receiver is dropped a moment later.
+                outside.close();
                 let _ = done.send(());
                 return;
             }
