@@ -543,7 +543,7 @@ impl SanBed {
             self.portal(Net::A),
             self.portal(Net::B)
         );
-        let child = spawn_hydra_tgtd(self.command(0, hydra()), &iscsi, CONTROL_PORT, &dir, log);
+        let child = spawn_hydra_tgtd(self.command(0, hydra()), &iscsi, CONTROL_PORT, dir, log);
         self.target = Some(child);
         // The portals listen before --conf is loaded; the control socket comes last.
         let sock = dir.join("run").join(format!("socket.{CONTROL_PORT}"));
