@@ -7,24 +7,16 @@
 //! partitions with the BLKPG ioctl, which the kernel honours without parsers: the same
 //! job kpartx does for dm-multipath maps in the classic setup. After a user changes
 //! the table, [`LoopDevice::update_partitions`] has to run again.
-//!
-//! Lifetime: the device is held open by this process and marked autoclear (what
-//! `losetup --detach` does to a busy device), so it goes by itself when its last opener
-//! closes it: when this process drops it or dies, or, while a filesystem on it is
-//! mounted, at the unmount. A killed node daemon leaves no loop device behind over a
-//! FUSE file nobody serves any more (the fault run found them leaked after kills).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// An attached loop device; dropping it removes its partitions and lets it go (the
-/// kernel detaches it at once, or at the unmount when a filesystem on it is mounted).
+/// An attached loop device; dropping it removes its partitions and detaches it
+/// (errors are logged: a mounted partition keeps it busy).
 #[derive(Debug)]
 pub struct LoopDevice {
     dev: Option<PathBuf>,
-    /// The open descriptor that keeps the autoclear device attached.
-    hold: Option<std::fs::File>,
 }
 
 fn run(cmd: &mut Command) -> io::Result<String> {
@@ -53,33 +45,9 @@ impl LoopDevice {
                 "losetup printed {dev:?}, not a loop device"
             )));
         }
-        let mut lo = LoopDevice {
+        Ok(LoopDevice {
             dev: Some(dev.into()),
-            hold: None,
-        };
-        // Held open, `--detach` only marks it autoclear (loop_clr_fd on a device with
-        // more than one opener); checked, since a detach that happened would leave
-        // nothing attached. On an error `lo`'s drop detaches what was attached.
-        lo.hold = Some(std::fs::File::open(lo.path())?);
-        run(Command::new("losetup").arg("--detach").arg(lo.path()))?;
-        if !lo.autoclear() {
-            return Err(io::Error::other(format!(
-                "{}: not marked autoclear by losetup --detach",
-                lo.path().display()
-            )));
-        }
-        Ok(lo)
-    }
-
-    /// Whether the kernel detaches the device at its last close.
-    fn autoclear(&self) -> bool {
-        self.autoclear_of(self.path())
-    }
-
-    fn autoclear_of(&self, dev: &Path) -> bool {
-        let name = dev.file_name().unwrap_or_default();
-        std::fs::read_to_string(Path::new("/sys/block").join(name).join("loop/autoclear"))
-            .is_ok_and(|v| v.trim() == "1")
+        })
     }
 
     /// The device node, `/dev/loopN`.
@@ -139,7 +107,7 @@ impl LoopDevice {
         Ok(parts.into_iter().map(|(_, p)| p).collect())
     }
 
-    /// Remove the partitions and let the device go now (see the module's Lifetime).
+    /// Remove the partitions and detach now.
     pub fn detach(mut self) -> io::Result<()> {
         self.release()
     }
@@ -149,16 +117,7 @@ impl LoopDevice {
             return Ok(());
         };
         let _ = run(Command::new("partx").arg("-d").arg(&dev));
-        let autoclear = self.autoclear_of(&dev);
-        // The kernel detaches an autoclear device once this was its last opener. No
-        // `losetup --detach` after that close: the number may belong to another device
-        // by then. One not (yet) marked is ours still (attach failed half-way).
-        drop(self.hold.take());
-        if autoclear {
-            Ok(())
-        } else {
-            run(Command::new("losetup").arg("--detach").arg(&dev)).map(drop)
-        }
+        run(Command::new("losetup").arg("--detach").arg(&dev)).map(drop)
     }
 }
 

@@ -305,7 +305,6 @@ async fn teardown_kernel(mut k: Kernel, alias: &str, notes: &mut Vec<String>) {
     };
     let dev = lo.path().to_owned();
     let alias = alias.to_owned();
-    let backing = fuse.as_ref().map(|f| f.file().to_owned());
     let r = tokio::task::spawn_blocking(move || {
         let mut notes = Vec::new();
         if let Err(e) = lo.detach() {
@@ -313,7 +312,7 @@ async fn teardown_kernel(mut k: Kernel, alias: &str, notes: &mut Vec<String>) {
                 "{}: not detached at once ({e}); it goes when its last user closes it",
                 dev.display()
             ));
-        } else if still_attached(&dev, backing.as_deref()) {
+        } else if loop_attached(&dev) {
             notes.push(format!(
                 "{} is in use (a mounted filesystem?); the kernel detaches it when its last user closes it",
                 dev.display()
@@ -333,27 +332,16 @@ async fn teardown_kernel(mut k: Kernel, alias: &str, notes: &mut Vec<String>) {
     }
 }
 
-/// Whether a loop device let go is still attached to `backing` (it stays while a
-/// filesystem on it is mounted) a moment later: the kernel's autoclear may finish the
-/// detach just after the last close, and the number may serve another file by then.
-fn still_attached(dev: &Path, backing: Option<&Path>) -> bool {
+/// Whether a loop device still has a backing file (it stays attached while open when
+/// detaching was deferred by the kernel's autoclear).
+fn loop_attached(dev: &Path) -> bool {
     let Some(name) = dev.file_name() else {
         return false;
     };
-    let file = Path::new("/sys/block").join(name).join("loop/backing_file");
-    let ours = || match (std::fs::read_to_string(&file), backing) {
-        (Ok(b), Some(want)) => Path::new(b.trim()) == want,
-        (Ok(_), None) => true,
-        (Err(_), _) => false,
-    };
-    let start = std::time::Instant::now();
-    while ours() {
-        if start.elapsed() > std::time::Duration::from_secs(2) {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    false
+    Path::new("/sys/block")
+        .join(name)
+        .join("loop/backing_file")
+        .exists()
 }
 
 impl Drop for MapDevice {
