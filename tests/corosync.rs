@@ -75,7 +75,9 @@ fn cpg_membership_messages_partition_and_crash() {
     );
     m[0].expect_quorum(false, &[1]);
 
-    // Heal: node 1 comes back into the group and the quorum.
+    // Heal, once knet too has seen the cut (see wait_cut_seen): node 1 comes back into
+    // the group and the quorum.
+    cluster.wait_cut_seen(1);
     cluster.heal(1);
     for member in &mut m[1..] {
         member.expect_confchg(&group, &[1, 2, 3], &[1], &[]);
