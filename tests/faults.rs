@@ -43,12 +43,12 @@ macro_rules! say {
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::mpbed::tail;
-use common::sanbed::{check_nothing_left, loop_devices, Net, SanBed, MAP};
+use common::sanbed::{check_nothing_left, Net, SanBed, MAP};
 use common::{hydra, run, text};
 
 /// The worker script, written into the bed's directory.
@@ -754,6 +754,9 @@ struct Run {
     seed: u64,
     rng: Rng,
     stats: Stats,
+    /// Device numbers of the nodes' hydra FUSE mounts seen so far (see
+    /// [`Run::check_no_leaked_loops`]).
+    fuse_seen: std::collections::BTreeSet<String>,
 }
 
 /// corosync's member count on node `i` (None: corosync does not answer).
@@ -827,40 +830,54 @@ fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
-/// After a node daemon died: its FUSE file's dead mount goes (lazily), as a reboot
-/// would take it, so that the next daemon can export the map again.
-fn drop_dead_fuse(bed: &SanBed, i: usize) {
-    for (at, t) in bed.mounts(i) {
-        if t.starts_with("fuse") {
-            let at = at.to_str().expect("utf-8 path").to_string();
-            let o = bed.exec(i, &["umount", "-l", &at]);
-            say!("node {i}: dead FUSE mount {at} detached: {}", o.status);
-        }
-    }
+/// Node `i`'s hydra FUSE mounts (the node daemon's map files, live or left dead by a
+/// killed daemon): (MAJ:MIN, mount point, whether it answers). A loop device on one of
+/// them is the node's: its backing file's path cannot always tell (from the test's
+/// mount namespace a detached one reads `/<map>`), its BACK-MAJ:MIN can.
+fn fuse_mounts(bed: &SanBed, i: usize) -> Vec<(String, String, bool)> {
+    let o = bed.exec(
+        i,
+        &[
+            "findmnt",
+            "--noheadings",
+            "--raw",
+            "--types",
+            "fuse",
+            "--output",
+            "MAJ:MIN,SOURCE,TARGET",
+        ],
+    );
+    text(&o)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (devno, source, target) = (f.next()?, f.next()?, f.next()?);
+            source.starts_with("hydra:").then(|| {
+                // statfs always asks the server (attributes are cached); a dead FUSE
+                // mount answers ENOTCONN.
+                let alive = bed
+                    .exec(i, &["stat", "-f", "-c", "%t", target])
+                    .status
+                    .success();
+                (devno.to_string(), target.to_string(), alive)
+            })
+        })
+        .collect()
 }
 
-/// Loop devices on the bed's files that no node's map uses any more (a killed node
-/// daemon's): detached, as a reboot would; how many.
-fn detach_stale_loops(bed: &SanBed) -> usize {
-    let live: Vec<PathBuf> = (1..=bed.nodes())
-        .filter_map(|i| std::fs::canonicalize(bed.map_dev(i)).ok())
-        .collect();
-    let root = bed.dir().to_str().expect("utf-8 path").to_string();
-    let mut n = 0;
-    for (dev, back) in loop_devices() {
-        if back.starts_with(&root) && !live.iter().any(|l| *l == Path::new(&dev)) {
-            let o = run(
-                Command::new("losetup").args(["-d", &dev]),
-                Duration::from_secs(30),
-            );
-            say!(
-                "stale loop device {dev} ({back}) detached: {}",
-                text(&o).trim()
-            );
-            n += 1;
-        }
-    }
-    n
+/// Attached loop devices and the MAJ:MIN of their backing files' filesystems.
+fn loops_by_devno() -> Vec<(String, String)> {
+    let o = run(
+        Command::new("losetup").args(["--list", "--noheadings", "--output", "NAME,BACK-MAJ:MIN"]),
+        Duration::from_secs(30),
+    );
+    text(&o)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.to_string(), f.next()?.to_string()))
+        })
+        .collect()
 }
 
 impl Drop for Run {
@@ -910,9 +927,9 @@ impl Run {
         *self.stats.restarts.entry(what).or_default() += 1;
     }
 
-    /// Node `i`'s node daemon again: its map over both paths.
+    /// Node `i`'s node daemon again: its map over both paths. A killed daemon's dead
+    /// FUSE mount and loop device are the new daemon's to remove (checked each round).
     fn restart_node_daemon(&mut self, i: usize) {
-        drop_dead_fuse(&self.bed, i);
         self.bed.start_node_daemon(i);
         self.bed.login(i);
         self.bed.wait_map(i);
@@ -960,6 +977,7 @@ impl Run {
     }
 
     fn inject(&mut self, fault: Fault, workers: &mut Workers) {
+        self.note_fuse_mounts();
         let bed = &mut self.bed;
         match fault {
             Fault::CutCluster { node, secs } => {
@@ -1005,6 +1023,20 @@ impl Run {
                 bed.kill_corosync(node);
                 // What a reboot forgets: the node's mounts, hydra mount's records and
                 // dlm_controld's file (tmpfs on a real machine), its loop devices.
+                let devnos: Vec<String> = fuse_mounts(bed, node).into_iter().map(|m| m.0).collect();
+                for (dev, back) in loops_by_devno() {
+                    if devnos.contains(&back) {
+                        let _ = run(
+                            Command::new("partx").args(["-d", &dev]),
+                            Duration::from_secs(30),
+                        );
+                        let o = run(
+                            Command::new("losetup").args(["-d", &dev]),
+                            Duration::from_secs(30),
+                        );
+                        say!("node {node} off: loop device {dev} detached: {}", o.status);
+                    }
+                }
                 for (at, t) in bed.mounts(node).into_iter().rev() {
                     let at = at.to_str().expect("utf-8 path").to_string();
                     let o = bed.exec(node, &["umount", "-l", &at]);
@@ -1018,7 +1050,6 @@ impl Run {
                     let _ = std::fs::remove_file(e.path());
                 }
                 let _ = std::fs::remove_file(bed.dlm_run_dir(node).join("dlm_controld.locks"));
-                detach_stale_loops(bed);
                 std::thread::sleep(Duration::from_secs(secs));
                 // The other node fences it (unless it was too quick to notice).
                 let other = 3 - node;
@@ -1133,6 +1164,44 @@ impl Run {
         }
     }
 
+    /// Both nodes' hydra FUSE mounts now ([`fuse_mounts`]), their device numbers
+    /// remembered.
+    fn note_fuse_mounts(&mut self) -> Vec<(String, String, bool)> {
+        let now: Vec<_> = (1..=2).flat_map(|i| fuse_mounts(&self.bed, i)).collect();
+        self.fuse_seen.extend(now.iter().map(|m| m.0.clone()));
+        now
+    }
+
+    /// What a node daemon killed with -9 leaves unless the next one removes it: a dead
+    /// FUSE mount, and loop devices on a FUSE file that is not served any more. Neither
+    /// may be left once the daemons run again and the workers let go (a loop device a
+    /// mount still held goes at that unmount). Every device number seen is remembered
+    /// until no loop device is on it.
+    fn check_no_leaked_loops(&mut self, when: &str) {
+        let start = Instant::now();
+        loop {
+            let now = self.note_fuse_mounts();
+            let dead: Vec<&String> = now.iter().filter(|m| !m.2).map(|m| &m.1).collect();
+            let live: Vec<&String> = now.iter().filter(|m| m.2).map(|m| &m.0).collect();
+            let loops = loops_by_devno();
+            let leaked: Vec<&(String, String)> = loops
+                .iter()
+                .filter(|(_, back)| self.fuse_seen.contains(back) && !live.contains(&back))
+                .collect();
+            if leaked.is_empty() && dead.is_empty() {
+                self.fuse_seen
+                    .retain(|d| live.contains(&d) || loops.iter().any(|(_, b)| b == d));
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{when}: left by a node daemon that died: dead FUSE mounts {dead:?}, loop \
+                 devices on unserved FUSE files (name, backing MAJ:MIN) {leaked:?}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Both workers let go; the disk is checked; they go on.
     fn check_round(&mut self, workers: &mut Workers, when: &str) {
         for i in 1..=2 {
@@ -1144,14 +1213,7 @@ impl Run {
                 "{when}: node {i} has the filesystem mounted while paused"
             );
         }
-        let stale = detach_stale_loops(&self.bed);
-        if stale > 0 {
-            *self
-                .stats
-                .restarts
-                .entry("stale loops detached")
-                .or_default() += stale as u32;
-        }
+        self.check_no_leaked_loops(when);
         check_disk(&self.bed, &mut self.stats, when);
         for i in 1..=2 {
             let used = shm_used_kib(&self.bed, i);
@@ -1201,6 +1263,7 @@ fn run_seed(seed: u64, rounds: u32) -> Stats {
         seed,
         rng: Rng(rng.next()),
         stats: Stats::default(),
+        fuse_seen: Default::default(),
     };
     let mut workers = Workers::new(&r.bed, &mut rng);
     for i in 1..=2 {

@@ -27,19 +27,22 @@ struct Sweep(PathBuf);
 impl Drop for Sweep {
     fn drop(&mut self) {
         let dir = self.0.to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
-            if m.starts_with(&dir) {
-                let _ = Command::new("umount").arg("-l").arg(m).status();
-            }
-        }
+        // Loop devices first: once its FUSE mount is detached, a backing file's path
+        // reads `/<alias>` and no longer names the test's directory.
         if let Ok(o) = Command::new("losetup").arg("-a").output() {
             for l in String::from_utf8_lossy(&o.stdout).lines() {
                 if l.contains(&dir) {
                     if let Some(dev) = l.split(':').next() {
+                        let _ = Command::new("partx").arg("-d").arg(dev).status();
                         let _ = Command::new("losetup").arg("-d").arg(dev).status();
                     }
                 }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mounts.lines().rev().filter_map(|l| l.split(' ').nth(4)) {
+            if m.starts_with(&dir) {
+                let _ = Command::new("umount").arg("-l").arg(m).status();
             }
         }
     }
@@ -493,6 +496,165 @@ fn find_multipaths_add_map_reconfigure_flush_nbd_only() {
         Response::Error { .. }
     ));
     drop(node);
+}
+
+/// `losetup`'s BACK-MAJ:MIN of a loop device: the device number of the filesystem its
+/// backing file is on (here: one FUSE mount).
+fn backing_devno(lo: &Path) -> String {
+    sh(Command::new("losetup")
+        .args(["--list", "--noheadings", "--output", "BACK-MAJ:MIN"])
+        .arg(lo))
+    .trim()
+    .to_string()
+}
+
+/// Loop devices whose backing file is on the filesystem `devno`, with their AUTOCLEAR.
+fn loops_on(devno: &str) -> Vec<(String, String)> {
+    sh(Command::new("losetup").args([
+        "--list",
+        "--noheadings",
+        "--output",
+        "NAME,BACK-MAJ:MIN,AUTOCLEAR",
+    ]))
+    .lines()
+    .filter_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() == 3 && f[1] == devno).then(|| (f[0].to_string(), f[2].to_string()))
+    })
+    .collect()
+}
+
+/// What is mounted on `dir` itself: (MAJ:MIN, SOURCE) of each mount there.
+fn mounted_on(dir: &Path) -> Vec<(String, String)> {
+    let o = run(
+        Command::new("findmnt")
+            .args([
+                "--noheadings",
+                "--raw",
+                "--output",
+                "MAJ:MIN,SOURCE",
+                "--mountpoint",
+            ])
+            .arg(dir),
+        Duration::from_secs(30),
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(' ')?;
+            Some((a.to_string(), b.to_string()))
+        })
+        .collect()
+}
+
+/// A node daemon killed with SIGKILL leaves its map's FUSE mount dead and its loop
+/// device attached, here with a filesystem still mounted on it as a crash finds it.
+/// The next daemon on the run directory removes both when it starts: the loop device
+/// is detached (marked autoclear while the mount holds it, gone at the unmount), the
+/// dead mount unmounted. Logged in again, the map is made anew and the data written
+/// before the crash is there.
+#[test]
+fn a_killed_daemons_loop_device_and_dead_fuse_mount_go_with_the_next_daemon() {
+    let conf = format!("<target {IQN}>\n    backing-store @DIR@/lun.img\n</target>\n");
+    let h = Hydra::start_portals(&conf, 2, &[], |d| sparse(&d.join("lun.img"), 64 << 20));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _sweep = Sweep(dir.to_owned());
+    std::fs::create_dir_all(dir.join("iscsi")).unwrap();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mp = dir.join("multipath");
+    std::fs::write(
+        dir.join("multipath.conf"),
+        format!(
+            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tbindings_file {}\n\twwids_file {}\n}}\n",
+            mp.join("bindings").display(),
+            mp.join("wwids").display()
+        ),
+    )
+    .unwrap();
+    let portals = [
+        format!("127.0.0.1:{}", h.ports[0]),
+        format!("127.0.0.1:{}", h.ports[1]),
+    ];
+    for p in &portals {
+        ok(adm(dir, &["-m", "discovery", "-t", "st", "-p", p]));
+    }
+    let node = NodeDaemon::start(dir, &[]);
+    for p in &portals {
+        ok(adm(dir, &["-m", "node", "-T", IQN, "-p", p, "--login"]));
+    }
+    let mapper = dir.join("dev/mapper/mpatha");
+    node.wait_for("mapper/mpatha", || mapper.exists());
+    let lo = std::fs::read_link(&mapper).unwrap();
+    let devno = backing_devno(&lo);
+    let fuse_dir = dir.join("run/fuse/mpatha");
+    assert_eq!(
+        mounted_on(&fuse_dir),
+        [(devno.clone(), "hydra:mpatha".to_string())]
+    );
+    sh(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&mapper));
+    sh(Command::new("mount").arg(&mapper).arg(&mnt));
+    let mounted = Mounted(mnt.clone());
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+    std::fs::write(mnt.join("data"), &data).unwrap();
+    sh(Command::new("sync").arg("-f").arg(mnt.join("data")));
+
+    // The crash, and what it leaves: the loop device attached to a FUSE mount that
+    // answers ENOTCONN.
+    let mut child = node.child.borrow_mut().take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(node);
+    assert_eq!(loops_on(&devno), [(lo.display().to_string(), "0".into())]);
+    // statfs always asks the FUSE server (attributes are cached).
+    let statfs = run(
+        Command::new("stat").args(["-f", "-c", "%t"]).arg(&fuse_dir),
+        Duration::from_secs(30),
+    );
+    assert!(
+        !statfs.status.success() && text(&statfs).contains("not connected"),
+        "{}",
+        text(&statfs)
+    );
+
+    // The next daemon: the dead mount is gone at once, the loop device is marked
+    // autoclear (the filesystem still holds it) and goes with the unmount.
+    let node = NodeDaemon::start(dir, &[]);
+    assert_eq!(mounted_on(&fuse_dir), [], "{}", node.log());
+    assert_eq!(loops_on(&devno), [(lo.display().to_string(), "1".into())]);
+    let log = node.log();
+    assert!(
+        log.contains("left by a daemon that died") && log.contains("dead FUSE mount removed"),
+        "{log}"
+    );
+    drop(mounted);
+    node.wait_for("the dead loop device detached at its last close", || {
+        loops_on(&devno).is_empty()
+    });
+
+    // Logged in again: a new map device, and the data written before the crash.
+    for p in &portals {
+        ok(adm(dir, &["-m", "node", "-T", IQN, "-p", p, "--login"]));
+    }
+    node.wait_for("mapper/mpatha again", || mapper.exists());
+    let new_devno = backing_devno(&std::fs::read_link(&mapper).unwrap());
+    // (The dead superblock's anonymous device number is free again and may be reused.)
+    assert!(
+        std::fs::symlink_metadata(&fuse_dir).is_ok(),
+        "FUSE file served"
+    );
+    assert_eq!(
+        mounted_on(&fuse_dir),
+        [(new_devno, "hydra:mpatha".to_string())]
+    );
+    sh(Command::new("mount").arg(&mapper).arg(&mnt));
+    let mounted = Mounted(mnt.clone());
+    assert!(
+        std::fs::read(mnt.join("data")).unwrap() == data,
+        "data lost"
+    );
+    drop(mounted);
 }
 
 fn node_log(dir: &Path) -> String {

@@ -51,6 +51,9 @@ impl NodeDaemon {
     /// its log in `dir/iscsid.log`) and wait for both its control sockets.
     pub fn start(dir: &Path, extra: &[&str]) -> NodeDaemon {
         let run_dir = dir.join("run");
+        // A killed predecessor's sockets would make the wait below end at once.
+        let _ = std::fs::remove_file(run_dir.join("iscsid.sock"));
+        let _ = std::fs::remove_file(run_dir.join("multipathd.sock"));
         let log = std::fs::File::create(dir.join("iscsid.log")).unwrap();
         let child = iscsid_args(&mut Command::new(hydra()), dir)
             .args(extra)

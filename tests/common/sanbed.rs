@@ -634,6 +634,10 @@ impl SanBed {
             ),
         )
         .expect("multipath.conf");
+        let (a, b) = (dir.join("run/iscsid.sock"), dir.join("run/multipathd.sock"));
+        // A killed predecessor's sockets would make the wait below end at once.
+        let _ = std::fs::remove_file(&a);
+        let _ = std::fs::remove_file(&b);
         let log = append(&dir.join("iscsid.log"));
         let mut cmd = self.command(i, hydra());
         let child = super::node_daemon::iscsid_args(&mut cmd, &dir)
@@ -644,7 +648,6 @@ impl SanBed {
             .spawn()
             .expect("spawn hydra iscsid");
         self.nodes[i - 1].iscsid = Some(child);
-        let (a, b) = (dir.join("run/iscsid.sock"), dir.join("run/multipathd.sock"));
         self.wait_for(&format!("node {i}: iscsid's control sockets"), || {
             a.exists() && b.exists()
         });

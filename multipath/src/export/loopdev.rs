@@ -19,7 +19,8 @@ pub struct LoopDevice {
     dev: Option<PathBuf>,
 }
 
-fn run(cmd: &mut Command) -> io::Result<String> {
+/// Run `cmd`; its stdout (trimmed), or an error naming the command and its stderr.
+pub(crate) fn run(cmd: &mut Command) -> io::Result<String> {
     let out = cmd
         .output()
         .map_err(|e| io::Error::new(e.kind(), format!("{cmd:?}: {e}")))?;

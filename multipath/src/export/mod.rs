@@ -8,7 +8,8 @@
 //! - [`fuse`] serves it as one file in a FUSE mount, which [`loopdev`] attaches to a
 //!   loop device with direct I/O and partitions: the kernel block device on machines
 //!   without nbd, dm or ublk modules (DESIGN.md, Data paths → Export). `/dev/nbdX` or
-//!   ublk would be further exports of the same trait.
+//!   ublk would be further exports of the same trait;
+//! - [`stale`] removes what a daemon killed before its teardown left of them.
 //!
 //! The trait is object safe (`Arc<dyn BlockDevice>`): one NBD server can carry maps and
 //! files side by side, and its futures are boxed once per I/O, which costs nothing next
@@ -18,6 +19,7 @@ pub mod file;
 pub mod fuse;
 pub mod loopdev;
 pub mod nbd;
+pub mod stale;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -16,6 +16,10 @@
 //!    udev's `OPTIONS+="watch"` waits for after fdisk/sfdisk/parted), the partitions are
 //!    read again and the links follow.
 //!
+//! A daemon killed before its teardown leaves its FUSE mount dead and its loop device
+//! attached; the next daemon on the run directory removes both when it starts
+//! ([`crate::export::stale`]).
+//!
 //! No kernel device possible (no /dev/fuse, no free loop device, not root): logged, and
 //! the map stays served over NBD. The links point at `/dev/loopN` by absolute path, so a
 //! private dev dir works without a private mount namespace; several node daemons on one
@@ -66,8 +70,14 @@ impl Layout {
     }
 
     fn fuse_dir(&self, alias: &str) -> PathBuf {
-        self.run_dir.join("fuse").join(alias)
+        fuse_root(&self.run_dir).join(alias)
     }
+}
+
+/// Where a daemon with run directory `run_dir` mounts its maps' FUSE files, one
+/// directory per map.
+pub fn fuse_root(run_dir: &Path) -> PathBuf {
+    run_dir.join("fuse")
 }
 
 /// The kernel side: FUSE file, loop device, partitions, links, watch.

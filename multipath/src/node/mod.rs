@@ -99,6 +99,12 @@ pub async fn start(opts: NodeOptions) -> Result<Started> {
     hydra_daemon::run_dir::create(&opts.run_dir).map_err(|e| start_err("run directory", e))?;
     let pid_file = PidFile::acquire(&opts.run_dir.join(iscsid::PID_FILE), "hydra iscsid")
         .map_err(|e| start_err("pid file", e))?;
+    if opts.kernel_devices {
+        // Only now, with the pid file held: a FUSE mount under fuse/ is a dead
+        // predecessor's, and so are the loop devices on it.
+        let fuse_root = device::fuse_root(&opts.run_dir);
+        let _ = tokio::task::spawn_blocking(move || crate::export::stale::sweep(&fuse_root)).await;
+    }
     let node = Node::new(daemon, opts.clone())?;
     let signals = Signals::new().map_err(|e| start_err("signals", e))?;
     // Owner-only: iscsid's hands out CHAP secrets, multipathd's changes the maps.
