@@ -101,6 +101,32 @@ impl Session {
         Err("unit attentions did not stop".into())
     }
 
+    /// Send one command, give it `wait` to be answered, then drop the connection without
+    /// waiting any longer (the initiator's sockets have SO_LINGER 0: an RST), as the
+    /// initiator does with a connection it has given up on. Whether it was answered.
+    pub fn send_then_reset(
+        mut self,
+        lun: u64,
+        cdb: &[u8],
+        data_out: &[u8],
+        wait: std::time::Duration,
+    ) -> bool {
+        let s = self.s.take().expect("logged in");
+        let cmd = Command {
+            lun,
+            cdb: cdb.to_vec(),
+            data_out: Bytes::copy_from_slice(data_out),
+            read_len: 0,
+        };
+        let answered = self
+            .rt
+            .block_on(async { tokio::time::timeout(wait, s.execute(cmd)).await.is_ok() });
+        drop(s);
+        // The connection's task and its socket go with the runtime.
+        drop(self);
+        answered
+    }
+
     /// Log out cleanly.
     pub fn logout(mut self) -> Result<(), String> {
         let s = self.s.take().expect("logged in");

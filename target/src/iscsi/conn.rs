@@ -4,6 +4,7 @@
 //! the loop's shape: all complete PDUs in the receive buffer are handled before one flush.
 
 use std::io::IoSlice;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -218,6 +219,9 @@ impl Conn {
         });
         nop.tick().await;
         let mut missed = 0u32;
+        // Cleared when this connection ends: a command still waiting for a blocking-pool
+        // thread then never runs (see `Ended`).
+        let ended = Ended::default();
         loop {
             // Handle every whole PDU already received, then flush once.
             loop {
@@ -248,7 +252,11 @@ impl Conn {
             }
             for job in s.take_jobs() {
                 let tx = done_tx.clone();
+                let ended = ended.0.clone();
                 tokio::task::spawn_blocking(move || {
+                    if ended.load(Ordering::Acquire) {
+                        return;
+                    }
                     let out = job.run();
                     let _ = tx.send((job.itt, out));
                 });
@@ -260,7 +268,21 @@ impl Conn {
             tokio::select! {
                 r = self.stream.read_buf(&mut self.rbuf) => match r {
                     Ok(0) => return Err("peer closed the connection".into()),
-                    Ok(_) => missed = 0,
+                    Ok(_) => {
+                        missed = 0;
+                        // A reset connection still reads out what arrived before the
+                        // RST. Those commands belong to a connection the initiator has
+                        // given up on, and it may already have sent them again on
+                        // another path, followed by newer writes to the same blocks: run
+                        // now, a stale WRITE would land over them. RFC 7143 §7.1 (ERL
+                        // 0): a failed connection's tasks are terminated, not run.
+                        if let Ok(Some(e)) = self.stream.take_error() {
+                            return Err(format!(
+                                "connection reset ({e}); the commands received after the \
+                                 last batch are dropped"
+                            ));
+                        }
+                    }
                     Err(e) => return Err(format!("read: {e}")),
                 },
                 Some((itt, o)) = done_rx.recv() => {
@@ -280,6 +302,18 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+/// Set when a connection's full-feature phase ends, however it ends: its commands that
+/// have not started on the blocking pool are dropped (a connection that failed has its
+/// tasks terminated, RFC 7143 §7.1; nobody would read their answers).
+#[derive(Default)]
+struct Ended(Arc<AtomicBool>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
