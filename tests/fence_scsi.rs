@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::client::Session;
-use common::node_daemon::NodeDaemon;
+use common::node_daemon::{write_multipath_conf, NodeDaemon};
 use common::*;
 use hydra_multipath::control::{PrAnswer, PrInAction, Request, Response};
 
@@ -280,16 +280,7 @@ fn map_of_the_node_daemon_registers_every_path() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::create_dir_all(dir.join("iscsi")).unwrap();
-    let mp = dir.join("multipath");
-    std::fs::write(
-        dir.join("multipath.conf"),
-        format!(
-            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tbindings_file {}\n\twwids_file {}\n}}\n",
-            mp.join("bindings").display(),
-            mp.join("wwids").display()
-        ),
-    )
-    .unwrap();
+    write_multipath_conf(dir, "", "");
     let portals = [
         format!("127.0.0.1:{}", h.ports[0]),
         format!("127.0.0.1:{}", h.ports[1]),

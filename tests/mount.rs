@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::dlm::DlmDaemon;
-use common::node_daemon::iscsid_args;
+use common::node_daemon::{iscsid_args, write_multipath_conf};
 use common::*;
 
 const IQN: &str = "iqn.2026-12.org.hydra:mount";
@@ -321,16 +321,7 @@ fn mount_under_the_lock_and_the_key() {
 
     // The node daemon with map mpatha over both portals.
     let nd = w.join("node");
-    let mp = nd.join("multipath");
-    std::fs::write(
-        nd.join("multipath.conf"),
-        format!(
-            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tpartition_delimiter p\n\tbindings_file {}\n\twwids_file {}\n}}\n",
-            mp.join("bindings").display(),
-            mp.join("wwids").display()
-        ),
-    )
-    .unwrap();
+    write_multipath_conf(&nd, "\tpartition_delimiter p\n", "");
     let log = std::fs::File::create(nd.join("iscsid.log")).unwrap();
     let child = iscsid_args(&mut cluster.command(1, hydra()), &nd)
         .env("RUST_LOG", "info")

@@ -356,16 +356,7 @@ fn against_the_node_daemon() {
     let dir = tmp.path();
     let run_dir = dir.join("run");
     std::fs::create_dir_all(dir.join("iscsi")).unwrap();
-    let mp = dir.join("multipath");
-    std::fs::write(
-        dir.join("multipath.conf"),
-        format!(
-            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tpolling_interval 1\n\tbindings_file {}\n\twwids_file {}\n}}\n",
-            mp.join("bindings").display(),
-            mp.join("wwids").display()
-        ),
-    )
-    .unwrap();
+    node_daemon::write_multipath_conf(dir, "\tpolling_interval 1\n", "");
     let adm = |args: &[&str]| {
         let o = node_daemon::adm(dir, args);
         assert!(o.status.success(), "{}", common::text(&o));

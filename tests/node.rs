@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::node_daemon::{adm, NodeDaemon};
+use common::node_daemon::{adm, write_multipath_conf, NodeDaemon};
 use common::*;
 use hydra_multipath::control::{self as mpc, Request, Response};
 
@@ -76,15 +76,7 @@ fn two_portals_one_map_device_mount_and_logout() {
     std::fs::create_dir_all(dir.join("iscsi")).unwrap();
     std::fs::create_dir_all(dir.join("mnt")).unwrap();
     let mp = dir.join("multipath");
-    std::fs::write(
-        dir.join("multipath.conf"),
-        format!(
-            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tpartition_delimiter p\n\tpolling_interval 1\n\tbindings_file {}\n\twwids_file {}\n}}\n# The built-in device entry says no_path_retry 12: the map must hold I/O while\n# both sessions are logged out and in again, however slow the machine.\noverrides {{\n\tno_path_retry queue\n}}\n",
-            mp.join("bindings").display(),
-            mp.join("wwids").display()
-        ),
-    )
-    .unwrap();
+    write_multipath_conf(dir, "\tpartition_delimiter p\n\tpolling_interval 1\n", "# The built-in device entry says no_path_retry 12: the map must hold I/O while\n# both sessions are logged out and in again, however slow the machine.\noverrides {\n\tno_path_retry queue\n}\n");
     let (p0, p1) = (h.ports[0], h.ports[1]);
     let portals = [format!("127.0.0.1:{p0}"), format!("127.0.0.1:{p1}")];
     ok(adm(
@@ -563,16 +555,7 @@ fn a_killed_daemons_loop_device_and_dead_fuse_mount_go_with_the_next_daemon() {
     std::fs::create_dir_all(dir.join("iscsi")).unwrap();
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    let mp = dir.join("multipath");
-    std::fs::write(
-        dir.join("multipath.conf"),
-        format!(
-            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n\tbindings_file {}\n\twwids_file {}\n}}\n",
-            mp.join("bindings").display(),
-            mp.join("wwids").display()
-        ),
-    )
-    .unwrap();
+    write_multipath_conf(dir, "", "");
     let portals = [
         format!("127.0.0.1:{}", h.ports[0]),
         format!("127.0.0.1:{}", h.ports[1]),

@@ -27,6 +27,22 @@ pub fn iscsid_args<'c>(cmd: &'c mut Command, dir: &Path) -> &'c mut Command {
         .arg(dir.join("conf.d"))
 }
 
+/// `dir/multipath.conf` as the node tests write it: `user_friendly_names` and
+/// `find_multipaths` yes, the bindings and wwids files under `dir/multipath/`, the
+/// `defaults` lines `extra` (each "\tkeyword value\n") and `after` the section.
+pub fn write_multipath_conf(dir: &Path, extra: &str, after: &str) {
+    let mp = dir.join("multipath");
+    std::fs::write(
+        dir.join("multipath.conf"),
+        format!(
+            "defaults {{\n\tuser_friendly_names yes\n\tfind_multipaths yes\n{extra}\tbindings_file {}\n\twwids_file {}\n}}\n{after}",
+            mp.join("bindings").display(),
+            mp.join("wwids").display()
+        ),
+    )
+    .unwrap();
+}
+
 /// `hydra iscsiadm ARGS` against the daemon of `dir` (not asserted).
 pub fn adm(dir: &Path, args: &[&str]) -> Output {
     run(
