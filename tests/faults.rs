@@ -48,6 +48,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::mpbed::tail;
+use common::netns::{detach_loop, loops_by_devno};
 use common::sanbed::{check_nothing_left, Net, SanBed, MAP};
 use common::{hydra, run, text};
 
@@ -852,30 +853,17 @@ fn fuse_mounts(bed: &SanBed, i: usize) -> Vec<(String, String, bool)> {
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let (devno, source, target) = (f.next()?, f.next()?, f.next()?);
-            source.starts_with("hydra:").then(|| {
-                // statfs always asks the server (attributes are cached); a dead FUSE
-                // mount answers ENOTCONN.
-                let alive = bed
-                    .exec(i, &["stat", "-f", "-c", "%t", target])
-                    .status
-                    .success();
-                (devno.to_string(), target.to_string(), alive)
-            })
-        })
-        .collect()
-}
-
-/// Attached loop devices and the MAJ:MIN of their backing files' filesystems.
-fn loops_by_devno() -> Vec<(String, String)> {
-    let o = run(
-        Command::new("losetup").args(["--list", "--noheadings", "--output", "NAME,BACK-MAJ:MIN"]),
-        Duration::from_secs(30),
-    );
-    text(&o)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            Some((f.next()?.to_string(), f.next()?.to_string()))
+            source
+                .starts_with(hydra_multipath::export::fuse::SOURCE_PREFIX)
+                .then(|| {
+                    // statfs always asks the server (attributes are cached); a dead FUSE
+                    // mount answers ENOTCONN.
+                    let alive = bed
+                        .exec(i, &["stat", "-f", "-c", "%t", target])
+                        .status
+                        .success();
+                    (devno.to_string(), target.to_string(), alive)
+                })
         })
         .collect()
 }
@@ -1026,15 +1014,8 @@ impl Run {
                 let devnos: Vec<String> = fuse_mounts(bed, node).into_iter().map(|m| m.0).collect();
                 for (dev, back) in loops_by_devno() {
                     if devnos.contains(&back) {
-                        let _ = run(
-                            Command::new("partx").args(["-d", &dev]),
-                            Duration::from_secs(30),
-                        );
-                        let o = run(
-                            Command::new("losetup").args(["-d", &dev]),
-                            Duration::from_secs(30),
-                        );
-                        say!("node {node} off: loop device {dev} detached: {}", o.status);
+                        say!("node {node} off: detaching loop device {dev}");
+                        detach_loop(&dev);
                     }
                 }
                 for (at, t) in bed.mounts(node).into_iter().rev() {

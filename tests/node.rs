@@ -29,16 +29,7 @@ impl Drop for Sweep {
         let dir = self.0.to_string_lossy().into_owned();
         // Loop devices first: once its FUSE mount is detached, a backing file's path
         // reads `/<alias>` and no longer names the test's directory.
-        if let Ok(o) = Command::new("losetup").arg("-a").output() {
-            for l in String::from_utf8_lossy(&o.stdout).lines() {
-                if l.contains(&dir) {
-                    if let Some(dev) = l.split(':').next() {
-                        let _ = Command::new("partx").arg("-d").arg(dev).status();
-                        let _ = Command::new("losetup").arg("-d").arg(dev).status();
-                    }
-                }
-            }
-        }
+        common::netns::detach_loops(|back| back.starts_with(&dir));
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for m in mounts.lines().rev().filter_map(|l| l.split(' ').nth(4)) {
             if m.starts_with(&dir) {
@@ -493,11 +484,11 @@ fn find_multipaths_add_map_reconfigure_flush_nbd_only() {
 /// `losetup`'s BACK-MAJ:MIN of a loop device: the device number of the filesystem its
 /// backing file is on (here: one FUSE mount).
 fn backing_devno(lo: &Path) -> String {
-    sh(Command::new("losetup")
-        .args(["--list", "--noheadings", "--output", "BACK-MAJ:MIN"])
-        .arg(lo))
-    .trim()
-    .to_string()
+    common::netns::loops_by_devno()
+        .into_iter()
+        .find(|(dev, _)| Path::new(dev) == lo)
+        .map(|(_, devno)| devno)
+        .unwrap_or_else(|| panic!("{} is not attached", lo.display()))
 }
 
 /// Loop devices whose backing file is on the filesystem `devno`, with their AUTOCLEAR.

@@ -192,19 +192,13 @@ impl Hydra {
             .append(true)
             .open(self.dir.path().join("tgtd.log"))
             .unwrap();
-        let mut child = Command::new(hydra())
-            .args(["tgtd", "-f", "--iscsi", &self.iscsi, "-C"])
-            .arg(self.control_port.to_string())
-            .arg("--run-dir")
-            .arg(self.dir.path().join("run"))
-            .arg("--state-dir")
-            .arg(self.dir.path().join("state"))
-            .arg("--conf")
-            .arg(self.dir.path().join("targets.conf"))
-            .env("RUST_LOG", "info")
-            .stderr(log)
-            .spawn()
-            .expect("spawn hydra tgtd");
+        let mut child = spawn_hydra_tgtd(
+            Command::new(hydra()),
+            &self.iscsi,
+            &self.control_port.to_string(),
+            self.dir.path(),
+            log,
+        );
         for p in &self.ports {
             wait_port(*p, &mut child, "hydra tgtd");
         }

@@ -283,20 +283,38 @@ pub fn detach_loops(stale: impl Fn(&str) -> bool) {
     for (dev, back) in loop_devices() {
         if stale(&back) {
             eprintln!("cleanup: detaching {dev} (backing file {back})");
-            let _ = Command::new("partx").args(["-d", &dev]).output();
-            match Command::new("losetup").args(["-d", &dev]).output() {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => eprintln!("cleanup: losetup -d {dev}: {}", text(&o).trim()),
-                Err(e) => eprintln!("cleanup: losetup -d {dev}: {e}"),
-            }
+            detach_loop(&dev);
         }
+    }
+}
+
+/// Remove loop device `dev`'s partitions and detach it (the kernel marks one still in
+/// use autoclear); a failure is printed, never a panic.
+pub fn detach_loop(dev: &str) {
+    let _ = Command::new("partx").args(["-d", dev]).output();
+    match Command::new("losetup").args(["-d", dev]).output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => eprintln!("cleanup: losetup -d {dev}: {}", text(&o).trim()),
+        Err(e) => eprintln!("cleanup: losetup -d {dev}: {e}"),
     }
 }
 
 /// Every attached loop device with its backing file.
 pub fn loop_devices() -> Vec<(String, String)> {
+    loop_list("BACK-FILE")
+}
+
+/// Every attached loop device with the MAJ:MIN of its backing file's filesystem (for a
+/// FUSE file: that one mount, whatever its path reads from here).
+pub fn loops_by_devno() -> Vec<(String, String)> {
+    loop_list("BACK-MAJ:MIN")
+}
+
+/// `losetup --list`'s NAME and `column`, a pair per device.
+fn loop_list(column: &str) -> Vec<(String, String)> {
     let Ok(out) = Command::new("losetup")
-        .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
+        .args(["--list", "--noheadings", "--output"])
+        .arg(format!("NAME,{column}"))
         .output()
     else {
         return Vec::new();
@@ -304,8 +322,8 @@ pub fn loop_devices() -> Vec<(String, String)> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
-            let (dev, back) = l.trim().split_once(char::is_whitespace)?;
-            Some((dev.to_string(), back.trim().to_string()))
+            let (dev, rest) = l.trim().split_once(char::is_whitespace)?;
+            Some((dev.to_string(), rest.trim().to_string()))
         })
         .collect()
 }

@@ -56,6 +56,10 @@ const MAX_BACKGROUND: u16 = 256;
 /// 32-bit length).
 const MAX_ZERO_CHUNK: u64 = 1 << 30;
 
+/// The source (`fsname`) of every hydra FUSE mount is this prefix + the file's name, as
+/// findmnt shows it; [`super::stale`] recognises a dead daemon's mounts by it.
+pub const SOURCE_PREFIX: &str = "hydra:";
+
 /// A mounted FUSE file serving a block device. Unmount it after detaching the loop
 /// device: while the file is open, unmounting fails (EBUSY) and falls back to a lazy
 /// unmount (the mount leaves the namespace at once, the file keeps serving its loop
@@ -90,7 +94,7 @@ impl FuseExport {
         };
         let mut config = Config::default();
         config.mount_options = vec![
-            MountOption::FSName(format!("hydra:{name}")),
+            MountOption::FSName(format!("{SOURCE_PREFIX}{name}")),
             MountOption::Subtype("hydra".into()),
             MountOption::DefaultPermissions,
         ];

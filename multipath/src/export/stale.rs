@@ -25,23 +25,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::fuse::SOURCE_PREFIX;
 use super::loopdev::run;
-
-/// How findmnt names the source of hydra's FUSE files: `hydra:<alias>` (the FUSE
-/// `fsname` option; mounted with mount(2) directly, their type reads plain `fuse`).
-pub const SOURCE_PREFIX: &str = "hydra:";
 
 /// A mount's device number, `major:minor` as findmnt and losetup print it.
 type DevNo = String;
-
-/// What [`reclaim`] removed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Reclaimed {
-    /// Loop devices detached (or marked autoclear when in use), by node.
-    pub loops: Vec<PathBuf>,
-    /// Dead mounts unmounted (lazily).
-    pub mounts: usize,
-}
 
 /// [`reclaim`] on every directory under `fuse_root` (a run directory's `fuse/`); what
 /// cannot be removed is logged and left. For a daemon's start, after its pid file.
@@ -50,30 +38,21 @@ pub fn sweep(fuse_root: &Path) {
         return;
     };
     for e in entries.flatten() {
-        let dir = e.path();
-        match reclaim(&dir) {
-            Ok(r) if r == Reclaimed::default() => {}
-            Ok(r) => tracing::warn!(
-                "{}: removed what a daemon that died left: {} dead FUSE mount(s), loop \
-                 device(s) {:?}",
-                dir.display(),
-                r.mounts,
-                r.loops
-            ),
-            Err(e) => tracing::error!("{e}"),
+        if let Err(e) = reclaim(&e.path()) {
+            tracing::error!("{e}");
         }
     }
 }
 
 /// Remove what a dead daemon left on `dir` (a map's FUSE directory): the loop devices
-/// on its dead FUSE mount, then the mount. Nothing mounted there: nothing to do.
-pub fn reclaim(dir: &Path) -> io::Result<Reclaimed> {
-    let mut done = Reclaimed::default();
+/// on its dead FUSE mount, then the mount, each logged. Nothing mounted there: nothing
+/// to do.
+fn reclaim(dir: &Path) -> io::Result<()> {
     // A mount over a mount is possible (two crashes without a reclaim in between is
     // not, but a user's own mount might have been stacked): each pass takes the top.
     for _ in 0..8 {
         let Some(m) = mounted_at(dir)? else {
-            return Ok(done);
+            return Ok(());
         };
         if !m.fstype.starts_with("fuse") || !m.source.starts_with(SOURCE_PREFIX) {
             return Err(io::Error::other(format!(
@@ -95,7 +74,6 @@ pub fn reclaim(dir: &Path) -> io::Result<Reclaimed> {
                 dir.display(),
                 dev.display()
             );
-            done.loops.push(dev);
         }
         rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH).map_err(|e| {
             io::Error::other(format!(
@@ -104,7 +82,6 @@ pub fn reclaim(dir: &Path) -> io::Result<Reclaimed> {
             ))
         })?;
         tracing::warn!("{}: dead FUSE mount removed", dir.display());
-        done.mounts += 1;
     }
     Err(io::Error::other(format!(
         "{}: still a mount there after 8 unmounts",

@@ -219,7 +219,7 @@ impl Conn {
         });
         nop.tick().await;
         let mut missed = 0u32;
-        // Cleared when this connection ends: a command still waiting for a blocking-pool
+        // Set when this connection ends: a command still waiting for a blocking-pool
         // thread then never runs (see `Ended`).
         let ended = Ended::default();
         loop {
