@@ -5,8 +5,8 @@
 //! `hydra dlm_controld`. In one run it measures:
 //! 1. the TCP round trip between host 1 and host 2 (`dlm_tool bench --echo/--rtt`), the
 //!    scale for everything else;
-//! 2. lock+unlock pairs with the master on host 1 itself, 1 and 16 clients
-//!    (`dlm_tool bench` on host 1);
+//! 2. lock+unlock pairs with the master on host 1 itself, 1 and 16 clients, the 16
+//!    with a connection each and sharing one (`dlm_tool bench` on host 1, SHAPES);
 //! 3. the same with the master on host 2 (host 2 holds NL on the names first,
 //!    `bench --hold`), so every request and unlock crosses the network;
 //! 4. recovery: host 1 holds EX, host 2 waits for it; host 1's link is cut; the time to
@@ -35,6 +35,10 @@ use hydra_dlm::flags::{Flags, Status};
 use hydra_dlm::mode::Mode;
 
 const LS: &str = "bench";
+/// (clients, connections) of each lock measurement: one client; 16 clients with a
+/// connection each, as 16 processes; 16 clients sharing one connection, as the threads
+/// of one process share libdlm's lockspace device.
+const SHAPES: [(&str, &str); 3] = [("1", "1"), ("16", "16"), ("16", "1")];
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn main() {
@@ -97,17 +101,28 @@ fn main() {
     // 2. Master local.
     let d = format!("{secs}");
     let mut table = Vec::new();
-    for c in ["1", "16"] {
+    for (c, k) in SHAPES {
         let prefix = format!("local{c}-");
         let line = tool_ok(
             &run1,
-            &["bench", "-c", c, "-d", &d, "--prefix", &prefix, LS],
+            &[
+                "bench",
+                "-c",
+                c,
+                "--connections",
+                k,
+                "-d",
+                &d,
+                "--prefix",
+                &prefix,
+                LS,
+            ],
         );
         println!("master local:  {}", line.trim());
-        table.push(("local", c, line));
+        table.push(("local", c, k, line));
     }
     // 3. Master on host 2: it takes NL on the names first.
-    for c in ["1", "16"] {
+    for (c, k) in SHAPES {
         let prefix = format!("remote{c}-");
         let mut holder = Background::start(
             Command::new(hydra())
@@ -119,24 +134,39 @@ fn main() {
         );
         let line = tool_ok(
             &run1,
-            &["bench", "-c", c, "-d", &d, "--prefix", &prefix, LS],
+            &[
+                "bench",
+                "-c",
+                c,
+                "--connections",
+                k,
+                "-d",
+                &d,
+                "--prefix",
+                &prefix,
+                LS,
+            ],
         );
         holder.stop();
         println!("master remote: {}", line.trim());
-        table.push(("remote", c, line));
+        table.push(("remote", c, k, line));
     }
     println!();
     println!("tcp_rtt p50 {rtt} us (host 1 -> host 2)");
-    for (master, c, line) in &table {
+    for (master, c, k, line) in &table {
         let p50 = field(line, "pair_p50_us");
         let lock = field(line, "lock_p50_us");
         let rate = field(line, "pairs/s");
         println!(
-            "master {master:6} clients {c:>2}: {rate:>7.0} pairs/s, pair p50 {p50} us = {:.2} RTT, lock p50 {lock} us = {:.2} RTT",
+            "master {master:6} clients {c:>2} connections {k:>2}: {rate:>7.0} pairs/s, pair p50 {p50} us = {:.2} RTT, lock p50 {lock} us = {:.2} RTT",
             p50 / rtt,
             lock / rtt,
         );
-        let key = format!("{master}{c}");
+        let key = if c == k {
+            format!("{master}{c}")
+        } else {
+            format!("{master}{c}on{k}")
+        };
         figure(&format!("{key}_pairs_per_s"), rate);
         figure(&format!("{key}_pair_p50_us"), p50);
         figure(&format!("{key}_lock_p50_us"), lock);

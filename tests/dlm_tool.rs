@@ -112,15 +112,27 @@ fn admin_commands_and_flock_style_locking() {
     assert!(done.exists());
     assert_eq!(ok(&rd, &["lockdump", "web"]), "", "every lock released");
 
-    // A short benchmark reports what it did.
-    let b = ok(&rd, &["bench", "-c", "2", "-d", "0.3", "web"]);
-    let pairs: u64 = b
-        .split_whitespace()
-        .skip_while(|w| *w != "pairs")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no pairs in {b}"));
-    assert!(pairs > 0 && b.starts_with("clients 2 mode EX "), "{b}");
+    // A short benchmark reports what it did: a connection per client, and three
+    // clients sharing two connections.
+    for (args, head) in [
+        (&["-c", "2"][..], "clients 2 connections 2 mode EX "),
+        (
+            &["-c", "3", "--connections", "2"][..],
+            "clients 3 connections 2 mode EX ",
+        ),
+    ] {
+        let mut argv = vec!["bench"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["-d", "0.3", "web"]);
+        let b = ok(&rd, &argv);
+        let pairs: u64 = b
+            .split_whitespace()
+            .skip_while(|w| *w != "pairs")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no pairs in {b}"));
+        assert!(pairs > 0 && b.starts_with(head), "{b}");
+    }
 
     assert_eq!(
         ok(&rd, &["leave", "web"]),

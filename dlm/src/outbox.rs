@@ -11,6 +11,13 @@
 //!
 //! Order is kept: while the writer task holds bytes (`busy`) or bytes wait (`pending`),
 //! new bytes are appended behind them instead of being written in place.
+//!
+//! Corking (`cork`/`uncork`) holds in-place writes for a moment so that frames several
+//! producers make in the same turn go out in a few system calls ([`CORK_BYTES`] at a
+//! time): the daemon corks its peer links while it handles a batch of inputs, and a
+//! client connection shared by several callers corks while the callers its reader just
+//! woke make their next calls. A write per frame costs the sender a system call and the
+//! receiver a wake-up and a read each.
 
 use std::future::Future;
 use std::os::fd::AsRawFd;
@@ -57,6 +64,14 @@ impl WriteHalf for Arc<crate::socket::Socket> {
     }
 }
 
+/// A corked outbox writes once this much waits, without waiting for `uncork`: a few
+/// calls' frames (a lock call is about 40 bytes) amortise the system call, and the
+/// peer starts on them while the rest are made, so the two ends work side by side
+/// instead of taking turns. 16 clients on one connection, local master, pairs/s by
+/// threshold (2026-12-07): 128 B 125–183k, 192 B 164–166k, 256 B 133–152k, 384 B
+/// 95–111k, none 92–115k.
+const CORK_BYTES: usize = 192;
+
 #[derive(Default)]
 struct State {
     /// Bytes not yet written, in order.
@@ -65,6 +80,8 @@ struct State {
     busy: bool,
     /// A write failed: the connection is broken and nothing more is written.
     failed: Option<String>,
+    /// Pushed bytes wait for `uncork` instead of being written in place.
+    corked: bool,
 }
 
 /// Why bytes could not be queued.
@@ -128,7 +145,7 @@ impl<W: WriteHalf> Outbox<W> {
             return Err(OutboxError::Broken(e.clone()));
         }
         let mut rest = bytes;
-        if !s.busy && s.pending.is_empty() {
+        if !s.busy && s.pending.is_empty() && !s.corked {
             loop {
                 match self.w.try_write(rest) {
                     Ok(n) if n == rest.len() => return Ok(()),
@@ -148,11 +165,64 @@ impl<W: WriteHalf> Outbox<W> {
         }
         let was_empty = s.pending.is_empty();
         s.pending.extend_from_slice(rest);
+        let corked = s.corked;
+        if corked && !s.busy && s.pending.len() >= CORK_BYTES {
+            drop(s);
+            self.write_pending();
+            return Ok(());
+        }
         drop(s);
-        if was_empty {
+        if was_empty && !corked {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Hold what is pushed from now on until [`uncork`](Self::uncork). Returns whether
+    /// the outbox was open before (the caller that corked it is the one to uncork it).
+    pub fn cork(&self) -> bool {
+        !std::mem::replace(&mut lock(&self.state).corked, true)
+    }
+
+    /// Write what waited since [`cork`](Self::cork), in place when the socket takes it
+    /// (the writer task gets what it does not).
+    pub fn uncork(&self) {
+        lock(&self.state).corked = false;
+        self.write_pending();
+    }
+
+    /// Write `pending` in place now (unless the writer task holds bytes: it takes
+    /// `pending` next), handing the writer task what the socket does not take.
+    fn write_pending(&self) {
+        let mut s = lock(&self.state);
+        if s.busy || s.pending.is_empty() || s.failed.is_some() {
+            // The writer task takes `pending` when it is done with what it holds.
+            return;
+        }
+        let mut off = 0;
+        while off < s.pending.len() {
+            match self.w.try_write(&s.pending[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // The next push reports it; the reader sees the connection end.
+                    s.failed = Some(format!("write failed: {e}"));
+                    s.pending.clear();
+                    drop(s);
+                    self.idle.notify_waiters();
+                    return;
+                }
+            }
+        }
+        s.pending.drain(..off);
+        let rest = !s.pending.is_empty();
+        drop(s);
+        if rest {
+            self.wake.notify_one();
+        } else {
+            self.idle.notify_waiters();
+        }
     }
 
     /// Wait until every byte pushed so far is written, or the connection broke: what a
@@ -205,7 +275,8 @@ async fn writer<W: WriteHalf>(
     loop {
         let mut bytes = {
             let mut s = lock(&state);
-            if s.pending.is_empty() {
+            // Corked bytes wait for `uncork` (which writes them or wakes this task).
+            if s.pending.is_empty() || s.corked {
                 s.busy = false;
                 idle.notify_waiters();
                 None
@@ -250,6 +321,7 @@ impl Drop for NotifyOnDrop {
 mod tests {
     use super::*;
     use crate::socket::Socket;
+    use std::time::Duration;
     use tokio::io::AsyncReadExt;
     use tokio::net::UnixStream;
 
@@ -309,6 +381,40 @@ mod tests {
             assert!(s.pending.is_empty() && !s.busy && s.failed.is_none());
         }
         reader.await.unwrap();
+    }
+
+    /// Corked, pushes wait (the peer reads nothing); uncork writes them as one, in
+    /// order, and pushes are written in place again after it.
+    #[tokio::test]
+    async fn a_corked_outbox_writes_what_waited_at_uncork() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let out = Outbox::new(Arc::new(Socket::new(a).unwrap()), 1 << 20);
+        assert!(out.cork());
+        assert!(!out.cork(), "a second cork is not the first");
+        out.push(b"one ").unwrap();
+        out.push(b"two ").unwrap();
+        tokio::task::yield_now().await;
+        let mut probe = [0u8; 16];
+        let early = tokio::time::timeout(Duration::from_millis(50), b.read(&mut probe)).await;
+        assert!(early.is_err(), "nothing is written while corked");
+        out.uncork();
+        assert!(lock(&out.state).pending.is_empty(), "written in place");
+        out.flushed().await;
+        out.push(b"three").unwrap();
+        let mut got = [0u8; 13];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"one two three");
+        // Corked again: once CORK_BYTES wait they are written without the uncork.
+        assert!(out.cork());
+        let big = vec![9u8; CORK_BYTES];
+        out.push(&big[..CORK_BYTES - 1]).unwrap();
+        assert_eq!(lock(&out.state).pending.len(), CORK_BYTES - 1);
+        out.push(&big[..1]).unwrap();
+        assert!(lock(&out.state).pending.is_empty(), "written at the limit");
+        let mut got = vec![0u8; CORK_BYTES];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, big);
+        out.uncork();
     }
 
     /// A closed peer: the write fails and every later push says why.

@@ -40,6 +40,7 @@ const SPECS: &[Spec] = &[
     opt('m', "mode", true),
     opt('t', "timeout", true),
     opt('c', "clients", true),
+    opt(' ', "connections", true),
     opt('d', "duration", true),
     opt('r', "resources", true),
     opt(' ', "prefix", true),
@@ -64,8 +65,9 @@ hydra's:
                           run COMMAND holding RESOURCE in lockspace NAME (mode EX by
                           default); -n: fail at once if not granted; -t: give up after
                           SECS; exits with COMMAND's status, 1 if the lock was not had
-  bench [-c N] [-d SECS] [-r N] [-m MODE] [--prefix P] NAME
-                          lock+unlock pairs per second and latency (see the README)
+  bench [-c N] [--connections K] [-d SECS] [-r N] [-m MODE] [--prefix P] NAME
+                          lock+unlock pairs per second and latency (see the README);
+                          N clients over K connections (default: one each)
   bench --hold [-c N] [-r N] [--prefix P] NAME
                           hold NL on the names a bench would use, until killed (makes
                           this node their master)
@@ -83,15 +85,11 @@ fn split_command(args: &[String]) -> (&[String], Option<Vec<String>>) {
     }
 }
 
-/// A runtime for one command. Benchmark clients run on every core, as separate
-/// processes would; everything else is one conversation with the daemon.
-fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, String> {
-    let mut b = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    b.enable_all()
+/// A runtime for one command: one conversation with the daemon (the benchmark starts
+/// threads of its own for its clients, bench.rs).
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))
 }
@@ -118,13 +116,14 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         "lock" => {
             allow(&p, cmd, &["run-dir", "mode", "nodes", "timeout"])?;
             let args = lock::Args::parse(&p, rest, command)?;
-            runtime(false)?.block_on(lock::run(&run_dir, args))
+            runtime()?.block_on(lock::run(&run_dir, args))
         }
         "bench" => {
             let allowed = [
                 "run-dir",
                 "mode",
                 "clients",
+                "connections",
                 "duration",
                 "resources",
                 "prefix",
@@ -134,11 +133,11 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
             ];
             allow(&p, cmd, &allowed)?;
             let args = bench::Args::parse(&p, rest)?;
-            runtime(true)?.block_on(bench::run(&run_dir, args))
+            runtime()?.block_on(bench::run(&run_dir, args))
         }
         _ => {
             let request = admin(&p, cmd, rest)?;
-            runtime(false)?.block_on(run_admin(&run_dir, request))
+            runtime()?.block_on(run_admin(&run_dir, request))
         }
     }
 }

@@ -103,12 +103,17 @@ pub(super) async fn reader(
     let mut out = Vec::new();
     loop {
         let mut start = 0;
+        // Calls answered by this read: each has a caller to wake.
+        let mut answered = 0;
         let bad = {
             let mut d = shared.demux();
             loop {
                 match take_frame::<DaemonFrame>(&buf[start..]) {
                     Ok(Some((frame, n))) => {
                         start += n;
+                        if matches!(frame, DaemonFrame::Reply { .. } | DaemonFrame::Text { .. }) {
+                            answered += 1;
+                        }
                         d.on_frame(frame, &mut out);
                     }
                     Ok(None) => break None,
@@ -132,6 +137,14 @@ pub(super) async fn reader(
             // connection, which releases them as well.
             let _ = shared.send(&out);
             out.clear();
+        }
+        if answered > 1 && shared.out.cork() {
+            // Several callers share this connection and were just woken: their next
+            // calls, made in this turn of the runtime, go out in one write (the
+            // daemon then reads them in one go and answers them in one write). The
+            // yield lets every task that is ready run first.
+            let _uncork = Uncork(&shared.out);
+            tokio::task::yield_now().await;
         }
         buf.drain(..start);
         buf.reserve(READ_CHUNK);
@@ -158,5 +171,14 @@ pub(super) async fn reader(
                 return;
             }
         }
+    }
+}
+
+/// Uncorks an outbox when dropped, also if the task holding it is cancelled.
+struct Uncork<'a>(&'a Outbox<Arc<Socket>>);
+
+impl Drop for Uncork<'_> {
+    fn drop(&mut self) {
+        self.0.uncork();
     }
 }

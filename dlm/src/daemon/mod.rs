@@ -152,6 +152,9 @@ pub struct Daemon {
     shutdown: Shutdown,
     /// A stop is under way: no new lockspace is joined.
     stopping: bool,
+    /// A batch of events is being handled: `settle` only runs the core, and the
+    /// batch's end does the rest (writes, log, state checks) once.
+    batching: bool,
     /// Calls sent with `REPLY_WITH_COMPLETION` and not answered yet, by (client, req):
     /// the lkid an Unlock names (0 for a new lock, whose lkid is in the reply).
     with_completion: FxHashMap<(ClientId, u64), u32>,
@@ -248,6 +251,7 @@ impl Daemon {
             signals,
             shutdown: Shutdown::new(),
             stopping: false,
+            batching: false,
             with_completion: FxHashMap::default(),
             held: FxHashMap::default(),
             completed: Vec::new(),
@@ -291,16 +295,26 @@ impl Daemon {
                     }
                 },
                 Some(ev) = self.events.recv() => {
-                    self.event(ev)?;
                     // What the connection tasks queued meanwhile, without a round of
                     // select! per input (it polls every branch, signals and the timer
                     // included); bounded, so the other branches still get their turn.
+                    // The core handles each input as it comes; what they send is
+                    // written once for the batch (a write per client and per peer, not
+                    // per frame), as are the log and state checks of `settle`.
+                    self.batching = true;
+                    let mut handled = self.event(ev);
                     for _ in 1..EVENT_BATCH {
+                        if handled.is_err() {
+                            break;
+                        }
                         match self.events.try_recv() {
-                            Ok(ev) => self.event(ev)?,
+                            Ok(ev) => handled = self.event(ev),
                             Err(_) => break,
                         }
                     }
+                    self.batching = false;
+                    self.settle();
+                    handled?;
                 }
                 conn = self.clients.accept() => match conn {
                     Ok(stream) => match self.clients.add(stream, self.shutdown.subscribe()) {
@@ -643,7 +657,11 @@ impl Daemon {
                 let out = self.node.handle(input, now);
                 self.execute(out);
             }
+            if self.batching {
+                return; // the batch's end settles
+            }
             self.flush_clients();
+            self.peers.flush();
             if !self.inputs.is_empty() {
                 continue;
             }

@@ -104,6 +104,9 @@ pub struct Peers {
     incoming: HashMap<NodeId, u64>,
     /// Ids for accepted connections and outgoing links.
     next_conn: u64,
+    /// Connected links written to since the last `flush`: corked, so that the messages
+    /// one batch of inputs makes for a node go out in one write.
+    corked: Vec<Arc<Outbox<OwnedWriteHalf>>>,
     events: mpsc::Sender<Event>,
     log: DebugLog,
 }
@@ -128,6 +131,7 @@ impl Peers {
             nodes: Arc::new(nodes.iter().copied().collect()),
             listener,
             links: HashMap::new(),
+            corked: Vec::new(),
             accepted: HashMap::new(),
             incoming: HashMap::new(),
             next_conn: 1,
@@ -184,7 +188,15 @@ impl Peers {
         self.incoming.retain(|_, c| *c != conn);
     }
 
-    /// Send a message to `to` (not this node), connecting first if need be. Never waits.
+    /// Write what `send` put on connected links since the last flush.
+    pub fn flush(&mut self) {
+        for out in self.corked.drain(..) {
+            out.uncork();
+        }
+    }
+
+    /// Send a message to `to` (not this node), connecting first if need be. Never waits;
+    /// on a connected link it is written at the next [`flush`](Self::flush).
     pub fn send(&mut self, to: NodeId, msg: Msg) {
         let Some(&ip) = self.nodes.get(&to) else {
             self.log.line(format!(
@@ -228,6 +240,9 @@ impl Peers {
                 let lockspace = msg.lockspace().to_string();
                 let mut buf = Vec::new();
                 put_frame(&PeerFrame::Msg(msg), &mut buf);
+                if out.cork() {
+                    self.corked.push(out.clone());
+                }
                 match out.push(&buf) {
                     Ok(()) => None,
                     Err(OutboxError::Full) => Some((lockspace, format!("{PEER_BYTES} bytes"))),

@@ -1,12 +1,14 @@
 //! `hydra dlm_tool bench`: how fast this node's lock manager grants and releases.
 //!
-//! - `bench [-c N] [-d SECS] [-r N] [-m MODE] [--prefix P] NAME`: N clients (each its
-//!   own connection to dlm_controld, as N processes would have) each lock and unlock
-//!   its own resources `P<client>-<k>` (k < r) in turn, for SECS seconds, after one
-//!   untimed pass over its names (so lookups and masters are settled). Prints one line:
-//!   `clients N mode M pairs P secs S pairs/s X pair_p50_us A pair_p99_us B
-//!   lock_p50_us C lock_p99_us D` — a pair is lock (request to grant completion) plus
-//!   unlock (request to unlock completion).
+//! - `bench [-c N] [--connections K] [-d SECS] [-r N] [-m MODE] [--prefix P] NAME`: N
+//!   clients each lock and unlock its own resources `P<client>-<k>` (k < r) in turn,
+//!   for SECS seconds, after one untimed pass over its names (so lookups and masters
+//!   are settled). By default each client has its own connection to dlm_controld, as N
+//!   processes would; with K < N they share K connections (client i uses connection
+//!   i mod K), as the threads of one libdlm process share its lockspace device. Prints
+//!   one line: `clients N connections K mode M pairs P secs S pairs/s X pair_p50_us A
+//!   pair_p99_us B lock_p50_us C lock_p99_us D` — a pair is lock (request to grant
+//!   completion) plus unlock (request to unlock completion).
 //! - `bench --hold [-c N] [-r N] [--prefix P] NAME`: take NL on the same names and keep
 //!   them until killed. Run on another node first, it makes that node the names'
 //!   master, so a bench here measures remote-master locking (NL is compatible with
@@ -20,6 +22,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hydra_dlm::client::{describe, Client};
@@ -38,6 +41,8 @@ const RTT_SAMPLES: usize = 2000;
 pub enum Args {
     Run {
         names: Names,
+        /// Connections the clients share (at most one per client).
+        connections: usize,
         mode: Mode,
         duration: Duration,
     },
@@ -112,8 +117,10 @@ impl Args {
             ));
         }
         if p.has("hold") {
-            if p.has("duration") || p.has("mode") {
-                return Err("bench: --hold holds NL until killed: no -d or -m".into());
+            if p.has("duration") || p.has("mode") || p.has("connections") {
+                return Err(
+                    "bench: --hold holds NL until killed: no -d, -m or --connections".into(),
+                );
             }
             return Ok(Args::Hold(names));
         }
@@ -132,8 +139,10 @@ impl Args {
                 }
             },
         };
+        let connections = number(p, "connections", names.clients, names.clients)?;
         Ok(Args::Run {
             names,
+            connections,
             mode,
             duration,
         })
@@ -147,9 +156,10 @@ pub async fn run(run_dir: &Path, args: Args) -> Result<ExitCode, String> {
         Args::Hold(names) => hold(run_dir, &names).await,
         Args::Run {
             names,
+            connections,
             mode,
             duration,
-        } => bench(run_dir, &names, mode, duration).await,
+        } => bench(run_dir, &names, connections, mode, duration).await,
     }
 }
 
@@ -206,20 +216,31 @@ fn micros(d: Duration) -> u32 {
     d.as_micros().min(u32::MAX as u128) as u32
 }
 
+/// One client: an untimed pass over its names, then `ready` and the wait for `start`,
+/// then pairs until `duration` has passed.
 async fn client(
     c: Client,
-    names: std::sync::Arc<Names>,
+    names: Arc<Names>,
     i: usize,
     mode: Mode,
-    start: std::sync::Arc<tokio::sync::Barrier>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+    mut start: tokio::sync::watch::Receiver<bool>,
     duration: Duration,
 ) -> Result<Samples, String> {
     let ls = &names.ls;
     let list: Vec<Vec<u8>> = (0..names.per_client).map(|k| names.name(i, k)).collect();
     for name in &list {
-        pair(&c, ls, name, mode).await?;
+        if let Err(e) = pair(&c, ls, name, mode).await {
+            let _ = ready.send(Err(e.clone()));
+            return Err(e);
+        }
     }
-    start.wait().await;
+    let _ = ready.send(Ok(()));
+    // The sender only goes (without a start) when the bench gives up.
+    start
+        .wait_for(|s| *s)
+        .await
+        .map_err(|_| "bench: not started".to_string())?;
     let end = Instant::now() + duration;
     let mut s = Samples::default();
     for name in list.iter().cycle() {
@@ -258,42 +279,107 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[i]
 }
 
+/// The clients run on as many threads as the machine has cores (at most one per
+/// connection), each a single-threaded runtime with its share of the connections: a
+/// connection and its clients stay on one thread, so the calls they make in one turn
+/// share the connection's writes, and no task is handed between threads (work stealing
+/// cost a third of the rate with one shared connection).
 async fn bench(
     run_dir: &Path,
     names: &Names,
+    connections: usize,
     mode: Mode,
     duration: Duration,
 ) -> Result<ExitCode, String> {
-    let names = std::sync::Arc::new(names.clone());
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(names.clients + 1));
-    let mut tasks = Vec::new();
-    for i in 0..names.clients {
-        let c = joined(run_dir, &names.ls).await?;
-        tasks.push(tokio::spawn(client(
-            c,
-            names.clone(),
-            i,
-            mode,
-            start.clone(),
-            duration,
-        )));
+    let names = Arc::new(names.clone());
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let (start_tx, start) = tokio::sync::watch::channel(false);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads_n = connections.min(cores);
+    let mut threads = Vec::new();
+    for t in 0..threads_n {
+        let (names, ready_tx, start) = (names.clone(), ready_tx.clone(), start.clone());
+        let run_dir = run_dir.to_path_buf();
+        // Connection k carries clients k, k + K, …; thread t serves connections t, t + T, ….
+        let conns: Vec<Vec<usize>> = (t..connections)
+            .step_by(threads_n)
+            .map(|k| (k..names.clients).step_by(connections).collect())
+            .collect();
+        let thread = std::thread::Builder::new()
+            .name(format!("bench-{t}"))
+            .spawn(move || -> Result<Vec<Samples>, String> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("bench: tokio runtime: {e}"))?;
+                rt.block_on(async move {
+                    let mut tasks = Vec::new();
+                    for clients in conns {
+                        let c = match joined(&run_dir, &names.ls).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e.clone()));
+                                return Err(e);
+                            }
+                        };
+                        for i in clients {
+                            tasks.push(tokio::spawn(client(
+                                c.clone(),
+                                names.clone(),
+                                i,
+                                mode,
+                                ready_tx.clone(),
+                                start.clone(),
+                                duration,
+                            )));
+                        }
+                    }
+                    drop(ready_tx);
+                    let mut all = Vec::new();
+                    for t in tasks {
+                        all.push(t.await.map_err(|e| format!("bench: client task: {e}"))??);
+                    }
+                    Ok(all)
+                })
+            })
+            .map_err(|e| format!("bench: thread: {e}"))?;
+        threads.push(thread);
     }
-    start.wait().await;
+    drop(ready_tx);
+    // Every client through its untimed pass; a failure ends the bench at once (the
+    // process exits, with the clients that wait for a start that does not come).
+    let clients = names.clients;
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..clients {
+            match ready.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err("bench: every client ended before the start".to_string()),
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("bench: waiting for the clients: {e}"))??;
     let t = Instant::now();
+    start_tx.send_replace(true);
     let mut all = Samples::default();
-    for task in tasks {
-        let s = task
+    for thread in threads {
+        let done = tokio::task::spawn_blocking(move || thread.join())
             .await
-            .map_err(|e| format!("bench: client task: {e}"))??;
-        all.pair.extend(s.pair);
-        all.lock.extend(s.lock);
+            .map_err(|e| format!("bench: joining a client thread: {e}"))?
+            .map_err(|_| "bench: a client thread panicked".to_string())??;
+        for s in done {
+            all.pair.extend(s.pair);
+            all.lock.extend(s.lock);
+        }
     }
     let secs = t.elapsed().as_secs_f64();
     all.pair.sort_unstable();
     all.lock.sort_unstable();
     let n = all.pair.len();
     println!(
-        "clients {} mode {mode} pairs {n} secs {secs:.2} pairs/s {:.0} pair_p50_us {} pair_p99_us {} lock_p50_us {} lock_p99_us {}",
+        "clients {} connections {connections} mode {mode} pairs {n} secs {secs:.2} pairs/s {:.0} pair_p50_us {} pair_p99_us {} lock_p50_us {} lock_p99_us {}",
         names.clients,
         n as f64 / secs,
         percentile(&all.pair, 0.5),
@@ -372,10 +458,15 @@ mod tests {
                     per_client: 1,
                     prefix: "x".into()
                 },
+                connections: 16,
                 mode: Mode::PR,
                 duration: Duration::from_secs(2),
             }
         );
+        assert!(matches!(
+            args(&["bench", "-c", "16", "--connections", "2", "ls"]).unwrap(),
+            Args::Run { connections: 2, .. }
+        ));
         assert!(matches!(
             args(&["bench", "--hold", "-r", "4", "ls"]).unwrap(),
             Args::Hold(Names { per_client: 4, .. })
@@ -390,6 +481,11 @@ mod tests {
     fn bad_bench_arguments_say_what() {
         let e = args(&["bench", "-c", "0", "ls"]).unwrap_err();
         assert!(e.contains("--clients '0'"), "{e}");
+        let e = args(&["bench", "-c", "4", "--connections", "5", "ls"]).unwrap_err();
+        assert!(
+            e.contains("--connections '5' must be a number from 1 to 4"),
+            "{e}"
+        );
         let e = args(&["bench", "--hold", "-d", "3", "ls"]).unwrap_err();
         assert!(e.contains("no -d"), "{e}");
         let long = "p".repeat(62);
