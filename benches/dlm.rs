@@ -100,10 +100,8 @@ fn main() {
 
     // 2. Master local.
     let d = format!("{secs}");
-    let mut table = Vec::new();
-    for (c, k) in SHAPES {
-        let prefix = format!("local{c}-");
-        let line = tool_ok(
+    let bench = |c: &str, k: &str, prefix: &str| {
+        tool_ok(
             &run1,
             &[
                 "bench",
@@ -114,10 +112,14 @@ fn main() {
                 "-d",
                 &d,
                 "--prefix",
-                &prefix,
+                prefix,
                 LS,
             ],
-        );
+        )
+    };
+    let mut table = Vec::new();
+    for (c, k) in SHAPES {
+        let line = bench(c, k, &format!("local{c}-"));
         println!("master local:  {}", line.trim());
         table.push(("local", c, k, line));
     }
@@ -132,21 +134,7 @@ fn main() {
                 .args(["bench", "--hold", "-c", c, "--prefix", &prefix, LS]),
             "holding",
         );
-        let line = tool_ok(
-            &run1,
-            &[
-                "bench",
-                "-c",
-                c,
-                "--connections",
-                k,
-                "-d",
-                &d,
-                "--prefix",
-                &prefix,
-                LS,
-            ],
-        );
+        let line = bench(c, k, &prefix);
         holder.stop();
         println!("master remote: {}", line.trim());
         table.push(("remote", c, k, line));

@@ -224,6 +224,58 @@ async fn many_tasks_with_replies_in_any_order() {
     settle(&c, (0, N, 0)).await;
 }
 
+/// Callers woken by one read make their next calls while the connection is corked
+/// (io.rs): every one of those calls reaches the daemon without anything more from it.
+#[tokio::test]
+async fn calls_made_by_callers_one_read_woke_are_all_sent() {
+    let (c, mut p) = pair();
+    // Fewer calls than the cork writes on its own (CORK_BYTES): only the uncork sends them.
+    const N: usize = 4;
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let (l, _) = c
+                .lock_wait(
+                    "ls",
+                    format!("r{i}").as_bytes(),
+                    Mode::EX,
+                    Flags(0),
+                    None,
+                    None,
+                )
+                .await
+                .unwrap();
+            l.unlock(None).await.unwrap();
+            l.detach();
+        }));
+    }
+    let mut frames = Vec::new();
+    for k in 0..N {
+        let (req, _) = p.recv_call().await;
+        let lkid = 1 + k as u32;
+        frames.push(cast("ls", lkid, Status::Granted, Some(Mode::EX)));
+        frames.push(reply(req, lkid));
+    }
+    p.send(&frames).await; // one write: one read wakes all N callers
+    let mut unlocks = Vec::new();
+    for _ in 0..N {
+        let call = tokio::time::timeout(Duration::from_secs(5), p.recv_call())
+            .await
+            .expect("an unlock call held back by the cork");
+        let (req, Request::Unlock { lkid, .. }) = call else {
+            panic!("{call:?}")
+        };
+        unlocks.push(lkid);
+        p.send(&[reply(req, 0)]).await;
+    }
+    unlocks.sort_unstable();
+    assert_eq!(unlocks, (1..=N as u32).collect::<Vec<_>>());
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn blocking_callbacks_go_to_the_given_channel_only_when_asked() {
     let (c, mut p) = pair();
