@@ -6,7 +6,9 @@
 //! 1. the TCP round trip between host 1 and host 2 (`dlm_tool bench --echo/--rtt`), the
 //!    scale for everything else;
 //! 2. lock+unlock pairs with the master on host 1 itself, 1 and 16 clients, the 16
-//!    with a connection each and sharing one (`dlm_tool bench` on host 1, SHAPES);
+//!    with a connection each and sharing one (`dlm_tool bench` on host 1, SHAPES), and
+//!    the ceiling of the 16-connection shape: an echo server on 16 unix sockets
+//!    (`bench --socket-ceiling`; a pair is two of its round trips);
 //! 3. the same with the master on host 2 (host 2 holds NL on the names first,
 //!    `bench --hold`), so every request and unlock crosses the network;
 //! 4. recovery: host 1 holds EX, host 2 waits for it; host 1's link is cut; the time to
@@ -123,6 +125,12 @@ fn main() {
         println!("master local:  {}", line.trim());
         table.push(("local", c, k, line));
     }
+    // The ceiling of the 16-connection shape: the same sockets with nothing but echo.
+    let line = tool_ok(&run1, &["bench", "--socket-ceiling", "-c", "16", "-d", &d]);
+    println!("{}", line.trim());
+    let round_trips = field(&line, "round_trips/s");
+    figure("socket16_round_trips_per_s", round_trips);
+    figure("socket16_ceiling_pairs_per_s", round_trips / 2.0);
     // 3. Master on host 2: it takes NL on the names first.
     for (c, k) in SHAPES {
         let prefix = format!("remote{c}-");

@@ -26,6 +26,7 @@ keys=(tcp_rtt_p50_us)
 for m in local1 local16 local16on1 remote1 remote16 remote16on1; do
     keys+=("${m}_pairs_per_s" "${m}_pair_p50_us" "${m}_lock_p50_us" "${m}_lock_p50_rtt")
 done
+keys+=(socket16_round_trips_per_s socket16_ceiling_pairs_per_s)
 keys+=(recovery_ms recovery_detection_ms recovery_fencing_ms recovery_dlm_ms recovery_grant_ms)
 
 for r in $(seq "$runs"); do

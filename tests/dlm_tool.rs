@@ -133,6 +133,17 @@ fn admin_commands_and_flock_style_locking() {
             .unwrap_or_else(|| panic!("no pairs in {b}"));
         assert!(pairs > 0 && b.starts_with(head), "{b}");
     }
+    let b = ok(&rd, &["bench", "--socket-ceiling", "-c", "3", "-d", "0.2"]);
+    let round_trips: u64 = b
+        .split_whitespace()
+        .skip_while(|w| *w != "round_trips")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no round trips in {b}"));
+    assert!(
+        round_trips > 0 && b.starts_with("socket_ceiling clients 3 "),
+        "{b}"
+    );
 
     assert_eq!(
         ok(&rd, &["leave", "web"]),

@@ -47,6 +47,7 @@ const SPECS: &[Spec] = &[
     opt(' ', "hold", false),
     opt(' ', "rtt", true),
     opt(' ', "echo", true),
+    opt(' ', "socket-ceiling", false),
 ];
 
 const HELP: &str = "usage: hydra dlm_tool [--run-dir DIR] COMMAND [OPTIONS] [NAME]
@@ -73,6 +74,9 @@ hydra's:
                           this node their master)
   bench --echo ADDR:PORT | --rtt ADDR:PORT
                           TCP round-trip time between two hosts, for scale
+  bench --socket-ceiling [-c N] [-d SECS]
+                          round trips/s of an echo server over N unix sockets: the
+                          best a daemon answering each call on its socket can do
 Options:
   --run-dir DIR           the daemon's run directory (default /run/dlm_controld)";
 
@@ -130,6 +134,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
                 "hold",
                 "rtt",
                 "echo",
+                "socket-ceiling",
             ];
             allow(&p, cmd, &allowed)?;
             let args = bench::Args::parse(&p, rest)?;

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use hydra_dlm::client::{describe, Client};
 use hydra_dlm::flags::{Flags, Status};
 use hydra_dlm::mode::Mode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::super::args::Parsed;
@@ -49,6 +49,10 @@ pub enum Args {
     Hold(Names),
     Echo(String),
     Rtt(String),
+    Ceiling {
+        clients: usize,
+        duration: Duration,
+    },
 }
 
 /// The resources a bench uses: `prefix<client>-<k>` for each client and k < per_client.
@@ -78,6 +82,18 @@ fn number(p: &Parsed, long: &str, default: usize, max: usize) -> Result<usize, S
     }
 }
 
+fn duration(p: &Parsed) -> Result<Duration, String> {
+    match p.value("duration") {
+        None => Ok(Duration::from_secs(5)),
+        Some(d) => match d.parse::<f64>() {
+            Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
+            _ => Err(format!(
+                "bench: -d '{d}' must be seconds, above 0, at most 3600"
+            )),
+        },
+    }
+}
+
 impl Args {
     pub fn parse(p: &Parsed, rest: &[String]) -> Result<Args, String> {
         for (opt, make) in [
@@ -90,6 +106,16 @@ impl Args {
                 }
                 return Ok(make(addr.to_string()));
             }
+        }
+        if p.has("socket-ceiling") {
+            let own = ["socket-ceiling", "clients", "duration", "run-dir"];
+            if p.opts.iter().any(|(o, _)| !own.contains(o)) || !rest.is_empty() {
+                return Err("bench: --socket-ceiling takes -c and -d only".into());
+            }
+            return Ok(Args::Ceiling {
+                clients: number(p, "clients", 1, 1024)?,
+                duration: duration(p)?,
+            });
         }
         let ls = match rest {
             [ls] => ls.clone(),
@@ -128,17 +154,7 @@ impl Args {
             None => Mode::EX,
             Some(m) => Mode::parse(m).ok_or_else(|| format!("bench: -m '{m}' is not a mode"))?,
         };
-        let duration = match p.value("duration") {
-            None => Duration::from_secs(5),
-            Some(d) => match d.parse::<f64>() {
-                Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
-                _ => {
-                    return Err(format!(
-                        "bench: -d '{d}' must be seconds, above 0, at most 3600"
-                    ))
-                }
-            },
-        };
+        let duration = duration(p)?;
         let connections = number(p, "connections", names.clients, names.clients)?;
         Ok(Args::Run {
             names,
@@ -153,6 +169,7 @@ pub async fn run(run_dir: &Path, args: Args) -> Result<ExitCode, String> {
     match args {
         Args::Echo(addr) => echo(&addr).await,
         Args::Rtt(addr) => rtt(&addr).await,
+        Args::Ceiling { clients, duration } => ceiling(clients, duration).await,
         Args::Hold(names) => hold(run_dir, &names).await,
         Args::Run {
             names,
@@ -305,44 +322,35 @@ async fn bench(
             .step_by(threads_n)
             .map(|k| (k..names.clients).step_by(connections).collect())
             .collect();
-        let thread = std::thread::Builder::new()
-            .name(format!("bench-{t}"))
-            .spawn(move || -> Result<Vec<Samples>, String> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("bench: tokio runtime: {e}"))?;
-                rt.block_on(async move {
-                    let mut tasks = Vec::new();
-                    for clients in conns {
-                        let c = match joined(&run_dir, &names.ls).await {
-                            Ok(c) => c,
-                            Err(e) => {
-                                let _ = ready_tx.send(Err(e.clone()));
-                                return Err(e);
-                            }
-                        };
-                        for i in clients {
-                            tasks.push(tokio::spawn(client(
-                                c.clone(),
-                                names.clone(),
-                                i,
-                                mode,
-                                ready_tx.clone(),
-                                start.clone(),
-                                duration,
-                            )));
-                        }
+        let thread = runtime_thread(format!("bench-{t}"), move || async move {
+            let mut tasks = Vec::new();
+            for clients in conns {
+                let c = match joined(&run_dir, &names.ls).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.clone()));
+                        return Err(e);
                     }
-                    drop(ready_tx);
-                    let mut all = Vec::new();
-                    for t in tasks {
-                        all.push(t.await.map_err(|e| format!("bench: client task: {e}"))??);
-                    }
-                    Ok(all)
-                })
-            })
-            .map_err(|e| format!("bench: thread: {e}"))?;
+                };
+                for i in clients {
+                    tasks.push(tokio::spawn(client(
+                        c.clone(),
+                        names.clone(),
+                        i,
+                        mode,
+                        ready_tx.clone(),
+                        start.clone(),
+                        duration,
+                    )));
+                }
+            }
+            drop(ready_tx);
+            let mut all = Vec::new();
+            for t in tasks {
+                all.push(t.await.map_err(|e| format!("bench: client task: {e}"))??);
+            }
+            Ok(all)
+        })?;
         threads.push(thread);
     }
     drop(ready_tx);
@@ -365,11 +373,7 @@ async fn bench(
     start_tx.send_replace(true);
     let mut all = Samples::default();
     for thread in threads {
-        let done = tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(|e| format!("bench: joining a client thread: {e}"))?
-            .map_err(|_| "bench: a client thread panicked".to_string())??;
-        for s in done {
+        for s in finished(thread).await? {
             all.pair.extend(s.pair);
             all.lock.extend(s.lock);
         }
@@ -396,20 +400,123 @@ async fn echo(addr: &str) -> Result<ExitCode, String> {
         .map_err(|e| format!("bench --echo {addr}: {e}"))?;
     println!("echo on {addr}");
     loop {
-        let (mut s, _) = l
+        let (s, _) = l
             .accept()
             .await
             .map_err(|e| format!("bench --echo: accept: {e}"))?;
-        tokio::spawn(async move {
-            let _ = s.set_nodelay(true);
-            let mut b = [0u8; ECHO_BYTES];
-            while s.read_exact(&mut b).await.is_ok() {
-                if s.write_all(&b).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let _ = s.set_nodelay(true);
+        tokio::spawn(echo_stream(s));
     }
+}
+
+/// Send back what comes, [`ECHO_BYTES`] at a time, until the peer goes.
+async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
+    let mut b = [0u8; ECHO_BYTES];
+    while s.read_exact(&mut b).await.is_ok() {
+        if s.write_all(&b).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// A thread running `work` on a single-threaded runtime of its own.
+fn runtime_thread<T, F, Fut>(
+    name: String,
+    work: F,
+) -> Result<std::thread::JoinHandle<Result<T, String>>, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("bench: tokio runtime: {e}"))?
+                .block_on(work())
+        })
+        .map_err(|e| format!("bench: thread: {e}"))
+}
+
+/// What a [`runtime_thread`] returned, waited for off this runtime's thread.
+async fn finished<T: Send + 'static>(
+    thread: std::thread::JoinHandle<Result<T, String>>,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .map_err(|e| format!("bench: joining a thread: {e}"))?
+        .map_err(|_| "bench: a thread panicked".to_string())?
+}
+
+/// `bench --socket-ceiling`: what a daemon that answers each call on its client's own
+/// unix socket can do at best on this machine. An echo server that does nothing else
+/// (one single-threaded runtime, as dlm_controld) and N connections with one
+/// [`ECHO_BYTES`] message in flight each, the clients placed as `bench` places them.
+/// A lock+unlock pair is two such round trips, so half the rate bounds the pairs/s of
+/// N clients with a connection each.
+async fn ceiling(clients: usize, duration: Duration) -> Result<ExitCode, String> {
+    let path =
+        std::env::temp_dir().join(format!("hydra-bench-ceiling-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let err = |e: std::io::Error| format!("bench --socket-ceiling {}: {e}", path.display());
+    let listener = std::os::unix::net::UnixListener::bind(&path).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    // Never joined: it serves until the process exits.
+    runtime_thread::<(), _, _>("bench-echo".into(), move || async move {
+        let l = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
+        loop {
+            let (s, _) = l.accept().await.map_err(|e| e.to_string())?;
+            tokio::spawn(echo_stream(s));
+        }
+    })?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads_n = clients.min(cores);
+    let t0 = Instant::now();
+    let mut threads = Vec::new();
+    for t in 0..threads_n {
+        let (path, mine) = (path.clone(), (t..clients).step_by(threads_n).count());
+        threads.push(runtime_thread(format!("bench-{t}"), move || async move {
+            let mut tasks = Vec::new();
+            for _ in 0..mine {
+                let mut s = tokio::net::UnixStream::connect(&path)
+                    .await
+                    .map_err(|e| format!("bench --socket-ceiling: connect: {e}"))?;
+                tasks.push(tokio::spawn(async move {
+                    let end = Instant::now() + duration;
+                    let mut b = [7u8; ECHO_BYTES];
+                    let mut n = 0u64;
+                    while Instant::now() < end {
+                        s.write_all(&b).await?;
+                        s.read_exact(&mut b).await?;
+                        n += 1;
+                    }
+                    Ok::<u64, std::io::Error>(n)
+                }));
+            }
+            let mut n = 0;
+            for t in tasks {
+                n += t
+                    .await
+                    .map_err(|e| format!("bench: client task: {e}"))?
+                    .map_err(|e| format!("bench --socket-ceiling: {e}"))?;
+            }
+            Ok(n)
+        })?);
+    }
+    let mut total = 0;
+    for t in threads {
+        total += finished(t).await?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    println!(
+        "socket_ceiling clients {clients} round_trips {total} secs {secs:.2} round_trips/s {:.0}",
+        total as f64 / secs
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn rtt(addr: &str) -> Result<ExitCode, String> {
@@ -475,6 +582,13 @@ mod tests {
             args(&["bench", "--rtt", "10.200.0.2:7"]).unwrap(),
             Args::Rtt("10.200.0.2:7".into())
         );
+        assert_eq!(
+            args(&["bench", "--socket-ceiling", "-c", "16", "-d", "2"]).unwrap(),
+            Args::Ceiling {
+                clients: 16,
+                duration: Duration::from_secs(2)
+            }
+        );
     }
 
     #[test]
@@ -495,6 +609,10 @@ mod tests {
         assert_eq!(e, "bench: lockspace name needed");
         let e = args(&["bench", "--rtt", "a:1", "ls"]).unwrap_err();
         assert!(e.contains("takes no other"), "{e}");
+        let e = args(&["bench", "--socket-ceiling", "-m", "pr"]).unwrap_err();
+        assert_eq!(e, "bench: --socket-ceiling takes -c and -d only");
+        let e = args(&["bench", "--socket-ceiling", "ls"]).unwrap_err();
+        assert_eq!(e, "bench: --socket-ceiling takes -c and -d only");
     }
 
     #[test]
