@@ -112,8 +112,15 @@ fn admin_commands_and_flock_style_locking() {
     assert!(done.exists());
     assert_eq!(ok(&rd, &["lockdump", "web"]), "", "every lock released");
 
-    // A short benchmark reports what it did: a connection per client, and three
-    // clients sharing two connections.
+    // A short benchmark reports what it did: a connection per client, three clients
+    // sharing two connections, and the socket ceiling.
+    let count = |line: &str, word: &str| -> u64 {
+        line.split_whitespace()
+            .skip_while(|w| *w != word)
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {word} in {line}"))
+    };
     for (args, head) in [
         (&["-c", "2"][..], "clients 2 connections 2 mode EX "),
         (
@@ -125,23 +132,11 @@ fn admin_commands_and_flock_style_locking() {
         argv.extend_from_slice(args);
         argv.extend_from_slice(&["-d", "0.3", "web"]);
         let b = ok(&rd, &argv);
-        let pairs: u64 = b
-            .split_whitespace()
-            .skip_while(|w| *w != "pairs")
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no pairs in {b}"));
-        assert!(pairs > 0 && b.starts_with(head), "{b}");
+        assert!(count(&b, "pairs") > 0 && b.starts_with(head), "{b}");
     }
     let b = ok(&rd, &["bench", "--socket-ceiling", "-c", "3", "-d", "0.2"]);
-    let round_trips: u64 = b
-        .split_whitespace()
-        .skip_while(|w| *w != "round_trips")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no round trips in {b}"));
     assert!(
-        round_trips > 0 && b.starts_with("socket_ceiling clients 3 "),
+        count(&b, "round_trips") > 0 && b.starts_with("socket_ceiling clients 3 "),
         "{b}"
     );
 
