@@ -880,6 +880,7 @@ async fn run(
     }
     let result: Result<bool, Lost> = async {
         loop {
+            nop.waiting(core.outstanding() > 0, Instant::now());
             tokio::select! {
                 req = rx.recv(), if logout.is_none() => match req {
                     Some(mut req) => {
@@ -992,17 +993,26 @@ async fn run(
     }
 }
 
-/// The NOP-Out ping of an idle connection (open-iscsi's `noop_out_interval`,
-/// `noop_out_timeout`; RFC 7143 §11.18): a ping once nothing came for the interval,
-/// and the connection declared dead when nothing came for the timeout after it. Its
-/// deadline is exact, so a silent loss is known `noop_interval + noop_timeout` after
-/// the last PDU received, not a timer tick later. An interval or timeout of 0 turns
-/// it off.
+/// A silence this long while commands wait for their answers is already unusual on a
+/// storage network: the ping goes out then instead of at the end of the idle interval
+/// (never later than it). Only when the ping goes out changes; the connection is still
+/// declared dead only when the ping is not answered within `noop_out_timeout`, so a
+/// slow command on a live link costs one NOP-Out and nothing else.
+const BUSY_PROBE: Duration = Duration::from_millis(250);
+
+/// The NOP-Out ping (open-iscsi's `noop_out_interval`, `noop_out_timeout`; RFC 7143
+/// §11.18): a ping once nothing came for the interval — or for [`BUSY_PROBE`] while
+/// commands wait — and the connection declared dead when nothing came for the timeout
+/// after it. Its deadline is exact, so a silent loss is known at most `noop_interval +
+/// noop_timeout` after the last PDU received (under load, `BUSY_PROBE +
+/// noop_timeout`), not a timer tick later. An interval or timeout of 0 turns it off.
 struct Nop {
     interval: Duration,
     timeout: Duration,
     last_rx: Instant,
     ping_sent: Option<Instant>,
+    /// Since when commands have been waiting for answers without a pause.
+    waiting_since: Option<Instant>,
 }
 
 impl Nop {
@@ -1012,6 +1022,7 @@ impl Nop {
             timeout: t.noop_timeout,
             last_rx: now,
             ping_sent: None,
+            waiting_since: None,
         }
     }
 
@@ -1025,11 +1036,30 @@ impl Nop {
         self.ping_sent = None;
     }
 
-    /// When to look again: the ping's timeout, or the idle interval's end.
+    /// Whether commands wait for answers now.
+    fn waiting(&mut self, commands: bool, now: Instant) {
+        match (commands, self.waiting_since) {
+            (true, None) => self.waiting_since = Some(now),
+            (false, Some(_)) => self.waiting_since = None,
+            _ => {}
+        }
+    }
+
+    /// When the ping is due: the idle interval after the last PDU, or earlier while
+    /// commands have waited through a [`BUSY_PROBE`] of silence.
+    fn ping_due(&self) -> Instant {
+        let idle = self.last_rx + self.interval;
+        match self.waiting_since {
+            Some(since) => idle.min(self.last_rx.max(since) + BUSY_PROBE),
+            None => idle,
+        }
+    }
+
+    /// When to look again: the ping's timeout, or when the ping is due.
     fn deadline(&self) -> Instant {
         match self.ping_sent {
             Some(at) => at + self.timeout,
-            None => self.last_rx + self.interval,
+            None => self.ping_due(),
         }
     }
 
@@ -1041,7 +1071,7 @@ impl Nop {
                 self.timeout.as_secs_f64()
             ))),
             Some(_) => Ok(()),
-            None if now - self.last_rx >= self.interval => {
+            None if now >= self.ping_due() => {
                 core.ping();
                 self.ping_sent = Some(now);
                 Ok(())
@@ -1253,6 +1283,51 @@ mod tests {
             ..t
         };
         assert!(!Nop::new(&off, t0).enabled());
+    }
+
+    /// While commands wait, a BUSY_PROBE of silence is enough for the ping; the loss is
+    /// still declared only noop_timeout after an unanswered ping. A command sent after
+    /// an idle spell gets its own BUSY_PROBE, and the idle interval stays the latest.
+    #[test]
+    fn nop_pings_sooner_while_commands_wait() {
+        let t = Timeouts {
+            noop_interval: Duration::from_secs(1),
+            noop_timeout: Duration::from_secs(1),
+            ..Timeouts::default()
+        };
+        let (mut c, t0) = (core(), Instant::now());
+        let mut nop = Nop::new(&t, t0);
+        nop.waiting(true, t0);
+        nop.received(t0 + Duration::from_millis(100));
+        assert_eq!(nop.deadline(), t0 + Duration::from_millis(350));
+        nop.expired(&mut c, t0 + Duration::from_millis(349))
+            .unwrap();
+        assert!(sent(&mut c).is_empty(), "not before the probe is due");
+        nop.expired(&mut c, t0 + Duration::from_millis(350))
+            .unwrap();
+        assert!(matches!(
+            Pdu::parse(&sent(&mut c)[0].bhs),
+            Ok(Pdu::NopOut(_))
+        ));
+        assert_eq!(nop.deadline(), t0 + Duration::from_millis(1350));
+        let e = nop
+            .expired(&mut c, t0 + Duration::from_millis(1350))
+            .unwrap_err();
+        assert!(e.to_string().contains("noop_out_timeout"), "{e}");
+        // Answers go on: nothing is due while they come.
+        let mut nop = Nop::new(&t, t0);
+        nop.waiting(true, t0);
+        nop.received(t0 + Duration::from_millis(200));
+        assert_eq!(nop.deadline(), t0 + Duration::from_millis(450));
+        // Idle (nothing waits): the interval again.
+        nop.waiting(false, t0 + Duration::from_millis(300));
+        assert_eq!(nop.deadline(), t0 + Duration::from_millis(1200));
+        // A command after 900 ms of quiet: its probe would come after the interval's
+        // end, so the interval's end it is.
+        nop.waiting(true, t0 + Duration::from_millis(1100));
+        assert_eq!(nop.deadline(), t0 + Duration::from_millis(1200));
+        nop.received(t0 + Duration::from_millis(1150));
+        assert_eq!(nop.deadline(), t0 + Duration::from_millis(1400));
     }
 
     #[test]

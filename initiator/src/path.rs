@@ -36,7 +36,8 @@ pub enum DownReason {
     /// once.
     Reset,
     /// A NOP-Out went unanswered for `noop_out_timeout`, or the target took no data for
-    /// as long: a silent loss, known after `noop_out_interval + noop_out_timeout`.
+    /// as long: a silent loss, known at most `noop_out_interval + noop_out_timeout`
+    /// after the last PDU (0.25 s + `noop_out_timeout` while commands wait, conn.rs).
     NopTimeout,
     /// A command outlived its timeout and task management (ABORT TASK, LUN RESET) did
     /// not end it, so the connection was dropped.
