@@ -22,7 +22,7 @@ use regex::Regex;
 /// Compiles one expression (without the leading `!`).
 pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
     let (_, body) = split_invert(pattern);
-    Regex::new(body).map_err(|e| {
+    super::regex_cache::regex(body).map_err(|e| {
         let text = e.to_string();
         // The regex crate's message spans several lines with a caret diagram; keep the
         // last line, which says what is wrong.

@@ -21,6 +21,7 @@ pub(crate) mod keywords;
 mod lexer;
 mod parser;
 pub mod print;
+mod regex_cache;
 pub mod resolve;
 pub mod values;
 
@@ -148,7 +149,7 @@ impl DeviceEntry {
     /// `hwe_regmatch`: every expression the entry has matches the path's string.
     pub fn matches(&self, vendor: &str, product: &str, revision: &str) -> bool {
         let compiled = self.matcher.get_or_init(|| {
-            let re = |k| self.attrs.str(k).map(Regex::new).transpose();
+            let re = |k| self.attrs.str(k).map(regex_cache::regex).transpose();
             Some([
                 re("vendor").ok()?,
                 re("product").ok()?,
