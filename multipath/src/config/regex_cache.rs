@@ -2,7 +2,8 @@
 //! table and blacklist (hwtable.rs, blacklist.rs) are the same expressions in every
 //! configuration, and each `reconfigure`, `multipath -t` and parse of a drop-in used to
 //! compile them all again; compiling is most of what parsing a multipath.conf costs
-//! (under the fuzzer's coverage instrumentation, 13 ms of an input's 13 ms).
+//! (under the fuzzer's coverage instrumentation an input took 13 ms, most of it in
+//! the regex crate's compiler; 2.4 ms with this cache).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
