@@ -224,7 +224,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
             match Config::load(&main, &dir) {
                 Ok(loaded) => {
                     for w in &loaded.warnings {
-                        eprintln!("{}: {w}", w.file.display());
+                        eprintln!("{w}");
                     }
                     print!("{}", config::print::print_config(&loaded.config));
                     Ok(ExitCode::SUCCESS)

@@ -199,9 +199,17 @@ pub struct Warning {
     pub message: String,
 }
 
+/// The message, behind its file's name unless it names the file already (most of
+/// multipath-tools' wordings do: "/etc/multipath.conf line 2, invalid keyword ...") or
+/// has none (a check across files).
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        let file = self.file.display().to_string();
+        if file.is_empty() || self.message.contains(&file) {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{file}: {}", self.message)
+        }
     }
 }
 

@@ -921,3 +921,27 @@ mod props {
         }
     }
 }
+
+#[test]
+fn a_warning_names_its_file_once() {
+    let l = parse(
+        "defaults {\n\tpolling_intervall 5\n}\nmultipaths {\n multipath {\n  alias x\n }\n}\n",
+    );
+    let shown: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "/etc/multipath.conf line 2, invalid keyword in the defaults section: polling_intervall",
+            "multipaths config section missing wwid",
+        ]
+    );
+    let (_, warnings) =
+        crate::bindings::Bindings::parse(b"mpatha\n", Path::new("/etc/multipath/bindings"), None);
+    let shown = warnings.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert!(
+        shown
+            .iter()
+            .any(|w| w == "/etc/multipath/bindings: invalid line 1 in bindings file, missing WWID"),
+        "{shown:?}"
+    );
+}

@@ -114,17 +114,17 @@ pub fn path_name(sid: u32, lun: u64) -> String {
 fn load_state(opts: &NodeOptions) -> Result<State> {
     let loaded = Config::load(&opts.config_file, &opts.config_dir)?;
     for w in &loaded.warnings {
-        tracing::warn!("{}: {w}", w.file.display());
+        tracing::warn!("{w}");
     }
     let config = loaded.config;
     let globals = config.globals();
     let (bindings, warnings) = Bindings::load(Path::new(&globals.bindings_file), Some(&config))?;
     for w in &warnings {
-        tracing::warn!("{}: {w}", w.file.display());
+        tracing::warn!("{w}");
     }
     let (wwids, warnings) = Wwids::load(Path::new(&globals.wwids_file))?;
     for w in &warnings {
-        tracing::warn!("{}: {w}", w.file.display());
+        tracing::warn!("{w}");
     }
     Ok(State {
         config,
