@@ -506,6 +506,56 @@ fn against_the_node_daemon() {
         node.log()
     );
     assert_eq!(tool(&run_dir, &["multipath", "-ll"]).0, "");
+
+    // The wwids file under find_multipaths strict (multipath-tools' default): only a
+    // listed WWID becomes a map; -W, -a and -w edit the list with multipath's answers.
+    let wwid = lines[0]
+        .split(['(', ')'])
+        .nth(1)
+        .expect("the WWID in the map line")
+        .to_string();
+    let conf = dir.join("multipath.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("find_multipaths yes", "find_multipaths strict"),
+    )
+    .unwrap();
+    let wwids_file = || std::fs::read_to_string(dir.join("multipath/wwids")).unwrap();
+    assert!(wwids_file().contains(&format!("\n/{wwid}/\n")));
+    assert_eq!(
+        tool(&run_dir, &["multipath", "-W"]),
+        ("successfully reset wwids\n".into(), "".into(), 0)
+    );
+    assert!(!wwids_file().contains(&wwid), "{}", wwids_file());
+    assert_eq!(tool(&run_dir, &["multipath", "-r"]).2, 0);
+    assert_eq!(
+        tool(&run_dir, &["multipath", "-ll"]).0,
+        "",
+        "strict: no map"
+    );
+    assert_eq!(
+        tool(&run_dir, &["multipath", "-a", &victim]),
+        (format!("wwid '{wwid}' added\n"), "".into(), 0)
+    );
+    assert!(wwids_file().ends_with(&format!("\n/{wwid}/\n")));
+    assert_eq!(tool(&run_dir, &["multipath"]).2, 0);
+    node.wait_for("mpatha back once its WWID is listed", || {
+        ll().0.matches(" active ready running").count() == 2
+    });
+    assert_eq!(
+        tool(&run_dir, &["multipath", "-w", "/dev/mapper/mpatha"]),
+        (format!("wwid '{wwid}' removed\n"), "".into(), 0)
+    );
+    assert!(wwids_file().contains(&format!("\n#{wwid}/\n")));
+    assert_eq!(
+        tool(&run_dir, &["multipath", "-w", &wwid]),
+        (format!("wwid '{wwid}' not in wwids file\n"), "".into(), 0)
+    );
+    assert!(
+        ll().0.starts_with("mpatha ("),
+        "the map stays until flushed"
+    );
     for p in &portals {
         adm(&["-m", "node", "-T", IQN, "-p", p, "--logout"]);
     }

@@ -79,6 +79,11 @@ pub enum Request {
     PrOut(PrOut),
     /// `shutdown`: stop the daemon (as SIGTERM does).
     Shutdown,
+    /// `multipath -a DEV` (`add`) / `-w DEV`: DEV's WWID into / out of the wwids file;
+    /// answered with multipath-tools' line as [`Response::Text`].
+    EditWwid { dev: String, add: bool },
+    /// `multipath -W`: the wwids file lists exactly the current maps' WWIDs.
+    ResetWwids,
 }
 
 impl Request {

@@ -17,6 +17,8 @@ use hydra_multipath::control::{Multipathd, Request, Response};
 use hydra_multipath::show;
 
 const HELP: &str = "usage: hydra multipath [-v level] [-l|-ll] [-f map] [-F] [-r] [-t] [map]
+       hydra multipath -a|-w device
+       hydra multipath -W
 
   -l        show the maps, without running the path checkers
   -ll       show the maps with the checkers' and prioritizers' view
@@ -25,6 +27,11 @@ const HELP: &str = "usage: hydra multipath [-v level] [-l|-ll] [-f map] [-F] [-r
   -r        reload the maps (re-read partitions, re-evaluate paths)
   -t        print the effective configuration (built-in defaults, multipath.conf,
             conf.d), without the daemon
+  -a dev    add the device's WWID to the wwids file (with find_multipaths strict,
+            the default, only listed WWIDs become maps: then run multipath)
+  -w dev    remove the device's WWID from the wwids file
+  -W        reset the wwids file to the WWIDs of the current maps
+            (dev: a path s1l0 or H:C:T:L, a map or alias, or a WWID)
   -v level  0 nothing, 1 map names, 2 topology (default), 3 more
   --run-dir D      the node daemon's run directory ($HYDRA_ISCSID_RUN_DIR,
                    default /run/hydra-iscsid)
@@ -45,6 +52,13 @@ pub(super) enum Action {
     Reload,
     /// `-t`.
     PrintConfig,
+    /// `-a DEV` (true) / `-w DEV` (false); the device is the positional argument.
+    EditWwid {
+        add: bool,
+        dev: Option<String>,
+    },
+    /// `-W`.
+    ResetWwids,
     Help,
 }
 
@@ -123,6 +137,14 @@ pub(super) fn parse_args(args: &[String]) -> Result<Opts, String> {
             "-F" => set(Action::Flush(None), &mut action)?,
             "-r" => set(Action::Reload, &mut action)?,
             "-t" => set(Action::PrintConfig, &mut action)?,
+            "-a" | "-w" => set(
+                Action::EditWwid {
+                    add: name == "-a",
+                    dev: None,
+                },
+                &mut action,
+            )?,
+            "-W" => set(Action::ResetWwids, &mut action)?,
             "-f" => {
                 let m = value(args, &mut i, None, "-f")?;
                 set(Action::Flush(Some(m)), &mut action)?
@@ -139,8 +161,8 @@ pub(super) fn parse_args(args: &[String]) -> Result<Opts, String> {
                     .ok_or_else(|| format!("invalid verbosity '{text}' (0 to 6)"))?;
             }
             f if f.starts_with("-f") => set(Action::Flush(Some(f[2..].to_string())), &mut action)?,
-            "-T" | "-c" | "-C" | "-q" | "-i" | "-a" | "-w" | "-W" | "-u" | "-U" | "-d" | "-b"
-            | "-p" | "-B" | "-R" | "-e" => {
+            "-T" | "-c" | "-C" | "-q" | "-i" | "-u" | "-U" | "-d" | "-b" | "-p" | "-B" | "-R"
+            | "-e" => {
                 return Err(format!(
                     "option '{name}' is not supported by hydra multipath"
                 ))
@@ -152,9 +174,15 @@ pub(super) fn parse_args(args: &[String]) -> Result<Opts, String> {
     }
     o.action = action.unwrap_or(Action::Reload);
     match positional.as_slice() {
-        [] => {}
+        [] => {
+            if let Action::EditWwid { add, .. } = o.action {
+                let flag = if add { "-a" } else { "-w" };
+                return Err(format!("{flag} needs a device (a path, a map or a WWID)"));
+            }
+        }
         [m] => match &mut o.action {
             Action::List { map, .. } => *map = Some(m.clone()),
+            Action::EditWwid { dev, .. } => *dev = Some(m.clone()),
             Action::Reload => {}
             a => return Err(format!("unexpected argument '{m}' with {}", name(a))),
         },
@@ -173,6 +201,9 @@ fn name(a: &Action) -> &'static str {
         Action::Flush(None) => "-F",
         Action::Reload => "-r",
         Action::PrintConfig => "-t",
+        Action::EditWwid { add: true, .. } => "-a",
+        Action::EditWwid { add: false, .. } => "-w",
+        Action::ResetWwids => "-W",
         Action::Help => "-h",
     }
 }
@@ -252,6 +283,11 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
         }
         Action::Flush(map) => answer_ok(call(&run_dir, Request::Flush { map })),
         Action::Reload => answer_ok(call(&run_dir, Request::Reconfigure)),
+        Action::EditWwid { add, dev } => {
+            let dev = dev.unwrap_or_default(); // parse_args made sure there is one
+            answer_ok(call(&run_dir, Request::EditWwid { dev, add }))
+        }
+        Action::ResetWwids => answer_ok(call(&run_dir, Request::ResetWwids)),
     }
 }
 
@@ -314,6 +350,23 @@ mod tests {
         assert_eq!(o.action, Action::PrintConfig);
         assert_eq!(o.config, Some("/x/m.conf".into()));
         assert_eq!(o.config_dir, Some("/x/d".into()));
+        assert_eq!(
+            p(&["-a", "s1l1"]).unwrap().action,
+            Action::EditWwid {
+                add: true,
+                dev: Some("s1l1".into())
+            }
+        );
+        assert_eq!(
+            p(&["-w", "360000000000000000e00000000010001"])
+                .unwrap()
+                .action,
+            Action::EditWwid {
+                add: false,
+                dev: Some("360000000000000000e00000000010001".into())
+            }
+        );
+        assert_eq!(p(&["-W"]).unwrap().action, Action::ResetWwids);
     }
 
     #[test]
@@ -327,8 +380,16 @@ mod tests {
         );
         assert_eq!(p(&["-x"]).unwrap_err(), "invalid option '-x'");
         assert_eq!(
-            p(&["-W"]).unwrap_err(),
-            "option '-W' is not supported by hydra multipath"
+            p(&["-u"]).unwrap_err(),
+            "option '-u' is not supported by hydra multipath"
+        );
+        assert_eq!(
+            p(&["-a"]).unwrap_err(),
+            "-a needs a device (a path, a map or a WWID)"
+        );
+        assert_eq!(
+            p(&["-w", "-W"]).unwrap_err(),
+            "conflicting actions: -w and -W"
         );
         assert_eq!(
             p(&["-t", "mpatha"]).unwrap_err(),

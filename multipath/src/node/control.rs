@@ -22,6 +22,13 @@ fn fail(message: impl Into<String>) -> Response {
     }
 }
 
+fn text(r: std::result::Result<String, String>) -> Response {
+    match r {
+        Ok(t) => Response::Text(t + "\n"),
+        Err(e) => fail(e),
+    }
+}
+
 fn ok_or(r: std::result::Result<(), impl ToString>) -> Response {
     match r {
         Ok(()) => Response::Ok,
@@ -123,6 +130,8 @@ impl Node {
                 self.request_shutdown();
                 Response::Ok
             }
+            Request::EditWwid { dev, add } => text(self.edit_wwid(&dev, add).await),
+            Request::ResetWwids => text(self.reset_wwids().await),
         }
     }
 

@@ -22,6 +22,7 @@
 pub mod control;
 pub mod device;
 pub mod maps;
+mod wwids_edit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
