@@ -118,7 +118,8 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
     if !foreground {
         daemonize::detach(&args.run_dir, "dlm_controld.log", "dlm_controld")?;
     }
-    init_logging(debug, foreground);
+    // stderr logging: RUST_LOG if set, else debug with -D (or daemon_debug=1), else info.
+    super::init_logging(if debug { "debug" } else { "info" }, foreground);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -153,18 +154,6 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-/// stderr logging: RUST_LOG if set, else debug with -D (or daemon_debug=1), else info.
-fn init_logging(debug: bool, foreground: bool) {
-    let default = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(foreground)
-        .init();
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
     if !foreground {
         hydra_daemon::detach::detach(&run_dir, "iscsid.log", "iscsid")?;
     }
-    super::init_logging(foreground);
+    super::init_logging("info", foreground);
     super::keep_io_buffers();
     // Two workers: a map's FUSE file is served on this runtime while the kernel waits
     // on it (loop attach, partx, mkfs), and the sessions' I/O runs here too.

@@ -97,14 +97,17 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Log to stderr, level from RUST_LOG (default info).
-pub fn init_logging(foreground: bool) {
+/// Log to stderr, level from RUST_LOG, else `default` ("info", "debug"). Colours only
+/// in the foreground on a terminal: a log redirected to a file (`hydra iscsid -f
+/// 2>log`, a test's captured output, journald) gets plain text.
+pub fn init_logging(default: &str, foreground: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(foreground)
+        .with_ansi(foreground && std::io::stderr().is_terminal())
         .init();
 }
 

@@ -150,7 +150,7 @@ pub fn main(args: Vec<String>) -> Result<ExitCode, String> {
     if !foreground {
         hydra_daemon::detach::detach(&opts.run_dir, &format!("tgtd.{control_port}.log"), "tgtd")?;
     }
-    super::init_logging(foreground);
+    super::init_logging("info", foreground);
     super::keep_io_buffers();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
