@@ -23,7 +23,7 @@ use common::{hydra, signal, text};
 use hydra_dlm::api::{Callback, ClientFrame, DaemonFrame, Errno, Query, Request};
 use hydra_dlm::flags::{Flags, Status};
 use hydra_dlm::mode::Mode;
-use hydra_dlm::wire::{put_frame, take_frame, REPLY_WITH_COMPLETION};
+use hydra_dlm::wire::{put_frame, take_frame, CLIENT_PROTOCOL, REPLY_WITH_COMPLETION};
 
 const LS: &str = "test";
 
@@ -54,6 +54,31 @@ fn one_node_locks_over_the_socket() {
     let mut c = connect(&daemon);
     c.stream.write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
     c.expect_closed();
+    // A client of another protocol version hears the daemon's and is refused by name;
+    // so is one that calls before its Hello (a client older than the Hello).
+    let mut v = connect_unsaid(&daemon);
+    v.send(&ClientFrame::Hello {
+        protocol: CLIENT_PROTOCOL + 98,
+    });
+    let said = v.wait("the daemon's Hello", |f| match f {
+        DaemonFrame::Hello { protocol } => Some(*protocol),
+        _ => None,
+    });
+    assert_eq!(said, CLIENT_PROTOCOL);
+    v.expect_closed();
+    let mut o = connect_unsaid(&daemon);
+    o.send(&ClientFrame::Query {
+        req: 1,
+        query: Query::Dump,
+    });
+    o.expect_closed();
+    let dump = a.query(90, Query::Dump);
+    let want = format!(
+        "speaks client protocol {}, this dlm_controld {CLIENT_PROTOCOL}",
+        CLIENT_PROTOCOL + 98
+    );
+    assert!(dump.contains(&want), "{dump}");
+    assert!(dump.contains("called before saying Hello"), "{dump}");
     assert_eq!(a.call(3, unlock(lk_a)), Ok(lk_a));
     a.expect_completion(lk_a, Status::Unlock, None);
     let ls = b.query(
@@ -283,8 +308,22 @@ fn unlock(lkid: u32) -> Request {
     }
 }
 
-/// A client speaking raw frames to `d`.
+/// A client speaking raw frames to `d`, Hellos said.
 fn connect(d: &DlmDaemon) -> Client {
+    let mut c = connect_unsaid(d);
+    c.send(&ClientFrame::Hello {
+        protocol: CLIENT_PROTOCOL,
+    });
+    let said = c.wait("the daemon's Hello", |f| match f {
+        DaemonFrame::Hello { protocol } => Some(*protocol),
+        _ => None,
+    });
+    assert_eq!(said, CLIENT_PROTOCOL);
+    c
+}
+
+/// A client connected to `d` that has said nothing yet.
+fn connect_unsaid(d: &DlmDaemon) -> Client {
     let stream =
         UnixStream::connect(d.socket()).unwrap_or_else(|e| panic!("connect: {e}\n{}", d.output()));
     stream
@@ -393,12 +432,14 @@ impl Client {
         assert_eq!(got, (status, mode), "lock {lkid:#x}");
     }
 
-    /// The daemon closes this connection (without a reply).
+    /// The daemon closes this connection (without a reply; its Hello aside).
     fn expect_closed(&mut self) {
         let start = Instant::now();
         while self.pump() {
             assert!(start.elapsed() < LIMIT, "the connection stays open");
         }
+        self.frames
+            .retain(|f| !matches!(f, DaemonFrame::Hello { .. }));
         assert!(
             self.frames.is_empty(),
             "nothing is answered: {:?}",

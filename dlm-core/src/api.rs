@@ -94,13 +94,29 @@ pub enum Query {
 /// call; the answer carries it back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientFrame {
-    Call { req: u64, request: Request },
-    Query { req: u64, query: Query },
+    /// The first frame of every connection, and only that: the client protocol the
+    /// client speaks (see `CLIENT_PROTOCOL` in hydra-dlm's wire module).
+    Hello {
+        protocol: u16,
+    },
+    Call {
+        req: u64,
+        request: Request,
+    },
+    Query {
+        req: u64,
+        query: Query,
+    },
 }
 
 /// Daemon to client, over the unix socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DaemonFrame {
+    /// The first frame the daemon writes on every connection: the client protocol it
+    /// speaks.
+    Hello {
+        protocol: u16,
+    },
     /// The outcome of a `Call`: for Lock, the lock id (the request is then under way and
     /// its completion arrives as a Callback); for the others 0.
     Reply {

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::{Callback, ClientFrame, DaemonFrame, Errno, Request};
 use crate::flags::Flags;
 use crate::fxhash::FxHashMap;
+use crate::wire::CLIENT_PROTOCOL;
 
 use super::completions;
 use super::{Blocked, Completion, EINPROGRESS, EPROTO};
@@ -62,6 +63,8 @@ pub(super) struct Demux {
     /// cannot belong to a reply still to come, and `early` is emptied.
     new_locks: usize,
     closed: Option<Errno>,
+    /// The daemon's Hello arrived (its first frame, and only that).
+    greeted: bool,
 }
 
 impl Demux {
@@ -109,8 +112,43 @@ impl Demux {
         true
     }
 
-    pub fn on_frame(&mut self, frame: DaemonFrame, out: &mut Vec<ClientFrame>) {
+    /// Whether the daemon has said Hello.
+    pub fn greeted(&self) -> bool {
+        self.greeted
+    }
+
+    /// Take one frame from the daemon. `Err` says why the connection cannot go on (a
+    /// daemon of another protocol version).
+    pub fn on_frame(
+        &mut self,
+        frame: DaemonFrame,
+        out: &mut Vec<ClientFrame>,
+    ) -> Result<(), String> {
+        match (self.greeted, &frame) {
+            (false, DaemonFrame::Hello { protocol }) if *protocol == CLIENT_PROTOCOL => {
+                self.greeted = true;
+                return Ok(());
+            }
+            (false, DaemonFrame::Hello { protocol }) => {
+                return Err(format!(
+                    "it speaks client protocol {protocol}, this hydra {CLIENT_PROTOCOL} \
+                     (a dlm_controld of another version: restart it after an upgrade)"
+                ))
+            }
+            (false, _) => {
+                return Err(
+                    "it answered before saying Hello (a dlm_controld older than \
+                     this hydra: restart it after an upgrade)"
+                        .to_string(),
+                )
+            }
+            (true, DaemonFrame::Hello { .. }) => {
+                return Err("it said Hello twice".to_string());
+            }
+            (true, _) => {}
+        }
         match frame {
+            DaemonFrame::Hello { .. } => {} // handled above
             DaemonFrame::Reply { req, result } => self.on_reply(req, result, out),
             DaemonFrame::Text { req, result } => match self.pending.remove(&req) {
                 Some(Pending::Query(tx)) => drop(tx.send(result)),
@@ -123,6 +161,7 @@ impl Demux {
             },
             DaemonFrame::Callback { ls, cb } => self.on_callback(ls, cb),
         }
+        Ok(())
     }
 
     fn fail(&mut self, p: Pending, e: Errno) {

@@ -114,22 +114,20 @@ pub(super) async fn reader(
                         if matches!(frame, DaemonFrame::Reply { .. } | DaemonFrame::Text { .. }) {
                             answered += 1;
                         }
-                        d.on_frame(frame, &mut out);
+                        if let Err(e) = d.on_frame(frame, &mut out) {
+                            break Some(e);
+                        }
                     }
                     Ok(None) => break None,
-                    Err(e) => break Some(e),
+                    // The stream cannot be resynchronised after a frame that does not
+                    // decode.
+                    Err(e) => break Some(format!("it sent a bad frame: {e}")),
                 }
             }
         };
         if let Some(e) = bad {
-            // The stream cannot be resynchronised after a frame that does not decode.
-            shared.close(Errno::new(
-                EPROTO,
-                format!(
-                    "dlm_controld at {} sent a bad frame: {e}",
-                    shared.path.display()
-                ),
-            ));
+            let path = shared.path.display();
+            shared.close(Errno::new(EPROTO, format!("dlm_controld at {path}: {e}")));
             return;
         }
         if !out.is_empty() {
@@ -154,7 +152,12 @@ pub(super) async fn reader(
         };
         match n {
             Ok(0) => {
-                let why = if buf.is_empty() {
+                let why = if !shared.demux().greeted() {
+                    // A daemon older than the Hello refuses ours as an unknown frame.
+                    "dlm_controld closed the connection before saying Hello (if it is \
+                     older than this hydra, restart it after an upgrade)"
+                        .to_string()
+                } else if buf.is_empty() {
                     "dlm_controld closed the connection".to_string()
                 } else {
                     format!(

@@ -123,6 +123,14 @@ impl Client {
             .map_err(|e| Error::io(format!("registering the socket {}", path.display()), e))?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let shared = Arc::new(Shared::new(path, socket.clone()));
+        // Said first, ahead of any call (no wait: the daemon's Hello is checked when
+        // it arrives, before any answer).
+        let hello = ClientFrame::Hello {
+            protocol: crate::wire::CLIENT_PROTOCOL,
+        };
+        shared
+            .send(&[hello])
+            .map_err(|e| Error::Request(e.detail))?;
         tokio::spawn(io::reader(shared.clone(), socket, stop_rx));
         Ok(Client {
             inner: Arc::new(Inner {

@@ -10,12 +10,14 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::api::{Callback, DaemonFrame};
-use crate::wire::{put_frame, take_frame};
+use crate::wire::{put_frame, take_frame, CLIENT_PROTOCOL};
 
 /// The daemon's end of the socket.
 struct Peer {
     s: UnixStream,
     buf: Vec<u8>,
+    /// The client's Hello was read (and checked).
+    heard_hello: bool,
 }
 
 impl Peer {
@@ -23,6 +25,17 @@ impl Peer {
         loop {
             if let Some((f, n)) = take_frame::<ClientFrame>(&self.buf).expect("client frame") {
                 self.buf.drain(..n);
+                if !self.heard_hello {
+                    assert_eq!(
+                        f,
+                        ClientFrame::Hello {
+                            protocol: CLIENT_PROTOCOL
+                        },
+                        "the client's first frame"
+                    );
+                    self.heard_hello = true;
+                    continue;
+                }
                 return f;
             }
             let n = self.s.read_buf(&mut self.buf).await.expect("read");
@@ -56,13 +69,30 @@ impl Peer {
     }
 }
 
+/// A client and a scripted daemon that has said its Hello.
 fn pair() -> (Client, Peer) {
+    let (c, p) = pair_unsaid();
+    let mut hello = Vec::new();
+    put_frame(
+        &DaemonFrame::Hello {
+            protocol: CLIENT_PROTOCOL,
+        },
+        &mut hello,
+    );
+    // An empty socket buffer takes a few bytes at once.
+    assert_eq!(p.s.try_write(&hello).expect("write Hello"), hello.len());
+    (c, p)
+}
+
+/// A client and a scripted daemon that has said nothing.
+fn pair_unsaid() -> (Client, Peer) {
     let (a, b) = UnixStream::pair().expect("socketpair");
     (
         Client::from_stream(a, PathBuf::from("/test/hydra-dlm.sock")).expect("client"),
         Peer {
             s: b,
             buf: Vec::new(),
+            heard_hello: false,
         },
     )
 }
@@ -571,4 +601,74 @@ fn errnos_read_well() {
     );
     assert_eq!(describe(&Errno::new(2, "")), "ENOENT");
     assert_eq!(describe(&Errno::new(4242, "x")), "errno 4242: x");
+}
+
+/// Every call on `c` fails with EPROTO and a message containing `want`.
+async fn refused_with(c: &Client, want: &str) {
+    let e = tokio::time::timeout(Duration::from_secs(5), c.query(Query::Dump))
+        .await
+        .expect("answered in time")
+        .expect_err("refused");
+    assert_eq!(e.code, EPROTO, "{e:?}");
+    assert!(e.detail.contains(want), "{}", e.detail);
+}
+
+#[tokio::test]
+async fn a_daemon_of_another_protocol_version_is_refused_by_name() {
+    let (c, mut p) = pair_unsaid();
+    p.send(&[DaemonFrame::Hello {
+        protocol: CLIENT_PROTOCOL + 1,
+    }])
+    .await;
+    refused_with(
+        &c,
+        &format!(
+            "dlm_controld at /test/hydra-dlm.sock: it speaks client protocol {}, this hydra {CLIENT_PROTOCOL}",
+            CLIENT_PROTOCOL + 1
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_daemon_that_answers_before_its_hello_is_refused() {
+    let (c, mut p) = pair_unsaid();
+    let query = c.query(Query::Dump);
+    let daemon = async {
+        let ClientFrame::Query { req, .. } = p.recv().await else {
+            panic!("expected the query");
+        };
+        p.send(&[DaemonFrame::Text {
+            req,
+            result: Ok("old".into()),
+        }])
+        .await;
+    };
+    let (e, ()) = tokio::join!(query, daemon);
+    let e = e.expect_err("refused");
+    assert!(
+        e.detail.contains("answered before saying Hello"),
+        "{}",
+        e.detail
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_that_closes_before_its_hello_is_named_as_perhaps_older() {
+    let (c, mut p) = pair_unsaid();
+    // As a daemon older than the Hello does: it reads the client's first frames,
+    // refuses the Hello as an unknown frame and closes the connection.
+    let query = c.query(Query::Dump);
+    let daemon = async move {
+        let _query = p.recv().await;
+        drop(p);
+    };
+    let (e, ()) = tokio::join!(query, daemon);
+    let e = e.expect_err("refused");
+    assert!(
+        e.detail
+            .contains("closed the connection before saying Hello"),
+        "{}",
+        e.detail
+    );
 }

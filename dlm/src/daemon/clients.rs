@@ -29,7 +29,7 @@ use crate::fxhash::FxHashMap;
 
 use crate::outbox::{Outbox, OutboxError};
 use crate::socket::Socket;
-use crate::wire::put_frame;
+use crate::wire::{put_frame, CLIENT_PROTOCOL};
 
 use super::framed::FrameReader;
 use super::Event;
@@ -147,6 +147,7 @@ impl Clients {
         let reader = tokio::spawn(async move {
             let mut frames = FrameReader::new();
             let mut rd: &Socket = &rd;
+            let mut hello = Hello::Awaited { pid };
             let error = loop {
                 let next = tokio::select! {
                     next = frames.next::<ClientFrame, _>(&mut rd) => next,
@@ -158,6 +159,9 @@ impl Clients {
                         while let Ok(Ok(Some(frame))) =
                             tokio::time::timeout(now, frames.next::<ClientFrame, _>(&mut rd)).await
                         {
+                            let Ok(Some(frame)) = hello.admit(frame) else {
+                                break;
+                            };
                             let ev = Event::Client(ClientEvent::Frame { client, frame });
                             if events.send(ev).await.is_err() {
                                 break;
@@ -166,8 +170,10 @@ impl Clients {
                         return; // `stop` goes with the task: the drain hears it
                     }
                 };
-                match next {
-                    Ok(Some(frame)) => {
+                match next.map(|f| f.map(|f| hello.admit(f))) {
+                    Ok(Some(Err(e))) => break Some(e),
+                    Ok(Some(Ok(None))) => {}
+                    Ok(Some(Ok(Some(frame)))) => {
                         let ev = Event::Client(ClientEvent::Frame { client, frame });
                         if events.send(ev).await.is_err() {
                             return; // the daemon is stopping
@@ -190,6 +196,21 @@ impl Clients {
                 reader: reader.abort_handle(),
             },
         );
+        // Said first and written at once, whatever the client says: a client of
+        // another version learns which protocol this daemon speaks even when it is
+        // refused (and its connection closed) within the same batch of inputs.
+        let mut hello = Vec::new();
+        put_frame(
+            &DaemonFrame::Hello {
+                protocol: CLIENT_PROTOCOL,
+            },
+            &mut hello,
+        );
+        if let Some(c) = self.conns.get(&client) {
+            // A fresh socket takes a few bytes; a failure means the client is gone
+            // already, which its reader reports.
+            let _ = c.out.push(&hello);
+        }
         Ok(client)
     }
 
@@ -240,6 +261,40 @@ impl Clients {
     /// The process id of a connected client (0 if unknown).
     pub fn pid(&self, client: ClientId) -> u32 {
         self.conns.get(&client).map_or(0, |c| c.pid)
+    }
+}
+
+/// Where a connection is with its Hello (the first frame, and only that).
+enum Hello {
+    Awaited { pid: u32 },
+    Said,
+}
+
+impl Hello {
+    /// The frame to hand on (`None`: the Hello itself), or why the connection is
+    /// refused.
+    fn admit(&mut self, frame: ClientFrame) -> std::result::Result<Option<ClientFrame>, String> {
+        match (&*self, frame) {
+            (Hello::Awaited { .. }, ClientFrame::Hello { protocol })
+                if protocol == CLIENT_PROTOCOL =>
+            {
+                *self = Hello::Said;
+                Ok(None)
+            }
+            (Hello::Awaited { pid }, ClientFrame::Hello { protocol }) => Err(format!(
+                "process {pid} speaks client protocol {protocol}, this dlm_controld \
+                 {CLIENT_PROTOCOL} (a hydra of another version; restart dlm_controld \
+                 after an upgrade): refused"
+            )),
+            (Hello::Awaited { pid }, _) => Err(format!(
+                "process {pid} called before saying Hello (a hydra client older than this \
+                 dlm_controld?): refused"
+            )),
+            (Hello::Said, ClientFrame::Hello { .. }) => {
+                Err("a second Hello on the connection: refused".to_string())
+            }
+            (Hello::Said, frame) => Ok(Some(frame)),
+        }
     }
 }
 

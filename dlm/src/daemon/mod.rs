@@ -478,6 +478,8 @@ impl Daemon {
     fn event(&mut self, ev: Event) -> Result<()> {
         match ev {
             Event::Client(ClientEvent::Frame { client, frame }) => match frame {
+                // The reader checks a connection's Hello and never hands it on.
+                ClientFrame::Hello { .. } => {}
                 // A lockspace joined now would be left behind by the exiting daemon.
                 ClientFrame::Call {
                     req,

@@ -5,9 +5,17 @@ use super::codec::{put_ls, put_name, put_text, Codec, Reader};
 use crate::api::{Callback, ClientFrame, DaemonFrame, Errno, Query, Request};
 use crate::Result;
 
+/// The Hello's tag, the same in every version of the protocol (tag 0 and a `u16`), so
+/// that two versions can always tell each other which they speak.
+const HELLO_TAG: u8 = 0;
+
 impl Codec for ClientFrame {
     fn put(&self, out: &mut Vec<u8>) {
         match self {
+            ClientFrame::Hello { protocol } => {
+                out.push(HELLO_TAG);
+                protocol.put(out);
+            }
             ClientFrame::Call { req, request } => {
                 out.push(1);
                 req.put(out);
@@ -24,6 +32,11 @@ impl Codec for ClientFrame {
     fn get(r: &mut Reader<'_>, _field: &str) -> Result<Self> {
         let (tag, at) = r.tag()?;
         match tag {
+            HELLO_TAG => r.within("Hello", |r| {
+                Ok(ClientFrame::Hello {
+                    protocol: r.get("protocol")?,
+                })
+            }),
             1 => r.within("Call", |r| {
                 Ok(ClientFrame::Call {
                     req: r.get("req")?,
@@ -192,6 +205,10 @@ impl Codec for Query {
 impl Codec for DaemonFrame {
     fn put(&self, out: &mut Vec<u8>) {
         match self {
+            DaemonFrame::Hello { protocol } => {
+                out.push(HELLO_TAG);
+                protocol.put(out);
+            }
             DaemonFrame::Reply { req, result } => {
                 out.push(1);
                 req.put(out);
@@ -213,6 +230,11 @@ impl Codec for DaemonFrame {
     fn get(r: &mut Reader<'_>, _field: &str) -> Result<Self> {
         let (tag, at) = r.tag()?;
         match tag {
+            HELLO_TAG => r.within("Hello", |r| {
+                Ok(DaemonFrame::Hello {
+                    protocol: r.get("protocol")?,
+                })
+            }),
             1 => r.within("Reply", |r| {
                 Ok(DaemonFrame::Reply {
                     req: r.get("req")?,

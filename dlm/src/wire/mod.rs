@@ -85,6 +85,14 @@ pub fn take_frame<T: Wire>(buf: &[u8]) -> Result<Option<(T, usize)>> {
 /// misread each other's lock traffic.
 pub const PROTOCOL: u16 = 2;
 
+/// The version of the client protocol on the daemon's unix socket (`ClientFrame`,
+/// `DaemonFrame`). Each side says it first ([`ClientFrame::Hello`],
+/// [`DaemonFrame::Hello`]); a client library or `dlm_tool` of another hydra version
+/// than the running dlm_controld (an upgrade installed, the daemon not restarted) is
+/// refused by name on both sides instead of misreading frames, as the kernel refuses a
+/// libdlm whose `DLM_DEVICE_VERSION` major differs.
+pub const CLIENT_PROTOCOL: u16 = 1;
+
 /// A bit of a client call's `req` (the client numbers its calls from 1 and never comes
 /// near it): "answer this Lock or Unlock together with the lock's next completion". A
 /// caller that waits for the completion anyway (`lock_wait`, `unlock_wait`) then wakes

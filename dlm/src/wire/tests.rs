@@ -213,14 +213,18 @@ fn queries() -> Vec<Query> {
 }
 
 fn client_frames() -> Vec<ClientFrame> {
-    let mut v: Vec<ClientFrame> = requests()
-        .into_iter()
-        .enumerate()
-        .map(|(i, request)| ClientFrame::Call {
-            req: i as u64 + 1,
-            request,
-        })
-        .collect();
+    let mut v = vec![ClientFrame::Hello {
+        protocol: CLIENT_PROTOCOL,
+    }];
+    v.extend(
+        requests()
+            .into_iter()
+            .enumerate()
+            .map(|(i, request)| ClientFrame::Call {
+                req: i as u64 + 1,
+                request,
+            }),
+    );
     v.extend(queries().into_iter().map(|query| ClientFrame::Query {
         req: u64::MAX,
         query,
@@ -260,6 +264,7 @@ fn callbacks() -> Vec<Callback> {
 
 fn daemon_frames() -> Vec<DaemonFrame> {
     let mut v = vec![
+        DaemonFrame::Hello { protocol: 7 },
         DaemonFrame::Reply {
             req: 1,
             result: Ok(0x0001_0003),
@@ -563,4 +568,16 @@ fn a_full_recovery_chunk_fits_a_cpg_message() {
     }
     .encode(&mut bytes);
     assert!(bytes.len() < 768 * 1024, "{} bytes", bytes.len());
+}
+
+/// The Hello is tag 0 and a big-endian u16 in both directions, in every version: what
+/// lets two versions tell each other which they speak.
+#[test]
+fn the_hellos_keep_their_bytes() {
+    assert_eq!(
+        bytes(&ClientFrame::Hello { protocol: 0x0102 }),
+        bytes(&DaemonFrame::Hello { protocol: 0x0102 })
+    );
+    let b = bytes(&ClientFrame::Hello { protocol: 0x0102 });
+    assert_eq!(&b[b.len() - 3..], &[0, 1, 2], "{b:?}");
 }
