@@ -233,17 +233,45 @@ fn one_node_locks_over_the_socket() {
     );
     // SIGTERM drains: a query the client sent before it is still answered, then the
     // connection ends; the socket takes no new clients meanwhile.
+    // A client that says its Hello together with a query just before the SIGTERM is
+    // answered too (its frames may be read by the drain).
+    let mut e = connect_unsaid(&daemon);
+    e.wait("the daemon's Hello", |f| match f {
+        DaemonFrame::Hello { .. } => Some(()),
+        _ => None,
+    });
+    let mut hello_and_query = Vec::new();
+    put_frame(
+        &ClientFrame::Hello {
+            protocol: CLIENT_PROTOCOL,
+        },
+        &mut hello_and_query,
+    );
+    put_frame(
+        &ClientFrame::Query {
+            req: 1,
+            query: Query::Dump,
+        },
+        &mut hello_and_query,
+    );
     a.send(&ClientFrame::Query {
         req: 10,
         query: Query::Status { verbose: false },
     });
+    e.stream.write_all(&hello_and_query).unwrap();
     signal(daemon.pid(), "TERM");
     let status_text = a.wait("the status sent before SIGTERM", |f| match f {
         DaemonFrame::Text { req: 10, result } => Some(result.clone()),
         _ => None,
     });
     assert!(status_text.is_ok(), "{status_text:?}");
+    let dump = e.wait("the dump asked with the Hello", |f| match f {
+        DaemonFrame::Text { req: 1, result } => Some(result.clone()),
+        _ => None,
+    });
+    assert!(dump.is_ok(), "{dump:?}");
     a.expect_closed();
+    e.expect_closed();
     let status = daemon.wait_gone(LIMIT);
     assert!(
         status.success(),

@@ -159,8 +159,10 @@ impl Clients {
                         while let Ok(Ok(Some(frame))) =
                             tokio::time::timeout(now, frames.next::<ClientFrame, _>(&mut rd)).await
                         {
-                            let Ok(Some(frame)) = hello.admit(frame) else {
-                                break;
+                            let frame = match hello.admit(frame) {
+                                Ok(Some(frame)) => frame,
+                                Ok(None) => continue, // its Hello
+                                Err(_) => break,      // refused: nothing more is read
                             };
                             let ev = Event::Client(ClientEvent::Frame { client, frame });
                             if events.send(ev).await.is_err() {
@@ -304,5 +306,48 @@ impl Drop for Clients {
             c.reader.abort();
         }
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Query;
+
+    fn query() -> ClientFrame {
+        ClientFrame::Query {
+            req: 1,
+            query: Query::Dump,
+        }
+    }
+
+    #[test]
+    fn a_connection_says_hello_first_and_once() {
+        let hello = ClientFrame::Hello {
+            protocol: CLIENT_PROTOCOL,
+        };
+        let mut h = Hello::Awaited { pid: 42 };
+        assert_eq!(
+            h.admit(hello.clone()),
+            Ok(None),
+            "the Hello is not handed on"
+        );
+        assert_eq!(h.admit(query()), Ok(Some(query())));
+        let e = h.admit(hello).unwrap_err();
+        assert!(e.contains("a second Hello"), "{e}");
+
+        let e = Hello::Awaited { pid: 42 }.admit(query()).unwrap_err();
+        assert!(e.contains("process 42 called before saying Hello"), "{e}");
+        let other = ClientFrame::Hello {
+            protocol: CLIENT_PROTOCOL + 1,
+        };
+        let e = Hello::Awaited { pid: 42 }.admit(other).unwrap_err();
+        assert!(
+            e.contains(&format!(
+                "process 42 speaks client protocol {}, this dlm_controld {CLIENT_PROTOCOL}",
+                CLIENT_PROTOCOL + 1
+            )),
+            "{e}"
+        );
     }
 }
