@@ -146,17 +146,12 @@ impl<W: WriteHalf> Outbox<W> {
         }
         let mut rest = bytes;
         if !s.busy && s.pending.is_empty() && !s.corked {
-            loop {
-                match self.w.try_write(rest) {
-                    Ok(n) if n == rest.len() => return Ok(()),
-                    Ok(n) => rest = &rest[n..],
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let e = format!("write failed: {e}");
-                        s.failed = Some(e.clone());
-                        return Err(OutboxError::Broken(e));
-                    }
+            match self.write_now(rest) {
+                Ok(n) if n == rest.len() => return Ok(()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) => {
+                    s.failed = Some(e.clone());
+                    return Err(OutboxError::Broken(e));
                 }
             }
         }
@@ -176,6 +171,21 @@ impl<W: WriteHalf> Outbox<W> {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Write as much of `bytes` as the socket takes now, without waiting: how much it
+    /// took, or why the connection is broken.
+    fn write_now(&self, bytes: &[u8]) -> Result<usize, String> {
+        let mut off = 0;
+        while off < bytes.len() {
+            match self.w.try_write(&bytes[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write failed: {e}")),
+            }
+        }
+        Ok(off)
     }
 
     /// Hold what is pushed from now on until [`uncork`](Self::uncork). Returns whether
@@ -199,22 +209,17 @@ impl<W: WriteHalf> Outbox<W> {
             // The writer task takes `pending` when it is done with what it holds.
             return;
         }
-        let mut off = 0;
-        while off < s.pending.len() {
-            match self.w.try_write(&s.pending[off..]) {
-                Ok(n) => off += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // The next push reports it; the reader sees the connection end.
-                    s.failed = Some(format!("write failed: {e}"));
-                    s.pending.clear();
-                    drop(s);
-                    self.idle.notify_waiters();
-                    return;
-                }
+        let off = match self.write_now(&s.pending) {
+            Ok(n) => n,
+            Err(e) => {
+                // The next push reports it; the reader sees the connection end.
+                s.failed = Some(e);
+                s.pending.clear();
+                drop(s);
+                self.idle.notify_waiters();
+                return;
             }
-        }
+        };
         s.pending.drain(..off);
         let rest = !s.pending.is_empty();
         drop(s);

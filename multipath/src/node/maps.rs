@@ -111,6 +111,12 @@ pub fn path_name(sid: u32, lun: u64) -> String {
     format!("s{sid}l{lun}")
 }
 
+/// Whether `name` is the path of LUN `lun` of session `sid`: its name (`s1l0`) or its
+/// H:C:T:L (`1:0:0:0`).
+pub(super) fn names_path(name: &str, sid: u32, lun: u64) -> bool {
+    path_name(sid, lun) == name || format!("{sid}:0:0:{lun}") == name
+}
+
 fn load_state(opts: &NodeOptions) -> Result<State> {
     let loaded = Config::load(&opts.config_file, &opts.config_dir)?;
     for w in &loaded.warnings {
@@ -606,12 +612,7 @@ impl Node {
         if st.find(name).is_some() {
             return Ok(());
         }
-        let wwid = st
-            .bindings
-            .wwid_of(name)
-            .or_else(|| st.config.wwid_of_alias(name))
-            .unwrap_or(name)
-            .to_string();
+        let wwid = st.wwid_of_alias(name).to_string();
         st.forced.insert(wwid.clone());
         st.flushed.remove(&wwid);
         self.reconcile_locked(&mut st).await;
@@ -673,9 +674,18 @@ impl State {
         self.maps.values().find_map(|m| {
             m.paths
                 .iter()
-                .find(|(_, p)| p.name == name || format!("{}:0:0:{}", p.sid, p.lun) == name)
+                .find(|(_, p)| names_path(name, p.sid, p.lun))
                 .map(|(id, _)| (m, *id))
         })
+    }
+
+    /// The WWID an alias of the bindings file or of a `multipaths` entry names, else
+    /// `name` itself taken as a WWID (`add map`, `multipath -a`).
+    pub(super) fn wwid_of_alias<'a>(&'a self, name: &'a str) -> &'a str {
+        self.bindings
+            .wwid_of(name)
+            .or_else(|| self.config.wwid_of_alias(name))
+            .unwrap_or(name)
     }
 }
 

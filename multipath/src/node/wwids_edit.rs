@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use super::maps::{path_name, Node, State};
+use super::maps::{names_path, Node, State};
 use crate::wwids::Wwids;
 
 impl Node {
@@ -47,23 +47,15 @@ impl Node {
         if let Some(m) = st.find(dev) {
             return m.wwid.clone();
         }
-        if let Some((m, _)) = st.find_path(dev) {
-            return m.wwid.clone();
-        }
+        // Every session LUN, mapped or not.
         for e in self.iscsid().registry().sessions() {
             for lun in e.luns() {
-                let named =
-                    path_name(e.sid, lun.lun) == dev || format!("{}:0:0:{}", e.sid, lun.lun) == dev;
-                if let (true, Some(w)) = (named, lun.wwid) {
+                if let (true, Some(w)) = (names_path(dev, e.sid, lun.lun), lun.wwid) {
                     return w;
                 }
             }
         }
-        st.bindings
-            .wwid_of(dev)
-            .or_else(|| st.config.wwid_of_alias(dev))
-            .unwrap_or(dev)
-            .to_string()
+        st.wwid_of_alias(dev).to_string()
     }
 }
 
